@@ -1,0 +1,75 @@
+// Package admin is canaryd's control API: the same HTTP+JSON endpoints on
+// the unix socket canaryctl uses and on the optional admin TCP listener, and
+// the client canaryctl calls them with.
+package admin
+
+import "context"
+
+// Status is the body of GET /v1/status and of `canaryctl status --json`.
+// The field names are part of the user-facing contract.
+type Status struct {
+	State         string     `json:"state"` // stable | canary | rolled_back | promoted
+	CanaryVersion string     `json:"canary_version"`
+	CanaryPercent float64    `json:"canary_percent"`
+	LEDs          LEDs       `json:"leds"`
+	Config        ConfigInfo `json:"config"`
+	Upstreams     []Upstream `json:"upstreams"`
+
+	// Beyond the contract.
+	Version   string `json:"daemon_version"`    // canaryd's build version
+	Listen    string `json:"listen"`            // the proxy's bound address
+	Latch     *Latch `json:"latch,omitempty"`   // why and when rolled back or promoted
+	GPIO      string `json:"gpio"`              // periph | sim | off
+	StartedAt string `json:"started_at"`        // RFC 3339
+	Paused    bool   `json:"paused,omitempty"`  // a progressive rollout held by pause
+	Message   string `json:"message,omitempty"` // a one-line summary for humans
+}
+
+// LEDs are the lights as they show now.
+type LEDs struct {
+	Status string `json:"status"` // green | green-blink | off
+	Canary string `json:"canary"` // off | green | red | red-blink
+}
+
+// ConfigInfo describes the running configuration.
+type ConfigInfo struct {
+	Generation uint64   `json:"generation"`
+	Error      string   `json:"error"` // the last rejected config, "" when the directory is valid
+	Dir        string   `json:"dir"`
+	Files      []string `json:"files"`
+}
+
+// Upstream is one backend as the status shows it.
+type Upstream struct {
+	Name     string `json:"name"`
+	Role     string `json:"role"`
+	URL      string `json:"url"`
+	Weight   int    `json:"weight"`
+	Requests uint64 `json:"requests"`
+	Errors   uint64 `json:"errors"`
+	Healthy  bool   `json:"healthy"`
+	InFlight int64  `json:"in_flight"`
+}
+
+// Latch is the persisted rollback or promotion.
+type Latch struct {
+	State   string `json:"state"`   // rolled_back | promoted
+	Version string `json:"version"` // the canary.version it applies to
+	Cause   string `json:"cause"`   // command | button | auto | api
+	At      string `json:"at"`      // RFC 3339
+}
+
+// Controller is what the API drives: the running daemon. Every method
+// returns once the change has taken effect. An error is a refusal the
+// operator can act on (its text is shown to them as it is).
+type Controller interface {
+	Status() Status
+	Rollback(ctx context.Context, cause string) error
+	Resume(ctx context.Context, cause string) error
+	Promote(ctx context.Context, cause string) error
+	Pause(ctx context.Context) error
+	Reload(ctx context.Context) error
+	// Button presses the button through the same debounce path as the
+	// real one; long is a press of 3 s or more.
+	Button(ctx context.Context, long bool) error
+}

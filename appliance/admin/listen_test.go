@@ -1,0 +1,137 @@
+package admin_test
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/canary-pi/canary-pi/appliance/admin"
+	"github.com/canary-pi/canary-pi/appliance/admin/admintest"
+)
+
+func TestListenUnixCreatesTheDirAndAGroupSocket(t *testing.T) {
+	path := filepath.Join(filepath.Dir(admintest.SocketPath(t)), "run", "admin.sock")
+	ln, err := admin.ListenUnix(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		t.Errorf("%s is %v, want a socket", path, fi.Mode())
+	}
+	if perm := fi.Mode().Perm(); perm != 0o660 {
+		t.Errorf("socket mode = %o, want 660", perm)
+	}
+}
+
+func TestClosingTheListenerRemovesTheSocket(t *testing.T) {
+	path := admintest.SocketPath(t)
+	ln, err := admin.ListenUnix(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("after Close, Lstat(%s) = %v, want not exist", path, err)
+	}
+}
+
+func TestListenUnixReplacesAStaleSocket(t *testing.T) {
+	path := admintest.SocketPath(t)
+	// A daemon killed with SIGKILL leaves its socket file behind.
+	dead, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead.SetUnlinkOnClose(false)
+	dead.Close()
+
+	ln, err := admin.ListenUnix(path)
+	if err != nil {
+		t.Fatalf("ListenUnix over a stale socket: %v", err)
+	}
+	defer ln.Close()
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("the new socket does not answer: %v", err)
+	}
+	conn.Close()
+}
+
+func TestListenUnixRefusesALiveSocket(t *testing.T) {
+	path := admintest.SocketPath(t)
+	first, err := admin.ListenUnix(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+
+	second, err := admin.ListenUnix(path)
+	if err == nil {
+		second.Close()
+		t.Fatal("a second ListenUnix on a live socket succeeded")
+	}
+	if want := "another canaryd is already serving " + path; err.Error() != want {
+		t.Errorf("err = %q, want %q", err, want)
+	}
+	if conn, err := net.Dial("unix", path); err != nil {
+		t.Errorf("the first daemon lost its socket: %v", err)
+	} else {
+		conn.Close()
+	}
+}
+
+func TestListenUnixLeavesOtherFilesAlone(t *testing.T) {
+	path := admintest.SocketPath(t)
+	if err := os.WriteFile(path, []byte("not a socket"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := admin.ListenUnix(path)
+	if err == nil {
+		ln.Close()
+		t.Fatal("ListenUnix replaced a regular file")
+	}
+	if !strings.Contains(err.Error(), "not a socket") {
+		t.Errorf("err = %q, want it to say the file is not a socket", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "not a socket" {
+		t.Errorf("the file was changed to %q", b)
+	}
+}
+
+func TestClientReportsAnUnreachableDaemon(t *testing.T) {
+	stale := admintest.SocketPath(t)
+	dead, err := net.ListenUnix("unix", &net.UnixAddr{Name: stale, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead.SetUnlinkOnClose(false)
+	dead.Close()
+
+	tests := []struct {
+		name, socket, reason string
+	}{
+		{"no socket", admintest.SocketPath(t), "no such file or directory"},
+		{"nothing listening", stale, "connection refused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := admin.NewClient(tt.socket).Status(context.Background())
+			if !errors.Is(err, admin.ErrUnreachable) {
+				t.Fatalf("err = %v, want ErrUnreachable", err)
+			}
+			if want := "cannot reach canaryd at " + tt.socket + ": " + tt.reason; err.Error() != want {
+				t.Errorf("err = %q, want %q", err, want)
+			}
+		})
+	}
+}

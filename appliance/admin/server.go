@@ -1,0 +1,225 @@
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// HandlerOptions says which listener a Handler serves.
+type HandlerOptions struct {
+	// Cause is recorded with rollbacks, resumes and promotions made through
+	// this handler: "command" on the unix socket, "api" on the TCP listener.
+	Cause string
+	// Token, when set, must come as "Authorization: Bearer <token>" with
+	// every request that changes something. Reading stays open. The unix
+	// socket leaves it empty: its file permissions decide who may connect.
+	Token string
+}
+
+// Handler serves the admin API. More routes (the status page, /metrics)
+// are mounted with Handle and HandleFunc and get the same protection: any
+// request that is not GET, HEAD or OPTIONS must pass the token and the
+// cross-origin checks.
+type Handler struct {
+	mux   *http.ServeMux
+	ctl   Controller
+	opts  HandlerOptions
+	csrf  *http.CrossOriginProtection
+	token []byte // "Bearer <token>", or nil when open
+}
+
+// NewHandler returns the admin API driving c.
+func NewHandler(c Controller, opts HandlerOptions) *Handler {
+	h := &Handler{
+		mux:  http.NewServeMux(),
+		ctl:  c,
+		opts: opts,
+		csrf: http.NewCrossOriginProtection(),
+	}
+	if opts.Token != "" {
+		h.token = []byte("Bearer " + opts.Token)
+	}
+	h.mux.HandleFunc("GET /v1/status", h.status)
+	h.mux.HandleFunc("POST /v1/rollback", h.command(func(ctx context.Context) error {
+		return c.Rollback(ctx, opts.Cause)
+	}))
+	h.mux.HandleFunc("POST /v1/resume", h.command(func(ctx context.Context) error {
+		return c.Resume(ctx, opts.Cause)
+	}))
+	h.mux.HandleFunc("POST /v1/promote", h.command(func(ctx context.Context) error {
+		return c.Promote(ctx, opts.Cause)
+	}))
+	h.mux.HandleFunc("POST /v1/pause", h.command(func(ctx context.Context) error {
+		return c.Pause(ctx)
+	}))
+	h.mux.HandleFunc("POST /v1/reload", h.command(func(ctx context.Context) error {
+		return c.Reload(ctx)
+	}))
+	h.mux.HandleFunc("POST /v1/button", h.button)
+	return h
+}
+
+// Handle mounts another route, with http.ServeMux patterns. A page at the
+// root should use "GET /{$}" so that unknown paths keep answering 404.
+func (h *Handler) Handle(pattern string, handler http.Handler) { h.mux.Handle(pattern, handler) }
+
+// HandleFunc mounts another route, like Handle.
+func (h *Handler) HandleFunc(pattern string, handler func(http.ResponseWriter, *http.Request)) {
+	h.mux.HandleFunc(pattern, handler)
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := h.mux.Handler(r); pattern == "" {
+		// No route: the mux knows whether that is 404 or 405 (and the Allow
+		// header); only its plain-text body is replaced, so that clients
+		// always get {"error": ...}.
+		h.mux.ServeHTTP(&jsonError{ResponseWriter: w, req: r}, r)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions {
+		// Cross-origin first: a page elsewhere that a logged-in browser
+		// visits must not change anything, token or not.
+		if err := h.csrf.Check(r); err != nil {
+			writeError(w, http.StatusForbidden, "cross-origin request refused: changes come from canaryctl or the status page itself")
+			return
+		}
+		if h.token != nil && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), h.token) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="canaryd"`)
+			writeError(w, http.StatusUnauthorized, "this admin listener needs \"Authorization: Bearer <token>\" (the token in [admin] token_file) for changes")
+			return
+		}
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+func (h *Handler) status(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, h.ctl.Status())
+}
+
+// command wraps a mutation: the request body, if any, is ignored (every
+// command is fully named by its path), and the answer is the status after
+// the change so that the caller sees its effect without a second request.
+func (h *Handler) command(do func(context.Context) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := do(r.Context()); err != nil {
+			writeError(w, http.StatusConflict, oneLine(err.Error()))
+			return
+		}
+		writeJSON(w, http.StatusOK, h.ctl.Status())
+	}
+}
+
+func (h *Handler) button(w http.ResponseWriter, r *http.Request) {
+	long := false
+	if v := r.URL.Query().Get("long"); v != "" {
+		var err error
+		if long, err = strconv.ParseBool(v); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("long=%q: want 1 or 0", v))
+			return
+		}
+	}
+	h.command(func(ctx context.Context) error {
+		return h.ctl.Button(ctx, long)
+	})(w, r)
+}
+
+// errorBody is every error answer: one line the operator can act on.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	// The status changes from one moment to the next; a cached copy is a
+	// wrong copy.
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	// A failed write means the client is gone; there is no one to tell.
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, reason string) {
+	writeJSON(w, code, errorBody{Error: reason})
+}
+
+// oneLine folds a multi-line refusal (several config errors, say) into the
+// single line canaryctl prints.
+func oneLine(s string) string {
+	return strings.ReplaceAll(strings.TrimSpace(s), "\n", "; ")
+}
+
+// jsonError turns the ServeMux's own 404 and 405 answers into errorBody.
+type jsonError struct {
+	http.ResponseWriter
+	req   *http.Request
+	wrote bool
+}
+
+func (w *jsonError) WriteHeader(code int) {
+	if w.wrote {
+		return
+	}
+	w.wrote = true
+	reason := http.StatusText(code)
+	switch code {
+	case http.StatusNotFound:
+		reason = fmt.Sprintf("no such endpoint: %s %s", w.req.Method, w.req.URL.Path)
+	case http.StatusMethodNotAllowed:
+		reason = fmt.Sprintf("%s %s: method not allowed (allowed: %s)", w.req.Method, w.req.URL.Path, w.Header().Get("Allow"))
+	}
+	writeError(w.ResponseWriter, code, reason)
+}
+
+// Write drops the mux's plain-text message: WriteHeader wrote the JSON one.
+func (w *jsonError) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return len(p), nil
+}
+
+// Serve answers requests on ln with h until ctx is done, then lets the
+// requests in progress finish (for up to five seconds) and returns nil. An
+// error means the listener failed.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{
+		Handler: h,
+		// The admin API is small and local; anything slower than these is
+		// a stuck or hostile client holding a connection open.
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		// Generous: a command answers only once the daemon has acted, and a
+		// reload reads the config directory first.
+		WriteTimeout:   60 * time.Second,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 16 << 10,
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		// Stragglers past the grace period are cut off; that is the point
+		// of having one.
+		_ = srv.Close()
+	}
+	if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,111 @@
+// Package config reads canaryd's configuration directory into one validated,
+// immutable Config. A directory that does not validate yields an error naming
+// the file and line to fix, and no Config: callers keep the one they had.
+package config
+
+import (
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// Role says which side of the release an upstream is on.
+type Role string
+
+const (
+	Stable Role = "stable"
+	Canary Role = "canary"
+)
+
+// Config is a complete, validated configuration. It is never modified after
+// Load returns it; a reload builds a new one.
+type Config struct {
+	Proxy     Proxy
+	Admin     Admin
+	Upstreams []Upstream
+	Canary    CanaryPolicy
+	GPIO      GPIO
+	// Files are the config files that were merged, in the order read.
+	Files []string
+}
+
+// Proxy is the public side of the appliance.
+type Proxy struct {
+	Listen string // required, host:port
+
+	// Timeouts toward upstreams and clients. Zero never occurs after Load:
+	// every one has a default.
+	ConnectTimeout time.Duration // dialing an upstream (default 5s)
+	HeaderTimeout  time.Duration // waiting for an upstream's response headers (default 60s)
+	IdleTimeout    time.Duration // an idle client keep-alive connection (default 75s)
+	UpstreamIdle   time.Duration // an idle pooled upstream connection (default 60s)
+	// MaxIdlePerUpstream bounds the keep-alive pool of each upstream (default 32).
+	MaxIdlePerUpstream int
+	AccessLog          bool // one log entry per proxied request (default off)
+}
+
+// Admin is where canaryctl and the status page reach the daemon.
+type Admin struct {
+	Socket    string // unix socket path (default /run/canaryd/admin.sock)
+	Listen    string // optional TCP listener for the status page and /metrics; "" disables
+	TokenFile string // resolved to an absolute path; "" means no token
+}
+
+// Upstream is one backend server.
+type Upstream struct {
+	Name        string
+	URL         *url.URL // scheme http or https, host:port, no path
+	Weight      int      // 0 means off
+	Role        Role
+	MaxFails    int           // 0 disables failure accounting, as in nginx
+	FailTimeout time.Duration // default 10s
+	Pos         Pos           // where the [[upstream]] entry starts
+}
+
+// CanaryPolicy is the [canary] section.
+type CanaryPolicy struct {
+	Version        string
+	ErrorRate      float64       // default 0.05
+	MinRequests    int           // default 20
+	Window         time.Duration // default 30s
+	AutoRollback   bool
+	Steps          []float64 // percent of traffic to the canary, ascending
+	StepInterval   time.Duration
+	StickyHeader   string
+	StickyCookie   string
+	Promote        string // "manual" (default) or "auto"
+	OverrideHeader string
+}
+
+// GPIO names the header pins, as periph names them ("GPIO17"). An empty
+// name means that part is not wired.
+type GPIO struct {
+	StatusLED   string
+	CanaryGreen string
+	CanaryRed   string
+	Button      string
+}
+
+// Pos is a place in a config file, for error messages.
+type Pos struct {
+	File string // base name of the file
+	Line int    // 1-based; 0 when the problem is a key missing from the whole file
+}
+
+// String formats p as "file:line", or just "file" when the line is unknown.
+func (p Pos) String() string {
+	if p.Line == 0 {
+		return p.File
+	}
+	return p.File + ":" + strconv.Itoa(p.Line)
+}
+
+// HasCanary reports whether any canary upstream is configured.
+func (c *Config) HasCanary() bool {
+	for _, u := range c.Upstreams {
+		if u.Role == Canary {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,643 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writeDir creates a config directory holding files (name -> contents).
+// Names may contain a slash to create a file in a subdirectory.
+func writeDir(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, text := range files {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+// contractExample is the config from CONTRACT.md, comments and all.
+const contractExample = `[proxy]
+listen = "127.0.0.1:8080"     # the public side
+
+[admin]
+socket = "/run/canaryd/admin.sock"   # canaryctl talks here (HTTP over a unix socket)
+listen = "127.0.0.1:9090"            # optional: status page and /metrics; loopback by default
+# token_file = "admin.token"         # required for mutations on a non-loopback listen
+
+[[upstream]]
+name = "w1"
+url = "http://127.0.0.2:8001"
+weight = 10
+role = "stable"                  # "stable" or "canary"
+# max_fails = 1                  # as nginx: failures within fail_timeout that take it out
+# fail_timeout = "10s"
+
+[[upstream]]
+name = "w2"
+url = "http://127.0.0.3:8002"
+weight = 5
+role = "canary"
+
+[canary]
+version = "v2"                   # the release's identity; a new value re-arms after a rollback
+error_rate = 0.05                # canary 5xx/connect-error share that turns the light red
+min_requests = 20                # fewer canary requests in the window: no verdict yet
+window = "30s"
+auto_rollback = false            # true: a red verdict rolls back by itself
+# steps = [1, 5, 25, 50]         # optional progressive rollout, percent of traffic to canary
+# step_interval = "5m"
+# sticky_header = "X-User-ID"    # optional: one user stays on one version
+# sticky_cookie = "uid"
+# promote = "manual"             # or "auto": promote after the last step
+# override_header = "X-Canary"   # optional: "always" / "never" for testers
+
+[gpio]
+status_led = "GPIO22"
+canary_green = "GPIO27"
+canary_red = "GPIO17"
+button = "GPIO23"                # to ground, internal pull-up, active low
+`
+
+// minimal is the least a directory must say.
+const minimal = `[proxy]
+listen = ":8080"
+
+[[upstream]]
+name = "w1"
+url = "http://10.0.0.1:8001"
+role = "stable"
+`
+
+func TestLoadReadsTheContractExample(t *testing.T) {
+	dir := writeDir(t, map[string]string{"canaryd.toml": contractExample})
+	got, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		Proxy: Proxy{
+			Listen:             "127.0.0.1:8080",
+			ConnectTimeout:     5 * time.Second,
+			HeaderTimeout:      60 * time.Second,
+			IdleTimeout:        75 * time.Second,
+			UpstreamIdle:       60 * time.Second,
+			MaxIdlePerUpstream: 32,
+		},
+		Admin: Admin{Socket: "/run/canaryd/admin.sock", Listen: "127.0.0.1:9090"},
+		Upstreams: []Upstream{
+			{Name: "w1", URL: mustURL("http://127.0.0.2:8001"), Weight: 10, Role: Stable, MaxFails: 1, FailTimeout: 10 * time.Second, Pos: Pos{"canaryd.toml", 9}},
+			{Name: "w2", URL: mustURL("http://127.0.0.3:8002"), Weight: 5, Role: Canary, MaxFails: 1, FailTimeout: 10 * time.Second, Pos: Pos{"canaryd.toml", 17}},
+		},
+		Canary: CanaryPolicy{Version: "v2", ErrorRate: 0.05, MinRequests: 20, Window: 30 * time.Second, Promote: "manual"},
+		GPIO:   GPIO{StatusLED: "GPIO22", CanaryGreen: "GPIO27", CanaryRed: "GPIO17", Button: "GPIO23"},
+		Files:  []string{filepath.Join(dir, "canaryd.toml")},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Load:\n got %+v\nwant %+v", got, want)
+	}
+	if !got.HasCanary() {
+		t.Error("HasCanary() = false, want true")
+	}
+}
+
+func TestLoadFillsDefaults(t *testing.T) {
+	dir := writeDir(t, map[string]string{"canaryd.toml": minimal})
+	got, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		Proxy: Proxy{
+			Listen:             ":8080",
+			ConnectTimeout:     5 * time.Second,
+			HeaderTimeout:      60 * time.Second,
+			IdleTimeout:        75 * time.Second,
+			UpstreamIdle:       60 * time.Second,
+			MaxIdlePerUpstream: 32,
+		},
+		Admin: Admin{Socket: "/run/canaryd/admin.sock", Listen: "127.0.0.1:9090"},
+		Upstreams: []Upstream{
+			{Name: "w1", URL: mustURL("http://10.0.0.1:8001"), Weight: 1, Role: Stable, MaxFails: 1, FailTimeout: 10 * time.Second, Pos: Pos{"canaryd.toml", 4}},
+		},
+		Canary: CanaryPolicy{ErrorRate: 0.05, MinRequests: 20, Window: 30 * time.Second, Promote: "manual"},
+		GPIO:   GPIO{StatusLED: "GPIO22", CanaryGreen: "GPIO27", CanaryRed: "GPIO17", Button: "GPIO23"},
+		Files:  []string{filepath.Join(dir, "canaryd.toml")},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Load:\n got %+v\nwant %+v", got, want)
+	}
+	if got.HasCanary() {
+		t.Error("HasCanary() = true, want false")
+	}
+}
+
+func TestLoadReadsEveryKey(t *testing.T) {
+	dir := writeDir(t, map[string]string{"canaryd.toml": `[[upstream]]
+name = "w1"
+url = "http://10.0.0.1:8001"
+role = "stable"
+
+[[upstream]]
+name = "w2"
+url = "https://Example.com"
+weight = 0
+role = "canary"
+max_fails = 0
+fail_timeout = "1m"
+
+[proxy]
+listen = ":8080"
+connect_timeout = "1s"
+header_timeout = "2s"
+idle_timeout = "3s"
+upstream_idle_timeout = "4s"
+max_idle_per_upstream = 8
+access_log = true
+
+[admin]
+socket = "run/admin.sock"
+listen = ""
+token_file = "/etc/canaryd-token"
+
+[canary]
+version = "v2"
+error_rate = 1
+min_requests = 1_000
+window = "1m30s"
+auto_rollback = true
+steps = [1, 5.5, 25, 100]
+sticky_header = "X-User-ID"
+sticky_cookie = "uid"
+promote = "auto"
+override_header = "X-Canary"
+
+[gpio]
+status_led = ""
+button = "GPIO4"
+`})
+	got, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProxy := Proxy{":8080", time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second, 8, true}
+	if got.Proxy != wantProxy {
+		t.Errorf("Proxy = %+v, want %+v", got.Proxy, wantProxy)
+	}
+	wantAdmin := Admin{Socket: filepath.Join(dir, "run/admin.sock"), Listen: "", TokenFile: "/etc/canaryd-token"}
+	if got.Admin != wantAdmin {
+		t.Errorf("Admin = %+v, want %+v", got.Admin, wantAdmin)
+	}
+	wantW2 := Upstream{Name: "w2", URL: mustURL("https://Example.com:443"), Weight: 0, Role: Canary, MaxFails: 0, FailTimeout: time.Minute, Pos: Pos{"canaryd.toml", 6}}
+	if !reflect.DeepEqual(got.Upstreams[1], wantW2) {
+		t.Errorf("Upstreams[1] = %+v, want %+v", got.Upstreams[1], wantW2)
+	}
+	wantCanary := CanaryPolicy{
+		Version: "v2", ErrorRate: 1, MinRequests: 1000, Window: 90 * time.Second, AutoRollback: true,
+		Steps: []float64{1, 5.5, 25, 100}, StepInterval: 5 * time.Minute,
+		StickyHeader: "X-User-ID", StickyCookie: "uid", Promote: "auto", OverrideHeader: "X-Canary",
+	}
+	if !reflect.DeepEqual(got.Canary, wantCanary) {
+		t.Errorf("Canary = %+v, want %+v", got.Canary, wantCanary)
+	}
+	wantGPIO := GPIO{StatusLED: "", CanaryGreen: "GPIO27", CanaryRed: "GPIO17", Button: "GPIO4"}
+	if got.GPIO != wantGPIO {
+		t.Errorf("GPIO = %+v, want %+v", got.GPIO, wantGPIO)
+	}
+}
+
+func TestLoadResolvesTokenFileAgainstTheConfigDir(t *testing.T) {
+	dir := writeDir(t, map[string]string{"canaryd.toml": minimal + "[admin]\ntoken_file = \"admin.token\"\n"})
+	c, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "admin.token"); c.Admin.TokenFile != want {
+		t.Errorf("TokenFile = %q, want %q", c.Admin.TokenFile, want)
+	}
+}
+
+func TestLoadAddsTheDefaultPort(t *testing.T) {
+	for raw, want := range map[string]string{
+		"http://10.0.0.1":         "http://10.0.0.1:80",
+		"https://10.0.0.1/":       "https://10.0.0.1:443",
+		"http://[::1]":            "http://[::1]:80",
+		"HTTP://Backend.local:81": "http://Backend.local:81",
+	} {
+		dir := writeDir(t, map[string]string{"canaryd.toml": strings.Replace(minimal, "http://10.0.0.1:8001", raw, 1)})
+		c, err := Load(dir)
+		if err != nil {
+			t.Errorf("%s: %v", raw, err)
+			continue
+		}
+		if got := c.Upstreams[0].URL.String(); got != want {
+			t.Errorf("url %s loads as %s, want %s", raw, got, want)
+		}
+	}
+}
+
+func TestLoadAcceptsOtherTOMLSpellings(t *testing.T) {
+	dir := writeDir(t, map[string]string{"canaryd.toml": `proxy.listen = ":8080"
+canary = { version = "v2", steps = [10, 50] }
+upstream = [
+  { name = "w1", url = "http://10.0.0.1:1", role = "stable", weight = 0x10 },
+  { name = "w2", url = "http://10.0.0.2:1", role = "canary" },
+]
+`})
+	c, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Proxy.Listen != ":8080" || c.Canary.Version != "v2" || len(c.Upstreams) != 2 {
+		t.Fatalf("Load = %+v", c)
+	}
+	if u := c.Upstreams[0]; u.Weight != 16 || u.Pos != (Pos{"canaryd.toml", 4}) {
+		t.Errorf("Upstreams[0] = %+v, want weight 16 at canaryd.toml:4", u)
+	}
+	if c.Upstreams[1].Pos != (Pos{"canaryd.toml", 5}) {
+		t.Errorf("Upstreams[1].Pos = %v, want canaryd.toml:5", c.Upstreams[1].Pos)
+	}
+}
+
+func TestLoadAcceptsAByteOrderMark(t *testing.T) {
+	dir := writeDir(t, map[string]string{"canaryd.toml": "\ufeff" + minimal})
+	if _, err := Load(dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadMergesFilesInLexicalOrder(t *testing.T) {
+	dir := writeDir(t, map[string]string{
+		"50-canary.toml": "[[upstream]]\nname = \"c1\"\nurl = \"http://10.0.0.9:1\"\nrole = \"canary\"\n\n[canary]\nversion = \"v9\"\n",
+		"00-base.toml":   "[proxy]\nlisten = \":80\"\n\n[canary]\nwindow = \"1m\"\n",
+		"10-stable.toml": "[[upstream]]\nname = \"s1\"\nurl = \"http://10.0.0.1:1\"\nrole = \"stable\"\n\n[[upstream]]\nname = \"s2\"\nurl = \"http://10.0.0.2:1\"\nrole = \"stable\"\n",
+	})
+	c, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, u := range c.Upstreams {
+		got = append(got, fmt.Sprintf("%s@%s", u.Name, u.Pos))
+	}
+	want := []string{"s1@10-stable.toml:1", "s2@10-stable.toml:6", "c1@50-canary.toml:1"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("upstreams = %v, want %v", got, want)
+	}
+	if c.Canary.Version != "v9" || c.Canary.Window != time.Minute {
+		t.Errorf("[canary] from two files = %+v, want version v9 and window 1m", c.Canary)
+	}
+	wantFiles := []string{
+		filepath.Join(dir, "00-base.toml"),
+		filepath.Join(dir, "10-stable.toml"),
+		filepath.Join(dir, "50-canary.toml"),
+	}
+	if !reflect.DeepEqual(c.Files, wantFiles) {
+		t.Errorf("Files = %v, want %v", c.Files, wantFiles)
+	}
+}
+
+func TestLoadIgnoresFilesThatAreNotConfig(t *testing.T) {
+	const garbage = "this is [not toml\n"
+	dir := writeDir(t, map[string]string{
+		"canaryd.toml":            minimal,
+		".hidden.toml":            garbage,
+		".canaryd.toml.swp":       garbage,
+		"canaryd.toml.swp":        garbage,
+		"canaryd.toml~":           garbage,
+		"canaryd.toml.dpkg-new":   garbage,
+		"canaryd.toml.dpkg-old":   garbage,
+		"canaryd.toml.dpkg-dist":  garbage,
+		"canaryd.toml.rpmnew":     garbage,
+		"README":                  garbage,
+		"conf.d/extra.toml":       garbage,
+		"dir.toml/inside.toml":    garbage,
+		"..2024_01_01/other.toml": garbage,
+	})
+	c, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{filepath.Join(dir, "canaryd.toml")}; !reflect.DeepEqual(c.Files, want) {
+		t.Errorf("Files = %v, want %v", c.Files, want)
+	}
+}
+
+// Kubernetes mounts a ConfigMap as symlinks into a hidden, versioned
+// directory, swapped atomically on update.
+func TestLoadFollowsSymlinkedFiles(t *testing.T) {
+	dir := writeDir(t, map[string]string{"..2024_01_01/canaryd.toml": minimal})
+	if err := os.Symlink("..2024_01_01", filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("..data/canaryd.toml", filepath.Join(dir, "canaryd.toml")); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{filepath.Join(dir, "canaryd.toml")}; !reflect.DeepEqual(c.Files, want) {
+		t.Errorf("Files = %v, want %v", c.Files, want)
+	}
+	if c.Upstreams[0].Name != "w1" {
+		t.Errorf("upstreams = %+v, want w1 from the symlinked file", c.Upstreams)
+	}
+}
+
+func TestLoadRefusesADanglingSymlink(t *testing.T) {
+	dir := writeDir(t, map[string]string{"a.toml": minimal})
+	if err := os.Symlink("missing.txt", filepath.Join(dir, "b.toml")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "b.toml") {
+		t.Errorf("Load = %v, want an error naming b.toml", err)
+	}
+}
+
+func TestLoadRefusesADirectoryWithoutConfig(t *testing.T) {
+	for name, files := range map[string]map[string]string{
+		"empty":        {},
+		"only ignored": {"canaryd.toml~": minimal, "sub/canaryd.toml": minimal},
+	} {
+		dir := writeDir(t, files)
+		_, err := Load(dir)
+		if want := dir + ": no *.toml config file"; err == nil || err.Error() != want {
+			t.Errorf("%s: Load = %v, want %q", name, err, want)
+		}
+	}
+}
+
+func TestLoadRefusesAMissingDirectory(t *testing.T) {
+	if _, err := Load(filepath.Join(t.TempDir(), "nope")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Load = %v, want a not-exist error", err)
+	}
+}
+
+// upstream returns an [[upstream]] entry starting with name, url and role
+// on its lines 2 to 4, and extra lines from line 5 on. A key set in extra
+// leaves a comment in its default's place, so lines stay where they are.
+func upstream(name, role string, extra ...string) string {
+	set := map[string]bool{}
+	for _, l := range extra {
+		key, _, _ := strings.Cut(l, "=")
+		set[strings.TrimSpace(key)] = true
+	}
+	s := "[[upstream]]\n"
+	for _, kv := range [][2]string{{"name", name}, {"url", "http://10.0.0.1:8001"}, {"role", role}} {
+		if set[kv[0]] {
+			s += "# " + kv[0] + " below\n"
+		} else {
+			s += fmt.Sprintf("%s = %q\n", kv[0], kv[1])
+		}
+	}
+	for _, l := range extra {
+		s += l + "\n"
+	}
+	return s
+}
+
+func TestLoadErrors(t *testing.T) {
+	const listen = "[proxy]\nlisten = \":8080\"\n" // lines 1-2
+	const stable = "[[upstream]]\nname = \"s\"\nurl = \"http://10.0.0.1:1\"\nrole = \"stable\"\n"
+
+	tests := []struct {
+		name  string
+		files map[string]string
+		want  string // the whole error, or its start when it ends in "..."
+	}{
+		// TOML itself.
+		{"syntax error", map[string]string{"a.toml": listen + "[[upstream]\n"},
+			"a.toml:3: ..."},
+		{"key twice in one file", map[string]string{"a.toml": listen + "listen = \":9\"\n"},
+			"a.toml:3: ..."},
+		{"syntax error in a later file is reported", map[string]string{"a.toml": minimal, "b.toml": "\n\nx = \n"},
+			"b.toml:3: ..."},
+
+		// Places and types.
+		{"unknown key in upstream", map[string]string{"a.toml": listen + upstream("w1", "stable", "wieght = 3")},
+			`a.toml:7: unknown key "wieght" in [[upstream]]`},
+		{"unknown key in a section", map[string]string{"a.toml": listen + "lisen = \"x\"\n" + stable},
+			`a.toml:3: unknown key "lisen" in [proxy]`},
+		{"dotted unknown key", map[string]string{"a.toml": listen + "tls.cert = \"x\"\n" + stable},
+			`a.toml:3: unknown key "tls.cert" in [proxy]`},
+		{"unknown section", map[string]string{"a.toml": listen + stable + "\n[prox]\nlisten = \":1\"\n"},
+			"a.toml:8: unknown section [prox] ..."},
+		{"key outside any section", map[string]string{"a.toml": "listen = \":1\"\n" + listen + stable},
+			`a.toml:1: unknown key "listen" outside any section ...`},
+		{"subtable of a section", map[string]string{"a.toml": listen + stable + "[proxy.tls]\n"},
+			`a.toml:7: unknown key "tls" in [proxy]`},
+		{"upstream as a plain table", map[string]string{"a.toml": listen + "[upstream]\nname = \"w1\"\n"},
+			"a.toml:3: [upstream] must be [[upstream]]..."},
+		{"section as an array of tables", map[string]string{"a.toml": "[[proxy]]\nlisten = \":1\"\n" + stable},
+			"a.toml:1: [[proxy]] must be [proxy]..."},
+		{"string for an integer", map[string]string{"a.toml": listen + upstream("w1", "stable", `weight = "ten"`)},
+			`a.toml:7: upstream.weight: want an integer, got string "ten"`},
+		{"float for an integer", map[string]string{"a.toml": listen + upstream("w1", "stable", "max_fails = 1.5")},
+			`a.toml:7: upstream.max_fails: want an integer, got float 1.5`},
+		{"integer for a string", map[string]string{"a.toml": "[proxy]\nlisten = 8080\n" + stable},
+			`a.toml:2: proxy.listen: want a string, got integer 8080`},
+		{"string for a boolean", map[string]string{"a.toml": listen + "access_log = \"yes\"\n" + stable},
+			`a.toml:3: proxy.access_log: want true or false, got string "yes"`},
+		{"table for a string", map[string]string{"a.toml": listen + stable + "[canary]\nversion = { v = 2 }\n"},
+			`a.toml:8: canary.version: want a string, got table`},
+		{"integer for a duration", map[string]string{"a.toml": listen + stable + "[canary]\nwindow = 30\n"},
+			`a.toml:8: canary.window: want a duration string such as "30s", got integer 30`},
+		{"duration without unit", map[string]string{"a.toml": listen + stable + "[canary]\nwindow = \"30\"\n"},
+			`a.toml:8: canary.window: "30" is not a duration ...`},
+		{"zero duration", map[string]string{"a.toml": listen + "connect_timeout = \"0s\"\n" + stable},
+			`a.toml:3: proxy.connect_timeout: "0s" is not more than zero`},
+		{"negative fail_timeout", map[string]string{"a.toml": listen + upstream("w1", "stable", `fail_timeout = "-1s"`)},
+			`a.toml:7: upstream.fail_timeout: "-1s" is not more than zero`},
+		{"integer too large for int", map[string]string{"a.toml": listen + upstream("w1", "stable", "weight = 99999999999999999")},
+			"a.toml:7: ..."},
+		{"steps with a string", map[string]string{"a.toml": listen + stable + "[canary]\nsteps = [1, \"5\"]\n"},
+			`a.toml:8: canary.steps: want an array of numbers, got string "5" in it`},
+
+		// Merging.
+		{"scalar set in two files", map[string]string{"a.toml": listen + stable, "b.toml": "\n\n[proxy]\nlisten = \":9\"\n"},
+			"b.toml:4: proxy.listen is already set in a.toml:2"},
+		{"array set in two files", map[string]string{"a.toml": minimal + "[canary]\nsteps = [1]\n", "b.toml": "canary.steps = [2]\n"},
+			"b.toml:1: canary.steps is already set in a.toml:9"},
+		{"duplicate upstream name in one file", map[string]string{"a.toml": listen + stable + upstream("s", "stable")},
+			`a.toml:8: upstream name "s" is already used in a.toml:4`},
+		{"duplicate upstream name across files", map[string]string{"a.toml": listen + stable, "b.toml": "\n" + upstream("s", "stable")},
+			`b.toml:3: upstream name "s" is already used in a.toml:4`},
+
+		// Required keys.
+		{"no proxy section", map[string]string{"a.toml": stable, "b.toml": "[gpio]\n"},
+			"a.toml: proxy.listen is required ..."},
+		{"proxy section without listen", map[string]string{"a.toml": stable, "b.toml": "\n[proxy]\naccess_log = true\n"},
+			"b.toml:2: proxy.listen is required ..."},
+		{"empty listen", map[string]string{"a.toml": "[proxy]\nlisten = \"\"\n" + stable},
+			"a.toml:2: proxy.listen is required ..."},
+		{"no upstreams", map[string]string{"a.toml": listen},
+			"a.toml: no [[upstream]] configured ..."},
+		{"upstream without name", map[string]string{"a.toml": listen + "\n[[upstream]]\nurl = \"http://10.0.0.1:1\"\nrole = \"stable\"\n"},
+			"a.toml:4: upstream: name is required ..."},
+		{"upstream without url", map[string]string{"a.toml": listen + "[[upstream]]\nname = \"w1\"\nrole = \"stable\"\n"},
+			`a.toml:3: upstream "w1": url is required ...`},
+		{"upstream without role", map[string]string{"a.toml": listen + "[[upstream]]\nname = \"w1\"\nurl = \"http://10.0.0.1:1\"\n"},
+			`a.toml:3: upstream "w1": role is required ("stable" or "canary")`},
+		{"canary without version", map[string]string{"a.toml": listen + stable + upstream("c", "canary")},
+			`a.toml:7: canary.version is required: upstream "c" is a canary ...`},
+		{"canary section without version", map[string]string{"a.toml": listen + stable + upstream("c", "canary") + "[canary]\nwindow = \"1m\"\n"},
+			`a.toml:11: canary.version is required: upstream "c" is a canary ...`},
+		{"canary without stable", map[string]string{"a.toml": listen + upstream("c", "canary") + "[canary]\nversion = \"v2\"\n"},
+			`a.toml:3: upstream "c" is a canary, but no upstream has role = "stable" ...`},
+
+		// Upstreams.
+		{"bad upstream name", map[string]string{"a.toml": listen + upstream("web 1", "stable")},
+			`a.toml:4: upstream "web 1": name may only have letters, digits, '.', '_' and '-'`},
+		{"bad role", map[string]string{"a.toml": listen + upstream("w1", "beta")},
+			`a.toml:6: upstream "w1": role "beta" is not "stable" or "canary"`},
+		{"weight too large", map[string]string{"a.toml": listen + upstream("w1", "stable", "weight = 1001")},
+			`a.toml:7: upstream "w1": weight 1001 is out of range ...`},
+		{"negative weight", map[string]string{"a.toml": listen + upstream("w1", "stable", "weight = -1")},
+			`a.toml:7: upstream "w1": weight -1 is out of range ...`},
+		{"negative max_fails", map[string]string{"a.toml": listen + upstream("w1", "stable", "max_fails = -1")},
+			`a.toml:7: upstream "w1": max_fails -1 is negative ...`},
+		{"too many upstreams", map[string]string{"a.toml": listen + manyUpstreams(256), "b.toml": upstream("x", "stable")},
+			"b.toml:1: more than 256 upstreams"},
+
+		// URLs.
+		{"url scheme", map[string]string{"a.toml": listen + upstream("w2", "stable", `url = "htp://x"`)},
+			`a.toml:7: upstream "w2": url "htp://x": unsupported scheme "htp" (want http or https)`},
+		{"url without scheme", map[string]string{"a.toml": listen + upstream("w2", "stable", `url = "10.0.0.1:80"`)},
+			`a.toml:7: upstream "w2": url "10.0.0.1:80": missing scheme ...`},
+		{"url without host", map[string]string{"a.toml": listen + upstream("w2", "stable", `url = "http://:80"`)},
+			`a.toml:7: upstream "w2": url "http://:80": missing host`},
+		{"url with path", map[string]string{"a.toml": listen + upstream("w2", "stable", `url = "http://x/api"`)},
+			`a.toml:7: upstream "w2": url "http://x/api": must not have a path ("/api") ...`},
+		{"url with query", map[string]string{"a.toml": listen + upstream("w2", "stable", `url = "http://x/?a=1"`)},
+			`a.toml:7: upstream "w2": url "http://x/?a=1": must not have a query`},
+		{"url with fragment", map[string]string{"a.toml": listen + upstream("w2", "stable", `url = "http://x#top"`)},
+			`a.toml:7: upstream "w2": url "http://x#top": must not have a fragment`},
+		{"url with userinfo", map[string]string{"a.toml": listen + upstream("w2", "stable", `url = "http://u:p@x"`)},
+			`a.toml:7: upstream "w2": url "http://u:p@x": must not contain a user or password ...`},
+		{"url with port 0", map[string]string{"a.toml": listen + upstream("w2", "stable", `url = "http://x:0"`)},
+			`a.toml:7: upstream "w2": url "http://x:0": port 0 is out of range (want 1 to 65535)`},
+		{"url with port too large", map[string]string{"a.toml": listen + upstream("w2", "stable", `url = "http://x:65536"`)},
+			`a.toml:7: upstream "w2": url "http://x:65536": port 65536 is out of range (want 1 to 65535)`},
+		{"url unparsable", map[string]string{"a.toml": listen + upstream("w2", "stable", `url = "http://x:y"`)},
+			`a.toml:7: upstream "w2": url "http://x:y": invalid port ":y" after host`},
+
+		// Listen addresses.
+		{"listen without port", map[string]string{"a.toml": "[proxy]\nlisten = \"8080\"\n" + stable},
+			`a.toml:2: proxy.listen: "8080" is not host:port ...`},
+		{"listen with named port", map[string]string{"a.toml": "[proxy]\nlisten = \":http\"\n" + stable},
+			`a.toml:2: proxy.listen: ":http" has port "http" (want a number from 0 to 65535)`},
+		{"admin listen bad", map[string]string{"a.toml": listen + stable + "[admin]\nlisten = \"localhost\"\n"},
+			`a.toml:8: admin.listen: "localhost" is not host:port ...`},
+		{"admin socket empty", map[string]string{"a.toml": listen + stable + "[admin]\nsocket = \"\"\n"},
+			`a.toml:8: admin.socket must not be empty ...`},
+		{"max_idle_per_upstream zero", map[string]string{"a.toml": listen + "max_idle_per_upstream = 0\n" + stable},
+			`a.toml:3: proxy.max_idle_per_upstream: 0 is too small (want at least 1)`},
+
+		// Canary policy.
+		{"error_rate zero", map[string]string{"a.toml": listen + stable + "[canary]\nerror_rate = 0\n"},
+			`a.toml:8: canary.error_rate: 0 is out of range ...`},
+		{"error_rate above one", map[string]string{"a.toml": listen + stable + "[canary]\nerror_rate = 1.5\n"},
+			`a.toml:8: canary.error_rate: 1.5 is out of range ...`},
+		{"error_rate nan", map[string]string{"a.toml": listen + stable + "[canary]\nerror_rate = nan\n"},
+			`a.toml:8: canary.error_rate: NaN is out of range ...`},
+		{"min_requests zero", map[string]string{"a.toml": listen + stable + "[canary]\nmin_requests = 0\n"},
+			`a.toml:8: canary.min_requests: 0 is too small (want at least 1)`},
+		{"step above 100", map[string]string{"a.toml": listen + stable + "[canary]\nsteps = [50, 101]\n"},
+			`a.toml:8: canary.steps: 101 is not a share of traffic ...`},
+		{"step zero", map[string]string{"a.toml": listen + stable + "[canary]\nsteps = [0, 5]\n"},
+			`a.toml:8: canary.steps: 0 is not a share of traffic ...`},
+		{"steps not ascending", map[string]string{"a.toml": listen + stable + "[canary]\nsteps = [1, 25, 25]\n"},
+			`a.toml:8: canary.steps: 25 follows 25 (want strictly ascending steps)`},
+		{"bad promote", map[string]string{"a.toml": listen + stable + "[canary]\npromote = \"always\"\n"},
+			`a.toml:8: canary.promote: "always" is not "manual" or "auto"`},
+		{"bad sticky header", map[string]string{"a.toml": listen + stable + "[canary]\nsticky_header = \"X User\"\n"},
+			`a.toml:8: canary.sticky_header: "X User" is not a valid HTTP header name`},
+		{"bad sticky cookie", map[string]string{"a.toml": listen + stable + "[canary]\nsticky_cookie = \"a;b\"\n"},
+			`a.toml:8: canary.sticky_cookie: "a;b" is not a valid cookie name`},
+		{"bad override header", map[string]string{"a.toml": listen + stable + "[canary]\noverride_header = \"X:C\"\n"},
+			`a.toml:8: canary.override_header: "X:C" is not a valid HTTP header name`},
+
+		// Pins.
+		{"pin off the header", map[string]string{"a.toml": minimal, "gpio.toml": "[gpio]\n\nbutton = \"GPIO99\"\n"},
+			`gpio.toml:3: gpio.button: "GPIO99" is not a header pin (want GPIO0 to GPIO27, or "" if not wired)`},
+		{"pin number without prefix", map[string]string{"a.toml": minimal, "gpio.toml": "[gpio]\nbutton = \"17\"\n"},
+			`gpio.toml:2: gpio.button: "17" is not a header pin ...`},
+		{"pin in lower case", map[string]string{"a.toml": minimal, "gpio.toml": "[gpio]\nbutton = \"gpio17\"\n"},
+			`gpio.toml:2: gpio.button: "gpio17" is not a header pin ...`},
+		{"pin with a leading zero", map[string]string{"a.toml": minimal, "gpio.toml": "[gpio]\nbutton = \"GPIO05\"\n"},
+			`gpio.toml:2: gpio.button: "GPIO05" is not a header pin ...`},
+		{"pin used twice", map[string]string{"a.toml": minimal, "gpio.toml": "[gpio]\nbutton = \"GPIO5\"\nstatus_led = \"GPIO5\"\n"},
+			`gpio.toml:3: gpio.status_led: GPIO5 is already used by gpio.button (gpio.toml:2)`},
+		{"pin taken by a default", map[string]string{"a.toml": minimal, "gpio.toml": "[gpio]\nbutton = \"GPIO22\"\n"},
+			`gpio.toml:2: gpio.button: GPIO22 is gpio.status_led's default pin (set gpio.status_led to another pin, or "" if not wired)`},
+
+		// Several problems: the first in reading order wins.
+		{"first error by file and line", map[string]string{
+			"a.toml": listen + upstream("w1", "stable", "weight = 5000") + "[canary]\nerror_rate = 7\n",
+			"b.toml": "[gpio]\nbutton = \"GPIO99\"\n",
+		}, `a.toml:7: upstream "w1": weight 5000 is out of range ...`},
+		{"lined error before missing key", map[string]string{"a.toml": stable + "[canary]\nerror_rate = 7\n"},
+			`a.toml:6: canary.error_rate: 7 is out of range ...`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(writeDir(t, tt.files))
+			if err == nil {
+				t.Fatalf("Load succeeded, want %q", tt.want)
+			}
+			got := err.Error()
+			if prefix, ok := strings.CutSuffix(tt.want, "..."); ok {
+				if !strings.HasPrefix(got, strings.TrimSpace(prefix)) {
+					t.Errorf("Load error:\n got %s\nwant %s", got, tt.want)
+				}
+			} else if got != tt.want {
+				t.Errorf("Load error:\n got %s\nwant %s", got, tt.want)
+			}
+			if strings.Contains(got, "\n") {
+				t.Errorf("Load error has several lines: %q", got)
+			}
+		})
+	}
+}
+
+func manyUpstreams(n int) string {
+	var b strings.Builder
+	for i := range n {
+		b.WriteString(upstream(fmt.Sprintf("w%d", i), "stable"))
+	}
+	return b.String()
+}
+
+func TestLoadErrorCarriesItsPosition(t *testing.T) {
+	dir := writeDir(t, map[string]string{"a.toml": "[proxy]\nlisten = \":1\"\n" + upstream("w1", "stable", "weight = 2000")})
+	_, err := Load(dir)
+	var cerr *Error
+	if !errors.As(err, &cerr) {
+		t.Fatalf("Load = %v, want a *config.Error", err)
+	}
+	if cerr.Pos != (Pos{"a.toml", 7}) {
+		t.Errorf("Pos = %v, want a.toml:7", cerr.Pos)
+	}
+}

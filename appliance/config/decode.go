@@ -1,0 +1,577 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2/unstable"
+)
+
+// maxUpstreams bounds the routing table, and with it the work of one pick.
+const maxUpstreams = 256
+
+// merged is the whole directory's settings: sections joined key by key,
+// upstreams listed in reading order.
+type merged struct {
+	sections  map[string]*table
+	upstreams []*table
+	first     string // the first file: where a key missing everywhere is reported
+	errs      *errorList
+}
+
+// merge joins the files' sections. A key may be set in one file only: two
+// values would leave the winner to the file names' sort order, which nobody
+// reads as configuration.
+func merge(files []*file, errs *errorList) *merged {
+	m := &merged{sections: map[string]*table{}, first: files[0].name, errs: errs}
+	for _, f := range files {
+		for name, s := range f.sections {
+			t, ok := m.sections[name]
+			if !ok {
+				t = newTable(name, s.pos, errs)
+				m.sections[name] = t
+			}
+			for key, st := range s.settings {
+				if prev, dup := t.settings[key]; dup {
+					errs.add(st.pos, "%s.%s is already set in %s", name, key, prev.pos)
+					continue
+				}
+				t.settings[key] = st
+			}
+		}
+		m.upstreams = append(m.upstreams, f.upstreams...)
+	}
+	return m
+}
+
+// section returns a section's settings, empty when no file has it.
+func (m *merged) section(name string) *table {
+	if t, ok := m.sections[name]; ok {
+		return t
+	}
+	return newTable(name, Pos{File: m.first}, m.errs)
+}
+
+// decode types, defaults and validates the merged settings. Problems go to
+// errs; the Config is only meaningful when there are none.
+func decode(m *merged, dir string, errs *errorList) *Config {
+	c := &Config{
+		Proxy:     decodeProxy(m.section("proxy")),
+		Admin:     decodeAdmin(m.section("admin"), dir),
+		Upstreams: decodeUpstreams(m.upstreams, m.first, errs),
+		GPIO:      decodeGPIO(m.section("gpio")),
+	}
+	c.Canary = decodeCanary(m.section("canary"), c.Upstreams)
+
+	// Decoding read every key it knows, so whatever is left is a typo.
+	for _, t := range m.sections {
+		t.reportUnknown()
+	}
+	for _, t := range m.upstreams {
+		t.reportUnknown()
+	}
+	return c
+}
+
+func decodeProxy(t *table) Proxy {
+	p := Proxy{
+		Listen:             t.str("listen", ""),
+		ConnectTimeout:     t.duration("connect_timeout", 5*time.Second),
+		HeaderTimeout:      t.duration("header_timeout", 60*time.Second),
+		IdleTimeout:        t.duration("idle_timeout", 75*time.Second),
+		UpstreamIdle:       t.duration("upstream_idle_timeout", 60*time.Second),
+		MaxIdlePerUpstream: t.int("max_idle_per_upstream", 32),
+		AccessLog:          t.bool("access_log", false),
+	}
+	if p.Listen == "" {
+		t.errs.add(t.at("listen"), `proxy.listen is required (the public address, e.g. ":8080")`)
+	} else if err := checkHostPort(p.Listen); err != nil {
+		t.errs.add(t.at("listen"), "proxy.listen: %q %v", p.Listen, err)
+	}
+	if p.MaxIdlePerUpstream < 1 {
+		t.errs.add(t.at("max_idle_per_upstream"), "proxy.max_idle_per_upstream: %d is too small (want at least 1)", p.MaxIdlePerUpstream)
+	}
+	return p
+}
+
+func decodeAdmin(t *table, dir string) Admin {
+	a := Admin{
+		Socket:    t.str("socket", "/run/canaryd/admin.sock"),
+		Listen:    t.str("listen", "127.0.0.1:9090"),
+		TokenFile: t.str("token_file", ""),
+	}
+	if a.Socket == "" {
+		t.errs.add(t.at("socket"), "admin.socket must not be empty: canaryctl reaches the daemon there")
+	}
+	// Relative paths are relative to the config directory, not to wherever
+	// the daemon happened to be started, so the directory means the same
+	// thing however it is run.
+	a.Socket = resolve(dir, a.Socket)
+	a.TokenFile = resolve(dir, a.TokenFile)
+	if a.Listen != "" {
+		if err := checkHostPort(a.Listen); err != nil {
+			t.errs.add(t.at("listen"), `admin.listen: %q %v, or "" to turn it off`, a.Listen, err)
+		}
+	}
+	return a
+}
+
+func decodeUpstreams(ts []*table, first string, errs *errorList) []Upstream {
+	us := make([]Upstream, 0, len(ts))
+	names := map[string]Pos{}
+	for i, t := range ts {
+		u := decodeUpstream(t)
+		if i == maxUpstreams {
+			errs.add(t.pos, "more than %d upstreams", maxUpstreams)
+		}
+		if u.Name != "" {
+			if prev, dup := names[u.Name]; dup {
+				errs.add(t.at("name"), "upstream name %q is already used in %s", u.Name, prev)
+			} else {
+				names[u.Name] = t.at("name")
+			}
+		}
+		us = append(us, u)
+	}
+
+	if len(us) == 0 {
+		errs.add(Pos{File: first}, `no [[upstream]] configured (want at least one with role = "stable")`)
+	}
+	hasStable := false
+	var canary *Upstream
+	for i := range us {
+		switch {
+		case us[i].Role == Stable:
+			hasStable = true
+		case us[i].Role == Canary && canary == nil:
+			canary = &us[i]
+		}
+	}
+	if canary != nil && !hasStable {
+		errs.add(canary.Pos, `upstream %q is a canary, but no upstream has role = "stable" for it to roll back to`, canary.Name)
+	}
+	return us
+}
+
+var validName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+func decodeUpstream(t *table) Upstream {
+	u := Upstream{
+		Name:        t.str("name", ""),
+		Weight:      t.int("weight", 1),
+		Role:        Role(t.str("role", "")),
+		MaxFails:    t.int("max_fails", 1),
+		FailTimeout: t.duration("fail_timeout", 10*time.Second),
+		Pos:         t.pos,
+	}
+	rawURL := t.str("url", "")
+
+	who := "upstream"
+	switch {
+	case u.Name == "":
+		t.errs.add(t.at("name"), `upstream: name is required (e.g. name = "web1")`)
+	case !validName.MatchString(u.Name):
+		t.errs.add(t.at("name"), "upstream %q: name may only have letters, digits, '.', '_' and '-'", u.Name)
+	default:
+		who = fmt.Sprintf("upstream %q", u.Name)
+	}
+
+	if rawURL == "" {
+		t.errs.add(t.at("url"), `%s: url is required (e.g. url = "http://10.0.0.2:8080")`, who)
+	} else if parsed, err := parseUpstreamURL(rawURL); err != nil {
+		t.errs.add(t.at("url"), "%s: url %q: %v", who, rawURL, err)
+	} else {
+		u.URL = parsed
+	}
+	if u.Weight < 0 || u.Weight > 1000 {
+		t.errs.add(t.at("weight"), "%s: weight %d is out of range (want 0 to 1000; 0 takes it out of rotation)", who, u.Weight)
+	}
+	switch u.Role {
+	case Stable, Canary:
+	case "":
+		t.errs.add(t.at("role"), `%s: role is required ("stable" or "canary")`, who)
+	default:
+		t.errs.add(t.at("role"), `%s: role %q is not "stable" or "canary"`, who, u.Role)
+	}
+	if u.MaxFails < 0 {
+		t.errs.add(t.at("max_fails"), "%s: max_fails %d is negative (want 0 or more; 0 turns failure accounting off)", who, u.MaxFails)
+	}
+	return u
+}
+
+// parseUpstreamURL accepts the one URL shape the proxy can use as it is: a
+// scheme and an authority. The port is made explicit so that every consumer
+// dials and displays the same address.
+func parseUpstreamURL(raw string) (*url.URL, error) {
+	if !strings.Contains(raw, "://") {
+		return nil, errors.New(`missing scheme (want "http://host:port" or "https://host:port")`)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = ue.Err
+		}
+		return nil, err
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("unsupported scheme %q (want http or https)", u.Scheme)
+	case u.User != nil:
+		return nil, errors.New("must not contain a user or password (the proxy passes the client's Authorization header through)")
+	case u.Hostname() == "":
+		return nil, errors.New("missing host")
+	case u.Path != "" && u.Path != "/":
+		return nil, fmt.Errorf("must not have a path (%q): requests keep their own path", u.Path)
+	case u.RawQuery != "" || u.ForceQuery:
+		return nil, errors.New("must not have a query")
+	case u.Fragment != "":
+		return nil, errors.New("must not have a fragment")
+	}
+	port := u.Port()
+	switch {
+	case port == "" && u.Scheme == "https":
+		port = "443"
+	case port == "":
+		port = "80"
+	default:
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return nil, fmt.Errorf("port %s is out of range (want 1 to 65535)", port)
+		}
+	}
+	return &url.URL{Scheme: u.Scheme, Host: net.JoinHostPort(u.Hostname(), port)}, nil
+}
+
+func decodeCanary(t *table, ups []Upstream) CanaryPolicy {
+	c := CanaryPolicy{
+		Version:        t.str("version", ""),
+		ErrorRate:      t.float("error_rate", 0.05),
+		MinRequests:    t.int("min_requests", 20),
+		Window:         t.duration("window", 30*time.Second),
+		AutoRollback:   t.bool("auto_rollback", false),
+		Steps:          t.floats("steps"),
+		StepInterval:   t.duration("step_interval", 0),
+		StickyHeader:   t.str("sticky_header", ""),
+		StickyCookie:   t.str("sticky_cookie", ""),
+		Promote:        t.str("promote", "manual"),
+		OverrideHeader: t.str("override_header", ""),
+	}
+	if len(c.Steps) > 0 && c.StepInterval == 0 {
+		c.StepInterval = 5 * time.Minute
+	}
+
+	for _, u := range ups {
+		if u.Role != Canary || c.Version != "" {
+			continue
+		}
+		// Without a [canary] section the canary upstream is the place to
+		// look at; a line 0 in the first file would say nothing.
+		at := t.at("version")
+		if at.Line == 0 {
+			at = u.Pos
+		}
+		t.errs.add(at, `canary.version is required: upstream %q is a canary (name its release, e.g. version = "v2")`, u.Name)
+		break
+	}
+	if !(c.ErrorRate > 0 && c.ErrorRate <= 1) {
+		t.errs.add(t.at("error_rate"), "canary.error_rate: %v is out of range (want more than 0 and at most 1; 0.05 is 5%%)", c.ErrorRate)
+	}
+	if c.MinRequests < 1 {
+		t.errs.add(t.at("min_requests"), "canary.min_requests: %d is too small (want at least 1)", c.MinRequests)
+	}
+	for i, s := range c.Steps {
+		if !(s > 0 && s <= 100) {
+			t.errs.add(t.at("steps"), "canary.steps: %v is not a share of traffic (want percentages more than 0 and at most 100)", s)
+			break
+		}
+		if i > 0 && s <= c.Steps[i-1] {
+			t.errs.add(t.at("steps"), "canary.steps: %v follows %v (want strictly ascending steps)", s, c.Steps[i-1])
+			break
+		}
+	}
+	if c.Promote != "manual" && c.Promote != "auto" {
+		t.errs.add(t.at("promote"), `canary.promote: %q is not "manual" or "auto"`, c.Promote)
+	}
+	for _, h := range []struct{ key, val, what string }{
+		{"sticky_header", c.StickyHeader, "HTTP header name"},
+		{"sticky_cookie", c.StickyCookie, "cookie name"},
+		{"override_header", c.OverrideHeader, "HTTP header name"},
+	} {
+		if h.val != "" && !isToken(h.val) {
+			t.errs.add(t.at(h.key), "canary.%s: %q is not a valid %s", h.key, h.val, h.what)
+		}
+	}
+	return c
+}
+
+func decodeGPIO(t *table) GPIO {
+	var g GPIO
+	pins := []struct {
+		key string
+		dst *string
+		def string
+	}{
+		{"status_led", &g.StatusLED, "GPIO22"},
+		{"canary_green", &g.CanaryGreen, "GPIO27"},
+		{"canary_red", &g.CanaryRed, "GPIO17"},
+		{"button", &g.Button, "GPIO23"},
+	}
+	usedBy := map[string]string{}
+	for _, p := range pins {
+		*p.dst = t.str(p.key, p.def)
+		pin := *p.dst
+		if pin == "" {
+			continue
+		}
+		if !isHeaderPin(pin) {
+			t.errs.add(t.at(p.key), `gpio.%s: %q is not a header pin (want GPIO0 to GPIO27, or "" if not wired)`, p.key, pin)
+			continue
+		}
+		if other, taken := usedBy[pin]; taken {
+			t.reportSharedPin(pin, other, p.key)
+			continue
+		}
+		usedBy[pin] = p.key
+	}
+	return g
+}
+
+// reportSharedPin reports two parts wired to one pin at the key the user
+// wrote: when the other part has its pin by default, its key is in no file
+// and the message must say so.
+func (t *table) reportSharedPin(pin, a, b string) {
+	sa, sb := t.settings[a], t.settings[b]
+	switch {
+	case sa == nil:
+		t.errs.add(sb.pos, `gpio.%s: %s is gpio.%s's default pin (set gpio.%s to another pin, or "" if not wired)`, b, pin, a, a)
+	case sb == nil:
+		t.errs.add(sa.pos, `gpio.%s: %s is gpio.%s's default pin (set gpio.%s to another pin, or "" if not wired)`, a, pin, b, b)
+	case comparePos(sa.pos, sb.pos) < 0:
+		t.errs.add(sb.pos, "gpio.%s: %s is already used by gpio.%s (%s)", b, pin, a, sa.pos)
+	default:
+		t.errs.add(sa.pos, "gpio.%s: %s is already used by gpio.%s (%s)", a, pin, b, sb.pos)
+	}
+}
+
+// isHeaderPin reports whether name is a BCM GPIO on the 40-pin header, spelt
+// as periph names it.
+func isHeaderPin(name string) bool {
+	num, ok := strings.CutPrefix(name, "GPIO")
+	if !ok {
+		return false
+	}
+	n, err := strconv.Atoi(num)
+	return err == nil && n >= 0 && n <= 27 && strconv.Itoa(n) == num
+}
+
+// checkHostPort checks a listen address; the error completes a sentence that
+// starts with the address.
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New(`is not host:port (want e.g. "127.0.0.1:8080", or ":8080" for every interface)`)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("has port %q (want a number from 0 to 65535)", port)
+	}
+	return nil
+}
+
+func resolve(dir, path string) string {
+	if path == "" || filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(dir, path)
+}
+
+// isToken reports whether s is an RFC 9110 token, the syntax of header and
+// cookie names.
+func isToken(s string) bool {
+	for _, c := range []byte(s) {
+		ok := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+		if !ok {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// lookup returns key's setting, marking the key as known, or nil when no
+// file sets it.
+func (t *table) lookup(key string) *setting {
+	s := t.settings[key]
+	if s != nil {
+		s.used = true
+	}
+	return s
+}
+
+// at is where to report a problem with key: its line, or the table's when
+// the key is missing.
+func (t *table) at(key string) Pos {
+	if s := t.settings[key]; s != nil {
+		return s.pos
+	}
+	return t.pos
+}
+
+func (t *table) wrongType(key string, s *setting, want string) {
+	t.errs.add(s.pos, "%s.%s: want %s, got %s", t.name, key, want, describe(s.val))
+}
+
+func (t *table) reportUnknown() {
+	for key, s := range t.settings {
+		if !s.used {
+			t.errs.add(s.pos, "unknown key %q in %s", key, headerOf(t.name))
+		}
+	}
+}
+
+func (t *table) str(key, def string) string {
+	s := t.lookup(key)
+	if s == nil {
+		return def
+	}
+	if s.val.kind != unstable.String {
+		t.wrongType(key, s, "a string")
+		return def
+	}
+	return s.val.text
+}
+
+func (t *table) bool(key string, def bool) bool {
+	s := t.lookup(key)
+	if s == nil {
+		return def
+	}
+	if s.val.kind != unstable.Bool {
+		t.wrongType(key, s, "true or false")
+		return def
+	}
+	return s.val.text == "true"
+}
+
+func (t *table) int(key string, def int) int {
+	s := t.lookup(key)
+	if s == nil {
+		return def
+	}
+	if s.val.kind != unstable.Integer {
+		t.wrongType(key, s, "an integer")
+		return def
+	}
+	// The size of int, not int64: on the 32-bit Pis a larger value would
+	// wrap around instead of failing.
+	n, err := strconv.ParseInt(s.val.text, 0, strconv.IntSize)
+	if err != nil {
+		t.errs.add(s.pos, "%s.%s: %s is out of range", t.name, key, s.val.text)
+		return def
+	}
+	return int(n)
+}
+
+func (t *table) float(key string, def float64) float64 {
+	s := t.lookup(key)
+	if s == nil {
+		return def
+	}
+	f, ok := number(s.val)
+	if !ok {
+		t.wrongType(key, s, "a number")
+		return def
+	}
+	return f
+}
+
+func (t *table) floats(key string) []float64 {
+	s := t.lookup(key)
+	if s == nil {
+		return nil
+	}
+	if s.val.kind != unstable.Array {
+		t.wrongType(key, s, "an array of numbers")
+		return nil
+	}
+	fs := make([]float64, 0, len(s.val.items))
+	for _, item := range s.val.items {
+		f, ok := number(item)
+		if !ok {
+			t.errs.add(s.pos, "%s.%s: want an array of numbers, got %s in it", t.name, key, describe(item))
+			return nil
+		}
+		fs = append(fs, f)
+	}
+	return fs
+}
+
+// duration reads a duration written as a Go duration string. A duration of
+// zero or less is never what a timeout or a window means, so it is refused.
+func (t *table) duration(key string, def time.Duration) time.Duration {
+	s := t.lookup(key)
+	if s == nil {
+		return def
+	}
+	if s.val.kind != unstable.String {
+		t.wrongType(key, s, `a duration string such as "30s"`)
+		return def
+	}
+	d, err := time.ParseDuration(s.val.text)
+	if err != nil {
+		t.errs.add(s.pos, `%s.%s: %q is not a duration (want e.g. "500ms", "30s" or "5m")`, t.name, key, s.val.text)
+		return def
+	}
+	if d <= 0 {
+		t.errs.add(s.pos, "%s.%s: %q is not more than zero", t.name, key, s.val.text)
+		return def
+	}
+	return d
+}
+
+// number reads an integer or a float: TOML types them apart, but a
+// percentage written as 5 means 5.0.
+func number(v value) (float64, bool) {
+	switch v.kind {
+	case unstable.Integer:
+		n, err := strconv.ParseInt(v.text, 0, 64)
+		return float64(n), err == nil
+	case unstable.Float:
+		if strings.TrimLeft(v.text, "+-") == "nan" {
+			return math.NaN(), true
+		}
+		f, err := strconv.ParseFloat(strings.ReplaceAll(v.text, "_", ""), 64)
+		return f, err == nil
+	}
+	return 0, false
+}
+
+// describe names a value's TOML type and shows it, for "got ..." messages.
+func describe(v value) string {
+	switch v.kind {
+	case unstable.String:
+		return "string " + strconv.Quote(v.text)
+	case unstable.Integer:
+		return "integer " + v.text
+	case unstable.Float:
+		return "float " + v.text
+	case unstable.Bool:
+		return "boolean " + v.text
+	case unstable.Array:
+		return "array"
+	case unstable.InlineTable:
+		return "table"
+	case unstable.LocalDate:
+		return "date " + v.text
+	case unstable.LocalTime:
+		return "time " + v.text
+	default:
+		return "date-time " + v.text
+	}
+}

@@ -1,0 +1,433 @@
+// Package daemon is canaryd: it loads the configuration, owns the rollback
+// latch, and wires the router, the data plane, the admin API and the front
+// panel together. cmd/canaryd only parses flags and signals.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/canary-pi/canary-pi/appliance/admin"
+	"github.com/canary-pi/canary-pi/appliance/config"
+	"github.com/canary-pi/canary-pi/appliance/proxy"
+	"github.com/canary-pi/canary-pi/appliance/route"
+	"github.com/canary-pi/canary-pi/appliance/state"
+	"github.com/canary-pi/canary-pi/gpio"
+)
+
+// Options are canaryd's command-line settings.
+type Options struct {
+	ConfigDir string
+	StateDir  string
+	GPIO      string // auto, periph, sim or off
+	Listen    string // overrides proxy.listen when set
+	Version   string // the build's version, for the status
+	Logger    *slog.Logger
+}
+
+// Daemon is a running canaryd.
+type Daemon struct {
+	opts    Options
+	log     *slog.Logger
+	started time.Time
+
+	router *route.Router
+	proxy  *proxy.Proxy
+	panel  gpio.Panel
+	store  *state.Store
+
+	proxyLn  net.Listener
+	socketLn net.Listener
+	adminLn  net.Listener // nil when admin.listen is off
+
+	// mu serializes everything that changes the configuration or the
+	// latch; the data plane never takes it.
+	mu     sync.Mutex
+	cfg    *config.Config
+	gen    uint64
+	cfgErr string
+	latch  state.Latch
+}
+
+// New loads the configuration and the latch and binds every listener, so
+// that any reason not to start is known before Run. The error is one line.
+func New(opts Options) (*Daemon, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	d := &Daemon{opts: opts, log: opts.Logger, started: time.Now()}
+
+	cfg, err := config.Load(opts.ConfigDir)
+	if err != nil {
+		return nil, fmt.Errorf("no valid config: %w", err)
+	}
+	store, latch, warning, err := state.Open(opts.StateDir, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if warning != "" {
+		d.log.Warn(warning)
+	}
+	d.store = store
+	d.cfg, d.gen = cfg, 1
+	d.latch = d.latchFor(latch, cfg)
+
+	d.panel, err = openPanel(opts.GPIO, cfg.GPIO, d.log)
+	if err != nil {
+		return nil, err
+	}
+
+	tab := route.NewTable(cfg, d.gen, nil)
+	d.router = route.NewRouter(tab, d.latch.ModeFor(tab.HasCanary))
+	d.proxy = proxy.New(d.router, proxy.Options{
+		ConnectTimeout: cfg.Proxy.ConnectTimeout,
+		ReadTimeout:    cfg.Proxy.HeaderTimeout,
+		IdleTimeout:    cfg.Proxy.IdleTimeout,
+		UpstreamIdle:   cfg.Proxy.UpstreamIdle,
+		Logger:         d.log,
+	})
+	d.proxy.Prepare(tab)
+
+	if err := d.listen(cfg); err != nil {
+		d.closeListeners()
+		d.panel.Close()
+		return nil, err
+	}
+	d.showLights()
+	return d, nil
+}
+
+func (d *Daemon) listen(cfg *config.Config) error {
+	addr := cfg.Proxy.Listen
+	if d.opts.Listen != "" {
+		addr = d.opts.Listen
+	}
+	var err error
+	if d.proxyLn, err = net.Listen("tcp", addr); err != nil {
+		return fmt.Errorf("proxy: %w", err)
+	}
+	if d.socketLn, err = admin.ListenUnix(cfg.Admin.Socket); err != nil {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	if cfg.Admin.Listen != "" {
+		if d.adminLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
+			return fmt.Errorf("admin.listen: %w", err)
+		}
+	}
+	return nil
+}
+
+func (d *Daemon) closeListeners() {
+	for _, ln := range []net.Listener{d.proxyLn, d.socketLn, d.adminLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+}
+
+// ProxyAddr is the address the proxy listens on.
+func (d *Daemon) ProxyAddr() string { return d.proxyLn.Addr().String() }
+
+// AdminAddr is the admin TCP listener's address, "" when it is off.
+func (d *Daemon) AdminAddr() string {
+	if d.adminLn == nil {
+		return ""
+	}
+	return d.adminLn.Addr().String()
+}
+
+// Socket is the admin unix socket's path.
+func (d *Daemon) Socket() string { return d.socketLn.Addr().String() }
+
+// Run serves until ctx is done, then stops gracefully: no new connections,
+// requests in flight get up to ten seconds to finish. It returns nil after a
+// clean stop.
+func (d *Daemon) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	token, err := d.adminToken()
+	if err != nil {
+		return err
+	}
+	errs := make(chan error, 3)
+	go func() { errs <- d.proxy.Serve(d.proxyLn) }()
+	go func() {
+		errs <- admin.Serve(ctx, d.socketLn, admin.NewHandler(d, admin.HandlerOptions{Cause: "command"}))
+	}()
+	if d.adminLn != nil {
+		h := admin.NewHandler(d, admin.HandlerOptions{Cause: "api", Token: token})
+		go func() { errs <- admin.Serve(ctx, d.adminLn, readOnlyUnlessToken(h, token, d.adminLn.Addr())) }()
+	}
+	go d.handlePresses(ctx)
+
+	d.log.Info("canaryd serving", "LISTEN", d.ProxyAddr(), "ADMIN_SOCKET", d.Socket(),
+		"ADMIN_LISTEN", d.AdminAddr(), "GPIO", d.panel.Mode(), "STATE", string(d.router.Mode()),
+		"CANARY_VERSION", d.cfg.Canary.Version, "VERSION", d.opts.Version)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errs:
+		if runErr != nil {
+			runErr = fmt.Errorf("serving stopped: %w", runErr)
+		}
+	}
+	d.log.Info("canaryd stopping")
+	cancel()
+	stop, stopCancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stopCancel()
+	if err := d.proxy.Shutdown(stop); err != nil {
+		d.log.Warn("requests still in flight were cut off at shutdown", "error", err.Error())
+	}
+	d.closeListeners()
+	d.panel.Close()
+	return runErr
+}
+
+func (d *Daemon) adminToken() (string, error) {
+	path := d.cfg.Admin.TokenFile
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("admin.token_file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("admin.token_file %s is empty", path)
+	}
+	return tok, nil
+}
+
+// readOnlyUnlessToken refuses changes on a non-loopback admin listener that
+// has no token: anyone on the network could otherwise roll back.
+func readOnlyUnlessToken(h http.Handler, token string, addr net.Addr) http.Handler {
+	tcp, ok := addr.(*net.TCPAddr)
+	if token != "" || (ok && tcp.IP.IsLoopback()) {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprintln(w, `{"error": "changes over a non-loopback admin.listen need admin.token_file"}`)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// latchFor is the latch under cfg, persisted if the config changed it.
+func (d *Daemon) latchFor(l state.Latch, cfg *config.Config) state.Latch {
+	next := l.ForVersion(cfg.Canary.Version)
+	if next == l {
+		return l
+	}
+	if !next.Latched() {
+		d.log.Info("a new canary version re-arms the canary", "CANARY_VERSION", cfg.Canary.Version,
+			"LATCHED_VERSION", l.Version, "LATCH", string(l.Mode))
+	}
+	if err := d.store.Save(next); err != nil {
+		d.log.Error("cannot save the latch", "error", err.Error())
+	}
+	return next
+}
+
+// Reload re-reads the config directory. A directory that does not validate
+// changes nothing but the error the status shows; the error is returned.
+func (d *Daemon) Reload(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cfg, err := config.Load(d.opts.ConfigDir)
+	if err != nil {
+		if msg := err.Error(); msg != d.cfgErr {
+			d.log.Error("config rejected, the last good one keeps serving", "error", msg)
+			d.cfgErr = msg
+		}
+		d.showLights()
+		return fmt.Errorf("config rejected: %w", err)
+	}
+	d.warnUnappliable(cfg)
+	d.gen++
+	d.cfg, d.cfgErr = cfg, ""
+	d.latch = d.latchFor(d.latch, cfg)
+	tab := route.NewTable(cfg, d.gen, d.router.Table())
+	d.proxy.Prepare(tab)
+	old := d.router.Publish(tab, d.latch.ModeFor(tab.HasCanary))
+	d.proxy.Retire(old, tab)
+	d.showLights()
+	d.log.Info("config applied", "GENERATION", d.gen, "UPSTREAMS", len(cfg.Upstreams),
+		"CANARY_VERSION", cfg.Canary.Version, "STATE", string(d.router.Mode()))
+	return nil
+}
+
+// warnUnappliable logs settings that only take effect at a restart.
+func (d *Daemon) warnUnappliable(cfg *config.Config) {
+	if d.opts.Listen == "" && cfg.Proxy.Listen != d.cfg.Proxy.Listen {
+		d.log.Warn("proxy.listen changed: restart canaryd to move the listener", "LISTEN", d.ProxyAddr())
+	}
+	if cfg.Admin != d.cfg.Admin {
+		d.log.Warn("[admin] changed: restart canaryd to apply it")
+	}
+	if cfg.GPIO != d.cfg.GPIO {
+		d.log.Warn("[gpio] changed: restart canaryd to apply it")
+	}
+}
+
+// Rollback sends every new request to stable upstreams. The router is
+// switched before the latch is written: traffic leaves the canary at once,
+// and the disk's latency comes after.
+func (d *Daemon) Rollback(ctx context.Context, cause string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	next, err := d.latch.Rollback(d.router.Table().HasCanary, d.cfg.Canary.Version, cause, time.Now())
+	if err != nil || next == d.latch {
+		return err
+	}
+	d.router.SetMode(state.RolledBack)
+	d.latch = next
+	d.showLights()
+	d.log.Warn("rolled back: all new requests go to stable upstreams",
+		"CAUSE", cause, "CANARY_VERSION", next.Version)
+	if err := d.store.Save(next); err != nil {
+		d.log.Error("rolled back, but the latch could not be saved", "error", err.Error())
+		return fmt.Errorf("rolled back, but the latch could not be saved: %w", err)
+	}
+	return nil
+}
+
+// Resume clears a rollback or a promotion. The latch is written first: if
+// it cannot be, the canary stays out.
+func (d *Daemon) Resume(ctx context.Context, cause string) error {
+	return d.change(func(l state.Latch) (state.Latch, error) {
+		return l.Resume(d.router.Table().HasCanary)
+	}, "resumed: the canary takes its configured share", cause)
+}
+
+// Promote sends every new request to the canary.
+func (d *Daemon) Promote(ctx context.Context, cause string) error {
+	return d.change(func(l state.Latch) (state.Latch, error) {
+		return l.Promote(d.router.Table().HasCanary, d.cfg.Canary.Version, cause, time.Now())
+	}, "promoted: all new requests go to the canary", cause)
+}
+
+// change applies a transition that sends traffic toward the canary: the
+// latch is saved before the router moves.
+func (d *Daemon) change(transition func(state.Latch) (state.Latch, error), what, cause string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	next, err := transition(d.latch)
+	if err != nil || next == d.latch {
+		return err
+	}
+	if err := d.store.Save(next); err != nil {
+		return fmt.Errorf("the latch could not be saved, nothing changed: %w", err)
+	}
+	d.latch = next
+	d.router.SetMode(next.ModeFor(d.router.Table().HasCanary))
+	d.showLights()
+	d.log.Warn(what, "CAUSE", cause, "CANARY_VERSION", d.cfg.Canary.Version)
+	return nil
+}
+
+// Pause holds a progressive rollout at its step.
+func (d *Daemon) Pause(ctx context.Context) error {
+	return errors.New("no progressive rollout is configured (canary.steps): nothing to pause")
+}
+
+// Button presses the button through the panel's own path.
+func (d *Daemon) Button(ctx context.Context, long bool) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return d.panel.Press(ctx, long)
+}
+
+// handlePresses turns presses into actions: a short press rolls back, a
+// long one resumes.
+func (d *Daemon) handlePresses(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-d.panel.Presses():
+			var err error
+			if p.Long {
+				err = d.Resume(ctx, "button")
+			} else {
+				err = d.Rollback(ctx, "button")
+			}
+			if err != nil {
+				d.log.Warn("button press changed nothing", "LONG", p.Long, "error", err.Error())
+			}
+			p.Handled()
+		}
+	}
+}
+
+// lights is what the panel shows for a mode and a config state.
+func lights(m state.Mode, cfgErr string) (status, canary gpio.Pattern) {
+	status = gpio.Green
+	if cfgErr != "" {
+		status = gpio.GreenBlink
+	}
+	switch m {
+	case state.Canary:
+		canary = gpio.Green
+	case state.RolledBack:
+		canary = gpio.RedBlink
+	default:
+		canary = gpio.Off
+	}
+	return status, canary
+}
+
+func (d *Daemon) showLights() {
+	d.panel.Show(lights(d.router.Mode(), d.cfgErr))
+}
+
+// Status is the daemon's state as the admin API shows it.
+func (d *Daemon) Status() admin.Status {
+	d.mu.Lock()
+	cfg, gen, cfgErr, latch := d.cfg, d.gen, d.cfgErr, d.latch
+	d.mu.Unlock()
+	tab := d.router.Table()
+	mode := d.router.Mode()
+	status, canary := d.panel.Shown()
+	now := time.Now()
+	st := admin.Status{
+		State:         string(mode),
+		CanaryVersion: cfg.Canary.Version,
+		CanaryPercent: round1(tab.CanaryPercent(mode)),
+		LEDs:          admin.LEDs{Status: string(status), Canary: string(canary)},
+		Config:        admin.ConfigInfo{Generation: gen, Error: cfgErr, Dir: d.opts.ConfigDir, Files: cfg.Files},
+		Version:       d.opts.Version,
+		Listen:        d.ProxyAddr(),
+		GPIO:          d.panel.Mode(),
+		StartedAt:     d.started.UTC().Format(time.RFC3339),
+		Upstreams:     make([]admin.Upstream, 0, len(tab.Upstreams)),
+	}
+	if latch.Latched() {
+		st.Latch = &admin.Latch{State: string(latch.Mode), Version: latch.Version, Cause: latch.Cause,
+			At: latch.At.UTC().Format(time.RFC3339)}
+	}
+	for _, u := range tab.Upstreams {
+		st.Upstreams = append(st.Upstreams, admin.Upstream{
+			Name: u.Name, Role: string(u.Role), URL: u.URL.String(), Weight: u.Weight,
+			Requests: u.Stats.Requests.Load(), Errors: u.Stats.Errors.Load(),
+			Healthy: u.Weight > 0 && tab.Healthy(u, now), InFlight: u.Stats.InFlight.Load(),
+		})
+	}
+	return st
+}
+
+func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }

@@ -1,0 +1,152 @@
+package proxy
+
+import (
+	"bufio"
+	"crypto/tls"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/canary-pi/canary-pi/appliance/route"
+	"github.com/canary-pi/canary-pi/appliance/swrr"
+)
+
+// serveUpgrade passes a protocol upgrade (WebSocket) through: the request
+// goes to an upstream on a connection of its own, and once the upstream
+// answers 101 the two connections are spliced until either side closes.
+func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx) {
+	tab := p.router.Table()
+	var tried swrr.Set
+	u := tab.Pick(&tried, time.Now())
+	var conn net.Conn
+	for retried := false; ; retried = true {
+		if u == nil {
+			p.fail(ctx, fasthttp.StatusBadGateway, "no upstream is available")
+			return
+		}
+		var err error
+		conn, err = p.dialUpgrade(u)
+		if err == nil {
+			break
+		}
+		p.account(tab, u, Outcome{Failed: true}, time.Now())
+		if retried {
+			p.failWith(ctx, err)
+			return
+		}
+		u = tab.PickRetry(&tried, time.Now())
+	}
+
+	start := time.Now()
+	br := bufio.NewReader(conn)
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	err := writeUpgradeRequest(conn, ctx)
+	if err == nil {
+		conn.SetReadDeadline(time.Now().Add(p.opts.ReadTimeout))
+		err = resp.Header.Read(br)
+		conn.SetReadDeadline(time.Time{})
+	}
+	o := Outcome{Duration: time.Since(start)}
+	if err != nil {
+		conn.Close()
+		o.Failed = true
+		p.account(tab, u, o, time.Now())
+		p.failWith(ctx, err)
+		return
+	}
+	o.Status = resp.StatusCode()
+	p.account(tab, u, o, time.Now())
+
+	if o.Status != fasthttp.StatusSwitchingProtocols {
+		// The upstream declined the upgrade: its answer is an ordinary
+		// response, read whole (refusals are short) and passed on.
+		err := resp.ReadBody(br, 1<<20)
+		conn.Close()
+		if err != nil {
+			p.failWith(ctx, err)
+			return
+		}
+		resp.CopyTo(&ctx.Response)
+		cleanResponse(&ctx.Response)
+		ctx.SetConnectionClose()
+		return
+	}
+	resp.Header.CopyTo(&ctx.Response.Header)
+	u.Stats.InFlight.Add(1)
+	ctx.Hijack(func(client net.Conn) {
+		defer u.Stats.InFlight.Add(-1)
+		splice(client, conn, br)
+	})
+}
+
+func (p *Proxy) dialUpgrade(u *route.Upstream) (net.Conn, error) {
+	pl := u.Transport.(*pool)
+	d := &net.Dialer{Timeout: p.opts.ConnectTimeout, KeepAlive: 30 * time.Second}
+	c, err := d.Dial("tcp", pl.addr)
+	if err != nil {
+		return nil, &dialError{err}
+	}
+	if !pl.tls {
+		return c, nil
+	}
+	tc := tls.Client(c, pl.hc.TLSConfig)
+	tc.SetDeadline(time.Now().Add(p.opts.ConnectTimeout))
+	if err := tc.Handshake(); err != nil {
+		c.Close()
+		return nil, &dialError{err}
+	}
+	tc.SetDeadline(time.Time{})
+	return tc, nil
+}
+
+// writeUpgradeRequest writes the client's request head to the upstream,
+// with the end-to-end headers and the upgrade the client asked for.
+func writeUpgradeRequest(w io.Writer, ctx *fasthttp.RequestCtx) error {
+	h := &ctx.Request.Header
+	upgrade := string(h.Peek("Upgrade"))
+	prepareRequest(ctx)
+	bw := bufio.NewWriter(w)
+	bw.Write(h.Method())
+	bw.WriteByte(' ')
+	bw.Write(h.RequestURI())
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.Write(h.Host())
+	bw.WriteString("\r\n")
+	for k, v := range h.All() {
+		if string(k) == "Host" {
+			continue
+		}
+		bw.Write(k)
+		bw.WriteString(": ")
+		bw.Write(v)
+		bw.WriteString("\r\n")
+	}
+	bw.WriteString("Connection: Upgrade\r\nUpgrade: ")
+	bw.WriteString(upgrade)
+	bw.WriteString("\r\n\r\n")
+	return bw.Flush()
+}
+
+// splice copies both ways until one side is done, then closes both.
+func splice(client, upstream net.Conn, upstreamBuf *bufio.Reader) {
+	var once sync.Once
+	closeBoth := func() {
+		once.Do(func() {
+			client.Close()
+			upstream.Close()
+		})
+	}
+	done := make(chan struct{})
+	go func() {
+		io.Copy(upstream, client)
+		closeBoth()
+		close(done)
+	}()
+	io.Copy(client, upstreamBuf)
+	closeBoth()
+	<-done
+}

@@ -1,0 +1,98 @@
+// Package state is the rollback latch: the one decision an operator (or
+// the button, or the analysis) makes about the canary that must outlive the
+// process. Transitions are pure functions; Store is the only writer of the
+// state file and writes it so that a crash or a power cut leaves either the
+// old latch or the new one, never neither.
+package state
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Mode is what the traffic split does now. The values are the contract's
+// `state` field.
+type Mode string
+
+const (
+	NoCanary   Mode = "stable"      // no canary upstream configured
+	Canary     Mode = "canary"      // the canary takes its configured share
+	RolledBack Mode = "rolled_back" // every new request goes to stable upstreams
+	Promoted   Mode = "promoted"    // every new request goes to canary upstreams
+)
+
+// Latch is the persisted decision. The zero value is "not latched".
+type Latch struct {
+	Mode    Mode      `json:"state"`   // RolledBack, Promoted, or "" for none
+	Version string    `json:"version"` // the canary.version it was taken for
+	Cause   string    `json:"cause"`   // command, button, auto, api, ...
+	At      time.Time `json:"at"`
+}
+
+// Latched reports whether a rollback or a promotion is in force.
+func (l Latch) Latched() bool { return l.Mode == RolledBack || l.Mode == Promoted }
+
+// ModeFor is the mode the latch gives a config with or without a canary.
+func (l Latch) ModeFor(hasCanary bool) Mode {
+	switch {
+	case !hasCanary:
+		return NoCanary
+	case l.Latched():
+		return l.Mode
+	default:
+		return Canary
+	}
+}
+
+// ForVersion is the latch after a config with this canary version is
+// applied: a new version re-arms the canary, the same one keeps the latch.
+// A latch taken for an unknown version (see Open) holds for whichever
+// version comes first.
+func (l Latch) ForVersion(version string) Latch {
+	if l.Latched() && l.Version == "" {
+		l.Version = version
+		return l
+	}
+	if l.Latched() && l.Version != version {
+		return Latch{}
+	}
+	return l
+}
+
+// ErrNoCanary is the refusal for an action that needs a canary.
+var ErrNoCanary = errors.New("no canary upstream is configured")
+
+// Rollback latches a rollback of version. Rolling back a promoted canary is
+// allowed: it is the way back from a promotion gone wrong.
+func (l Latch) Rollback(hasCanary bool, version, cause string, now time.Time) (Latch, error) {
+	if !hasCanary {
+		return l, ErrNoCanary
+	}
+	if l.Mode == RolledBack {
+		return l, nil
+	}
+	return Latch{Mode: RolledBack, Version: version, Cause: cause, At: now}, nil
+}
+
+// Promote latches a promotion of version. It is refused while rolled back,
+// so that a promotion is always a deliberate step after a resume.
+func (l Latch) Promote(hasCanary bool, version, cause string, now time.Time) (Latch, error) {
+	switch {
+	case !hasCanary:
+		return l, ErrNoCanary
+	case l.Mode == RolledBack:
+		return l, fmt.Errorf("canary %s is rolled back: resume first", l.Version)
+	case l.Mode == Promoted:
+		return l, nil
+	}
+	return Latch{Mode: Promoted, Version: version, Cause: cause, At: now}, nil
+}
+
+// Resume clears a rollback or a promotion.
+func (l Latch) Resume(hasCanary bool) (Latch, error) {
+	if !hasCanary {
+		return l, ErrNoCanary
+	}
+	return Latch{}, nil
+}

@@ -1,0 +1,116 @@
+package state
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var now = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+func TestTransitions(t *testing.T) {
+	rolled := Latch{Mode: RolledBack, Version: "v2", Cause: "button", At: now}
+	promoted := Latch{Mode: Promoted, Version: "v2", Cause: "command", At: now}
+	tests := []struct {
+		name    string
+		from    Latch
+		action  func(Latch) (Latch, error)
+		want    Mode
+		wantErr string
+	}{
+		{"rollback from canary", Latch{}, func(l Latch) (Latch, error) { return l.Rollback(true, "v2", "command", now) }, RolledBack, ""},
+		{"rollback is idempotent and keeps the first cause", rolled, func(l Latch) (Latch, error) { return l.Rollback(true, "v2", "command", now) }, RolledBack, ""},
+		{"rollback from promoted", promoted, func(l Latch) (Latch, error) { return l.Rollback(true, "v2", "command", now) }, RolledBack, ""},
+		{"rollback without canary is refused", Latch{}, func(l Latch) (Latch, error) { return l.Rollback(false, "", "command", now) }, NoCanary, "no canary"},
+		{"promote from canary", Latch{}, func(l Latch) (Latch, error) { return l.Promote(true, "v2", "command", now) }, Promoted, ""},
+		{"promote while rolled back is refused", rolled, func(l Latch) (Latch, error) { return l.Promote(true, "v2", "command", now) }, RolledBack, "resume first"},
+		{"resume clears a rollback", rolled, func(l Latch) (Latch, error) { return l.Resume(true) }, Canary, ""},
+		{"resume clears a promotion", promoted, func(l Latch) (Latch, error) { return l.Resume(true) }, Canary, ""},
+		{"resume without canary is refused", Latch{}, func(l Latch) (Latch, error) { return l.Resume(false) }, NoCanary, "no canary"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.action(tt.from)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				if got != tt.from {
+					t.Fatalf("a refused action changed the latch: %+v", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			hasCanary := tt.want != NoCanary
+			if m := got.ModeFor(hasCanary); m != tt.want {
+				t.Fatalf("mode %q, want %q", m, tt.want)
+			}
+		})
+	}
+	if l, _ := rolled.Rollback(true, "v2", "command", now.Add(time.Hour)); l.Cause != "button" || !l.At.Equal(now) {
+		t.Errorf("a second rollback overwrote the first: %+v", l)
+	}
+}
+
+func TestSameVersionKeepsTheLatchNewVersionRearms(t *testing.T) {
+	l := Latch{Mode: RolledBack, Version: "v2", Cause: "button", At: now}
+	if got := l.ForVersion("v2"); got != l {
+		t.Errorf("same version: %+v", got)
+	}
+	if got := l.ForVersion("v3"); got.Latched() {
+		t.Errorf("new version kept the latch: %+v", got)
+	}
+}
+
+func TestRollbackSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	s, l, warn, err := Open(dir, now)
+	if err != nil || warn != "" || l.Latched() {
+		t.Fatalf("fresh dir: %+v %q %v", l, warn, err)
+	}
+	want := Latch{Mode: RolledBack, Version: "v2", Cause: "button", At: now}
+	if err := s.Save(want); err != nil {
+		t.Fatal(err)
+	}
+	_, got, warn, err := Open(dir, now)
+	if err != nil || warn != "" {
+		t.Fatal(err, warn)
+	}
+	if got.Mode != want.Mode || got.Version != want.Version || got.Cause != want.Cause || !got.At.Equal(want.At) {
+		t.Fatalf("after reopen %+v, want %+v", got, want)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("temporary files left behind: %v", entries)
+	}
+}
+
+func TestUnreadableStateFileFailsSafeToRollback(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, FileName)
+	if err := os.WriteFile(path, []byte("{garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, l, warn, err := Open(dir, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Mode != RolledBack || warn == "" {
+		t.Fatalf("latch %+v, warning %q", l, warn)
+	}
+	if _, err := os.Stat(path + ".corrupt"); err != nil {
+		t.Errorf("corrupt file not kept: %v", err)
+	}
+	if got := l.ForVersion("v2"); got.Mode != RolledBack || got.Version != "v2" {
+		t.Errorf("the fail-safe latch must hold for the first version applied: %+v", got)
+	}
+	// The safe latch was itself persisted.
+	_, again, _, _ := Open(dir, now)
+	if again.Mode != RolledBack {
+		t.Errorf("fail-safe latch not persisted: %+v", again)
+	}
+}

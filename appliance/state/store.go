@@ -1,0 +1,99 @@
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// FileName is the latch's file in the state directory.
+const FileName = "latch.json"
+
+// Store persists the latch in a state directory.
+type Store struct {
+	mu  sync.Mutex
+	dir string
+}
+
+// Open prepares dir (creating it if needed) and reads the latch in it. A
+// missing file is no latch. A file that cannot be parsed is kept aside as
+// latch.json.corrupt and the latch comes back as a rollback: when we cannot
+// know whether the canary was rolled back, the safe answer is that it was.
+// The returned warning says what happened, for the log.
+func Open(dir string, now time.Time) (s *Store, l Latch, warning string, err error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, Latch{}, "", fmt.Errorf("state dir: %w", err)
+	}
+	s = &Store{dir: dir}
+	path := s.Path()
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return s, Latch{}, "", nil
+	case err != nil:
+		return nil, Latch{}, "", fmt.Errorf("state file: %w", err)
+	}
+	if err := json.Unmarshal(data, &l); err == nil && validMode(l.Mode) {
+		return s, l, "", nil
+	}
+	aside := path + ".corrupt"
+	if err := os.Rename(path, aside); err != nil {
+		return nil, Latch{}, "", fmt.Errorf("state file %s is unreadable and cannot be moved aside: %w", path, err)
+	}
+	l = Latch{Mode: RolledBack, Version: "", Cause: "unreadable-state-file", At: now}
+	if err := s.Save(l); err != nil {
+		return nil, Latch{}, "", err
+	}
+	return s, l, fmt.Sprintf("state file %s was unreadable (kept as %s): latched a rollback to be safe; `canaryctl resume` re-arms", path, aside), nil
+}
+
+func validMode(m Mode) bool { return m == "" || m == RolledBack || m == Promoted }
+
+// Path is the latch file.
+func (s *Store) Path() string { return filepath.Join(s.dir, FileName) }
+
+// Save writes the latch durably: a temporary file is written and synced,
+// renamed over the old one, and the directory is synced so that the rename
+// itself survives a power cut.
+func (s *Store) Save(l Latch) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	data, err := json.MarshalIndent(l, "", "  ")
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	tmp, err := os.CreateTemp(s.dir, "."+FileName+".*")
+	if err != nil {
+		return fmt.Errorf("save latch: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // a no-op after the rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save latch: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save latch: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save latch: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), s.Path()); err != nil {
+		return fmt.Errorf("save latch: %w", err)
+	}
+	d, err := os.Open(s.dir)
+	if err != nil {
+		return fmt.Errorf("save latch: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("save latch: sync %s: %w", s.dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,171 @@
+// Package swrr is nginx's smooth weighted round-robin, with nginx's failure
+// bookkeeping (max_fails, fail_timeout, effective weight). For the same
+// weights it picks the same sequence of peers as nginx's upstream module.
+//
+// The balancer keeps no clock of its own: callers pass the time, so tests
+// drive it with a fake clock and the proxy reuses the time it already read.
+package swrr
+
+import (
+	"sync"
+	"time"
+)
+
+// MaxPeers is the most peers a Balancer takes; a Set holds that many.
+const MaxPeers = 256
+
+// Peer is one server's configuration.
+type Peer struct {
+	Weight      int           // 0 means off (nginx's "down")
+	MaxFails    int           // failures within FailTimeout that take it out; 0: never
+	FailTimeout time.Duration // how long it stays out, and the window for MaxFails
+}
+
+// Set is a set of peer indexes: the peers a request already tried, or a
+// mask of peers that must not be picked. The zero value is empty.
+type Set [MaxPeers / 64]uint64
+
+// Add puts peer i in the set.
+func (s *Set) Add(i int) { s[i>>6] |= 1 << (uint(i) & 63) }
+
+// Has reports whether peer i is in the set.
+func (s *Set) Has(i int) bool { return s[i>>6]&(1<<(uint(i)&63)) != 0 }
+
+// Union adds every member of o to s.
+func (s *Set) Union(o *Set) {
+	for i := range s {
+		s[i] |= o[i]
+	}
+}
+
+// Balancer picks peers. It is safe for concurrent use and does not allocate
+// on Pick or Done.
+type Balancer struct {
+	mu       sync.Mutex
+	peers    []state
+	excluded Set
+}
+
+// state is nginx's ngx_http_upstream_rr_peer_t, reduced to what
+// round-robin needs. Times are UnixNano.
+type state struct {
+	Peer
+	current   int
+	effective int
+	fails     int
+	checked   int64
+	accessed  int64
+}
+
+// New returns a balancer over peers, in order; the order matters for ties,
+// exactly as the order of server lines does in nginx. It panics on more than
+// MaxPeers peers: the config loader rejects that first.
+func New(peers []Peer) *Balancer {
+	if len(peers) > MaxPeers {
+		panic("swrr: too many peers")
+	}
+	b := &Balancer{peers: make([]state, len(peers))}
+	for i, p := range peers {
+		b.peers[i] = state{Peer: p, effective: p.Weight}
+	}
+	return b
+}
+
+// Len is the number of peers.
+func (b *Balancer) Len() int { return len(b.peers) }
+
+// Exclude takes the peers in s out of the rotation (and puts every other
+// peer back) for every Pick that starts after it returns. Excluded peers keep
+// their round-robin state, so putting them back resumes their sequence.
+func (b *Balancer) Exclude(s Set) {
+	b.mu.Lock()
+	b.excluded = s
+	b.mu.Unlock()
+}
+
+// Pick chooses the next peer not in tried and not excluded, adds it to
+// tried and returns its index. When no peer can be picked it returns -1 and,
+// as nginx does, clears every peer's failure count so that the next request
+// finds them live again.
+func (b *Balancer) Pick(tried *Set, now time.Time) int {
+	t := now.UnixNano()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+
+	if len(b.peers) == 1 {
+		// nginx's single-server upstream: max_fails does not apply.
+		if p := &b.peers[0]; p.Weight > 0 && !tried.Has(0) && !b.excluded.Has(0) {
+			tried.Add(0)
+			return 0
+		}
+		return -1
+	}
+
+	best, total := -1, 0
+	for i := range b.peers {
+		p := &b.peers[i]
+		if tried.Has(i) || b.excluded.Has(i) || p.Weight == 0 {
+			continue
+		}
+		if p.MaxFails > 0 && p.fails >= p.MaxFails && t-p.checked <= int64(p.FailTimeout) {
+			continue
+		}
+		p.current += p.effective
+		total += p.effective
+		if p.effective < p.Weight {
+			p.effective++
+		}
+		if best < 0 || p.current > b.peers[best].current {
+			best = i
+		}
+	}
+	if best < 0 {
+		for i := range b.peers {
+			b.peers[i].fails = 0
+		}
+		return -1
+	}
+	p := &b.peers[best]
+	p.current -= total
+	if t-p.checked > int64(p.FailTimeout) {
+		p.checked = t
+	}
+	tried.Add(best)
+	return best
+}
+
+// Done reports how a request to peer i ended. failed means the peer itself
+// failed (refused, reset, timed out); a 5xx answer is not a failure here.
+func (b *Balancer) Done(i int, failed bool, now time.Time) {
+	if len(b.peers) == 1 {
+		return
+	}
+	t := now.UnixNano()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := &b.peers[i]
+	if !failed {
+		// A success after the last failure check makes the peer live again.
+		if p.accessed < p.checked {
+			p.fails = 0
+		}
+		return
+	}
+	p.fails++
+	p.accessed = t
+	p.checked = t
+	if p.MaxFails > 0 {
+		p.effective -= p.Weight / p.MaxFails
+	}
+	if p.effective < 0 {
+		p.effective = 0
+	}
+}
+
+// Down reports whether peer i is currently taken out by its failures.
+func (b *Balancer) Down(i int, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := &b.peers[i]
+	return p.MaxFails > 0 && p.fails >= p.MaxFails && now.UnixNano()-p.checked <= int64(p.FailTimeout)
+}

@@ -1,0 +1,390 @@
+// Command canaryctl is the operator's command line for a running canaryd:
+// it shows the status and rolls back, resumes, promotes and reloads through
+// the daemon's admin socket.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/canary-pi/canary-pi/appliance/admin"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const defaultSocket = "/run/canaryd/admin.sock"
+
+// timeout bounds a whole invocation. It outlasts the daemon's own write
+// timeout, so a slow command ends with the daemon's answer, not ours.
+const timeout = 75 * time.Second
+
+// Exit statuses, as the contract fixes them.
+const (
+	exitOK          = 0
+	exitRefused     = 1 // the daemon refused, or a known command was misused
+	exitUnreachable = 2 // no daemon answered
+	exitUsage       = 2 // no or an unknown command, as the flag package exits
+)
+
+const usage = `usage: canaryctl [-socket PATH] COMMAND [flags]
+
+commands:
+  status [--json]          what the appliance is doing
+  rollback                 all new requests to stable, latched
+  resume                   clear a rollback or a pause
+  promote                  the canary takes all traffic
+  reload                   re-read the config directory now
+  pause                    hold a progressive rollout at its step
+  button [--long]          press the button (long: 3 s or more)
+  incidents [--json]       the incident reports written at rollbacks
+  incident [--json|--csv] ID
+  version                  canaryctl's version
+
+The socket is -socket, else $CANARYD_SOCKET, else ` + defaultSocket + `.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// cli is one invocation: where to write and which daemon to ask.
+type cli struct {
+	stdout, stderr io.Writer
+	socket         string
+	client         *admin.Client
+}
+
+// command is one canaryctl command. flags declares its flags on fs; run
+// gets the positional arguments left after them.
+type command struct {
+	args  string // the synopsis after the name, for usage errors
+	nargs int    // positional arguments it takes
+	flags func(fs *flag.FlagSet)
+	run   func(ctx context.Context, c *cli, args []string) error
+}
+
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	c := &cli{stdout: stdout, stderr: stderr}
+
+	global := flag.NewFlagSet("canaryctl", flag.ContinueOnError)
+	global.SetOutput(io.Discard)
+	global.StringVar(&c.socket, "socket", "", "the daemon's admin socket")
+	showVersion := global.Bool("version", false, "print canaryctl's version")
+	switch err := global.Parse(args); {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	case err != nil:
+		fmt.Fprintf(stderr, "canaryctl: %v\n%s", err, usage)
+		return exitUsage
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "canaryctl %s\n", version)
+		return exitOK
+	}
+	if global.NArg() == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+
+	name := global.Arg(0)
+	cmd, ok := commands()[name]
+	if !ok {
+		fmt.Fprintf(stderr, "canaryctl: unknown command %q\n%s", name, usage)
+		return exitUsage
+	}
+	flags := flag.NewFlagSet("canaryctl "+name, flag.ContinueOnError)
+	flags.SetOutput(io.Discard)
+	// Accepted after the command too, where it is easy to add when
+	// repeating the previous command line.
+	flags.StringVar(&c.socket, "socket", c.socket, "the daemon's admin socket")
+	if cmd.flags != nil {
+		cmd.flags(flags)
+	}
+	pos, err := parseInterspersed(flags, global.Args()[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(stdout, "usage: canaryctl %s %s\n", name, cmd.args)
+		return exitOK
+	}
+	if err == nil && len(pos) != cmd.nargs {
+		err = fmt.Errorf("want %d argument(s), got %d", cmd.nargs, len(pos))
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "canaryctl %s: %v (usage: canaryctl %s %s)\n", name, err, name, strings.TrimSpace(cmd.args))
+		return exitRefused
+	}
+
+	if c.socket == "" {
+		c.socket = getenv("CANARYD_SOCKET")
+	}
+	if c.socket == "" {
+		c.socket = defaultSocket
+	}
+	c.client = admin.NewClient(c.socket)
+
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return c.exit(cmd.run(ctx, c, pos))
+}
+
+// parseInterspersed parses flags anywhere among the arguments, so that
+// "incident 7 --json" works as well as "incident --json 7".
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// exit reports err on one line and maps it to the contract's exit status.
+func (c *cli) exit(err error) int {
+	var apiErr *admin.Error
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, admin.ErrUnreachable):
+		hint := "is canaryd running? try -socket or $CANARYD_SOCKET"
+		if errors.Is(err, fs.ErrPermission) {
+			hint = "the socket is for root and its group: try sudo"
+		}
+		fmt.Fprintf(c.stderr, "canaryctl: %v (%s)\n", err, hint)
+		return exitUnreachable
+	case errors.As(err, &apiErr):
+		fmt.Fprintf(c.stderr, "canaryctl: %s\n", apiErr.Reason)
+		return exitRefused
+	default:
+		fmt.Fprintf(c.stderr, "canaryctl: %v\n", err)
+		return exitRefused
+	}
+}
+
+func commands() map[string]command {
+	var jsonOut, csvOut, long bool
+	jsonFlag := func(fs *flag.FlagSet) { fs.BoolVar(&jsonOut, "json", false, "print JSON") }
+	mutation := func(done string, do func(*admin.Client, context.Context) (admin.Status, error)) command {
+		return command{run: func(ctx context.Context, c *cli, _ []string) error {
+			st, err := do(c.client, ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "%s: %s\n", done, where(st, "canary "+st.CanaryVersion))
+			return nil
+		}}
+	}
+	return map[string]command{
+		"status": {args: "[--json]", flags: jsonFlag, run: func(ctx context.Context, c *cli, _ []string) error {
+			if jsonOut {
+				// The daemon's own bytes, so fields newer than this
+				// canaryctl still show.
+				return c.printJSON(c.client.Get(ctx, "/v1/status"))
+			}
+			st, err := c.client.Status(ctx)
+			if err != nil {
+				return err
+			}
+			return printStatus(c.stdout, st)
+		}},
+		"rollback": mutation("rolled back", (*admin.Client).Rollback),
+		"resume":   mutation("resumed", (*admin.Client).Resume),
+		"promote":  mutation("promoted", (*admin.Client).Promote),
+		"pause":    mutation("paused", (*admin.Client).Pause),
+		"reload": {run: func(ctx context.Context, c *cli, _ []string) error {
+			st, err := c.client.Reload(ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "reloaded: config generation %d, %s\n", st.Config.Generation, where(st, "canary "+st.CanaryVersion))
+			return nil
+		}},
+		"button": {
+			args:  "[--long]",
+			flags: func(fs *flag.FlagSet) { fs.BoolVar(&long, "long", false, "a long press (3 s or more): resume") },
+			run: func(ctx context.Context, c *cli, _ []string) error {
+				st, err := c.client.Button(ctx, long)
+				if err != nil {
+					return err
+				}
+				press := "button pressed"
+				if long {
+					press = "button long-pressed"
+				}
+				fmt.Fprintf(c.stdout, "%s: %s\n", press, where(st, "canary "+st.CanaryVersion))
+				return nil
+			},
+		},
+		"incidents": {args: "[--json]", flags: jsonFlag, run: func(ctx context.Context, c *cli, _ []string) error {
+			body, err := c.incidents(ctx, "/v1/incidents")
+			if jsonOut || err != nil {
+				return c.printJSON(body, err)
+			}
+			return c.printIncidents(body)
+		}},
+		"incident": {
+			args:  "[--json|--csv] ID",
+			nargs: 1,
+			flags: func(fs *flag.FlagSet) {
+				jsonFlag(fs)
+				fs.BoolVar(&csvOut, "csv", false, "print CSV")
+			},
+			run: func(ctx context.Context, c *cli, args []string) error {
+				path := "/v1/incidents/" + url.PathEscape(args[0])
+				if !csvOut {
+					return c.printJSON(c.incidents(ctx, path))
+				}
+				body, err := c.incidents(ctx, path+"?format=csv")
+				if err != nil {
+					return err
+				}
+				_, err = c.stdout.Write(body)
+				return err
+			},
+		},
+		"version": {run: func(_ context.Context, c *cli, _ []string) error {
+			fmt.Fprintf(c.stdout, "canaryctl %s\n", version)
+			return nil
+		}},
+	}
+}
+
+// where says in a few words where new requests go now; canary names the
+// canary ("canary v2", or just "canary" where the version is shown).
+func where(st admin.Status, canary string) string {
+	switch st.State {
+	case "stable":
+		return "all traffic to stable (no canary configured)"
+	case "canary":
+		s := fmt.Sprintf("%s gets %s of new requests", canary, percent(st.CanaryPercent))
+		if st.Paused {
+			s += ", rollout paused"
+		}
+		return s
+	case "rolled_back":
+		return fmt.Sprintf("all traffic to stable (%s latched)", canary)
+	case "promoted":
+		return canary + " takes all traffic"
+	}
+	return fmt.Sprintf("unknown state %q (a newer canaryd?)", st.State)
+}
+
+// percent prints a share to a tenth: 33.3%, 5%, 100%.
+func percent(p float64) string {
+	return strconv.FormatFloat(math.Round(p*10)/10, 'f', -1, 64) + "%"
+}
+
+func printStatus(w io.Writer, st admin.Status) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	state := st.State
+	if st.State != "stable" {
+		state += " (" + st.CanaryVersion + ")"
+	}
+	fmt.Fprintf(tw, "state\t%s, %s\n", state, where(st, "canary"))
+	if l := st.Latch; l != nil {
+		fmt.Fprintf(tw, "latch\t%s %s by %s at %s\n", l.State, l.Version, l.Cause, l.At)
+	}
+	if st.Message != "" {
+		fmt.Fprintf(tw, "message\t%s\n", st.Message)
+	}
+	cfg := "ok"
+	if st.Config.Error != "" {
+		cfg = "REJECTED: " + st.Config.Error + " (serving the last good config)"
+	}
+	fmt.Fprintf(tw, "config\tgeneration %d, %s\n", st.Config.Generation, cfg)
+	fmt.Fprintf(tw, "leds\tstatus %s, canary %s\n", st.LEDs.Status, st.LEDs.Canary)
+	if st.Version != "" {
+		daemon := "canaryd " + st.Version
+		if st.Listen != "" {
+			daemon += ", proxy on " + st.Listen
+		}
+		if st.GPIO != "" {
+			daemon += ", gpio " + st.GPIO
+		}
+		if st.StartedAt != "" {
+			daemon += ", up since " + st.StartedAt
+		}
+		fmt.Fprintf(tw, "daemon\t%s\n", daemon)
+	}
+	fmt.Fprintf(tw, "upstream\trole\tweight\trequests\terrors\thealthy\turl\n")
+	for _, u := range st.Upstreams {
+		healthy := "no"
+		if u.Healthy {
+			healthy = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", u.Name, u.Role, u.Weight, u.Requests, u.Errors, healthy, u.URL)
+	}
+	return tw.Flush()
+}
+
+// printIncidents lists the contract's fields of each incident in body;
+// --json shows the rest.
+func (c *cli) printIncidents(body []byte) error {
+	var incidents []map[string]any
+	if err := json.Unmarshal(body, &incidents); err != nil {
+		return fmt.Errorf("unexpected answer from %s: %v", c.socket, err)
+	}
+	if len(incidents) == 0 {
+		fmt.Fprintln(c.stdout, "no incidents")
+		return nil
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "id\tcause\tstarted\trolled back")
+	for _, in := range incidents {
+		fmt.Fprintf(tw, "%v\t%v\t%v\t%v\n", in["id"], in["cause"], in["started"], in["rolled_back"])
+	}
+	return tw.Flush()
+}
+
+// printJSON prints a JSON answer from the daemon, indented; it takes the
+// getter's results as they come.
+func (c *cli) printJSON(body []byte, err error) error {
+	if err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, body, "", "  "); err != nil {
+		return fmt.Errorf("unexpected answer from %s: %v", c.socket, err)
+	}
+	out.WriteByte('\n')
+	_, err = out.WriteTo(c.stdout)
+	return err
+}
+
+// incidents gets path under /v1/incidents. A canaryd without incident
+// reports answers 404 there; that becomes a message saying so rather than
+// "no such endpoint".
+func (c *cli) incidents(ctx context.Context, path string) ([]byte, error) {
+	body, err := c.client.Get(ctx, path)
+	var apiErr *admin.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusNotFound {
+		return body, err
+	}
+	if path != "/v1/incidents" {
+		// A missing incident is a 404 too; only a daemon without the
+		// list lacks the feature.
+		if _, listErr := c.client.Get(ctx, "/v1/incidents"); listErr == nil {
+			return nil, err
+		}
+	}
+	return nil, errors.New("incidents are not recorded by this canaryd yet")
+}

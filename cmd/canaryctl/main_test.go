@@ -1,0 +1,288 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/canary-pi/canary-pi/appliance/admin"
+	"github.com/canary-pi/canary-pi/appliance/admin/admintest"
+)
+
+// daemon serves the real admin API over a unix socket in front of a fake
+// controller, as canaryd would.
+func daemon(t *testing.T, st admin.Status) (*admintest.Controller, string) {
+	t.Helper()
+	ctl := admintest.NewController(st)
+	return ctl, admintest.Serve(t, admin.NewHandler(ctl, admin.HandlerOptions{Cause: "command"}))
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// canaryctl runs the command line args with the environment env.
+func canaryctl(env map[string]string, args ...string) result {
+	var stdout, stderr bytes.Buffer
+	code := run(args, func(k string) string { return env[k] }, &stdout, &stderr)
+	return result{code, stdout.String(), stderr.String()}
+}
+
+// oneLine fails the test unless s is exactly one line starting with prefix.
+func oneLine(t *testing.T, what, s, prefix string) {
+	t.Helper()
+	if strings.Count(s, "\n") != 1 || !strings.HasSuffix(s, "\n") || !strings.HasPrefix(s, prefix) {
+		t.Errorf("%s = %q, want one line starting with %q", what, s, prefix)
+	}
+}
+
+func TestCommandsPrintTheirEffect(t *testing.T) {
+	tests := []struct {
+		args []string
+		call string
+		want string
+	}{
+		{[]string{"rollback"}, "Rollback(command)", "rolled back: all traffic to stable (canary v2 latched)\n"},
+		{[]string{"resume"}, "Resume(command)", "resumed: canary v2 gets 33.3% of new requests\n"},
+		{[]string{"promote"}, "Promote(command)", "promoted: canary v2 takes all traffic\n"},
+		{[]string{"pause"}, "Pause()", "paused: canary v2 gets 33.3% of new requests, rollout paused\n"},
+		{[]string{"reload"}, "Reload()", "reloaded: config generation 2, canary v2 gets 33.3% of new requests\n"},
+		{[]string{"button"}, "Button(short)", "button pressed: all traffic to stable (canary v2 latched)\n"},
+		{[]string{"button", "--long"}, "Button(long)", "button long-pressed: canary v2 gets 33.3% of new requests\n"},
+		{[]string{"button", "-long"}, "Button(long)", "button long-pressed: canary v2 gets 33.3% of new requests\n"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			ctl, socket := daemon(t, admintest.Canary())
+			r := canaryctl(nil, append([]string{"-socket", socket}, tt.args...)...)
+			if r.code != 0 || r.stderr != "" {
+				t.Fatalf("exit %d, stderr %q; want 0 and nothing", r.code, r.stderr)
+			}
+			if r.stdout != tt.want {
+				t.Errorf("stdout = %q, want %q", r.stdout, tt.want)
+			}
+			if got := ctl.Calls(); !slices.Equal(got, []string{tt.call}) {
+				t.Errorf("calls = %q, want [%q]", got, tt.call)
+			}
+		})
+	}
+}
+
+func TestRefusalExits1WithTheReason(t *testing.T) {
+	ctl, socket := daemon(t, admintest.Canary())
+	if r := canaryctl(nil, "-socket", socket, "rollback"); r.code != 0 {
+		t.Fatalf("rollback: exit %d, %s", r.code, r.stderr)
+	}
+	r := canaryctl(nil, "-socket", socket, "promote")
+	if r.code != 1 {
+		t.Errorf("promote while rolled back: exit %d, want 1", r.code)
+	}
+	if r.stderr != "canaryctl: rolled back: resume first, then promote\n" {
+		t.Errorf("stderr = %q, want the daemon's reason", r.stderr)
+	}
+	if r.stdout != "" {
+		t.Errorf("stdout = %q, want nothing", r.stdout)
+	}
+
+	ctl.Refuse("Reload", errors.New("canaryd.toml:4: unknown key \"listn\"\ncanaryd.toml:9: bad url"))
+	r = canaryctl(nil, "-socket", socket, "reload")
+	if r.code != 1 {
+		t.Errorf("refused reload: exit %d, want 1", r.code)
+	}
+	oneLine(t, "refused reload's stderr", r.stderr, `canaryctl: canaryd.toml:4: unknown key "listn"; canaryd.toml:9`)
+}
+
+func TestUnreachableDaemonExits2WithOneLine(t *testing.T) {
+	socket := admintest.SocketPath(t)
+	for _, args := range [][]string{{"status"}, {"status", "--json"}, {"rollback"}, {"incidents"}} {
+		r := canaryctl(nil, append([]string{"-socket", socket}, args...)...)
+		if r.code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, r.code)
+		}
+		oneLine(t, "stderr", r.stderr, "canaryctl: cannot reach canaryd at "+socket+": no such file or directory (is canaryd running? try -socket or $CANARYD_SOCKET)")
+		if r.stdout != "" {
+			t.Errorf("%v: stdout = %q, want nothing", args, r.stdout)
+		}
+	}
+}
+
+func TestSocketComesFromFlagThenEnvironmentThenDefault(t *testing.T) {
+	_, socket := daemon(t, admintest.Canary())
+	missing := admintest.SocketPath(t)
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want int
+	}{
+		{"environment", map[string]string{"CANARYD_SOCKET": socket}, []string{"status"}, 0},
+		{"flag beats environment", map[string]string{"CANARYD_SOCKET": missing}, []string{"-socket", socket, "status"}, 0},
+		{"flag after the command", map[string]string{"CANARYD_SOCKET": missing}, []string{"status", "-socket", socket}, 0},
+		{"environment used", map[string]string{"CANARYD_SOCKET": missing}, []string{"status"}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := canaryctl(tt.env, tt.args...)
+			if r.code != tt.want {
+				t.Errorf("exit %d (stderr %q), want %d", r.code, r.stderr, tt.want)
+			}
+		})
+	}
+	if defaultSocket != "/run/canaryd/admin.sock" {
+		t.Errorf("default socket = %q, want the contract's /run/canaryd/admin.sock", defaultSocket)
+	}
+}
+
+func TestStatusSummary(t *testing.T) {
+	st := admintest.Canary()
+	st.Config.Generation = 3
+	_, socket := daemon(t, st)
+	r := canaryctl(nil, "-socket", socket, "status")
+	if r.code != 0 {
+		t.Fatalf("exit %d, %s", r.code, r.stderr)
+	}
+	want := `state     canary (v2), canary gets 33.3% of new requests
+config    generation 3, ok
+leds      status green, canary green
+daemon    canaryd test, proxy on 127.0.0.1:8080, gpio sim, up since 2025-01-02T03:04:05Z
+upstream  role    weight  requests  errors  healthy  url
+w1        stable  10      120       0       yes      http://127.0.0.2:8001
+w2        canary  5       60        3       yes      http://127.0.0.3:8002
+`
+	if r.stdout != want {
+		t.Errorf("status printed\n%s\nwant\n%s", r.stdout, want)
+	}
+}
+
+func TestStatusShowsLatchAndRejectedConfig(t *testing.T) {
+	st := admintest.Canary()
+	st.Config.Error = `canaryd.toml:4: unknown key "listn"`
+	st.LEDs.Status = "green-blink"
+	ctl, socket := daemon(t, st)
+	if r := canaryctl(nil, "-socket", socket, "button"); r.code != 0 {
+		t.Fatalf("button: exit %d, %s", r.code, r.stderr)
+	}
+	r := canaryctl(nil, "-socket", socket, "status")
+	for _, line := range []string{
+		"state     rolled_back (v2), all traffic to stable (canary latched)\n",
+		"latch     rolled_back v2 by button at 2025-01-02T03:04:05Z\n",
+		"config    generation 1, REJECTED: canaryd.toml:4: unknown key \"listn\" (serving the last good config)\n",
+		"leds      status green-blink, canary red-blink\n",
+	} {
+		if !strings.Contains(r.stdout, line) {
+			t.Errorf("status lacks %q:\n%s", line, r.stdout)
+		}
+	}
+	if got := ctl.Calls(); !slices.Equal(got, []string{"Button(short)"}) {
+		t.Errorf("calls = %q; status must not change anything", got)
+	}
+}
+
+func TestStatusJSONIsTheDaemonsObjectIndented(t *testing.T) {
+	_, socket := daemon(t, admintest.Canary())
+	for _, args := range [][]string{{"status", "--json"}, {"status", "-json"}, {"-socket", socket, "status", "--json"}} {
+		r := canaryctl(map[string]string{"CANARYD_SOCKET": socket}, args...)
+		if r.code != 0 {
+			t.Fatalf("%v: exit %d, %s", args, r.code, r.stderr)
+		}
+		if !strings.HasPrefix(r.stdout, "{\n  \"state\": \"canary\",\n") {
+			t.Errorf("%v: stdout is not indented JSON starting with state:\n%s", args, r.stdout)
+		}
+		var got struct {
+			State         string  `json:"state"`
+			CanaryVersion string  `json:"canary_version"`
+			CanaryPercent float64 `json:"canary_percent"`
+			LEDs          struct {
+				Status, Canary string
+			} `json:"leds"`
+			Upstreams []map[string]any `json:"upstreams"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, r.stdout)
+		}
+		if got.State != "canary" || got.CanaryVersion != "v2" || got.CanaryPercent != 33.3 ||
+			got.LEDs.Canary != "green" || len(got.Upstreams) != 2 || got.Upstreams[1]["name"] != "w2" {
+			t.Errorf("%v: decoded %+v", args, got)
+		}
+	}
+}
+
+func TestIncidentsWithoutIncidentReports(t *testing.T) {
+	_, socket := daemon(t, admintest.Canary())
+	for _, args := range [][]string{{"incidents"}, {"incidents", "--json"}, {"incident", "7"}, {"incident", "7", "--csv"}} {
+		r := canaryctl(nil, append([]string{"-socket", socket}, args...)...)
+		if r.code != 1 {
+			t.Errorf("%v: exit %d, want 1", args, r.code)
+		}
+		if r.stderr != "canaryctl: incidents are not recorded by this canaryd yet\n" {
+			t.Errorf("%v: stderr = %q", args, r.stderr)
+		}
+	}
+}
+
+func TestIncidentsFromADaemonThatHasThem(t *testing.T) {
+	h := admin.NewHandler(admintest.NewController(admintest.Canary()), admin.HandlerOptions{Cause: "command"})
+	h.HandleFunc("GET /v1/incidents", func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, `[{"id":"20250102-030405","cause":"button","started":"2025-01-02T03:00:00Z","rolled_back":"2025-01-02T03:04:05Z","users":3}]`)
+	})
+	socket := admintest.Serve(t, h)
+
+	r := canaryctl(nil, "-socket", socket, "incidents")
+	want := "id               cause   started               rolled back\n" +
+		"20250102-030405  button  2025-01-02T03:00:00Z  2025-01-02T03:04:05Z\n"
+	if r.code != 0 || r.stdout != want {
+		t.Errorf("incidents: exit %d, stdout\n%s\nwant\n%s(stderr %q)", r.code, r.stdout, want, r.stderr)
+	}
+	r = canaryctl(nil, "-socket", socket, "incident", "nope")
+	if r.code != 1 || !strings.HasPrefix(r.stderr, "canaryctl: no such endpoint") {
+		t.Errorf("missing incident: exit %d, stderr %q; want 1 and the daemon's reason", r.code, r.stderr)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"no command", nil, 2, "usage: canaryctl"},
+		{"unknown command", []string{"frobnicate"}, 2, "canaryctl: unknown command \"frobnicate\"\nusage: canaryctl"},
+		{"unknown global flag", []string{"-frob", "status"}, 2, "canaryctl: flag provided but not defined: -frob\nusage:"},
+		{"unknown flag of a command", []string{"status", "--yaml"}, 1, "canaryctl status: flag provided but not defined: -yaml (usage: canaryctl status [--json])\n"},
+		{"missing argument", []string{"incident"}, 1, "canaryctl incident: want 1 argument(s), got 0 (usage: canaryctl incident [--json|--csv] ID)\n"},
+		{"extra argument", []string{"rollback", "now"}, 1, "canaryctl rollback: want 0 argument(s), got 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// A socket that would answer, to show that nothing is sent.
+			ctl, socket := daemon(t, admintest.Canary())
+			r := canaryctl(map[string]string{"CANARYD_SOCKET": socket}, tt.args...)
+			if r.code != tt.code {
+				t.Errorf("exit %d, want %d", r.code, tt.code)
+			}
+			if !strings.HasPrefix(r.stderr, tt.stderr) {
+				t.Errorf("stderr = %q, want it to start with %q", r.stderr, tt.stderr)
+			}
+			if len(ctl.Calls()) != 0 {
+				t.Errorf("calls = %q, want none", ctl.Calls())
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"-version"}, {"--version"}} {
+		// No daemon needed.
+		r := canaryctl(map[string]string{"CANARYD_SOCKET": "/nonexistent/admin.sock"}, args...)
+		if r.code != 0 || r.stdout != "canaryctl dev\n" {
+			t.Errorf("%v: exit %d, stdout %q; want 0 and %q", args, r.code, r.stdout, "canaryctl dev\n")
+		}
+	}
+}

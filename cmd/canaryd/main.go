@@ -1,0 +1,125 @@
+// Command canaryd is the canary-pi daemon: the proxy, the config watcher,
+// the lights and the button.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/canary-pi/canary-pi/appliance/daemon"
+	"github.com/canary-pi/canary-pi/appliance/demo"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("canaryd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	opts := daemon.Options{Version: version}
+	fs.StringVar(&opts.ConfigDir, "config-dir", "/etc/canaryd", "the watched config `directory`")
+	fs.StringVar(&opts.StateDir, "state-dir", defaultStateDir(), "persisted state (the rollback latch)")
+	fs.StringVar(&opts.GPIO, "gpio", "auto", "front panel: auto, periph, sim or off")
+	fs.StringVar(&opts.Listen, "listen", "", "proxy `address`, overriding proxy.listen")
+	demoMode := fs.Bool("demo", false, "run with two built-in demo backends (pong-v1 weight 10, pong-v2 weight 5)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "canaryd: unexpected argument %q (canaryd takes only flags)\n", fs.Arg(0))
+		return 2
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "canaryd", version)
+		return 0
+	}
+	opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	var dm *demo.Demo
+	if *demoMode {
+		listen := opts.Listen
+		if listen == "" {
+			listen = "127.0.0.1:8080"
+		}
+		var err error
+		if dm, err = demo.Start(listen); err != nil {
+			fmt.Fprintf(stderr, "canaryd: demo: %v\n", err)
+			return 1
+		}
+		defer dm.Close()
+		opts.ConfigDir, opts.StateDir, opts.Listen = dm.ConfigDir, dm.StateDir, ""
+		if opts.GPIO == "auto" {
+			opts.GPIO = "sim"
+		}
+	}
+
+	d, err := daemon.New(opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "canaryd: %v\n", err)
+		return 1
+	}
+	if dm != nil {
+		printDemoBanner(stdout, d)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			d.Reload(ctx) // a rejected config is logged and shown in the status
+		}
+	}()
+	if err := d.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(stderr, "canaryd: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// defaultStateDir is systemd's StateDirectory= when set, else the FHS place.
+func defaultStateDir() string {
+	if dirs := os.Getenv("STATE_DIRECTORY"); dirs != "" {
+		return filepath.SplitList(dirs)[0]
+	}
+	return "/var/lib/canaryd"
+}
+
+func printDemoBanner(w io.Writer, d *daemon.Daemon) {
+	ctl := "canaryctl"
+	if exe, err := os.Executable(); err == nil {
+		sibling := filepath.Join(filepath.Dir(exe), "canaryctl")
+		if _, err := os.Stat(sibling); err == nil {
+			ctl = sibling
+			if wd, err := os.Getwd(); err == nil {
+				if rel, err := filepath.Rel(wd, sibling); err == nil && len(rel) < len(sibling) {
+					ctl = rel
+				}
+			}
+		}
+	}
+	fmt.Fprintf(w, `canaryd demo: pong-v1 (stable, weight 10) and pong-v2 (canary, weight 5) behind http://%[1]s
+
+  curl:       for i in $(seq 15); do curl -s http://%[1]s/; done
+  canaryctl:  %[2]s -socket %[3]s status
+              %[2]s -socket %[3]s rollback    (or: button, resume, promote)
+`, d.ProxyAddr(), ctl, d.Socket())
+	if a := d.AdminAddr(); a != "" {
+		fmt.Fprintf(w, "  status:     http://%s/v1/status\n", a)
+	}
+	fmt.Fprintln(w, "\nCtrl-C stops the demo and removes its temporary files.")
+}
