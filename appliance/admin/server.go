@@ -31,7 +31,6 @@ type HandlerOptions struct {
 type Handler struct {
 	mux   *http.ServeMux
 	ctl   Controller
-	opts  HandlerOptions
 	csrf  *http.CrossOriginProtection
 	token []byte // "Bearer <token>", or nil when open
 }
@@ -41,7 +40,6 @@ func NewHandler(c Controller, opts HandlerOptions) *Handler {
 	h := &Handler{
 		mux:  http.NewServeMux(),
 		ctl:  c,
-		opts: opts,
 		csrf: http.NewCrossOriginProtection(),
 	}
 	if opts.Token != "" {
@@ -57,12 +55,8 @@ func NewHandler(c Controller, opts HandlerOptions) *Handler {
 	h.mux.HandleFunc("POST /v1/promote", h.command(func(ctx context.Context) error {
 		return c.Promote(ctx, opts.Cause)
 	}))
-	h.mux.HandleFunc("POST /v1/pause", h.command(func(ctx context.Context) error {
-		return c.Pause(ctx)
-	}))
-	h.mux.HandleFunc("POST /v1/reload", h.command(func(ctx context.Context) error {
-		return c.Reload(ctx)
-	}))
+	h.mux.HandleFunc("POST /v1/pause", h.command(c.Pause))
+	h.mux.HandleFunc("POST /v1/reload", h.command(c.Reload))
 	h.mux.HandleFunc("POST /v1/button", h.button)
 	return h
 }
@@ -76,6 +70,7 @@ func (h *Handler) HandleFunc(pattern string, handler func(http.ResponseWriter, *
 	h.mux.HandleFunc(pattern, handler)
 }
 
+// ServeHTTP routes r after the checks that guard every change.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := h.mux.Handler(r); pattern == "" {
 		// No route: the mux knows whether that is 404 or 405 (and the Allow
@@ -181,12 +176,7 @@ func (w *jsonError) WriteHeader(code int) {
 }
 
 // Write drops the mux's plain-text message: WriteHeader wrote the JSON one.
-func (w *jsonError) Write(p []byte) (int, error) {
-	if !w.wrote {
-		w.WriteHeader(http.StatusOK)
-	}
-	return len(p), nil
-}
+func (w *jsonError) Write(p []byte) (int, error) { return len(p), nil }
 
 // Serve answers requests on ln with h until ctx is done, then lets the
 // requests in progress finish (for up to five seconds) and returns nil. An

@@ -39,9 +39,7 @@ type Proxy struct {
 	HeaderTimeout  time.Duration // waiting for an upstream's response headers (default 60s)
 	IdleTimeout    time.Duration // an idle client keep-alive connection (default 75s)
 	UpstreamIdle   time.Duration // an idle pooled upstream connection (default 60s)
-	// MaxIdlePerUpstream bounds the keep-alive pool of each upstream (default 32).
-	MaxIdlePerUpstream int
-	AccessLog          bool // one log entry per proxied request (default off)
+	AccessLog      bool          // one log entry per proxied request (default off)
 }
 
 // Admin is where canaryctl and the status page reach the daemon.

@@ -98,12 +98,11 @@ func TestLoadReadsTheContractExample(t *testing.T) {
 	}
 	want := &Config{
 		Proxy: Proxy{
-			Listen:             "127.0.0.1:8080",
-			ConnectTimeout:     5 * time.Second,
-			HeaderTimeout:      60 * time.Second,
-			IdleTimeout:        75 * time.Second,
-			UpstreamIdle:       60 * time.Second,
-			MaxIdlePerUpstream: 32,
+			Listen:         "127.0.0.1:8080",
+			ConnectTimeout: 5 * time.Second,
+			HeaderTimeout:  60 * time.Second,
+			IdleTimeout:    75 * time.Second,
+			UpstreamIdle:   60 * time.Second,
 		},
 		Admin: Admin{Socket: "/run/canaryd/admin.sock", Listen: "127.0.0.1:9090"},
 		Upstreams: []Upstream{
@@ -130,12 +129,11 @@ func TestLoadFillsDefaults(t *testing.T) {
 	}
 	want := &Config{
 		Proxy: Proxy{
-			Listen:             ":8080",
-			ConnectTimeout:     5 * time.Second,
-			HeaderTimeout:      60 * time.Second,
-			IdleTimeout:        75 * time.Second,
-			UpstreamIdle:       60 * time.Second,
-			MaxIdlePerUpstream: 32,
+			Listen:         ":8080",
+			ConnectTimeout: 5 * time.Second,
+			HeaderTimeout:  60 * time.Second,
+			IdleTimeout:    75 * time.Second,
+			UpstreamIdle:   60 * time.Second,
 		},
 		Admin: Admin{Socket: "/run/canaryd/admin.sock", Listen: "127.0.0.1:9090"},
 		Upstreams: []Upstream{
@@ -173,7 +171,6 @@ connect_timeout = "1s"
 header_timeout = "2s"
 idle_timeout = "3s"
 upstream_idle_timeout = "4s"
-max_idle_per_upstream = 8
 access_log = true
 
 [admin]
@@ -201,7 +198,7 @@ button = "GPIO4"
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantProxy := Proxy{":8080", time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second, 8, true}
+	wantProxy := Proxy{":8080", time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second, true}
 	if got.Proxy != wantProxy {
 		t.Errorf("Proxy = %+v, want %+v", got.Proxy, wantProxy)
 	}
@@ -452,6 +449,10 @@ func TestLoadErrors(t *testing.T) {
 			"a.toml:3: [upstream] must be [[upstream]]..."},
 		{"section as an array of tables", map[string]string{"a.toml": "[[proxy]]\nlisten = \":1\"\n" + stable},
 			"a.toml:1: [[proxy]] must be [proxy]..."},
+		{"upstream as an array of numbers", map[string]string{"a.toml": "upstream = [1]\n" + listen},
+			"a.toml:1: upstream must be an array of tables..."},
+		{"section as a value", map[string]string{"a.toml": "proxy = \":8080\"\n" + stable},
+			"a.toml:1: proxy must be a table..."},
 		{"string for an integer", map[string]string{"a.toml": listen + upstream("w1", "stable", `weight = "ten"`)},
 			`a.toml:7: upstream.weight: want an integer, got string "ten"`},
 		{"float for an integer", map[string]string{"a.toml": listen + upstream("w1", "stable", "max_fails = 1.5")},
@@ -472,6 +473,10 @@ func TestLoadErrors(t *testing.T) {
 			`a.toml:7: upstream.fail_timeout: "-1s" is not more than zero`},
 		{"integer too large for int", map[string]string{"a.toml": listen + upstream("w1", "stable", "weight = 99999999999999999")},
 			"a.toml:7: ..."},
+		{"steps as a number", map[string]string{"a.toml": listen + stable + "[canary]\nsteps = 5\n"},
+			`a.toml:8: canary.steps: want an array of numbers, got integer 5`},
+		{"string for a number", map[string]string{"a.toml": listen + stable + "[canary]\nerror_rate = \"5%\"\n"},
+			`a.toml:8: canary.error_rate: want a number, got string "5%"`},
 		{"steps with a string", map[string]string{"a.toml": listen + stable + "[canary]\nsteps = [1, \"5\"]\n"},
 			`a.toml:8: canary.steps: want an array of numbers, got string "5" in it`},
 
@@ -552,8 +557,6 @@ func TestLoadErrors(t *testing.T) {
 			`a.toml:8: admin.listen: "localhost" is not host:port ...`},
 		{"admin socket empty", map[string]string{"a.toml": listen + stable + "[admin]\nsocket = \"\"\n"},
 			`a.toml:8: admin.socket must not be empty ...`},
-		{"max_idle_per_upstream zero", map[string]string{"a.toml": listen + "max_idle_per_upstream = 0\n" + stable},
-			`a.toml:3: proxy.max_idle_per_upstream: 0 is too small (want at least 1)`},
 
 		// Canary policy.
 		{"error_rate zero", map[string]string{"a.toml": listen + stable + "[canary]\nerror_rate = 0\n"},

@@ -83,21 +83,17 @@ func decode(m *merged, dir string, errs *errorList) *Config {
 
 func decodeProxy(t *table) Proxy {
 	p := Proxy{
-		Listen:             t.str("listen", ""),
-		ConnectTimeout:     t.duration("connect_timeout", 5*time.Second),
-		HeaderTimeout:      t.duration("header_timeout", 60*time.Second),
-		IdleTimeout:        t.duration("idle_timeout", 75*time.Second),
-		UpstreamIdle:       t.duration("upstream_idle_timeout", 60*time.Second),
-		MaxIdlePerUpstream: t.int("max_idle_per_upstream", 32),
-		AccessLog:          t.bool("access_log", false),
+		Listen:         t.str("listen", ""),
+		ConnectTimeout: t.duration("connect_timeout", 5*time.Second),
+		HeaderTimeout:  t.duration("header_timeout", 60*time.Second),
+		IdleTimeout:    t.duration("idle_timeout", 75*time.Second),
+		UpstreamIdle:   t.duration("upstream_idle_timeout", 60*time.Second),
+		AccessLog:      t.bool("access_log", false),
 	}
 	if p.Listen == "" {
 		t.errs.add(t.at("listen"), `proxy.listen is required (the public address, e.g. ":8080")`)
 	} else if err := checkHostPort(p.Listen); err != nil {
 		t.errs.add(t.at("listen"), "proxy.listen: %q %v", p.Listen, err)
-	}
-	if p.MaxIdlePerUpstream < 1 {
-		t.errs.add(t.at("max_idle_per_upstream"), "proxy.max_idle_per_upstream: %d is too small (want at least 1)", p.MaxIdlePerUpstream)
 	}
 	return p
 }

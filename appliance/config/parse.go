@@ -60,8 +60,7 @@ func parseFile(name string, data []byte, errs *errorList) (*file, error) {
 	// out-of-range integers), so the walk below may take the document as
 	// well-formed.
 	if err := toml.Unmarshal(data, new(map[string]any)); err != nil {
-		var de *toml.DecodeError
-		if errors.As(err, &de) {
+		if de, ok := errors.AsType[*toml.DecodeError](err); ok {
 			line, _ := de.Position()
 			return nil, &Error{Pos: Pos{File: name, Line: line}, Msg: strings.TrimPrefix(de.Error(), "toml: ")}
 		}
