@@ -1,0 +1,93 @@
+package systemd
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// analyze finds systemd-analyze; CI installs it and sets
+// CANARYPI_REQUIRE_SYSTEMD=1 so that a missing one fails instead of skipping.
+func analyze(t *testing.T) string {
+	t.Helper()
+	path, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		if os.Getenv("CANARYPI_REQUIRE_SYSTEMD") == "1" {
+			t.Fatal("systemd-analyze not found (apt-get install systemd)")
+		}
+		t.Skip("systemd-analyze not found")
+	}
+	return path
+}
+
+// unitForHost copies the unit to a temporary directory with ExecStart
+// pointing at a freshly built canaryd, since verify checks the binary.
+func unitForHost(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "canaryd")
+	build := exec.Command("go", "build", "-o", bin, "../cmd/canaryd")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	unit, err := os.ReadFile("canaryd.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "canaryd.service")
+	text := strings.ReplaceAll(string(unit), "/usr/bin/canaryd", bin)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestUnitVerifiesCleanly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds canaryd")
+	}
+	sa := analyze(t)
+	out, err := exec.Command(sa, "verify", unitForHost(t)).CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+func TestUnitExposureScoreIsAtMost2Point5(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds canaryd")
+	}
+	sa := analyze(t)
+	out, _ := exec.Command(sa, "security", "--offline=true", "--no-pager", unitForHost(t)).CombinedOutput()
+	m := regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no exposure level in:\n%s", out)
+	}
+	score, _ := strconv.ParseFloat(string(m[1]), 64)
+	t.Logf("exposure %.1f", score)
+	if score > 2.5 {
+		t.Fatalf("exposure %.1f, want 2.5 or better:\n%s", score, out)
+	}
+}
+
+func TestUnitHasTheServiceContract(t *testing.T) {
+	unit, err := os.ReadFile("canaryd.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{
+		"Type=notify", "WatchdogSec=", "Restart=on-failure", "ExecReload=/bin/kill -HUP $MAINPID",
+		"DynamicUser=yes", "SupplementaryGroups=gpio", "DeviceAllow=char-gpiochip rw",
+		"StateDirectory=canaryd", "ConfigurationDirectory=canaryd", "RuntimeDirectory=canaryd",
+		"AmbientCapabilities=CAP_NET_BIND_SERVICE", "ProtectSystem=strict", "NoNewPrivileges=yes",
+		"SystemCallFilter=@system-service",
+	} {
+		if !strings.Contains(string(unit), "\n"+line) {
+			t.Errorf("canaryd.service lacks %q", line)
+		}
+	}
+}
