@@ -127,4 +127,3 @@ func priority(l slog.Level) journal.Priority {
 	}
 	return journal.PriDebug
 }
-
