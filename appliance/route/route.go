@@ -50,20 +50,22 @@ type Table struct {
 }
 
 // NewTable builds the table for cfg. Upstreams that prev also had (by name)
-// keep their counters.
+// keep their counters and their place in the round-robin.
 func NewTable(cfg *config.Config, generation uint64, prev *Table) *Table {
-	old := map[string]*Stats{}
+	old := map[string]*Upstream{}
 	if prev != nil {
 		for _, u := range prev.Upstreams {
-			old[u.Name] = u.Stats
+			old[u.Name] = u
 		}
 	}
+	from := make([]int, len(cfg.Upstreams))
 	t := &Table{Generation: generation}
 	peers := make([]swrr.Peer, len(cfg.Upstreams))
 	for i, cu := range cfg.Upstreams {
-		st := old[cu.Name]
-		if st == nil {
-			st = new(Stats)
+		st := new(Stats)
+		from[i] = -1
+		if o := old[cu.Name]; o != nil {
+			st, from[i] = o.Stats, o.Index
 		}
 		t.Upstreams = append(t.Upstreams, &Upstream{Upstream: cu, Index: i, Stats: st})
 		peers[i] = swrr.Peer{Weight: cu.Weight, MaxFails: cu.MaxFails, FailTimeout: cu.FailTimeout}
@@ -75,6 +77,9 @@ func NewTable(cfg *config.Config, generation uint64, prev *Table) *Table {
 		}
 	}
 	t.bal = swrr.New(peers)
+	if prev != nil {
+		t.bal.Carry(prev.bal, from)
+	}
 	return t
 }
 

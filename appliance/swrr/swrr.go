@@ -169,3 +169,26 @@ func (b *Balancer) Down(i int, now time.Time) bool {
 	p := &b.peers[i]
 	return p.MaxFails > 0 && p.fails >= p.MaxFails && now.UnixNano()-p.checked <= int64(p.FailTimeout)
 }
+
+// Carry gives the peers of b that old also has (from[i] is peer i's index
+// in old, or -1 for a new peer) old's round-robin position and failure
+// state, so that a reload neither restarts the sequence (a burst toward the
+// first peers, as nginx's reload gives) nor forgives a failing peer.
+func (b *Balancer) Carry(old *Balancer, from []int) {
+	old.mu.Lock()
+	defer old.mu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, j := range from {
+		if j < 0 || i >= len(b.peers) || j >= len(old.peers) {
+			continue
+		}
+		p, o := &b.peers[i], &old.peers[j]
+		p.current = o.current
+		p.fails, p.checked, p.accessed = o.fails, o.checked, o.accessed
+		if o.effective < o.Weight {
+			// Still recovering from a failure: keep recovering from there.
+			p.effective = min(o.effective, p.Weight)
+		}
+	}
+}

@@ -310,3 +310,36 @@ func mask0() Set {
 	s.Add(0)
 	return s
 }
+
+func TestCarryContinuesTheSequenceAcrossAReload(t *testing.T) {
+	// Reloading after every pick: nginx would restart at "a" each time.
+	b := New(weights(1, 1))
+	var got []string
+	for range 6 {
+		var tried Set
+		got = append(got, string(rune('a'+b.Pick(&tried, t0))))
+		next := New(weights(1, 1))
+		next.Carry(b, []int{0, 1})
+		b = next
+	}
+	if s := strings.Join(got, " "); s != "a b a b a b" {
+		t.Fatalf("sequence across reloads %q, want a b a b a b", s)
+	}
+}
+
+func TestCarryKeepsFailuresAndMapsByIndex(t *testing.T) {
+	old := New(weights(4, 4))
+	old.Done(1, true, t0) // peer 1 failed
+	// The new table has a new peer first; old peer 1 is now peer 2.
+	b := New(weights(1, 4, 4))
+	b.Carry(old, []int{-1, 0, 1})
+	if !b.Down(2, t0) {
+		t.Error("a failed peer was forgiven by the reload")
+	}
+	if b.Down(1, t0) || b.Down(0, t0) {
+		t.Error("healthy peers marked down")
+	}
+	if b.peers[2].effective != 0 {
+		t.Errorf("recovering effective weight not kept: %d", b.peers[2].effective)
+	}
+}
