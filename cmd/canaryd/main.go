@@ -46,6 +46,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "canaryd", version)
 		return 0
 	}
+	// Signals are taken from the start: a SIGHUP or SIGTERM while starting
+	// must not kill the process with the default action.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+
 	opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
 	var dm *demo.Demo
@@ -75,10 +82,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		printDemoBanner(stdout, d)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
 		for range hup {
 			d.Reload(ctx) // a rejected config is logged and shown in the status

@@ -1,0 +1,465 @@
+package main
+
+// Integration tests: the real canaryd and canaryctl binaries, real
+// backends, driven as an operator would drive the appliance.
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// seedSequence is what 10:5 gives, request by request, as in nginx.
+var seedSequence = strings.Fields("v1 v2 v1 v1 v2 v1 v1 v2 v1 v1 v2 v1 v1 v2 v1")
+
+// seed is an appliance configured as the seed demo: v1 stable at weight
+// 10, v2 the canary at weight 5, canary.version "v2".
+func seed(t *testing.T) (a *appliance, v1, v2 *backend) {
+	t.Helper()
+	v1 = startBackend(t, "v1", 0, nil)
+	v2 = startBackend(t, "v2", 0, nil)
+	a = newAppliance(t)
+	a.writeConfig(a.config("v2", upstream{v1, 10, "stable"}, upstream{v2, 5, "canary"}))
+	return a, v1, v2
+}
+
+// count is how many of names are name.
+func count(names []string, name string) int {
+	n := 0
+	for _, s := range names {
+		if s == name {
+			n++
+		}
+	}
+	return n
+}
+
+// requireNoCanary sends n requests and requires that none reaches canary.
+func requireNoCanary(t *testing.T, a *appliance, canary *backend, n int) {
+	t.Helper()
+	before := canary.hits.Load()
+	got := sequence(t, a.listen, n)
+	if hits := canary.hits.Load() - before; hits != 0 || count(got, canary.name) != 0 {
+		t.Fatalf("%d requests after the rollback: the canary backend got %d of them: %v", n, hits, got)
+	}
+}
+
+func requireRolledBack(t *testing.T, st status) {
+	t.Helper()
+	if st.State != "rolled_back" || st.LEDs.Canary != "red-blink" || st.CanaryPercent != 0 {
+		t.Fatalf("status: state %q, leds.canary %q, canary_percent %v; want rolled_back, red-blink, 0",
+			st.State, st.LEDs.Canary, st.CanaryPercent)
+	}
+}
+
+func requireCanary(t *testing.T, st status) {
+	t.Helper()
+	if st.State != "canary" || st.LEDs.Canary != "green" || st.CanaryPercent == 0 {
+		t.Fatalf("status: state %q, leds.canary %q, canary_percent %v; want canary, green, more than 0",
+			st.State, st.LEDs.Canary, st.CanaryPercent)
+	}
+}
+
+func TestDemoServesTenToFive(t *testing.T) {
+	integration(t)
+	addr := freeAddr(t)
+	p := startProcess(t, "canaryd", "-demo", "-listen", addr)
+
+	var banner string
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if banner = p.stdout.String(); strings.Contains(banner, "Ctrl-C") {
+			break
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("canaryd -demo exited: %v", p.err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("canaryd -demo printed no banner within 20s: %q", banner)
+		}
+	}
+	var curlLine string
+	var ctlLines [][]string
+	for line := range strings.Lines(banner) {
+		if strings.Contains(line, "curl") {
+			curlLine = line
+		}
+		// "canaryctl:  bin/canaryctl -socket S rollback    (or: button, …)"
+		cmd, _, _ := strings.Cut(line, "(")
+		fields := strings.Fields(cmd)
+		for i, f := range fields {
+			if filepath.Base(f) == "canaryctl" && i+1 < len(fields) && fields[i+1] == "-socket" {
+				ctlLines = append(ctlLines, fields[i:])
+				break
+			}
+		}
+	}
+	if !strings.Contains(curlLine, "curl") || !strings.Contains(curlLine, "http://"+addr+"/") {
+		t.Errorf("banner has no curl line for http://%s/:\n%s", addr, banner)
+	}
+	if len(ctlLines) < 2 {
+		t.Fatalf("banner has no canaryctl status and rollback lines:\n%s", banner)
+	}
+	statusCmd, rollbackCmd := ctlLines[0], ctlLines[1]
+	if len(statusCmd) != 4 || statusCmd[1] != "-socket" || !filepath.IsAbs(statusCmd[2]) ||
+		filepath.Base(statusCmd[2]) != "admin.sock" || statusCmd[3] != "status" {
+		t.Fatalf("canaryctl line %q: want CANARYCTL -socket /…/admin.sock status", statusCmd)
+	}
+	if len(rollbackCmd) != 4 || rollbackCmd[3] != "rollback" {
+		t.Fatalf("canaryctl line %q: want CANARYCTL -socket /…/admin.sock rollback", rollbackCmd)
+	}
+
+	want := strings.Fields("pong-v1 pong-v2 pong-v1 pong-v1 pong-v2 pong-v1 pong-v1 pong-v2 pong-v1 pong-v1 pong-v2 pong-v1 pong-v1 pong-v2 pong-v1")
+	if got := sequence(t, addr, 15); !slices.Equal(got, want) {
+		t.Errorf("15 requests to the demo:\ngot  %v\nwant %v", got, want)
+	}
+
+	r := runCommand(t, statusCmd[0], statusCmd[1:]...)
+	if r.code != 0 || !strings.Contains(r.stdout, "canary") || !strings.Contains(r.stdout, "pong-v2") {
+		t.Errorf("the printed %q: exit %d, stdout %q, stderr %q; want 0 and a status naming the canary pong-v2",
+			strings.Join(statusCmd, " "), r.code, r.stdout, r.stderr)
+	}
+	if r := runCommand(t, rollbackCmd[0], rollbackCmd[1:]...); r.code != 0 {
+		t.Fatalf("the printed %q: exit %d, stderr %q", strings.Join(rollbackCmd, " "), r.code, r.stderr)
+	}
+	if got := sequence(t, addr, 15); count(got, "pong-v1") != 15 {
+		t.Errorf("15 requests after the printed rollback command: %v, want only pong-v1", got)
+	}
+
+	p.stop()
+	if _, err := os.Stat(filepath.Dir(statusCmd[2])); !os.IsNotExist(err) {
+		t.Errorf("after the demo stopped, its directory %s is still there (%v)", filepath.Dir(statusCmd[2]), err)
+	}
+}
+
+func TestRollbackByCommandAndButton(t *testing.T) {
+	integration(t)
+	tests := []struct {
+		name     string
+		rollback []string
+		resume   []string
+	}{
+		{"command", []string{"rollback"}, []string{"resume"}},
+		{"button", []string{"button"}, []string{"button", "--long"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, v1, v2 := seed(t)
+			p := a.start()
+
+			mustCtl(t, a.socket, tt.rollback...)
+			requireRolledBack(t, getStatus(t, a.socket))
+			requireNoCanary(t, a, v2, 60)
+			if st := getStatus(t, a.socket); st.Upstreams[1].Requests != 0 {
+				t.Errorf("status: canary requests = %d after the rollback, want 0", st.Upstreams[1].Requests)
+			}
+
+			mustCtl(t, a.socket, tt.resume...)
+			requireCanary(t, getStatus(t, a.socket))
+			before := v2.hits.Load()
+			got := sequence(t, a.listen, 15)
+			if hits := v2.hits.Load() - before; hits < 4 || hits > 6 {
+				t.Errorf("15 requests after %q: the canary got %d, want its share of 10:5 (about 5): %v",
+					strings.Join(tt.resume, " "), hits, got)
+			}
+			if v1.hits.Load() == 0 {
+				t.Errorf("the stable backend got no request at all")
+			}
+			p.stop()
+		})
+	}
+}
+
+func TestRollbackSurvivesRestart(t *testing.T) {
+	integration(t)
+	a, _, v2 := seed(t)
+	p := a.start()
+	mustCtl(t, a.socket, "rollback")
+	p.stop()
+
+	p = a.start()
+	requireRolledBack(t, getStatus(t, a.socket))
+	requireNoCanary(t, a, v2, 30)
+	p.stop()
+}
+
+func TestSameVersionReloadKeepsRollbackNewVersionRearms(t *testing.T) {
+	integration(t)
+	a, v1, v2 := seed(t)
+	p := a.start()
+	mustCtl(t, a.socket, "rollback")
+
+	a.writeConfig(a.config("v2", upstream{v1, 3, "stable"}, upstream{v2, 2, "canary"}))
+	mustCtl(t, a.socket, "reload")
+	st := getStatus(t, a.socket)
+	if st.Config.Generation != 2 || st.Upstreams[0].Weight != 3 || st.Upstreams[1].Weight != 2 {
+		t.Fatalf("after reload: generation %d, weights %d:%d; want generation 2 and 3:2",
+			st.Config.Generation, st.Upstreams[0].Weight, st.Upstreams[1].Weight)
+	}
+	requireRolledBack(t, st)
+	requireNoCanary(t, a, v2, 30)
+
+	// SIGHUP reloads too, without waiting for anyone: wait for the weights.
+	a.writeConfig(a.config("v2", upstream{v1, 4, "stable"}, upstream{v2, 1, "canary"}))
+	p.signal(syscall.SIGHUP)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st = getStatus(t, a.socket)
+		if st.Upstreams[0].Weight == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("10s after SIGHUP the weights are still %d:%d, want 4:1", st.Upstreams[0].Weight, st.Upstreams[1].Weight)
+		}
+	}
+	requireRolledBack(t, st)
+	requireNoCanary(t, a, v2, 30)
+
+	a.writeConfig(a.config("v3", upstream{v1, 3, "stable"}, upstream{v2, 2, "canary"}))
+	mustCtl(t, a.socket, "reload")
+	st = getStatus(t, a.socket)
+	requireCanary(t, st)
+	if st.CanaryVersion != "v3" {
+		t.Errorf("canary_version = %q, want v3", st.CanaryVersion)
+	}
+	if got := sequence(t, a.listen, 15); count(got, "v2") != 6 {
+		t.Errorf("15 requests at 3:2 after the new version: %v, want 6 to the canary", got)
+	}
+	p.stop()
+}
+
+func TestPromoteSendsEverythingToCanary(t *testing.T) {
+	integration(t)
+	a, v1, _ := seed(t)
+	p := a.start()
+	mustCtl(t, a.socket, "promote")
+	st := getStatus(t, a.socket)
+	if st.State != "promoted" || st.CanaryPercent != 100 || st.LEDs.Canary != "off" {
+		t.Fatalf("after promote: state %q, canary_percent %v, leds.canary %q; want promoted, 100, off",
+			st.State, st.CanaryPercent, st.LEDs.Canary)
+	}
+	if got := sequence(t, a.listen, 30); count(got, "v2") != 30 || v1.hits.Load() != 0 {
+		t.Errorf("30 requests after promote: %v (stable got %d), want all to v2", got, v1.hits.Load())
+	}
+	p.stop()
+}
+
+func TestPromoteWhileRolledBackIsRefused(t *testing.T) {
+	integration(t)
+	a, _, v2 := seed(t)
+	p := a.start()
+	mustCtl(t, a.socket, "rollback")
+
+	r := canaryctl(t, a.socket, "promote")
+	if r.code != 1 {
+		t.Errorf("canaryctl promote while rolled back: exit %d, want 1", r.code)
+	}
+	oneLine(t, "its stderr", r.stderr)
+	if !strings.Contains(r.stderr, "resume") {
+		t.Errorf("its stderr = %q, want the reason to mention resume", r.stderr)
+	}
+	requireRolledBack(t, getStatus(t, a.socket))
+	requireNoCanary(t, a, v2, 30)
+	p.stop()
+}
+
+func TestBrokenConfigNeverReplacesGoodOne(t *testing.T) {
+	integration(t)
+	a, v1, v2 := seed(t)
+	p := a.start()
+
+	good := a.config("v2", upstream{v1, 1, "stable"}, upstream{v2, 1, "canary"})
+	// The key lands in the last [[upstream]], on the line after good's last.
+	broken := good + "colour = \"blue\"\n"
+	where := fmt.Sprintf("canaryd.toml:%d:", strings.Count(good, "\n")+1)
+	a.writeConfig(broken)
+	r := canaryctl(t, a.socket, "reload")
+	if r.code != 1 {
+		t.Errorf("reload of a broken config: exit %d, want 1", r.code)
+	}
+	oneLine(t, "its stderr", r.stderr)
+	if !strings.Contains(r.stderr, where) || !strings.Contains(r.stderr, "colour") {
+		t.Errorf("its stderr = %q, want the reason at %s naming the key colour", r.stderr, where)
+	}
+	st := getStatus(t, a.socket)
+	if !strings.Contains(st.Config.Error, where) || st.LEDs.Status != "green-blink" || st.Config.Generation != 1 {
+		t.Errorf("status: config.error %q, leds.status %q, generation %d; want the error at %s, green-blink, 1",
+			st.Config.Error, st.LEDs.Status, st.Config.Generation, where)
+	}
+	if got := sequence(t, a.listen, 15); !slices.Equal(got, seedSequence) {
+		t.Errorf("15 requests with the broken config on disk:\ngot  %v\nwant %v (the old 10:5)", got, seedSequence)
+	}
+
+	a.writeConfig(good)
+	mustCtl(t, a.socket, "reload")
+	st = getStatus(t, a.socket)
+	if st.Config.Error != "" || st.LEDs.Status != "green" || st.Config.Generation != 2 {
+		t.Errorf("after the fix: config.error %q, leds.status %q, generation %d; want \"\", green, 2",
+			st.Config.Error, st.LEDs.Status, st.Config.Generation)
+	}
+	if got, want := sequence(t, a.listen, 4), strings.Fields("v1 v2 v1 v2"); !slices.Equal(got, want) {
+		t.Errorf("4 requests at the fixed 1:1: %v, want %v", got, want)
+	}
+	p.stop()
+}
+
+func TestStartupFailures(t *testing.T) {
+	integration(t)
+	// Each setup prepares the appliance and returns canaryd's extra
+	// arguments and what its stderr must name.
+	tests := []struct {
+		name    string
+		setup   func(t *testing.T, a *appliance) (args []string, want string)
+		oneLine bool
+	}{
+		{
+			name: "no config dir",
+			setup: func(t *testing.T, a *appliance) ([]string, string) {
+				missing := filepath.Join(a.configDir, "missing")
+				return []string{"-config-dir", missing}, missing
+			},
+			oneLine: true,
+		},
+		{
+			name: "empty config dir",
+			setup: func(t *testing.T, a *appliance) ([]string, string) {
+				return nil, a.configDir
+			},
+			oneLine: true,
+		},
+		{
+			name: "invalid config",
+			setup: func(t *testing.T, a *appliance) ([]string, string) {
+				cfg := a.config("", upstream{startBackend(t, "v1", 0, nil), 1, "stable"})
+				a.writeConfig(cfg + "wieght = 3\n")
+				return nil, fmt.Sprintf("canaryd.toml:%d:", strings.Count(cfg, "\n")+1)
+			},
+			oneLine: true,
+		},
+		{
+			name: "port in use",
+			setup: func(t *testing.T, a *appliance) ([]string, string) {
+				ln, err := net.Listen("tcp", a.listen)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { ln.Close() })
+				a.writeConfig(a.config("", upstream{startBackend(t, "v1", 0, nil), 1, "stable"}))
+				return nil, a.listen
+			},
+			oneLine: true,
+		},
+		{
+			name: "bad flag",
+			setup: func(t *testing.T, a *appliance) ([]string, string) {
+				return []string{"-no-such-flag"}, "no-such-flag"
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := newAppliance(t)
+			extra, want := tt.setup(t, a)
+			args := append([]string{"-config-dir", a.configDir, "-state-dir", a.stateDir, "-gpio", "sim"}, extra...)
+			r := runBinary(t, "canaryd", args...)
+			if r.code == 0 {
+				t.Errorf("canaryd %s: exit 0, want non-zero", strings.Join(args, " "))
+			}
+			if tt.oneLine {
+				oneLine(t, "stderr", r.stderr)
+			}
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("stderr = %q, want it to name %q", r.stderr, want)
+			}
+			if _, err := os.Stat(a.socket); !os.IsNotExist(err) {
+				t.Errorf("canaryd did not start but left its socket %s behind (%v)", a.socket, err)
+			}
+		})
+	}
+}
+
+func TestCanaryctlUnreachableExitsTwo(t *testing.T) {
+	integration(t)
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, socket string)
+	}{
+		{"no socket file", func(t *testing.T, socket string) {}},
+		{"a socket nobody listens on", func(t *testing.T, socket string) {
+			ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: socket, Net: "unix"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln.SetUnlinkOnClose(false)
+			ln.Close()
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			socket := filepath.Join(shortDir(t), "admin.sock")
+			tt.setup(t, socket)
+			for _, cmd := range [][]string{{"status"}, {"status", "--json"}, {"rollback"}} {
+				r := canaryctl(t, socket, cmd...)
+				if r.code != 2 {
+					t.Errorf("canaryctl %s: exit %d, want 2", strings.Join(cmd, " "), r.code)
+				}
+				oneLine(t, "stderr", r.stderr)
+				if !strings.Contains(r.stderr, socket) {
+					t.Errorf("stderr = %q, want it to name the socket %s", r.stderr, socket)
+				}
+			}
+		})
+	}
+}
+
+func TestSigtermFinishesInFlightRequest(t *testing.T) {
+	integration(t)
+	started := make(chan struct{}, 1)
+	slow := startBackend(t, "slow", time.Second, started)
+	a := newAppliance(t)
+	a.writeConfig(a.config("", upstream{slow, 1, "stable"}))
+	p := a.start()
+
+	type answer struct {
+		code int
+		body string
+		err  error
+	}
+	answers := make(chan answer, 1)
+	go func() {
+		resp, err := client.Get("http://" + a.listen + "/")
+		if err != nil {
+			answers <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		answers <- answer{code: resp.StatusCode, body: string(body), err: err}
+	}()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request did not reach the backend within 10s")
+	}
+	p.signal(syscall.SIGTERM)
+
+	select {
+	case ans := <-answers:
+		if ans.err != nil || ans.code != http.StatusOK || strings.TrimSpace(ans.body) != "slow" {
+			t.Errorf("the request in flight at SIGTERM: status %d, body %q, error %v; want 200 slow", ans.code, ans.body, ans.err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the request in flight at SIGTERM got no answer within 15s")
+	}
+	if code := p.wait(); code != 0 {
+		t.Errorf("after SIGTERM, canaryd exited with status %d, want 0", code)
+	}
+}
