@@ -1,0 +1,51 @@
+# canary-pi: build for this machine, cross-compile for the Pi, test.
+# `make` alone lists the targets.
+
+GO      ?= go
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+CMDS    := ./cmd/canaryd ./cmd/canaryctl
+GOBUILD := $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
+# The Pi's binaries are static: they run on any Raspberry Pi OS, old or new.
+ARMENV  := GOOS=linux CGO_ENABLED=0
+
+# TESTFLAGS adds go test flags to the host run: CI passes -count=1.
+TESTFLAGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help build arm demo test vet fmt-check test-race test-arm bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+build: ## canaryd and canaryctl for this machine, into bin/
+	$(GOBUILD) -o bin/ $(CMDS)
+
+arm: ## static binaries for the Pi, into bin/linux_armv6, bin/linux_armv7, bin/linux_arm64
+	$(ARMENV) GOARCH=arm GOARM=6 $(GOBUILD) -o bin/linux_armv6/ $(CMDS)
+	$(ARMENV) GOARCH=arm GOARM=7 $(GOBUILD) -o bin/linux_armv7/ $(CMDS)
+	$(ARMENV) GOARCH=arm64 $(GOBUILD) -o bin/linux_arm64/ $(CMDS)
+
+demo: build ## run canaryd -demo: pong-v1 and pong-v2 at 10:5 on 127.0.0.1:8080
+	bin/canaryd -demo
+
+test: vet fmt-check test-race test-arm ## everything CI runs
+
+vet: ## go vet
+	$(GO) vet ./...
+
+fmt-check: ## fail on files that gofmt would change
+	@files=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*')); \
+	if [ -n "$$files" ]; then echo "gofmt needed on:"; echo "$$files"; exit 1; fi
+
+test-race: ## the tests on this machine, with the race detector
+	$(GO) test -race -timeout 15m $(TESTFLAGS) ./...
+
+test-arm: arm ## the tests on an ARMv6 (Pi Zero/1) and arm64 under qemu, then the ARMv6 demo
+	bash scripts/test-arm.sh
+	bash scripts/arm-demo-check.sh bin/linux_armv6
+
+bench: ## benchmarks of the appliance packages
+	$(GO) test -run '^$$' -bench . -benchmem ./appliance/...
+
+clean: ## remove bin/ and the test binaries
+	rm -rf bin/ dist/
