@@ -14,9 +14,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -31,8 +34,13 @@ type Options struct {
 	// ReadTimeout bounds the wait for each read from an upstream (its
 	// response headers, then every piece of its body), and each write to it,
 	// as nginx's proxy_read_timeout and proxy_send_timeout do.
-	ReadTimeout  time.Duration
-	IdleTimeout  time.Duration // an idle client keep-alive connection
+	ReadTimeout time.Duration
+	// IdleTimeout bounds every wait for a client: an idle keep-alive
+	// connection, a new one that has not sent its request head, each piece
+	// of a request body, and each write of a response (nginx's
+	// keepalive_timeout, client_header_timeout, client_body_timeout and
+	// send_timeout).
+	IdleTimeout  time.Duration
 	UpstreamIdle time.Duration // an idle pooled upstream connection
 	Logger       *slog.Logger
 	// Observe, if set, is called at the end of every attempt on an upstream.
@@ -52,10 +60,12 @@ func (o Outcome) Error() bool { return o.Failed || o.Status >= 500 }
 
 // Proxy is the data plane.
 type Proxy struct {
-	router *route.Router
-	opts   Options
-	log    *slog.Logger
-	srv    *fasthttp.Server
+	router    *route.Router
+	opts      Options
+	log       *slog.Logger
+	srv       *fasthttp.Server
+	probePath string
+	accessLog atomic.Bool
 
 	mu    sync.Mutex
 	pools map[string]*pool // by upstream URL
@@ -66,18 +76,21 @@ func New(r *route.Router, opts Options) *Proxy {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	p := &Proxy{router: r, opts: opts, log: opts.Logger, pools: map[string]*pool{}}
+	p := &Proxy{router: r, opts: opts, log: opts.Logger, pools: map[string]*pool{}, probePath: newProbePath()}
+	// ReadTimeout bounds the wait for a request head, so that silent or
+	// trickling clients cannot hold connections forever; clientBody bounds
+	// the body's reads.
 	p.srv = &fasthttp.Server{
 		Handler:                       p.serve,
 		ErrorHandler:                  p.badRequest,
 		IdleTimeout:                   opts.IdleTimeout,
+		ReadTimeout:                   opts.IdleTimeout,
 		StreamRequestBody:             true,
 		MaxRequestBodySize:            64 << 10, // buffered before streaming starts
 		ReadBufferSize:                16 << 10, // the longest request head accepted
 		DisablePreParseMultipartForm:  true,
 		DisableHeaderNamesNormalizing: true,
 		NoDefaultServerHeader:         true,
-		NoDefaultDate:                 true,
 		NoDefaultContentType:          true,
 		CloseOnShutdown:               true,
 		Logger:                        fasthttpLogger{opts.Logger},
@@ -86,7 +99,44 @@ func New(r *route.Router, opts Options) *Proxy {
 }
 
 // Serve accepts client connections on ln until Shutdown.
-func (p *Proxy) Serve(ln net.Listener) error { return p.srv.Serve(ln) }
+func (p *Proxy) Serve(ln net.Listener) error {
+	if p.opts.IdleTimeout > 0 {
+		ln = clientListener{ln, p.opts.IdleTimeout}
+	}
+	return p.srv.Serve(ln)
+}
+
+// clientListener gives every write to a client its own deadline, as
+// nginx's send_timeout does: a client that stops reading a response is
+// given up on, rather than holding its upstream connection for good.
+// fasthttp's WriteTimeout would bound the whole response instead, and cut
+// long downloads.
+type clientListener struct {
+	net.Listener
+	timeout time.Duration
+}
+
+func (l clientListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &clientConn{Conn: c, timeout: l.timeout}, nil
+}
+
+type clientConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *clientConn) Write(b []byte) (int, error) {
+	c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	return c.Conn.Write(b)
+}
+
+// ReadFrom keeps a streamed response from waiting in a buffer: see
+// upstreamConn.ReadFrom.
+func (c *clientConn) ReadFrom(r io.Reader) (int64, error) { return copyThrough(c, r) }
 
 // Shutdown stops accepting, lets requests in flight finish until ctx ends,
 // and closes the upstream pools.
@@ -94,7 +144,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	err := p.srv.ShutdownWithContext(ctx)
 	p.mu.Lock()
 	for k, pl := range p.pools {
-		pl.hc.CloseIdleConnections()
+		pl.Close()
 		delete(p.pools, k)
 	}
 	p.mu.Unlock()
@@ -139,15 +189,29 @@ func (p *Proxy) Retire(old, current *route.Table) {
 
 // pool is the keep-alive connection pool to one upstream.
 type pool struct {
-	hc   *fasthttp.HostClient
-	tls  bool
-	addr string
-	dial func(addr string) (net.Conn, error)
+	hc      *fasthttp.HostClient
+	tls     bool
+	addr    string
+	dial    func(addr string) (net.Conn, error)
+	retired atomic.Bool
 }
 
+// Close closes the idle connections, and every busy one once its request
+// is done (see released).
 func (pl *pool) Close() {
-	pl.hc.MaxIdleConnDuration = time.Nanosecond
+	pl.retired.Store(true)
 	pl.hc.CloseIdleConnections()
+}
+
+// released is called after a request gave its connection back to the
+// pool. Closing what is idle then, rather than on a timer, means that a
+// retired upstream keeps no connection open once its last request ends;
+// the order (retired set before Close's sweep, read after the release)
+// leaves no connection behind.
+func (pl *pool) released() {
+	if pl.retired.Load() {
+		pl.hc.CloseIdleConnections()
+	}
 }
 
 func (p *Proxy) newPool(u *route.Upstream) *pool {
@@ -158,7 +222,14 @@ func (p *Proxy) newPool(u *route.Upstream) *pool {
 		if err != nil {
 			return nil, &dialError{err}
 		}
-		return &deadlineConn{Conn: c, timeout: p.opts.ReadTimeout}, nil
+		uc := &upstreamConn{Conn: c, timeout: p.opts.ReadTimeout}
+		if !pl.tls {
+			// Under TLS the session lives on the connection: it cannot be
+			// swapped for a new one.
+			uc.redial = func() (net.Conn, error) { return dialer.Dial("tcp", addr) }
+		}
+		uc.watch()
+		return uc, nil
 	}
 	pl.hc = &fasthttp.HostClient{
 		Addr:                          pl.addr,
@@ -179,17 +250,21 @@ func (p *Proxy) newPool(u *route.Upstream) *pool {
 	return pl
 }
 
-// retryStaleConn lets fasthttp retry once, on a new connection to the same
-// upstream, a request whose pooled keep-alive connection turned out to be
-// closed by the upstream before it answered. That is the ordinary race of
-// keep-alive, not a failure of the upstream. A request body that was
-// streamed is never replayed (fasthttp checks that before asking).
+// retryStaleConn lets fasthttp retry an idempotent request once, on a new
+// connection to the same upstream, when its pooled keep-alive connection
+// turned out to be closed by the upstream before it answered. That is the
+// ordinary race of keep-alive, not a failure of the upstream, and it shows
+// as an EOF or, when the request reached a socket already closed, a reset.
+// fasthttp cannot tell a reused connection from a new one, so a new one
+// that fails so gets the same second chance. A request body that was
+// streamed is never replayed (fasthttp checks that before asking), and a
+// timeout is not retried here: the wait would double on the same upstream.
 func retryStaleConn(req *fasthttp.Request, attempts int, err error) (bool, bool) {
 	var de *dialError
-	if errors.As(err, &de) || !idempotent(req) {
+	if errors.As(err, &de) || isTimeout(err) || !idempotent(req) {
 		return false, false
 	}
-	return false, errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, io.EOF)
+	return false, true
 }
 
 // dialError marks a failure to connect: nothing was sent, so any request
@@ -199,90 +274,176 @@ type dialError struct{ err error }
 func (e *dialError) Error() string { return e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
-// deadlineConn gives every read and write its own deadline, so a timeout
-// bounds the silence between two reads rather than a whole response.
-type deadlineConn struct {
+// upstreamConn is a connection to an upstream. Every read and write gets
+// its own deadline, so a timeout bounds the silence between two reads
+// rather than a whole response.
+//
+// It also does what nginx does for its idle keep-alive connections: notice
+// that the upstream closed one while it sat in the pool. Upstreams close
+// idle connections without a word after a few seconds (Node, gunicorn,
+// Apache), and fasthttp would send the next request on such a connection
+// anyway; a GET gets a second chance (retryStaleConn), but a POST would
+// fail, and the upstream would be blamed for it. So the first write of a
+// request on a connection that has been idle checks it, and a closed one is
+// replaced by a new connection before any byte goes out.
+type upstreamConn struct {
 	net.Conn
 	timeout time.Duration
+	redial  func() (net.Conn, error) // nil when the connection cannot be replaced
+	// lastRead and lastWrite are when they began; a write after a read is
+	// the start of a new request.
+	lastRead, lastWrite time.Time
+	closedCheck         // what peerClosed needs, set up once per connection
 }
 
-func (c *deadlineConn) Read(b []byte) (int, error) {
+func (c *upstreamConn) Read(b []byte) (int, error) {
+	now := time.Now()
+	c.lastRead = now
 	if c.timeout > 0 {
-		c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
+		c.Conn.SetReadDeadline(now.Add(c.timeout))
 	}
 	return c.Conn.Read(b)
 }
 
-func (c *deadlineConn) Write(b []byte) (int, error) {
+func (c *upstreamConn) Write(b []byte) (int, error) {
+	now := time.Now()
+	if c.redial != nil && c.lastRead.After(c.lastWrite) && c.peerClosed() {
+		nc, err := c.redial()
+		if err != nil {
+			return 0, err
+		}
+		c.Conn.Close()
+		c.Conn = nc
+		c.watch()
+	}
+	c.lastWrite = now
 	if c.timeout > 0 {
-		c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+		c.Conn.SetWriteDeadline(now.Add(c.timeout))
 	}
 	return c.Conn.Write(b)
 }
 
+// ReadFrom sends each piece of r on as soon as r gives it. fasthttp writes
+// a body of known length through a bufio.Writer, which hands the copy over
+// to its connection's ReadFrom once its buffer is flushed; without one it
+// would hold the last few KiB until more came, and a body paused by its
+// sender would stall in the proxy.
+func (c *upstreamConn) ReadFrom(r io.Reader) (int64, error) { return copyThrough(c, r) }
+
+// copyThrough copies r to w, each piece as soon as r gives it.
+func copyThrough(w io.Writer, r io.Reader) (int64, error) {
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
+	return io.CopyBuffer(writerOnly{w}, r, *buf)
+}
+
+// writerOnly hides ReadFrom from io.CopyBuffer.
+type writerOnly struct{ io.Writer }
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // serve proxies one request.
 func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
-	if ctx.Request.Header.ConnectionUpgrade() {
-		p.serveUpgrade(ctx)
+	if p.isProbe(ctx) {
+		ctx.SetStatusCode(fasthttp.StatusNoContent)
+		return
+	}
+	if p.accessLog.Load() {
+		defer p.logAccess(ctx, time.Now())
+	}
+	if up := upgradeOf(&ctx.Request.Header); up != nil {
+		p.serveUpgrade(ctx, string(up))
 		return
 	}
 	clientClose := ctx.Request.Header.ConnectionClose()
+	// An HTTP/1.0 client need not name a host. The upstream is then asked
+	// by its own name, as nginx does, since fasthttp (rightly) sends no
+	// request without one.
+	hostless := len(ctx.Request.Header.Host()) == 0
 	prepareRequest(ctx)
+	var body *clientBody
+	if ctx.Request.IsBodyStream() {
+		body = &clientBody{ctx: ctx, r: ctx.Request.BodyStream(),
+			left: ctx.Request.Header.ContentLength(), timeout: p.opts.IdleTimeout}
+		ctx.Request.SetBodyStream(body, body.left)
+	}
 
 	tab := p.router.Table()
 	var tried swrr.Set
 	u := tab.Pick(&tried, time.Now())
+	if u == nil {
+		p.fail(ctx, fasthttp.StatusBadGateway, "no upstream is available")
+		return
+	}
 	for retried := false; ; retried = true {
-		if u == nil {
-			p.fail(ctx, fasthttp.StatusBadGateway, "no upstream is available")
-			return
+		if hostless {
+			ctx.Request.URI().SetHost(u.URL.Host)
 		}
-		err := p.attempt(ctx, tab, u)
+		if p.accessLog.Load() {
+			ctx.SetUserValue(upstreamKey, u.Name)
+		}
+		resp, err := p.attempt(ctx, tab, u, body)
 		if err == nil {
+			relay(ctx, resp)
 			break
 		}
-		if retried || !retryable(&ctx.Request, err) {
-			p.failWith(ctx, err)
+		if body.failed() {
+			p.clientFailed(ctx, body.err)
 			return
 		}
-		p.log.Debug("retrying on another upstream", "UPSTREAM", u.Name, "error", err.Error())
-		u = tab.PickRetry(&tried, time.Now())
+		if !retried && retryable(&ctx.Request, err) {
+			if next := tab.PickRetry(&tried, time.Now()); next != nil {
+				p.log.Debug("retrying on another upstream", "UPSTREAM", u.Name, "error", err.Error())
+				u = next
+				continue
+			}
+		}
+		p.failWith(ctx, err)
+		return
 	}
-	cleanResponse(&ctx.Response)
 	if clientClose {
 		ctx.SetConnectionClose()
 	}
 }
 
 // attempt sends the request to u once and accounts for the outcome.
-func (p *Proxy) attempt(ctx *fasthttp.RequestCtx, tab *route.Table, u *route.Upstream) error {
+func (p *Proxy) attempt(ctx *fasthttp.RequestCtx, tab *route.Table, u *route.Upstream, body *clientBody) (*upstreamResponse, error) {
 	pl := u.Transport.(*pool)
 	if pl.tls {
 		ctx.Request.URI().SetScheme("https")
 	} else {
 		ctx.Request.URI().SetScheme("http")
 	}
+	resp := upstreamResponses.Get().(*upstreamResponse)
+	resp.pool = pl
+	// An upstream that names no type gets none made up for it.
+	resp.resp.Header.SetNoDefaultContentType(true)
 	u.Stats.InFlight.Add(1)
 	start := time.Now()
-	err := pl.hc.Do(&ctx.Request, &ctx.Response)
+	err := pl.hc.Do(&ctx.Request, &resp.resp)
 	end := time.Now()
 	u.Stats.InFlight.Add(-1)
 
 	o := Outcome{Duration: end.Sub(start)}
 	switch {
 	case err == nil:
-		o.Status = ctx.Response.StatusCode()
-	case clientFault(ctx, err):
+		o.Status = resp.resp.StatusCode()
+	case body.failed():
 		// The client went away or sent a broken body: nobody's failure.
+		resp.release()
 		tab.Done(u, false, end)
-		return err
+		return nil, err
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
 		// Our own pool limit, not the upstream's doing.
 	default:
 		o.Failed = true
 	}
 	p.account(tab, u, o, end)
-	return err
+	if err != nil {
+		resp.release()
+		return nil, err
+	}
+	return resp, nil
 }
 
 // account records the outcome of one attempt on u.
@@ -297,17 +458,123 @@ func (p *Proxy) account(tab *route.Table, u *route.Upstream, o Outcome, end time
 	}
 }
 
+// upstreamResponse is an upstream's answer. It is kept apart from the
+// client's response, which only borrows its headers and streams its body:
+// fasthttp decides whether the upstream connection goes back to the pool
+// from the response it read, so sharing one would let the client's
+// Connection: close (which the server sets on the client's response) close
+// a healthy upstream connection too.
+//
+// It is the client's body stream itself, so it must offer nothing but Read
+// and CloseWithError: fasthttp copies with any WriteTo it finds.
+type upstreamResponse struct {
+	resp fasthttp.Response
+	pool *pool
+	body io.Reader
+}
+
+var upstreamResponses = sync.Pool{New: func() any { return new(upstreamResponse) }}
+
+// relay makes resp the client's response.
+func relay(ctx *fasthttp.RequestCtx, up *upstreamResponse) {
+	copyResponseHeader(&ctx.Response.Header, &up.resp.Header)
+	if !up.resp.IsBodyStream() {
+		up.release()
+		return
+	}
+	up.body = up.resp.BodyStream()
+	n := up.resp.Header.ContentLength()
+	if n >= 0 {
+		ctx.Response.SetBodyStream(up, n)
+		return
+	}
+	if !ctx.Request.Header.IsHTTP11() {
+		relayUntilClose(ctx, up)
+		return
+	}
+	// Chunked, also when the upstream ends the body by closing, so that the
+	// client connection can stay open.
+	ctx.Response.SetBodyStream(up, -1)
+}
+
+// relayUntilClose sends an HTTP/1.0 client a body of unknown length the
+// only way it can read one: ended by closing the connection. fasthttp
+// would send such a stream chunked whatever the client's version, so the
+// response is written here, on the hijacked connection.
+func relayUntilClose(ctx *fasthttp.RequestCtx, up *upstreamResponse) {
+	h := &ctx.Response.Header
+	h.SetConnectionClose()
+	head := h.AppendBytes(nil)
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) {
+		_, err := c.Write(head)
+		if err == nil {
+			_, err = io.Copy(c, up)
+		}
+		up.CloseWithError(err)
+	})
+}
+
+func (r *upstreamResponse) Read(b []byte) (int, error) { return r.body.Read(b) }
+
+// CloseWithError is called once the client's response is written, or
+// failed to be (err): the upstream connection goes back to the pool only
+// when its body was read whole.
+func (r *upstreamResponse) CloseWithError(err error) error {
+	if c, ok := r.body.(fasthttp.ReadCloserWithError); ok {
+		c.CloseWithError(err)
+	}
+	r.release()
+	return nil
+}
+
+func (r *upstreamResponse) release() {
+	r.resp.Reset()
+	pl := r.pool
+	r.pool, r.body = nil, nil
+	upstreamResponses.Put(r)
+	pl.released()
+}
+
+// clientBody is the client's request body on its way to an upstream. It
+// tells a client that stopped sending or broke its connection apart from
+// an upstream that failed, and bounds every wait for the client's next
+// bytes, as nginx's client_body_timeout does.
+type clientBody struct {
+	ctx     *fasthttp.RequestCtx
+	r       io.Reader
+	left    int // bytes still to come; negative when chunked
+	timeout time.Duration
+	err     error // the client's failure
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	if b.timeout > 0 {
+		b.ctx.SetReadDeadline(time.Now().Add(b.timeout))
+	}
+	n, err := b.r.Read(p)
+	if b.left >= 0 {
+		b.left -= n
+		if err == io.EOF && b.left > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *clientBody) failed() bool { return b != nil && b.err != nil }
+
 // retryable reports whether a request that met err may go to another
 // upstream: always when the connection was never made, otherwise only for
-// an idempotent request whose body was not streamed (so nothing of it is
-// lost) and a failure that is not a wait for an answer that may yet come.
+// an idempotent request whose body was not streamed, so nothing of it is
+// lost. As in nginx, that includes a timeout.
 func retryable(req *fasthttp.Request, err error) bool {
 	var de *dialError
-	switch {
-	case errors.As(err, &de):
+	if errors.As(err, &de) {
 		return true
-	case isTimeout(err):
-		return false
 	}
 	return idempotent(req) && !req.IsBodyStream()
 }
@@ -326,26 +593,23 @@ func isTimeout(err error) bool {
 	return errors.As(err, &t) && t.Timeout()
 }
 
-// clientFault reports whether err came from the client's side: its
-// connection broke, or it ended its request body early.
-func clientFault(ctx *fasthttp.RequestCtx, err error) bool {
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return true
+// clientFailed answers a client whose request body broke off; it is
+// usually gone, and its connection is not reused either way.
+func (p *Proxy) clientFailed(ctx *fasthttp.RequestCtx, err error) {
+	ctx.SetConnectionClose()
+	if isTimeout(err) {
+		p.fail(ctx, fasthttp.StatusRequestTimeout, "the request body stopped arriving")
+		return
 	}
-	var op *net.OpError
-	return errors.As(err, &op) && op.Addr != nil && op.Addr.String() == ctx.RemoteAddr().String()
+	p.fail(ctx, fasthttp.StatusBadRequest, "the request body ended early")
 }
 
 func (p *Proxy) failWith(ctx *fasthttp.RequestCtx, err error) {
-	switch {
-	case clientFault(ctx, err):
-		ctx.SetConnectionClose()
-		p.fail(ctx, fasthttp.StatusBadRequest, "the request body ended early")
-	case isTimeout(err):
+	if isTimeout(err) {
 		p.fail(ctx, fasthttp.StatusGatewayTimeout, "the upstream did not answer in time")
-	default:
-		p.fail(ctx, fasthttp.StatusBadGateway, "the upstream failed")
+		return
 	}
+	p.fail(ctx, fasthttp.StatusBadGateway, "the upstream failed")
 }
 
 func (p *Proxy) fail(ctx *fasthttp.RequestCtx, code int, why string) {
@@ -355,62 +619,65 @@ func (p *Proxy) fail(ctx *fasthttp.RequestCtx, code int, why string) {
 	ctx.Response.SetBodyString(fasthttp.StatusMessage(code) + ": " + why + "\n")
 }
 
+// badRequest answers a request fasthttp could not read.
 func (p *Proxy) badRequest(ctx *fasthttp.RequestCtx, err error) {
 	ctx.SetConnectionClose()
-	p.fail(ctx, fasthttp.StatusBadRequest, "malformed request")
-	p.log.Debug("malformed request", "client", ctx.RemoteAddr().String(), "error", err.Error())
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.As(err, &small):
+		p.fail(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "the request head is too large")
+	case isTimeout(err):
+		p.fail(ctx, fasthttp.StatusRequestTimeout, "the request did not arrive in time")
+	default:
+		p.fail(ctx, fasthttp.StatusBadRequest, "malformed request")
+	}
+	p.log.Debug("unreadable request", "client", ctx.RemoteAddr().String(), "error", err.Error())
 }
 
 // hopByHop are the headers that belong to one connection, not the message
 // (RFC 9110 section 7.6.1), plus the non-standard ones proxies also drop.
-var hopByHop = []string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Upgrade", "Expect",
+var hopByHop = [][]byte{
+	[]byte("Connection"), []byte("Proxy-Connection"), []byte("Keep-Alive"),
+	[]byte("Proxy-Authenticate"), []byte("Proxy-Authorization"), []byte("Te"),
+	[]byte("Trailer"), []byte("Upgrade"), []byte("Expect"),
 }
 
-// prepareRequest turns the client's request into the upstream's: it drops
-// hop-by-hop headers and says who the client was.
-func prepareRequest(ctx *fasthttp.RequestCtx) {
-	h := &ctx.Request.Header
-	for _, name := range connectionTokens(h.Peek("Connection")) {
-		h.Del(name)
-	}
-	for _, name := range hopByHop {
-		h.Del(name)
-	}
-	// The upstream connection is kept alive whatever the client asked.
-	h.ResetConnectionClose()
+var (
+	connectionHeader = []byte("Connection")
+	cookieHeader     = []byte("Cookie")
+	upgradeHeader    = []byte("Upgrade")
+	upgradeToken     = []byte("upgrade")
+	xForwardedFor    = []byte("X-Forwarded-For")
+	xForwardedProto  = []byte("X-Forwarded-Proto")
+	xForwardedHost   = []byte("X-Forwarded-Host")
+	schemeHTTP       = []byte("http")
+	schemeHTTPS      = []byte("https")
+)
 
-	ip := ctx.RemoteIP().String()
-	if prior := h.Peek("X-Forwarded-For"); len(prior) > 0 {
-		h.Set("X-Forwarded-For", string(prior)+", "+ip)
-	} else {
-		h.Set("X-Forwarded-For", ip)
+// Header names are passed on as they came, not normalized, so every lookup
+// here matches them case-insensitively: lower-case names are common, and a
+// hop-by-hop header that slipped through in another spelling would leak.
+// Requests are read through AllInOrder, the head as received: All would
+// parse (and later rewrite) the client's cookies.
+
+// hopByHopIn reports whether name is a hop-by-hop header for a message
+// whose Connection headers are conn.
+func hopByHopIn(conn [][]byte, name []byte) bool {
+	for _, hb := range hopByHop {
+		if bytes.EqualFold(name, hb) {
+			return true
+		}
 	}
-	if ctx.IsTLS() {
-		h.Set("X-Forwarded-Proto", "https")
-	} else {
-		h.Set("X-Forwarded-Proto", "http")
+	for _, v := range conn {
+		if listed(v, name) {
+			return true
+		}
 	}
-	h.SetBytesV("X-Forwarded-Host", h.Host())
+	return false
 }
 
-// cleanResponse drops the upstream's hop-by-hop headers. Whether the client
-// connection stays open is our decision, not the upstream's.
-func cleanResponse(r *fasthttp.Response) {
-	h := &r.Header
-	for _, name := range connectionTokens(h.Peek("Connection")) {
-		h.Del(name)
-	}
-	for _, name := range hopByHop {
-		h.Del(name)
-	}
-	h.ResetConnectionClose()
-}
-
-// connectionTokens are the header names listed in a Connection header.
-func connectionTokens(v []byte) []string {
-	var names []string
+// listed reports whether the comma-separated list v names token.
+func listed(v, token []byte) bool {
 	for len(v) > 0 {
 		var tok []byte
 		if i := bytes.IndexByte(v, ','); i >= 0 {
@@ -418,16 +685,184 @@ func connectionTokens(v []byte) []string {
 		} else {
 			tok, v = v, nil
 		}
-		tok = bytes.TrimSpace(tok)
-		if len(tok) > 0 && !bytes.EqualFold(tok, []byte("close")) && !bytes.EqualFold(tok, []byte("keep-alive")) {
-			names = append(names, string(tok))
+		if bytes.EqualFold(bytes.TrimSpace(tok), token) {
+			return true
 		}
 	}
-	return names
+	return false
+}
+
+// connectionValues appends the values of the Connection headers in hs.
+func connectionValues(dst [][]byte, hs iter.Seq2[[]byte, []byte]) [][]byte {
+	for k, v := range hs {
+		if bytes.EqualFold(k, connectionHeader) {
+			dst = append(dst, v)
+		}
+	}
+	return dst
+}
+
+// upgradeOf is the protocol a request asks to switch to, or nil when it
+// asks for none.
+func upgradeOf(h *fasthttp.RequestHeader) []byte {
+	var upgrade []byte
+	asked := false
+	for k, v := range h.AllInOrder() {
+		switch {
+		case bytes.EqualFold(k, connectionHeader):
+			asked = asked || listed(v, upgradeToken)
+		case bytes.EqualFold(k, upgradeHeader):
+			upgrade = v
+		}
+	}
+	if !asked || len(upgrade) == 0 {
+		return nil
+	}
+	return upgrade
+}
+
+// prepareRequest turns the client's request into the upstream's: it drops
+// hop-by-hop headers and says who the client was.
+func prepareRequest(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Request.Header
+	var connBuf [4][]byte
+	conn := connectionValues(connBuf[:0], h.AllInOrder())
+
+	// Every X-Forwarded-For line the client sent, in any spelling, folds
+	// into one list that ends with the client's address. The scheme and
+	// host are ours to say: a client must not claim TLS or another name.
+	var xffBuf [128]byte
+	xff := xffBuf[:0]
+	var keptBuf [32][]byte
+	var delBuf [8][]byte
+	kept, del := keptBuf[:0], delBuf[:0]
+	for k, v := range h.AllInOrder() {
+		switch {
+		case hopByHopIn(conn, k):
+			del = append(del, k)
+		case bytes.EqualFold(k, xForwardedFor):
+			if v = bytes.TrimSpace(v); len(v) > 0 {
+				xff = append(append(xff, v...), ", "...)
+			}
+			del = append(del, k)
+		case bytes.EqualFold(k, xForwardedProto), bytes.EqualFold(k, xForwardedHost):
+			del = append(del, k)
+		default:
+			kept = append(kept, k)
+		}
+	}
+	deleteInOrder(h, del, kept)
+	// The upstream connection is kept alive whatever the client asked.
+	h.ResetConnectionClose()
+
+	if ip, ok := netip.AddrFromSlice(ctx.RemoteIP()); ok {
+		xff = ip.Unmap().AppendTo(xff)
+	}
+	h.SetCanonical(xForwardedFor, xff)
+	if ctx.IsTLS() {
+		h.SetCanonical(xForwardedProto, schemeHTTPS)
+	} else {
+		h.SetCanonical(xForwardedProto, schemeHTTP)
+	}
+	if host := h.Host(); len(host) > 0 {
+		h.SetCanonical(xForwardedHost, host)
+	}
+}
+
+// deleteInOrder deletes the headers named in del from h, whose other
+// headers are named in kept, in order. fasthttp deletes a header by moving
+// the last one into its place, which reverses repeated lines of a name
+// whose order is part of the message (RFC 9110 section 5.3): names that
+// repeat are therefore set again, in their order, in the rare message that
+// has them.
+func deleteInOrder(h *fasthttp.RequestHeader, del, kept [][]byte) {
+	if len(del) == 0 {
+		return
+	}
+	var again [][]byte
+	for i, k := range kept {
+		if bytes.EqualFold(k, cookieHeader) {
+			// The order of cookies carries no meaning (RFC 6265 section
+			// 5.4), and setting them again would have fasthttp rewrite
+			// them.
+			continue
+		}
+		for _, k2 := range kept[i+1:] {
+			if bytes.EqualFold(k, k2) {
+				again = append(again, k)
+				break
+			}
+		}
+	}
+	if len(again) == 0 {
+		for _, k := range del {
+			h.DelBytes(k)
+		}
+		return
+	}
+	type line struct{ k, v []byte }
+	var lines []line
+	for k, v := range h.AllInOrder() {
+		for _, a := range again {
+			if bytes.EqualFold(k, a) {
+				lines = append(lines, line{bytes.Clone(k), bytes.Clone(v)})
+				break
+			}
+		}
+	}
+	for _, k := range del {
+		h.DelBytes(k)
+	}
+	for _, l := range lines {
+		h.DelBytes(l.k)
+	}
+	for _, l := range lines {
+		h.AddBytesKV(l.k, l.v)
+	}
+}
+
+// copyResponseHeader gives dst the status and the end-to-end headers of
+// src, in order. Whether the client connection stays open is our decision,
+// not the upstream's. Building dst afresh, rather than copying src and
+// deleting from the copy, keeps repeated lines in order (see deleteInOrder)
+// and leaves dst with the server's defaults. Date is the one header
+// fasthttp will not take: the proxy sends its own, as nginx does.
+func copyResponseHeader(dst, src *fasthttp.ResponseHeader) {
+	dst.SetStatusCode(src.StatusCode())
+	if m := src.StatusMessage(); len(m) > 0 {
+		dst.SetStatusMessage(m)
+	}
+	var connBuf [4][]byte
+	conn := connectionValues(connBuf[:0], src.All())
+	for k, v := range src.All() {
+		if !hopByHopIn(conn, k) {
+			dst.AddBytesKV(k, v)
+		}
+	}
 }
 
 type fasthttpLogger struct{ l *slog.Logger }
 
 func (f fasthttpLogger) Printf(format string, args ...any) {
 	f.l.Debug("fasthttp: " + fmt.Sprintf(format, args...))
+}
+
+// SetAccessLog turns the access log on or off: one Info entry per request.
+// It is off by default, since an SD card wears out under a line per request.
+func (p *Proxy) SetAccessLog(on bool) { p.accessLog.Store(on) }
+
+// upstreamKey is where the access log finds the upstream that answered.
+const upstreamKey = "canaryd.upstream"
+
+// logAccess writes one access-log entry. The query string is left out: it
+// often carries tokens and personal data.
+func (p *Proxy) logAccess(ctx *fasthttp.RequestCtx, start time.Time) {
+	upstream, _ := ctx.UserValue(upstreamKey).(string)
+	p.log.Info("request",
+		"CLIENT", ctx.RemoteIP().String(),
+		"METHOD", string(ctx.Method()),
+		"PATH", string(ctx.Path()),
+		"STATUS", ctx.Response.StatusCode(),
+		"UPSTREAM", upstream,
+		"DURATION_MS", float64(time.Since(start).Microseconds())/1000)
 }

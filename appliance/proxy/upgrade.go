@@ -17,38 +17,43 @@ import (
 // serveUpgrade passes a protocol upgrade (WebSocket) through: the request
 // goes to an upstream on a connection of its own, and once the upstream
 // answers 101 the two connections are spliced until either side closes.
-func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx) {
+func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, upgrade string) {
 	tab := p.router.Table()
 	var tried swrr.Set
 	u := tab.Pick(&tried, time.Now())
+	if u == nil {
+		p.fail(ctx, fasthttp.StatusBadGateway, "no upstream is available")
+		return
+	}
 	var conn net.Conn
 	for retried := false; ; retried = true {
-		if u == nil {
-			p.fail(ctx, fasthttp.StatusBadGateway, "no upstream is available")
-			return
-		}
 		var err error
 		conn, err = p.dialUpgrade(u)
 		if err == nil {
 			break
 		}
 		p.account(tab, u, Outcome{Failed: true}, time.Now())
-		if retried {
+		var next *route.Upstream
+		if !retried {
+			next = tab.PickRetry(&tried, time.Now())
+		}
+		if next == nil {
 			p.failWith(ctx, err)
 			return
 		}
-		u = tab.PickRetry(&tried, time.Now())
+		u = next
 	}
 
 	start := time.Now()
 	br := bufio.NewReader(conn)
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)
-	err := writeUpgradeRequest(conn, ctx)
+	if p.opts.ReadTimeout > 0 {
+		conn.SetDeadline(time.Now().Add(p.opts.ReadTimeout))
+	}
+	err := writeUpgradeRequest(conn, ctx, upgrade)
 	if err == nil {
-		conn.SetReadDeadline(time.Now().Add(p.opts.ReadTimeout))
 		err = resp.Header.Read(br)
-		conn.SetReadDeadline(time.Time{})
 	}
 	o := Outcome{Duration: time.Since(start)}
 	if err != nil {
@@ -70,15 +75,24 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx) {
 			p.failWith(ctx, err)
 			return
 		}
-		resp.CopyTo(&ctx.Response)
-		cleanResponse(&ctx.Response)
+		copyResponseHeader(&ctx.Response.Header, &resp.Header)
+		ctx.Response.SetBody(resp.Body())
 		ctx.SetConnectionClose()
 		return
 	}
-	resp.Header.CopyTo(&ctx.Response.Header)
-	u.Stats.InFlight.Add(1)
+	conn.SetDeadline(time.Time{})
+	// The 101 goes out from the hijack handler: fasthttp skips a hijack
+	// handler whose response it wrote when it is shutting down, which would
+	// leave the upstream connection open and counted in flight for good.
+	head := resp.Header.AppendBytes(nil)
+	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(client net.Conn) {
+		u.Stats.InFlight.Add(1)
 		defer u.Stats.InFlight.Add(-1)
+		if _, err := client.Write(head); err != nil {
+			conn.Close()
+			return
+		}
 		splice(client, conn, br)
 	})
 }
@@ -105,9 +119,8 @@ func (p *Proxy) dialUpgrade(u *route.Upstream) (net.Conn, error) {
 
 // writeUpgradeRequest writes the client's request head to the upstream,
 // with the end-to-end headers and the upgrade the client asked for.
-func writeUpgradeRequest(w io.Writer, ctx *fasthttp.RequestCtx) error {
+func writeUpgradeRequest(w io.Writer, ctx *fasthttp.RequestCtx, upgrade string) error {
 	h := &ctx.Request.Header
-	upgrade := string(h.Peek("Upgrade"))
 	prepareRequest(ctx)
 	bw := bufio.NewWriter(w)
 	bw.Write(h.Method())

@@ -99,7 +99,7 @@ func (t *Table) Pick(tried *swrr.Set, now time.Time) *Upstream {
 func (t *Table) PickRetry(tried *swrr.Set, now time.Time) *Upstream {
 	avoid := *tried
 	avoid.Union(&t.canary)
-	if i := t.bal.Pick(&avoid, now); i >= 0 {
+	if i := t.bal.TryPick(&avoid, now); i >= 0 {
 		tried.Add(i)
 		return t.Upstreams[i]
 	}

@@ -154,3 +154,19 @@ func BenchmarkSetMode(b *testing.B) {
 		i++
 	}
 }
+
+func TestRetryDoesNotForgiveAFailedStable(t *testing.T) {
+	// The stable refused; the retry finds no other stable and goes to the
+	// canary, but the stable's failure must stand.
+	tab := table(upstream("s1", 1, config.Stable), upstream("c1", 1, config.Canary))
+	NewRouter(tab, state.Canary)
+	tab.Done(tab.Upstreams[0], true, now)
+	var tried swrr.Set
+	tried.Add(0)
+	if u := tab.PickRetry(&tried, now); u == nil || u.Name != "c1" {
+		t.Fatalf("retry: %v, want c1", u)
+	}
+	if tab.Healthy(tab.Upstreams[0], now) {
+		t.Fatal("the failed stable was forgiven by the retry")
+	}
+}

@@ -88,6 +88,17 @@ func (b *Balancer) Exclude(s Set) {
 // as nginx does, clears every peer's failure count so that the next request
 // finds them live again.
 func (b *Balancer) Pick(tried *Set, now time.Time) int {
+	return b.pick(tried, now, true)
+}
+
+// TryPick is Pick without nginx's reset: when no peer can be picked it
+// returns -1 and leaves the failure counts alone. It is for a preference
+// ("a stable peer if one is live") that a plain Pick follows when unmet.
+func (b *Balancer) TryPick(tried *Set, now time.Time) int {
+	return b.pick(tried, now, false)
+}
+
+func (b *Balancer) pick(tried *Set, now time.Time, reset bool) int {
 	t := now.UnixNano()
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -120,8 +131,10 @@ func (b *Balancer) Pick(tried *Set, now time.Time) int {
 		}
 	}
 	if best < 0 {
-		for i := range b.peers {
-			b.peers[i].fails = 0
+		if reset {
+			for i := range b.peers {
+				b.peers[i].fails = 0
+			}
 		}
 		return -1
 	}

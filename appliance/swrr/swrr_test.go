@@ -343,3 +343,16 @@ func TestCarryKeepsFailuresAndMapsByIndex(t *testing.T) {
 		t.Errorf("recovering effective weight not kept: %d", b.peers[2].effective)
 	}
 }
+
+func TestTryPickLeavesFailuresAlone(t *testing.T) {
+	b := New(weights(1, 1))
+	b.Done(0, true, t0)
+	var tried Set
+	tried.Add(1)
+	if i := b.TryPick(&tried, t0); i != -1 {
+		t.Fatalf("picked %d", i)
+	}
+	if !b.Down(0, t0) {
+		t.Fatal("TryPick cleared the failure a plain Pick would")
+	}
+}

@@ -1,0 +1,375 @@
+package proxy_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/canary-pi/canary-pi/appliance/config"
+	"github.com/canary-pi/canary-pi/appliance/proxy"
+	"github.com/canary-pi/canary-pi/appliance/route"
+	"github.com/canary-pi/canary-pi/appliance/state"
+)
+
+// upstream is one [[upstream]] entry for a backend listening on addr, with
+// the failure settings every test relies on: one failure takes it out for
+// ten seconds.
+func upstream(name string, role config.Role, weight int, addr string) config.Upstream {
+	u, err := url.Parse("http://" + addr)
+	if err != nil {
+		panic(err)
+	}
+	return config.Upstream{Name: name, URL: u, Weight: weight, Role: role,
+		MaxFails: 1, FailTimeout: 10 * time.Second}
+}
+
+func stable(name string, weight int, addr string) config.Upstream {
+	return upstream(name, config.Stable, weight, addr)
+}
+
+func canary(name string, weight int, addr string) config.Upstream {
+	return upstream(name, config.Canary, weight, addr)
+}
+
+// rig is a running proxy on loopback in front of the given upstreams.
+type rig struct {
+	addr   string
+	proxy  *proxy.Proxy
+	router *route.Router
+
+	mu       sync.Mutex
+	outcomes map[string][]proxy.Outcome
+}
+
+// defaults are generous limits for tests that do not exercise them, so a
+// slow machine never trips one by accident.
+var defaults = proxy.Options{
+	ConnectTimeout: 5 * time.Second,
+	ReadTimeout:    30 * time.Second,
+	IdleTimeout:    75 * time.Second,
+	UpstreamIdle:   60 * time.Second,
+}
+
+// startProxy builds the routing table for ups, as the daemon does, and
+// serves it on a fresh loopback port until the test ends. Zero fields of
+// opts take the values of defaults.
+func startProxy(t testing.TB, opts proxy.Options, ups ...config.Upstream) *rig {
+	t.Helper()
+	if opts.ConnectTimeout == 0 {
+		opts.ConnectTimeout = defaults.ConnectTimeout
+	}
+	if opts.ReadTimeout == 0 {
+		opts.ReadTimeout = defaults.ReadTimeout
+	}
+	if opts.IdleTimeout == 0 {
+		opts.IdleTimeout = defaults.IdleTimeout
+	}
+	if opts.UpstreamIdle == 0 {
+		opts.UpstreamIdle = defaults.UpstreamIdle
+	}
+	opts.Logger = slog.New(slog.DiscardHandler)
+	// PROXY_TEST_LOG=1 shows the proxy's debug log when a test puzzles.
+	if os.Getenv("PROXY_TEST_LOG") != "" {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+
+	cfg := &config.Config{Upstreams: ups}
+	tab := route.NewTable(cfg, 1, nil)
+	mode := state.Canary
+	if !tab.HasCanary {
+		mode = state.NoCanary
+	}
+	r := &rig{router: route.NewRouter(tab, mode), outcomes: map[string][]proxy.Outcome{}}
+	opts.Observe = func(u *route.Upstream, o proxy.Outcome) {
+		r.mu.Lock()
+		r.outcomes[u.Name] = append(r.outcomes[u.Name], o)
+		r.mu.Unlock()
+	}
+	r.proxy = proxy.New(r.router, opts)
+	r.proxy.Prepare(tab)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.addr = ln.Addr().String()
+	served := make(chan error, 1)
+	go func() { served <- r.proxy.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := r.proxy.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		select {
+		case err := <-served:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Serve did not return after Shutdown")
+		}
+	})
+	return r
+}
+
+func (r *rig) url(path string) string { return "http://" + r.addr + path }
+
+// upstream is the named upstream of the current table.
+func (r *rig) upstream(t testing.TB, name string) *route.Upstream {
+	t.Helper()
+	for _, u := range r.router.Table().Upstreams {
+		if u.Name == name {
+			return u
+		}
+	}
+	t.Fatalf("no upstream %q", name)
+	return nil
+}
+
+func (r *rig) errors(t testing.TB, name string) uint64 {
+	t.Helper()
+	return r.upstream(t, name).Stats.Errors.Load()
+}
+
+func (r *rig) requests(t testing.TB, name string) uint64 {
+	t.Helper()
+	return r.upstream(t, name).Stats.Requests.Load()
+}
+
+func (r *rig) healthy(t testing.TB, name string) bool {
+	t.Helper()
+	return r.router.Table().Healthy(r.upstream(t, name), time.Now())
+}
+
+// observed is what Options.Observe reported for the named upstream.
+func (r *rig) observed(name string) []proxy.Outcome {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]proxy.Outcome(nil), r.outcomes[name]...)
+}
+
+// idle waits until no request is in flight on any upstream, so that the
+// accounting of the last attempt is done.
+func (r *rig) idle(t testing.TB) {
+	t.Helper()
+	eventually(t, 5*time.Second, "requests in flight to finish", func() bool {
+		for _, u := range r.router.Table().Upstreams {
+			if u.Stats.InFlight.Load() != 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// backend is a net/http server on loopback that counts the connections it
+// accepts and closes.
+type backend struct {
+	*httptest.Server
+	conns  atomic.Int64
+	closed atomic.Int64
+}
+
+// newBackend starts a backend serving h; configure adjusts its server
+// before it starts.
+func newBackend(t testing.TB, h http.Handler, configure ...func(*http.Server)) *backend {
+	t.Helper()
+	b := &backend{Server: httptest.NewUnstartedServer(h)}
+	for _, f := range configure {
+		f(b.Config)
+	}
+	b.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			b.conns.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			b.closed.Add(1)
+		}
+	}
+	b.Start()
+	t.Cleanup(b.Close)
+	return b
+}
+
+func (b *backend) addr() string { return b.Listener.Addr().String() }
+
+// named is a backend that answers every request with its name.
+func named(t testing.TB, name string) *backend {
+	return newBackend(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, name)
+	}))
+}
+
+// failing is a backend that answers every request with status and its name.
+func failing(t testing.TB, name string, status int) *backend {
+	return newBackend(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(status)
+		io.WriteString(w, name)
+	}))
+}
+
+// rawBackend accepts TCP connections on loopback and hands each to serve,
+// for upstreams that misbehave in ways net/http never would. Connections
+// still open when the test ends are closed.
+func rawBackend(t testing.TB, serve func(c *net.TCPConn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns = map[net.Conn]bool{}
+	)
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns[c] = true
+			mu.Unlock()
+			wg.Go(func() {
+				defer c.Close()
+				serve(c.(*net.TCPConn))
+			})
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// refusedAddr is a loopback address nothing listens on: connecting to it is
+// refused at once.
+func refusedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// newClient is a keep-alive HTTP client of its own, so that tests do not
+// share connections.
+func newClient(t testing.TB) *http.Client {
+	tr := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 8}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+// do sends req and returns the status and the whole body.
+func do(t testing.TB, c *http.Client, req *http.Request) (int, string) {
+	t.Helper()
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading the body: %v", req.Method, req.URL, err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+func get(t testing.TB, c *http.Client, url string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return do(t, c, req)
+}
+
+func post(t testing.TB, c *http.Client, url, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return do(t, c, req)
+}
+
+// rawRequest writes a request exactly as given on a new connection to addr
+// and reads the response head and body.
+func rawRequest(t testing.TB, addr, request string) (*http.Response, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(c, request); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("reading the response: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading the body: %v", err)
+	}
+	return resp, string(body)
+}
+
+// eventually polls cond until it holds, failing the test after d.
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// gate holds back handlers until it opens. Tests defer open, so that a
+// failing test never leaves a handler waiting (and a server's Close with it).
+type gate struct {
+	c    chan struct{}
+	once sync.Once
+}
+
+func newGate() *gate { return &gate{c: make(chan struct{})} }
+
+func (g *gate) open() { g.once.Do(func() { close(g.c) }) }
+
+func (g *gate) wait() { <-g.c }
+
+// readHead reads an HTTP request head from br and answers nothing.
+func readHead(br *bufio.Reader) (*http.Request, error) {
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		return nil, fmt.Errorf("reading the request: %w", err)
+	}
+	return req, nil
+}
