@@ -6,7 +6,6 @@ package systemd
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -86,22 +85,4 @@ func WatchdogEvery(ctx context.Context, every time.Duration, healthy func() erro
 		}
 		daemon.SdNotify(false, daemon.SdNotifyWatchdog)
 	}
-}
-
-// StatusLine formats the STATUS= summary, e.g.
-// "canary v2 33% healthy · 1520 req/min".
-func StatusLine(state, version string, percent float64, verdict string, perMinute float64) string {
-	var b strings.Builder
-	switch state {
-	case "canary":
-		fmt.Fprintf(&b, "canary %s %.0f%% %s", version, percent, verdict)
-	case "rolled_back":
-		fmt.Fprintf(&b, "ROLLED BACK %s: all traffic to stable", version)
-	case "promoted":
-		fmt.Fprintf(&b, "promoted %s: all traffic to canary", version)
-	default:
-		b.WriteString("no canary: all traffic to stable")
-	}
-	fmt.Fprintf(&b, " · %.0f req/min", perMinute)
-	return b.String()
 }

@@ -27,6 +27,9 @@ type Config struct {
 	GPIO      GPIO
 	// Files are the config files that were merged, in the order read.
 	Files []string
+	// Digest identifies the directory's content (file names and bytes):
+	// equal digests mean nothing a reload could apply has changed.
+	Digest [32]byte
 }
 
 // Proxy is the public side of the appliance.

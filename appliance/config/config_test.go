@@ -113,6 +113,7 @@ func TestLoadReadsTheContractExample(t *testing.T) {
 		GPIO:   GPIO{StatusLED: "GPIO22", CanaryGreen: "GPIO27", CanaryRed: "GPIO17", Button: "GPIO23"},
 		Files:  []string{filepath.Join(dir, "canaryd.toml")},
 	}
+	want.Digest = got.Digest // TestDigestFollowsContent covers it
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load:\n got %+v\nwant %+v", got, want)
 	}
@@ -143,6 +144,7 @@ func TestLoadFillsDefaults(t *testing.T) {
 		GPIO:   GPIO{StatusLED: "GPIO22", CanaryGreen: "GPIO27", CanaryRed: "GPIO17", Button: "GPIO23"},
 		Files:  []string{filepath.Join(dir, "canaryd.toml")},
 	}
+	want.Digest = got.Digest // TestDigestFollowsContent covers it
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load:\n got %+v\nwant %+v", got, want)
 	}
@@ -642,5 +644,27 @@ func TestLoadErrorCarriesItsPosition(t *testing.T) {
 	}
 	if cerr.Pos != (Pos{"a.toml", 7}) {
 		t.Errorf("Pos = %v, want a.toml:7", cerr.Pos)
+	}
+}
+
+func TestDigestFollowsContent(t *testing.T) {
+	cfg := "[proxy]\nlisten = \":8080\"\n[[upstream]]\nname = \"w1\"\nurl = \"http://10.0.0.1:8001\"\nrole = \"stable\"\n"
+	load := func(files map[string]string) [32]byte {
+		t.Helper()
+		c, err := Load(writeDir(t, files))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Digest
+	}
+	a := load(map[string]string{"canaryd.toml": cfg})
+	if b := load(map[string]string{"canaryd.toml": cfg, ".canaryd.toml.swp": "swap"}); b != a {
+		t.Error("an ignored file changed the digest")
+	}
+	if c := load(map[string]string{"canaryd.toml": cfg + "weight = 2\n"}); c == a {
+		t.Error("a changed file kept the digest")
+	}
+	if d := load(map[string]string{"other.toml": cfg}); d == a {
+		t.Error("a renamed file kept the digest")
 	}
 }

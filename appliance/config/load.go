@@ -2,6 +2,7 @@ package config
 
 import (
 	"cmp"
+	"crypto/sha256"
 	"fmt"
 	"math"
 	"os"
@@ -40,6 +41,7 @@ func Load(dir string) (*Config, error) {
 	}
 
 	var errs errorList
+	digest := sha256.New()
 	files := make([]*file, 0, len(names))
 	paths := make([]string, 0, len(names))
 	for _, name := range names {
@@ -48,6 +50,8 @@ func Load(dir string) (*Config, error) {
 		if err != nil {
 			return nil, err
 		}
+		fmt.Fprintf(digest, "%s\x00%d\x00", name, len(data))
+		digest.Write(data)
 		// A syntax error makes the rest of the directory's errors guesswork
 		// (a key may be missing only because its file did not parse), so it
 		// is reported alone.
@@ -64,6 +68,7 @@ func Load(dir string) (*Config, error) {
 		return nil, err
 	}
 	c.Files = paths
+	digest.Sum(c.Digest[:0])
 	return c, nil
 }
 

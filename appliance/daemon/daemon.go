@@ -20,6 +20,7 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/proxy"
 	"github.com/canary-pi/canary-pi/appliance/route"
 	"github.com/canary-pi/canary-pi/appliance/state"
+	"github.com/canary-pi/canary-pi/appliance/watch"
 	"github.com/canary-pi/canary-pi/gpio"
 )
 
@@ -31,7 +32,29 @@ type Options struct {
 	Listen    string // overrides proxy.listen when set
 	Version   string // the build's version, for the status
 	Logger    *slog.Logger
+	// Notifier tells the service manager what the daemon does; nil for none.
+	Notifier Notifier
+	// ProxyListener, when set, is the proxy's listener, inherited from the
+	// service manager (socket activation); proxy.listen and Listen are not
+	// bound then.
+	ProxyListener net.Listener
 }
+
+// Notifier is the service manager's side of the daemon's life: systemd's
+// sd_notify in production, nothing in tests and the demo.
+type Notifier interface {
+	Ready()
+	Reloading()
+	Stopping()
+	Status(line string)
+}
+
+type noNotifier struct{}
+
+func (noNotifier) Ready()        {}
+func (noNotifier) Reloading()    {}
+func (noNotifier) Stopping()     {}
+func (noNotifier) Status(string) {}
 
 // Daemon is a running canaryd.
 type Daemon struct {
@@ -39,10 +62,13 @@ type Daemon struct {
 	log     *slog.Logger
 	started time.Time
 
-	router *route.Router
-	proxy  *proxy.Proxy
-	panel  gpio.Panel
-	store  *state.Store
+	router  *route.Router
+	proxy   *proxy.Proxy
+	panel   gpio.Panel
+	store   *state.Store
+	watcher *watch.Watcher
+	notify  Notifier
+	rate    rate
 
 	proxyLn  net.Listener
 	socketLn net.Listener
@@ -63,7 +89,11 @@ func New(opts Options) (*Daemon, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	d := &Daemon{opts: opts, log: opts.Logger, started: time.Now()}
+	if opts.Notifier == nil {
+		opts.Notifier = noNotifier{}
+	}
+	d := &Daemon{opts: opts, log: opts.Logger, notify: opts.Notifier, started: time.Now()}
+	d.watcher = watch.New(opts.ConfigDir, watch.Options{Logger: opts.Logger})
 
 	cfg, err := config.Load(opts.ConfigDir)
 	if err != nil {
@@ -95,6 +125,7 @@ func New(opts Options) (*Daemon, error) {
 		Logger:         d.log,
 	})
 	d.proxy.Prepare(tab)
+	d.proxy.SetAccessLog(cfg.Proxy.AccessLog)
 
 	if err := d.listen(cfg); err != nil {
 		d.closeListeners()
@@ -111,7 +142,9 @@ func (d *Daemon) listen(cfg *config.Config) error {
 		addr = d.opts.Listen
 	}
 	var err error
-	if d.proxyLn, err = net.Listen("tcp", addr); err != nil {
+	if d.opts.ProxyListener != nil {
+		d.proxyLn = d.opts.ProxyListener
+	} else if d.proxyLn, err = net.Listen("tcp", addr); err != nil {
 		return fmt.Errorf("proxy: %w", err)
 	}
 	if d.socketLn, err = admin.ListenUnix(cfg.Admin.Socket); err != nil {
@@ -168,7 +201,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		go func() { errs <- admin.Serve(ctx, d.adminLn, readOnlyUnlessToken(h, token, d.adminLn.Addr())) }()
 	}
 	go d.handlePresses(ctx)
+	go d.watcher.Run(ctx, func() { d.reload(false) })
+	go d.reportStatus(ctx)
 
+	d.notify.Ready()
 	d.log.Info("canaryd serving", "LISTEN", d.ProxyAddr(), "ADMIN_SOCKET", d.Socket(),
 		"ADMIN_LISTEN", d.AdminAddr(), "GPIO", d.panel.Mode(), "STATE", string(d.router.Mode()),
 		"CANARY_VERSION", d.cfg.Canary.Version, "VERSION", d.opts.Version)
@@ -181,6 +217,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			runErr = fmt.Errorf("serving stopped: %w", runErr)
 		}
 	}
+	d.notify.Stopping()
 	d.log.Info("canaryd stopping")
 	cancel()
 	stop, stopCancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -245,17 +282,28 @@ func (d *Daemon) latchFor(l state.Latch, cfg *config.Config) state.Latch {
 
 // Reload re-reads the config directory. A directory that does not validate
 // changes nothing but the error the status shows; the error is returned.
-func (d *Daemon) Reload(ctx context.Context) error {
+func (d *Daemon) Reload(ctx context.Context) error { return d.reload(true) }
+
+// reload applies the config directory. Unless forced, a directory whose
+// content is the running config's is left alone: editors and config tools
+// touch files without changing them.
+func (d *Daemon) reload(force bool) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.notify.Reloading()
+	defer d.notify.Ready()
 	cfg, err := config.Load(d.opts.ConfigDir)
 	if err != nil {
 		if msg := err.Error(); msg != d.cfgErr {
-			d.log.Error("config rejected, the last good one keeps serving", "error", msg)
+			d.log.Error("config rejected, the last good one keeps serving", "MESSAGE_ID", MsgConfigRejected,
+				"CONFIG_DIR", d.opts.ConfigDir, "CONFIG_FILE", errorFile(err), "error", msg)
 			d.cfgErr = msg
 		}
 		d.showLights()
 		return fmt.Errorf("config rejected: %w", err)
+	}
+	if !force && d.cfgErr == "" && cfg.Digest == d.cfg.Digest {
+		return nil
 	}
 	d.warnUnappliable(cfg)
 	d.gen++
@@ -263,18 +311,33 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	d.latch = d.latchFor(d.latch, cfg)
 	tab := route.NewTable(cfg, d.gen, d.router.Table())
 	d.proxy.Prepare(tab)
+	d.proxy.SetAccessLog(cfg.Proxy.AccessLog)
 	old := d.router.Publish(tab, d.latch.ModeFor(tab.HasCanary))
 	d.proxy.Retire(old, tab)
 	d.showLights()
-	d.log.Info("config applied", "GENERATION", d.gen, "UPSTREAMS", len(cfg.Upstreams),
-		"CANARY_VERSION", cfg.Canary.Version, "STATE", string(d.router.Mode()))
+	d.log.Info("config applied", "MESSAGE_ID", MsgConfigApplied, "GENERATION", d.gen,
+		"UPSTREAMS", len(cfg.Upstreams), "CANARY_VERSION", cfg.Canary.Version, "STATE", string(d.router.Mode()))
 	return nil
+}
+
+// errorFile is the config file a load error is about, "" when unknown.
+func errorFile(err error) string {
+	var ce *config.Error
+	if errors.As(err, &ce) {
+		return ce.Pos.File
+	}
+	return ""
 }
 
 // warnUnappliable logs settings that only take effect at a restart.
 func (d *Daemon) warnUnappliable(cfg *config.Config) {
 	if d.opts.Listen == "" && cfg.Proxy.Listen != d.cfg.Proxy.Listen {
 		d.log.Warn("proxy.listen changed: restart canaryd to move the listener", "LISTEN", d.ProxyAddr())
+	}
+	was, now := d.cfg.Proxy, cfg.Proxy
+	was.Listen, was.AccessLog, now.Listen, now.AccessLog = "", false, "", false
+	if was != now {
+		d.log.Warn("proxy timeouts changed: restart canaryd to apply them")
 	}
 	if cfg.Admin != d.cfg.Admin {
 		d.log.Warn("[admin] changed: restart canaryd to apply it")
@@ -297,7 +360,7 @@ func (d *Daemon) Rollback(ctx context.Context, cause string) error {
 	d.router.SetMode(state.RolledBack)
 	d.latch = next
 	d.showLights()
-	d.log.Warn("rolled back: all new requests go to stable upstreams",
+	d.log.Warn("rolled back: all new requests go to stable upstreams", "MESSAGE_ID", MsgRollback,
 		"CAUSE", cause, "CANARY_VERSION", next.Version)
 	if err := d.store.Save(next); err != nil {
 		d.log.Error("rolled back, but the latch could not be saved", "error", err.Error())
@@ -311,19 +374,19 @@ func (d *Daemon) Rollback(ctx context.Context, cause string) error {
 func (d *Daemon) Resume(ctx context.Context, cause string) error {
 	return d.change(func(l state.Latch) (state.Latch, error) {
 		return l.Resume(d.router.Table().HasCanary)
-	}, "resumed: the canary takes its configured share", cause)
+	}, "resumed: the canary takes its configured share", MsgResume, cause)
 }
 
 // Promote sends every new request to the canary.
 func (d *Daemon) Promote(ctx context.Context, cause string) error {
 	return d.change(func(l state.Latch) (state.Latch, error) {
 		return l.Promote(d.router.Table().HasCanary, d.cfg.Canary.Version, cause, time.Now())
-	}, "promoted: all new requests go to the canary", cause)
+	}, "promoted: all new requests go to the canary", MsgPromote, cause)
 }
 
 // change applies a transition that sends traffic toward the canary: the
 // latch is saved before the router moves.
-func (d *Daemon) change(transition func(state.Latch) (state.Latch, error), what, cause string) error {
+func (d *Daemon) change(transition func(state.Latch) (state.Latch, error), what, msgID, cause string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	next, err := transition(d.latch)
@@ -336,7 +399,7 @@ func (d *Daemon) change(transition func(state.Latch) (state.Latch, error), what,
 	d.latch = next
 	d.router.SetMode(next.ModeFor(d.router.Table().HasCanary))
 	d.showLights()
-	d.log.Warn(what, "CAUSE", cause, "CANARY_VERSION", d.cfg.Canary.Version)
+	d.log.Warn(what, "MESSAGE_ID", msgID, "CAUSE", cause, "CANARY_VERSION", d.cfg.Canary.Version)
 	return nil
 }
 
@@ -431,3 +494,13 @@ func (d *Daemon) Status() admin.Status {
 }
 
 func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
+
+// Healthy reports whether the daemon does its work: the config watcher
+// turns and the proxy answers. The watchdog pings systemd only while it
+// does, so a wedged daemon is restarted.
+func (d *Daemon) Healthy() error {
+	if since := time.Since(d.watcher.Alive()); since > 5*time.Second {
+		return fmt.Errorf("the config watcher has not turned for %s", since.Round(time.Second))
+	}
+	return d.proxy.Probe(d.ProxyAddr(), 2*time.Second)
+}

@@ -249,6 +249,12 @@ type process struct {
 // test failed.
 func startProcess(t *testing.T, name string, args ...string) *process {
 	t.Helper()
+	return startProcessEnv(t, nil, name, args...)
+}
+
+// startProcessEnv is startProcess with extra environment variables.
+func startProcessEnv(t *testing.T, extraEnv []string, name string, args ...string) *process {
+	t.Helper()
 	p := &process{
 		t:      t,
 		cmd:    exec.Command(filepath.Join(bin, name), args...),
@@ -257,7 +263,7 @@ func startProcess(t *testing.T, name string, args ...string) *process {
 		done:   make(chan struct{}),
 	}
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	p.cmd.Env = env()
+	p.cmd.Env = append(env(), extraEnv...)
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

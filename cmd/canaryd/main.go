@@ -14,8 +14,11 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/coreos/go-systemd/v22/activation"
+
 	"github.com/canary-pi/canary-pi/appliance/daemon"
 	"github.com/canary-pi/canary-pi/appliance/demo"
+	"github.com/canary-pi/canary-pi/systemd"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
@@ -53,7 +56,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 
-	opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	opts.Logger = systemd.NewLogger(stderr, slog.LevelInfo)
+	opts.Notifier = &systemd.Notifier{}
+	inherited, err := activation.Listeners()
+	if err != nil {
+		fmt.Fprintf(stderr, "canaryd: socket activation: %v\n", err)
+		return 1
+	}
+	if len(inherited) > 0 {
+		// canaryd.socket holds the port across restarts: no connection is
+		// refused while canaryd restarts.
+		opts.ProxyListener = inherited[0]
+	}
 
 	var dm *demo.Demo
 	if *demoMode {
@@ -61,7 +75,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if listen == "" {
 			listen = "127.0.0.1:8080"
 		}
-		var err error
 		if dm, err = demo.Start(listen); err != nil {
 			fmt.Fprintf(stderr, "canaryd: demo: %v\n", err)
 			return 1
@@ -81,6 +94,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if dm != nil {
 		printDemoBanner(stdout, d)
 	}
+	go systemd.Watchdog(ctx, d.Healthy, opts.Logger)
 
 	go func() {
 		for range hup {

@@ -1,0 +1,12 @@
+package daemon
+
+// Journal MESSAGE_IDs of the events an operator looks for:
+// `journalctl MESSAGE_ID=f82c92e61a4b4515aff7a0f4a30df294` lists every
+// rollback ever made. They never change.
+const (
+	MsgRollback       = "f82c92e61a4b4515aff7a0f4a30df294"
+	MsgResume         = "9ac948c2233a447396c76a98c16f8cff"
+	MsgPromote        = "c6f17c4c836e48f2b2674d0aac2bdb45"
+	MsgConfigApplied  = "83b16d47a06145b0a53c319047bfcb57"
+	MsgConfigRejected = "895fc66d860a46a1815432d2b7304dc5"
+)

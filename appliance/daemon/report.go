@@ -1,0 +1,90 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/canary-pi/canary-pi/appliance/config"
+	"github.com/canary-pi/canary-pi/appliance/state"
+)
+
+// rate turns a growing request count into requests per minute, from samples
+// a few seconds apart over the last minute.
+type rate struct {
+	samples [13]sample // one minute at the 5 s report interval, plus one
+	n       int
+}
+
+type sample struct {
+	at    time.Time
+	total uint64
+}
+
+// add records a sample and returns the rate over the oldest sample kept.
+func (r *rate) add(now time.Time, total uint64) float64 {
+	r.samples[r.n%len(r.samples)] = sample{now, total}
+	r.n++
+	oldest := r.samples[0]
+	if r.n > len(r.samples) {
+		oldest = r.samples[r.n%len(r.samples)]
+	}
+	span := now.Sub(oldest.at)
+	if span <= 0 || total < oldest.total {
+		return 0
+	}
+	return float64(total-oldest.total) / span.Minutes()
+}
+
+// reportStatus keeps the service manager's one-line status current.
+func (d *Daemon) reportStatus(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		d.notify.Status(d.statusLine(time.Now()))
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// statusLine is e.g. "canary v2 33% healthy · 1520 req/min".
+func (d *Daemon) statusLine(now time.Time) string {
+	tab := d.router.Table()
+	mode := d.router.Mode()
+	var total uint64
+	healthy := true
+	for _, u := range tab.Upstreams {
+		total += u.Stats.Requests.Load()
+		if u.Role == config.Canary && u.Weight > 0 && !tab.Healthy(u, now) {
+			healthy = false
+		}
+	}
+	perMin := d.rate.add(now, total)
+	d.mu.Lock()
+	version, cfgErr := d.cfg.Canary.Version, d.cfgErr
+	d.mu.Unlock()
+
+	var line string
+	switch mode {
+	case state.Canary:
+		verdict := "healthy"
+		if !healthy {
+			verdict = "failing"
+		}
+		line = fmt.Sprintf("canary %s %.0f%% %s", version, tab.CanaryPercent(mode), verdict)
+	case state.RolledBack:
+		line = fmt.Sprintf("ROLLED BACK %s: all traffic to stable", version)
+	case state.Promoted:
+		line = fmt.Sprintf("promoted %s: all traffic to the canary", version)
+	default:
+		line = "no canary: all traffic to stable"
+	}
+	line += fmt.Sprintf(" · %.0f req/min", perMin)
+	if cfgErr != "" {
+		line += " · CONFIG REJECTED: " + cfgErr
+	}
+	return line
+}

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// notifySocket is a fake systemd: a datagram socket that collects what
+// canaryd sends to $NOTIFY_SOCKET.
+type notifySocket struct {
+	path string
+	msgs chan string
+}
+
+func listenNotify(t *testing.T) *notifySocket {
+	t.Helper()
+	n := &notifySocket{path: filepath.Join(shortDir(t), "notify.sock"), msgs: make(chan string, 1000)}
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: n.path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			k, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			n.msgs <- string(buf[:k])
+		}
+	}()
+	return n
+}
+
+// expect waits for a message that contains want, skipping others, and
+// returns the messages it skipped.
+func (n *notifySocket) expect(t *testing.T, want string, within time.Duration) []string {
+	t.Helper()
+	var skipped []string
+	deadline := time.After(within)
+	for {
+		select {
+		case m := <-n.msgs:
+			if strings.Contains(m, want) {
+				return skipped
+			}
+			skipped = append(skipped, m)
+		case <-deadline:
+			t.Fatalf("no %q within %s; got %q", want, within, skipped)
+		}
+	}
+}
+
+func TestSystemdNotifications(t *testing.T) {
+	integration(t)
+	notify := listenNotify(t)
+	a := newAppliance(t)
+	v1, v2 := startBackend(t, "v1", 0, nil), startBackend(t, "v2", 0, nil)
+	a.writeConfig(a.config("v2", upstream{v1, 10, "stable"}, upstream{v2, 5, "canary"}))
+	p := startProcessEnv(t, []string{"NOTIFY_SOCKET=" + notify.path, "WATCHDOG_USEC=1000000"},
+		"canaryd", "-config-dir", a.configDir, "-state-dir", a.stateDir, "-gpio", "sim")
+
+	notify.expect(t, "READY=1", 20*time.Second)
+	notify.expect(t, "STATUS=canary v2 33%", 10*time.Second)
+
+	// WatchdogSec=1s: a ping every half second, and only pings while idle.
+	var pings int
+	window := time.After(3 * time.Second)
+collect:
+	for {
+		select {
+		case m := <-notify.msgs:
+			if m == "WATCHDOG=1" {
+				pings++
+			}
+		case <-window:
+			break collect
+		}
+	}
+	if pings < 4 || pings > 8 {
+		t.Errorf("%d watchdog pings in 3 s with WATCHDOG_USEC=1s, want about 6", pings)
+	}
+
+	a.writeConfig(a.config("v2", upstream{v1, 1, "stable"}, upstream{v2, 1, "canary"}))
+	notify.expect(t, "RELOADING=1\nMONOTONIC_USEC=", 5*time.Second)
+	notify.expect(t, "READY=1", 5*time.Second)
+
+	p.signal(syscall.SIGTERM)
+	notify.expect(t, "STOPPING=1", 10*time.Second)
+	if code := p.wait(); code != 0 {
+		t.Fatalf("exit %d after SIGTERM, want 0", code)
+	}
+}
+
+// loadClient keeps requests going to the proxy until stop is closed, and
+// counts what the clients saw.
+type loadClient struct {
+	ok, failed atomic.Int64
+	mu         sync.Mutex
+	failures   []string
+}
+
+func (l *loadClient) run(addr string, workers int, stop <-chan struct{}, maxRequests int64) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	var sent atomic.Int64
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+			for sent.Add(1) <= maxRequests {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := c.Get("http://" + addr + "/")
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				if err != nil || resp.StatusCode != http.StatusOK {
+					l.failed.Add(1)
+					l.mu.Lock()
+					if len(l.failures) < 5 {
+						l.failures = append(l.failures, fmt.Sprint(err, resp))
+					}
+					l.mu.Unlock()
+					continue
+				}
+				l.ok.Add(1)
+			}
+		}()
+	}
+	return &wg
+}
+
+func TestConfigRewritesUnderLoadLoseNoRequest(t *testing.T) {
+	integration(t)
+	a := newAppliance(t)
+	v1, v2 := startBackend(t, "v1", 0, nil), startBackend(t, "v2", 0, nil)
+	a.writeConfig(a.config("v2", upstream{v1, 10, "stable"}, upstream{v2, 5, "canary"}))
+	p := a.start()
+
+	load := &loadClient{}
+	stop := make(chan struct{})
+	wg := load.run(a.listen, 8, stop, 200000)
+
+	var delays []time.Duration
+	for i := range 40 {
+		weight := 1 + i%5
+		text := a.config("v2", upstream{v1, 10, "stable"}, upstream{v2, weight, "canary"})
+		before := getStatus(t, a.socket).Config.Generation
+		start := time.Now()
+		if i%2 == 0 {
+			writeInPlace(t, filepath.Join(a.configDir, "canaryd.toml"), text)
+		} else {
+			a.writeConfig(text)
+		}
+		// Live means: applied, with the new weight in the status.
+		for {
+			st := getStatus(t, a.socket)
+			if st.Config.Generation > before && st.Upstreams[1].Weight == weight {
+				break
+			}
+			if time.Since(start) > 5*time.Second {
+				t.Fatalf("rewrite %d not applied after 5 s (generation %d)", i, st.Config.Generation)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		delays = append(delays, time.Since(start))
+	}
+	close(stop)
+	wg.Wait()
+
+	sort.Slice(delays, func(i, j int) bool { return delays[i] < delays[j] })
+	t.Logf("%d requests during 40 rewrites; apply delay median %s, max %s",
+		load.ok.Load(), delays[len(delays)/2], delays[len(delays)-1])
+	if n := load.failed.Load(); n != 0 {
+		t.Errorf("%d requests failed during rewrites, e.g. %v", n, load.failures)
+	}
+	if load.ok.Load() == 0 {
+		t.Error("no request succeeded")
+	}
+	if median := delays[len(delays)/2]; median > time.Second {
+		t.Errorf("median apply delay %s, want within a second", median)
+	}
+	p.stop()
+}
+
+// writeInPlace rewrites path in place (truncate and write), as `echo >`
+// and some editors do.
+func writeInPlace(t *testing.T, path, text string) {
+	t.Helper()
+	f, err := openTrunc(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(f, text); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}
+
+func openTrunc(path string) (io.WriteCloser, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+}
