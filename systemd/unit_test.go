@@ -51,9 +51,20 @@ func TestUnitVerifiesCleanly(t *testing.T) {
 		t.Skip("builds canaryd")
 	}
 	sa := analyze(t)
-	out, err := exec.Command(sa, "verify", unitForHost(t)).CombinedOutput()
-	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
-		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	service := unitForHost(t)
+	socket := filepath.Join(filepath.Dir(service), "canaryd.socket")
+	data, err := os.ReadFile("canaryd.socket")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(socket, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, unit := range []string{service, socket} {
+		out, err := exec.Command(sa, "verify", unit).CombinedOutput()
+		if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+			t.Fatalf("systemd-analyze verify %s: %v\n%s", filepath.Base(unit), err, out)
+		}
 	}
 }
 

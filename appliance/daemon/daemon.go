@@ -201,7 +201,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		go func() { errs <- admin.Serve(ctx, d.adminLn, readOnlyUnlessToken(h, token, d.adminLn.Addr())) }()
 	}
 	go d.handlePresses(ctx)
-	go d.watcher.Run(ctx, func() { d.reload(false) })
+	go d.watcher.Run(ctx, func() { d.reload() })
 	go d.reportStatus(ctx)
 
 	d.notify.Ready()
@@ -282,12 +282,13 @@ func (d *Daemon) latchFor(l state.Latch, cfg *config.Config) state.Latch {
 
 // Reload re-reads the config directory. A directory that does not validate
 // changes nothing but the error the status shows; the error is returned.
-func (d *Daemon) Reload(ctx context.Context) error { return d.reload(true) }
+func (d *Daemon) Reload(ctx context.Context) error { return d.reload() }
 
-// reload applies the config directory. Unless forced, a directory whose
-// content is the running config's is left alone: editors and config tools
-// touch files without changing them.
-func (d *Daemon) reload(force bool) error {
+// reload applies the config directory. A directory whose content is the
+// running config's is left alone: editors and config tools touch files
+// without changing them, and a reload by hand right after the watcher's
+// must not count as another generation.
+func (d *Daemon) reload() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.notify.Reloading()
@@ -302,7 +303,7 @@ func (d *Daemon) reload(force bool) error {
 		d.showLights()
 		return fmt.Errorf("config rejected: %w", err)
 	}
-	if !force && d.cfgErr == "" && cfg.Digest == d.cfg.Digest {
+	if d.cfgErr == "" && cfg.Digest == d.cfg.Digest {
 		return nil
 	}
 	d.warnUnappliable(cfg)

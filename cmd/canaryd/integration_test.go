@@ -297,6 +297,13 @@ func TestBrokenConfigNeverReplacesGoodOne(t *testing.T) {
 	if got := sequence(t, a.listen, 15); !slices.Equal(got, seedSequence) {
 		t.Errorf("15 requests with the broken config on disk:\ngot  %v\nwant %v (the old 10:5)", got, seedSequence)
 	}
+	// The same failure, written again and reloaded again, is not logged again.
+	a.writeConfig(broken)
+	canaryctl(t, a.socket, "reload")
+	time.Sleep(500 * time.Millisecond) // past the watcher's debounce
+	if n := strings.Count(p.stderr.String(), "config rejected"); n != 1 {
+		t.Errorf("%d config-rejected log entries for one distinct failure, want 1", n)
+	}
 
 	a.writeConfig(good)
 	mustCtl(t, a.socket, "reload")
