@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
@@ -145,6 +146,9 @@ func (d *Daemon) listen(cfg *config.Config) error {
 	if d.opts.ProxyListener != nil {
 		d.proxyLn = d.opts.ProxyListener
 	} else if d.proxyLn, err = net.Listen("tcp", addr); err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("proxy: %s is in use by another process: stop it, or choose another address with -listen or proxy.listen", addr)
+		}
 		return fmt.Errorf("proxy: %w", err)
 	}
 	if d.socketLn, err = admin.ListenUnix(cfg.Admin.Socket); err != nil {
