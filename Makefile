@@ -45,7 +45,7 @@ test-arm: arm ## the tests on an ARMv6 (Pi Zero/1) and arm64 under qemu, then th
 	bash scripts/arm-demo-check.sh bin/linux_armv6
 
 bench: ## benchmarks of the appliance packages
-	$(GO) test -run '^$$' -bench . -benchmem ./appliance/...
+	$(GO) test -run '^$$' -bench . -benchmem ./appliance/... ./gpio/
 
 clean: ## remove bin/ and the test binaries
 	rm -rf bin/ dist/

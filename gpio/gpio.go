@@ -1,9 +1,18 @@
 // Package gpio is the appliance's front panel: a status LED, the canary
-// light and the rollback button. The appliance asks for a Panel and never
-// learns whether it drives header pins on a Pi or simulated ones.
+// light and the rollback button, on a Raspberry Pi's header pins or on
+// simulated ones. The appliance asks for a Panel and never learns which.
+//
+// The panel is built like periph itself: the lights and the button are
+// written against periph's pin interfaces (periph.io/x/conn/v3/gpio), so one
+// debouncer and one blinker drive the character-device lines of a real Pi
+// (Open) and gpiotest fakes in the simulation and in tests (NewSim).
 package gpio
 
-import "context"
+import (
+	"context"
+	"errors"
+	"sync"
+)
 
 // Pattern is what a light shows. The values are the contract's `leds`
 // field values.
@@ -17,18 +26,22 @@ const (
 	RedBlink   Pattern = "red-blink"
 )
 
-// Press is one debounced press of the button.
+// Press is one debounced press of the button. A short press is delivered
+// the moment the button is confirmed down, not when it is released: a
+// rollback must not wait for the finger. Holding the button on delivers a
+// second, long press when it has been down LongPress.
 type Press struct {
-	Long bool // held 3 s or more
+	Long bool // held LongPress or more
 
-	handled chan struct{} // closed by Handled; nil for a finger's press
+	done func() // tells a software press it was handled; nil for a finger's press
 }
 
 // Handled tells a software press (Panel.Press) that the appliance has acted
-// on it, so that `canaryctl button` returns with the effect in place.
+// on it, so that `canaryctl button` returns with the effect in place. It may
+// be called more than once.
 func (p Press) Handled() {
-	if p.handled != nil {
-		close(p.handled)
+	if p.done != nil {
+		p.done()
 	}
 }
 
@@ -38,12 +51,31 @@ type Panel interface {
 	Show(status, canary Pattern)
 	// Shown is what they show now, as the appliance last set them.
 	Shown() (status, canary Pattern)
-	// Presses delivers the button's debounced presses.
+	// Presses delivers the button's debounced presses. It is never closed.
 	Presses() <-chan Press
 	// Press presses the button from software, through the same path as a
 	// finger on it, and returns once the press was handled or ctx ended.
 	Press(ctx context.Context, long bool) error
 	// Mode names the implementation for the status: "periph", "sim", "off".
 	Mode() string
+	// Close turns the lights off and releases the pins.
 	Close() error
+}
+
+// Absent is the panel of an appliance run without GPIO (-gpio off):
+// nothing lights and there is no button to press.
+type Absent struct{}
+
+func (Absent) Show(status, canary Pattern) {}
+func (Absent) Shown() (Pattern, Pattern)   { return Off, Off }
+func (Absent) Presses() <-chan Press       { return nil }
+func (Absent) Mode() string                { return "off" }
+func (Absent) Close() error                { return nil }
+func (Absent) Press(context.Context, bool) error {
+	return errors.New("there is no button: canaryd runs with -gpio off")
+}
+
+// onceClose is a Handled function: closing ch at most once.
+func onceClose(ch chan struct{}) func() {
+	return sync.OnceFunc(func() { close(ch) })
 }

@@ -2,68 +2,49 @@ package gpio
 
 import (
 	"context"
-	"errors"
-	"sync"
+
+	"github.com/jonboulle/clockwork"
+	pgpio "periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/gpio/gpiotest"
 )
 
-// Sim is a panel without hardware: the lights are values the status
-// reports, the button is pressed with Press (canaryctl button).
-type Sim struct {
-	mu             sync.Mutex
-	status, canary Pattern
-	presses        chan Press
-}
+// simWiring is the simulated panel's pins, named as the contract's example
+// config wires a Pi.
+var simWiring = Wiring{StatusLED: "GPIO22", CanaryGreen: "GPIO27", CanaryRed: "GPIO17", Button: "GPIO23"}
 
-// NewSim returns a simulated panel with both lights off.
-func NewSim() *Sim {
-	return &Sim{status: Off, canary: Off, presses: make(chan Press, 16)}
-}
-
-func (s *Sim) Show(status, canary Pattern) {
-	s.mu.Lock()
-	s.status, s.canary = status, canary
-	s.mu.Unlock()
-}
-
-func (s *Sim) Shown() (Pattern, Pattern) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.status, s.canary
-}
-
-func (s *Sim) Presses() <-chan Press { return s.presses }
-
-func (s *Sim) Press(ctx context.Context, long bool) error {
-	p := Press{Long: long, handled: make(chan struct{})}
-	select {
-	case s.presses <- p:
-	case <-ctx.Done():
-		return ctx.Err()
+// NewSim returns a panel on simulated pins (-gpio sim): gpiotest fakes
+// driven by the same code as a Pi's header. The lights are what Shown
+// reports; Press moves the simulated button pin, which goes through the
+// debouncer like a finger on a real one.
+func NewSim(opts Options) *Front {
+	if opts.Clock == nil {
+		opts.Clock = clockwork.NewRealClock()
 	}
-	select {
-	case <-p.handled:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	out := func(n int, name string) *gpiotest.Pin {
+		return &gpiotest.Pin{N: name, Num: n, Clock: opts.Clock}
 	}
-}
-
-func (s *Sim) Mode() string { return "sim" }
-
-func (s *Sim) Close() error {
-	s.Show(Off, Off)
-	return nil
-}
-
-// Absent is the panel of an appliance run without GPIO (-gpio off):
-// nothing lights and there is no button to press.
-type Absent struct{}
-
-func (Absent) Show(status, canary Pattern) {}
-func (Absent) Shown() (Pattern, Pattern)   { return Off, Off }
-func (Absent) Presses() <-chan Press       { return nil }
-func (Absent) Mode() string                { return "off" }
-func (Absent) Close() error                { return nil }
-func (Absent) Press(context.Context, bool) error {
-	return errors.New("there is no button: canaryd runs with -gpio off")
+	button := out(23, simWiring.Button)
+	// Unbuffered: an edge is taken by the watcher before Press goes on.
+	button.EdgesChan = make(chan pgpio.Level)
+	pins := Pins{
+		StatusLED:   out(22, simWiring.StatusLED),
+		CanaryGreen: out(27, simWiring.CanaryGreen),
+		CanaryRed:   out(17, simWiring.CanaryRed),
+		Button:      button,
+	}
+	f, err := newFront(pins, simWiring, opts, "sim")
+	if err != nil {
+		panic("gpio: simulated pins failed: " + err.Error()) // gpiotest pins do not fail
+	}
+	f.drive = func(ctx context.Context, down bool) error {
+		select {
+		case button.EdgesChan <- pgpio.Level(!down):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-f.stop:
+			return errClosed
+		}
+	}
+	return f
 }

@@ -16,13 +16,14 @@ type Status struct {
 	Upstreams     []Upstream `json:"upstreams"`
 
 	// Beyond the contract.
-	Version   string `json:"daemon_version"`    // canaryd's build version
-	Listen    string `json:"listen"`            // the proxy's bound address
-	Latch     *Latch `json:"latch,omitempty"`   // why and when rolled back or promoted
-	GPIO      string `json:"gpio"`              // periph | sim | off
-	StartedAt string `json:"started_at"`        // RFC 3339
-	Paused    bool   `json:"paused,omitempty"`  // a progressive rollout held by pause
-	Message   string `json:"message,omitempty"` // a one-line summary for humans
+	Version   string   `json:"daemon_version"`    // canaryd's build version
+	Listen    string   `json:"listen"`            // the proxy's bound address
+	Latch     *Latch   `json:"latch,omitempty"`   // why and when rolled back or promoted
+	GPIO      string   `json:"gpio"`              // periph | sim | off
+	StartedAt string   `json:"started_at"`        // RFC 3339
+	Paused    bool     `json:"paused,omitempty"`  // a progressive rollout held by pause
+	Verdict   *Verdict `json:"verdict,omitempty"` // the canary analysis, when a canary is configured
+	Message   string   `json:"message,omitempty"` // a one-line summary for humans
 }
 
 // LEDs are the lights as they show now.
@@ -49,6 +50,24 @@ type Upstream struct {
 	Errors   uint64 `json:"errors"`
 	Healthy  bool   `json:"healthy"`
 	InFlight int64  `json:"in_flight"`
+
+	// Over the analysis window (canary.window).
+	WindowRequests uint64  `json:"window_requests"`
+	WindowErrors   uint64  `json:"window_errors"`
+	ErrorRate      float64 `json:"error_rate"`   // 0..1
+	RatePerMin     float64 `json:"rate_per_min"` // requests per minute
+	LatencyP50Ms   float64 `json:"latency_p50_ms"`
+	LatencyP99Ms   float64 `json:"latency_p99_ms"`
+}
+
+// Verdict is the canary analysis as of now.
+type Verdict struct {
+	// State is good, bad, not_enough_traffic or shared_failure (the canary
+	// fails, but no worse than stable: not the canary's fault).
+	State        string `json:"state"`
+	Reason       string `json:"reason"` // one line with the numbers
+	AutoRollback bool   `json:"auto_rollback"`
+	Window       string `json:"window"` // e.g. "30s"
 }
 
 // Latch is the persisted rollback or promotion.

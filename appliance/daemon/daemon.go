@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
+	"github.com/canary-pi/canary-pi/appliance/analysis"
 	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/proxy"
 	"github.com/canary-pi/canary-pi/appliance/route"
@@ -35,6 +36,9 @@ type Options struct {
 	Logger    *slog.Logger
 	// Notifier tells the service manager what the daemon does; nil for none.
 	Notifier Notifier
+	// Panel, when set, is the front panel to use instead of opening one
+	// for GPIO (embedding, tests).
+	Panel gpio.Panel
 	// ProxyListener, when set, is the proxy's listener, inherited from the
 	// service manager (socket activation); proxy.listen and Listen are not
 	// bound then.
@@ -82,6 +86,10 @@ type Daemon struct {
 	gen    uint64
 	cfgErr string
 	latch  state.Latch
+
+	verdict    analysis.Verdict
+	rollbacks  map[string]uint64 // by cause, since start
+	cfgRejects uint64            // rejected reloads, since start
 }
 
 // New loads the configuration and the latch and binds every listener, so
@@ -93,7 +101,8 @@ func New(opts Options) (*Daemon, error) {
 	if opts.Notifier == nil {
 		opts.Notifier = noNotifier{}
 	}
-	d := &Daemon{opts: opts, log: opts.Logger, notify: opts.Notifier, started: time.Now()}
+	d := &Daemon{opts: opts, log: opts.Logger, notify: opts.Notifier, started: time.Now(),
+		rollbacks: map[string]uint64{}}
 	d.watcher = watch.New(opts.ConfigDir, watch.Options{Logger: opts.Logger})
 
 	cfg, err := config.Load(opts.ConfigDir)
@@ -111,9 +120,10 @@ func New(opts Options) (*Daemon, error) {
 	d.cfg, d.gen = cfg, 1
 	d.latch = d.latchFor(latch, cfg)
 
-	d.panel, err = openPanel(opts.GPIO, cfg.GPIO, d.log)
-	if err != nil {
-		return nil, err
+	if d.panel = opts.Panel; d.panel == nil {
+		if d.panel, err = openPanel(opts.GPIO, cfg.GPIO, d.log); err != nil {
+			return nil, err
+		}
 	}
 
 	tab := route.NewTable(cfg, d.gen, nil)
@@ -198,15 +208,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 	errs := make(chan error, 3)
 	go func() { errs <- d.proxy.Serve(d.proxyLn) }()
 	go func() {
-		errs <- admin.Serve(ctx, d.socketLn, admin.NewHandler(d, admin.HandlerOptions{Cause: "command"}))
+		errs <- admin.Serve(ctx, d.socketLn, d.mountWeb(admin.NewHandler(d, admin.HandlerOptions{Cause: "command"})))
 	}()
 	if d.adminLn != nil {
-		h := admin.NewHandler(d, admin.HandlerOptions{Cause: "api", Token: token})
+		h := d.mountWeb(admin.NewHandler(d, admin.HandlerOptions{Cause: "api", Token: token}))
 		go func() { errs <- admin.Serve(ctx, d.adminLn, readOnlyUnlessToken(h, token, d.adminLn.Addr())) }()
 	}
 	go d.handlePresses(ctx)
 	go d.watcher.Run(ctx, func() { d.reload() })
 	go d.reportStatus(ctx)
+	go d.analyze(ctx)
 
 	d.notify.Ready()
 	d.log.Info("canaryd serving", "LISTEN", d.ProxyAddr(), "ADMIN_SOCKET", d.Socket(),
@@ -304,6 +315,7 @@ func (d *Daemon) reload() error {
 				"CONFIG_DIR", d.opts.ConfigDir, "CONFIG_FILE", errorFile(err), "error", msg)
 			d.cfgErr = msg
 		}
+		d.cfgRejects++
 		d.showLights()
 		return fmt.Errorf("config rejected: %w", err)
 	}
@@ -356,6 +368,11 @@ func (d *Daemon) warnUnappliable(cfg *config.Config) {
 // switched before the latch is written: traffic leaves the canary at once,
 // and the disk's latency comes after.
 func (d *Daemon) Rollback(ctx context.Context, cause string) error {
+	return d.rollback(cause, "")
+}
+
+// rollback is Rollback with the reason for an automatic one, for the log.
+func (d *Daemon) rollback(cause, reason string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	next, err := d.latch.Rollback(d.router.Table().HasCanary, d.cfg.Canary.Version, cause, time.Now())
@@ -364,9 +381,13 @@ func (d *Daemon) Rollback(ctx context.Context, cause string) error {
 	}
 	d.router.SetMode(state.RolledBack)
 	d.latch = next
+	d.rollbacks[cause]++
 	d.showLights()
-	d.log.Warn("rolled back: all new requests go to stable upstreams", "MESSAGE_ID", MsgRollback,
-		"CAUSE", cause, "CANARY_VERSION", next.Version)
+	attrs := []any{"MESSAGE_ID", MsgRollback, "CAUSE", cause, "CANARY_VERSION", next.Version}
+	if reason != "" {
+		attrs = append(attrs, "REASON", reason)
+	}
+	d.log.Warn("rolled back: all new requests go to stable upstreams", attrs...)
 	if err := d.store.Save(next); err != nil {
 		d.log.Error("rolled back, but the latch could not be saved", "error", err.Error())
 		return fmt.Errorf("rolled back, but the latch could not be saved: %w", err)
@@ -442,16 +463,20 @@ func (d *Daemon) handlePresses(ctx context.Context) {
 	}
 }
 
-// lights is what the panel shows for a mode and a config state.
-func lights(m state.Mode, cfgErr string) (status, canary gpio.Pattern) {
+// lights is what the panel shows for a mode, a config state and the
+// canary's verdict. The latch, not the button, decides: a rollback blinks
+// red until it is resumed, whatever the verdict does meanwhile.
+func lights(m state.Mode, cfgErr string, v analysis.State) (status, canary gpio.Pattern) {
 	status = gpio.Green
 	if cfgErr != "" {
 		status = gpio.GreenBlink
 	}
-	switch m {
-	case state.Canary:
+	switch {
+	case m == state.Canary && v == analysis.Bad:
+		canary = gpio.Red
+	case m == state.Canary:
 		canary = gpio.Green
-	case state.RolledBack:
+	case m == state.RolledBack:
 		canary = gpio.RedBlink
 	default:
 		canary = gpio.Off
@@ -459,14 +484,15 @@ func lights(m state.Mode, cfgErr string) (status, canary gpio.Pattern) {
 	return status, canary
 }
 
+// showLights shows the current state; d.mu is held.
 func (d *Daemon) showLights() {
-	d.panel.Show(lights(d.router.Mode(), d.cfgErr))
+	d.panel.Show(lights(d.router.Mode(), d.cfgErr, d.verdict.State))
 }
 
 // Status is the daemon's state as the admin API shows it.
 func (d *Daemon) Status() admin.Status {
 	d.mu.Lock()
-	cfg, gen, cfgErr, latch := d.cfg, d.gen, d.cfgErr, d.latch
+	cfg, gen, cfgErr, latch, verdict := d.cfg, d.gen, d.cfgErr, d.latch, d.verdict
 	d.mu.Unlock()
 	tab := d.router.Table()
 	mode := d.router.Mode()
@@ -488,15 +514,30 @@ func (d *Daemon) Status() admin.Status {
 		st.Latch = &admin.Latch{State: string(latch.Mode), Version: latch.Version, Cause: latch.Cause,
 			At: latch.At.UTC().Format(time.RFC3339)}
 	}
+	if tab.HasCanary {
+		st.Verdict = &admin.Verdict{State: verdict.State.String(), Reason: verdict.Reason,
+			AutoRollback: cfg.Canary.AutoRollback, Window: cfg.Canary.Window.String()}
+	}
 	for _, u := range tab.Upstreams {
+		var c analysis.Counts
+		var span time.Duration
+		if w := u.Stats.Window.Load(); w != nil {
+			c, span = w.Snapshot(now), w.Span()
+		}
 		st.Upstreams = append(st.Upstreams, admin.Upstream{
 			Name: u.Name, Role: string(u.Role), URL: u.URL.String(), Weight: u.Weight,
 			Requests: u.Stats.Requests.Load(), Errors: u.Stats.Errors.Load(),
 			Healthy: u.Weight > 0 && tab.Healthy(u, now), InFlight: u.Stats.InFlight.Load(),
+			WindowRequests: c.Requests, WindowErrors: c.Errors,
+			ErrorRate: round4(c.ErrorRate()), RatePerMin: round1(c.PerMinute(span)),
+			LatencyP50Ms: millis(c.Quantile(0.5)), LatencyP99Ms: millis(c.Quantile(0.99)),
 		})
 	}
 	return st
 }
+
+func round4(f float64) float64       { return float64(int64(f*1e4+0.5)) / 1e4 }
+func millis(d time.Duration) float64 { return round1(float64(d) / float64(time.Millisecond)) }
 
 func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
 

@@ -10,3 +10,6 @@ const (
 	MsgConfigApplied  = "83b16d47a06145b0a53c319047bfcb57"
 	MsgConfigRejected = "895fc66d860a46a1815432d2b7304dc5"
 )
+
+// MsgCanaryBad marks the canary's verdict turning bad (the light turns red).
+const MsgCanaryBad = "414dab5e2e4d4d3690a30d11b4cf0191"

@@ -56,7 +56,7 @@ type Outcome struct {
 
 // Error reports whether the outcome counts as an error of the upstream for
 // the canary verdict: a failure or a 5xx answer.
-func (o Outcome) Error() bool { return o.Failed || o.Status >= 500 }
+func (o Outcome) Error() bool { return route.IsError(o.Status, o.Failed) }
 
 // Proxy is the data plane.
 type Proxy struct {
@@ -448,10 +448,7 @@ func (p *Proxy) attempt(ctx *fasthttp.RequestCtx, tab *route.Table, u *route.Ups
 
 // account records the outcome of one attempt on u.
 func (p *Proxy) account(tab *route.Table, u *route.Upstream, o Outcome, end time.Time) {
-	u.Stats.Requests.Add(1)
-	if o.Error() {
-		u.Stats.Errors.Add(1)
-	}
+	u.Stats.Record(end, o.Status, o.Failed, o.Duration)
 	tab.Done(u, o.Failed, end)
 	if p.opts.Observe != nil {
 		p.opts.Observe(u, o)

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/canary-pi/canary-pi/appliance/analysis"
 	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/state"
 	"github.com/canary-pi/canary-pi/appliance/swrr"
@@ -17,9 +18,40 @@ import (
 // Stats are one upstream's counters. They live as long as an upstream of
 // that name is configured, across reloads.
 type Stats struct {
-	Requests atomic.Uint64 // requests that were sent to it (each attempt counts)
+	Requests atomic.Uint64 // attempts that were sent to it
 	Errors   atomic.Uint64 // 5xx answers, refused or reset connections, timeouts
 	InFlight atomic.Int64
+	// Classes counts answers by status class: [1] to [5] for 1xx to 5xx,
+	// [0] for attempts that got no answer (refused, reset, timed out).
+	Classes [6]atomic.Uint64
+	Latency analysis.Histogram // time to the response headers, since start
+	// Window is the analysis window (canary.window); a reload that changes
+	// the span replaces it.
+	Window atomic.Pointer[analysis.Window]
+}
+
+// IsError reports whether an attempt counts as an error of its upstream:
+// a 5xx answer, or no answer at all.
+func IsError(status int, failed bool) bool { return failed || status >= 500 }
+
+// Record accounts for one attempt that ended at now: status is the
+// upstream's status code (0 for none), failed whether the upstream failed,
+// d the time to its response headers or its failure.
+func (s *Stats) Record(now time.Time, status int, failed bool, d time.Duration) {
+	s.Requests.Add(1)
+	isErr := IsError(status, failed)
+	if isErr {
+		s.Errors.Add(1)
+	}
+	if status >= 100 && status < 600 {
+		s.Classes[status/100].Add(1)
+		s.Latency.Observe(d)
+	} else {
+		s.Classes[0].Add(1)
+	}
+	if w := s.Window.Load(); w != nil {
+		w.Record(now, isErr, d)
+	}
 }
 
 // Transport is a data-plane engine's connection pool to one upstream. The
@@ -59,6 +91,7 @@ func NewTable(cfg *config.Config, generation uint64, prev *Table) *Table {
 		}
 	}
 	from := make([]int, len(cfg.Upstreams))
+	span := analysis.NewWindow(cfg.Canary.Window).Span()
 	t := &Table{Generation: generation}
 	peers := make([]swrr.Peer, len(cfg.Upstreams))
 	for i, cu := range cfg.Upstreams {
@@ -66,6 +99,9 @@ func NewTable(cfg *config.Config, generation uint64, prev *Table) *Table {
 		from[i] = -1
 		if o := old[cu.Name]; o != nil {
 			st, from[i] = o.Stats, o.Index
+		}
+		if w := st.Window.Load(); w == nil || w.Span() != span {
+			st.Window.Store(analysis.NewWindow(cfg.Canary.Window))
 		}
 		t.Upstreams = append(t.Upstreams, &Upstream{Upstream: cu, Index: i, Stats: st})
 		peers[i] = swrr.Peer{Weight: cu.Weight, MaxFails: cu.MaxFails, FailTimeout: cu.FailTimeout}

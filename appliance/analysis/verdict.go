@@ -1,0 +1,125 @@
+package analysis
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Policy is when a canary counts as failing: canary.error_rate and
+// canary.min_requests from the config.
+type Policy struct {
+	ErrorRate   float64 // share of failed requests, 0 to 1, that is too many
+	MinRequests int     // fewer canary requests in the window: no verdict
+}
+
+// State is the outcome of a verdict. The zero value is NotEnough: no
+// verdict yet.
+type State int
+
+const (
+	// NotEnough: the canary had too few requests for a verdict; the light
+	// stays green.
+	NotEnough State = iota
+	// Good: the canary fails less often than the policy allows.
+	Good
+	// Bad: the canary fails too often, and more often than stable; the
+	// light turns red and, with auto_rollback, the canary is rolled back.
+	Bad
+	// Shared: the canary fails too often, but stable fails as often or
+	// more, as when a database both versions use is down. Rolling back
+	// would not help, so it is reported, not acted upon.
+	Shared
+)
+
+var stateNames = [...]string{
+	NotEnough: "not_enough_traffic",
+	Good:      "good",
+	Bad:       "bad",
+	Shared:    "shared_failure",
+}
+
+// String returns the name the status JSON uses: "good", "bad",
+// "not_enough_traffic" or "shared_failure".
+func (s State) String() string {
+	if s < 0 || int(s) >= len(stateNames) {
+		return "State(" + strconv.Itoa(int(s)) + ")"
+	}
+	return stateNames[s]
+}
+
+// MarshalText encodes s as its String, for JSON.
+func (s State) MarshalText() ([]byte, error) {
+	if s < 0 || int(s) >= len(stateNames) {
+		return nil, fmt.Errorf("analysis: unknown verdict state %d", int(s))
+	}
+	return []byte(stateNames[s]), nil
+}
+
+// UnmarshalText decodes a name that MarshalText writes.
+func (s *State) UnmarshalText(b []byte) error {
+	for i, name := range stateNames {
+		if string(b) == name {
+			*s = State(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("analysis: unknown verdict state %q (want good, bad, not_enough_traffic or shared_failure)", b)
+}
+
+// Verdict is a judgement of the canary, with the counts it rests on.
+type Verdict struct {
+	State State
+	// Reason is one line with the numbers behind State, for the status and
+	// for the log line of an automatic rollback.
+	Reason string
+	Canary Counts
+	Stable Counts
+}
+
+// Judge compares the canary's counts with stable's over the same window.
+// The canary is Bad when it had at least MinRequests requests, at least a
+// share ErrorRate of them failed, and that share is above stable's: a
+// version is only blamed for failures the other version does not have.
+// Stable without requests has an error rate of 0, so a failing canary is
+// then Bad: there is no evidence that the failure is shared.
+//
+// Stable is not held to MinRequests: when stable upstreams fail to connect,
+// they leave the rotation after max_fails and stop getting requests, so a
+// dead stable may show only a few, all failed, and rolling back to it would
+// not help.
+func Judge(canary, stable Counts, p Policy) Verdict {
+	v := Verdict{Canary: canary, Stable: stable}
+	// A verdict needs at least one request, whatever the policy says.
+	need := uint64(max(p.MinRequests, 1))
+	cr, sr := canary.ErrorRate(), stable.ErrorRate()
+	if canary.Requests < need {
+		v.Reason = fmt.Sprintf("not enough traffic: canary %d requests in the window, need %d", canary.Requests, need)
+		return v
+	}
+	c := fmt.Sprintf("canary %d/%d errors (%.1f%%)", canary.Errors, canary.Requests, 100*cr)
+	s := fmt.Sprintf("stable %d/%d (%.1f%%)", stable.Errors, stable.Requests, 100*sr)
+	limit := threshold(p.ErrorRate)
+	switch {
+	case !(cr >= p.ErrorRate):
+		v.State, v.Reason = Good, c+" < "+limit
+	// Without a single error a canary is good even under a policy of 0.
+	case canary.Errors == 0:
+		v.State, v.Reason = Good, c
+	case cr > sr:
+		v.State, v.Reason = Bad, c+" ≥ "+limit+" and worse than "+s
+	default:
+		v.State, v.Reason = Shared, c+" ≥ "+limit+" but "+s+" fails at least as much: a shared failure, not the canary's fault"
+	}
+	return v
+}
+
+// threshold formats an error rate as a percentage with one decimal, or two
+// when the config asks for that precision: "5.0%", "0.25%".
+func threshold(rate float64) string {
+	s := strconv.FormatFloat(100*rate, 'f', 2, 64)
+	if strings.HasSuffix(s, "0") {
+		s = s[:len(s)-1]
+	}
+	return s + "%"
+}

@@ -1,0 +1,194 @@
+package analysis
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+func counts(requests, errors uint64) Counts {
+	return Counts{Requests: requests, Errors: errors}
+}
+
+var issuePolicy = Policy{ErrorRate: 0.05, MinRequests: 20}
+
+func TestJudge(t *testing.T) {
+	tests := []struct {
+		name           string
+		canary, stable Counts
+		policy         Policy
+		want           State
+		wantReason     string
+	}{
+		{
+			name:   "a healthy canary is good",
+			canary: counts(90, 1), stable: counts(180, 0), policy: issuePolicy,
+			want:       Good,
+			wantReason: "canary 1/90 errors (1.1%) < 5.0%",
+		},
+		{
+			name:   "a failing canary next to a healthy stable is bad",
+			canary: counts(90, 12), stable: counts(180, 0), policy: issuePolicy,
+			want:       Bad,
+			wantReason: "canary 12/90 errors (13.3%) ≥ 5.0% and worse than stable 0/180 (0.0%)",
+		},
+		{
+			name:   "both failing alike is a shared failure, not the canary's",
+			canary: counts(30, 30), stable: counts(60, 60), policy: issuePolicy,
+			want:       Shared,
+			wantReason: "canary 30/30 errors (100.0%) ≥ 5.0% but stable 60/60 (100.0%) fails at least as much: a shared failure, not the canary's fault",
+		},
+		{
+			name:   "a canary failing at exactly stable's rate is a shared failure",
+			canary: counts(30, 3), stable: counts(60, 6), policy: issuePolicy,
+			want: Shared,
+		},
+		{
+			name:   "a canary failing less than a failing stable is a shared failure",
+			canary: counts(30, 3), stable: counts(60, 12), policy: issuePolicy,
+			want: Shared,
+		},
+		{
+			name:   "a canary failing slightly more than a failing stable is bad",
+			canary: counts(20, 2), stable: counts(100, 9), policy: issuePolicy,
+			want: Bad,
+		},
+		{
+			name:   "a dead stable out of the rotation, with few requests, still counts",
+			canary: counts(30, 30), stable: counts(1, 1), policy: issuePolicy,
+			want: Shared,
+		},
+		{
+			name:   "below min_requests there is no verdict, even all failing",
+			canary: counts(19, 19), stable: counts(40, 0), policy: issuePolicy,
+			want:       NotEnough,
+			wantReason: "not enough traffic: canary 19 requests in the window, need 20",
+		},
+		{
+			name:   "exactly min_requests is enough for a verdict",
+			canary: counts(20, 20), stable: counts(40, 0), policy: issuePolicy,
+			want: Bad,
+		},
+		{
+			name:   "an error rate exactly at the threshold is bad",
+			canary: counts(20, 1), stable: counts(40, 0), policy: issuePolicy,
+			want:       Bad,
+			wantReason: "canary 1/20 errors (5.0%) ≥ 5.0% and worse than stable 0/40 (0.0%)",
+		},
+		{
+			name:   "an error rate exactly at a threshold of 7% is bad",
+			canary: counts(100, 7), stable: counts(200, 0), policy: Policy{ErrorRate: 0.07, MinRequests: 20},
+			want: Bad,
+		},
+		{
+			name:   "an error rate exactly at a threshold of 30% is bad",
+			canary: counts(10, 3), stable: counts(20, 0), policy: Policy{ErrorRate: 0.3, MinRequests: 10},
+			want: Bad,
+		},
+		{
+			name:   "an error rate just below the threshold is good",
+			canary: counts(21, 1), stable: counts(40, 0), policy: issuePolicy,
+			want: Good,
+		},
+		{
+			name:   "a canary without any stable traffic to compare is bad",
+			canary: counts(20, 5), stable: counts(0, 0), policy: issuePolicy,
+			want:       Bad,
+			wantReason: "canary 5/20 errors (25.0%) ≥ 5.0% and worse than stable 0/0 (0.0%)",
+		},
+		{
+			name:   "no canary traffic at all is not enough, even with min_requests 0",
+			canary: counts(0, 0), stable: counts(100, 50), policy: Policy{ErrorRate: 0.05},
+			want:       NotEnough,
+			wantReason: "not enough traffic: canary 0 requests in the window, need 1",
+		},
+		{
+			name:   "a canary without errors is good even under a threshold of 0",
+			canary: counts(50, 0), stable: counts(100, 0), policy: Policy{ErrorRate: 0, MinRequests: 20},
+			want:       Good,
+			wantReason: "canary 0/50 errors (0.0%)",
+		},
+		{
+			name:   "a threshold under one percent shows its precision",
+			canary: counts(400, 1), stable: counts(800, 0), policy: Policy{ErrorRate: 0.0025, MinRequests: 20},
+			want:       Bad,
+			wantReason: "canary 1/400 errors (0.2%) ≥ 0.25% and worse than stable 0/800 (0.0%)",
+		},
+		{
+			name:   "a threshold of 100% needs every request failed",
+			canary: counts(20, 19), stable: counts(40, 0), policy: Policy{ErrorRate: 1, MinRequests: 20},
+			want: Good,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := Judge(tt.canary, tt.stable, tt.policy)
+			if v.State != tt.want {
+				t.Errorf("state %v, want %v (%s)", v.State, tt.want, v.Reason)
+			}
+			if tt.wantReason != "" && v.Reason != tt.wantReason {
+				t.Errorf("reason\n  %s\nwant\n  %s", v.Reason, tt.wantReason)
+			}
+			if v.Canary != tt.canary || v.Stable != tt.stable {
+				t.Errorf("the verdict does not carry the counts it judged")
+			}
+		})
+	}
+}
+
+// The issue's check: a canary answering 500 to every request, at weights
+// 10 and 5 (v1 v2 v1 v1 v2 v1 ...), is red after 90 requests.
+func TestCanaryAnswering500IsBadAfter90Requests(t *testing.T) {
+	stable, canary := NewWindow(30*time.Second), NewWindow(30*time.Second)
+	now := t0
+	var v Verdict
+	for i := range 90 {
+		now = now.Add(50 * time.Millisecond)
+		if i%3 == 1 {
+			canary.Record(now, true, 2*time.Millisecond)
+		} else {
+			stable.Record(now, false, 3*time.Millisecond)
+		}
+		v = Judge(canary.Snapshot(now), stable.Snapshot(now), issuePolicy)
+		// The 20th canary request is request 59 (index 58).
+		if i < 58 && v.State != NotEnough {
+			t.Fatalf("after %d requests: %v (%s), want not enough traffic", i+1, v.State, v.Reason)
+		}
+		if i >= 58 && v.State != Bad {
+			t.Fatalf("after %d requests: %v (%s), want bad", i+1, v.State, v.Reason)
+		}
+	}
+	const want = "canary 30/30 errors (100.0%) ≥ 5.0% and worse than stable 0/60 (0.0%)"
+	if v.Reason != want {
+		t.Errorf("reason after 90 requests\n  %s\nwant\n  %s", v.Reason, want)
+	}
+}
+
+func TestStateNamesInStatusJSON(t *testing.T) {
+	for s, name := range map[State]string{
+		Good: "good", Bad: "bad", NotEnough: "not_enough_traffic", Shared: "shared_failure",
+	} {
+		if s.String() != name {
+			t.Errorf("%d.String() = %q, want %q", int(s), s.String(), name)
+		}
+		b, err := json.Marshal(struct{ Verdict State }{s})
+		if want := `{"Verdict":"` + name + `"}`; err != nil || string(b) != want {
+			t.Errorf("json of %v = %s, %v; want %s", s, b, err, want)
+		}
+		var back State
+		if err := back.UnmarshalText([]byte(name)); err != nil || back != s {
+			t.Errorf("UnmarshalText(%q) = %v, %v; want %v", name, back, err, s)
+		}
+	}
+	var zero State
+	if zero != NotEnough {
+		t.Errorf("the zero State is %v, want not_enough_traffic", zero)
+	}
+	var s State
+	if err := s.UnmarshalText([]byte("red")); err == nil {
+		t.Errorf("UnmarshalText(red) succeeded")
+	}
+	if _, err := State(9).MarshalText(); err == nil {
+		t.Errorf("MarshalText of an unknown state succeeded")
+	}
+}

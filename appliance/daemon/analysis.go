@@ -1,0 +1,80 @@
+package daemon
+
+import (
+	"context"
+	"time"
+
+	"github.com/canary-pi/canary-pi/appliance/analysis"
+	"github.com/canary-pi/canary-pi/appliance/config"
+	"github.com/canary-pi/canary-pi/appliance/route"
+	"github.com/canary-pi/canary-pi/appliance/state"
+)
+
+// judgeEvery is how often the canary is judged: the light turns red well
+// within a second of the verdict turning bad.
+const judgeEvery = 250 * time.Millisecond
+
+// analyze judges the canary until ctx ends.
+func (d *Daemon) analyze(ctx context.Context) {
+	t := time.NewTicker(judgeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.judge(ctx, time.Now())
+		}
+	}
+}
+
+// roles sums the analysis windows of each role.
+func roles(tab *route.Table, now time.Time) (canary, stable analysis.Counts) {
+	for _, u := range tab.Upstreams {
+		w := u.Stats.Window.Load()
+		if w == nil {
+			continue
+		}
+		if u.Role == config.Canary {
+			canary = canary.Add(w.Snapshot(now))
+		} else {
+			stable = stable.Add(w.Snapshot(now))
+		}
+	}
+	return canary, stable
+}
+
+// judge takes the verdict on the canary's window, shows it on the light,
+// logs a change, and rolls back when the verdict is bad and the config
+// asks for it.
+func (d *Daemon) judge(ctx context.Context, now time.Time) {
+	tab := d.router.Table()
+	canary, stable := roles(tab, now)
+
+	d.mu.Lock()
+	policy := analysis.Policy{ErrorRate: d.cfg.Canary.ErrorRate, MinRequests: d.cfg.Canary.MinRequests}
+	v := analysis.Judge(canary, stable, policy)
+	if !tab.HasCanary {
+		v = analysis.Verdict{}
+	}
+	prev := d.verdict
+	d.verdict = v
+	auto := d.cfg.Canary.AutoRollback && v.State == analysis.Bad && d.router.Mode() == state.Canary
+	version := d.cfg.Canary.Version
+	if prev.State != v.State && tab.HasCanary {
+		d.showLights()
+		switch v.State {
+		case analysis.Bad:
+			d.log.Warn("canary verdict: bad", "MESSAGE_ID", MsgCanaryBad, "CANARY_VERSION", version,
+				"VERDICT", v.State.String(), "REASON", v.Reason)
+		default:
+			d.log.Info("canary verdict: "+v.State.String(), "CANARY_VERSION", version,
+				"VERDICT", v.State.String(), "REASON", v.Reason)
+		}
+	}
+	d.mu.Unlock()
+
+	if auto {
+		d.rollback("auto", v.Reason)
+	}
+}

@@ -1,0 +1,159 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/canary-pi/canary-pi/appliance/analysis"
+	"github.com/canary-pi/canary-pi/appliance/state"
+	"github.com/canary-pi/canary-pi/appliance/swrr"
+	"github.com/canary-pi/canary-pi/gpio"
+)
+
+// handPanel is a panel whose presses the test sends itself, at a moment it
+// knows: the debounced edge.
+type handPanel struct {
+	gpio.Absent
+	presses chan gpio.Press
+}
+
+func (h *handPanel) Presses() <-chan gpio.Press { return h.presses }
+
+// started runs a daemon with a stable and a canary upstream (nothing
+// listens on them: these tests never proxy) and the given panel.
+func started(t testing.TB, panel gpio.Panel) *Daemon {
+	t.Helper()
+	dir := t.TempDir()
+	sock, err := os.MkdirTemp("", "cpd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sock) })
+	cfg := fmt.Sprintf(`[proxy]
+listen = "127.0.0.1:0"
+[admin]
+socket = %q
+listen = ""
+[canary]
+version = "v2"
+[[upstream]]
+name = "v1"
+url = "http://127.0.0.1:9"
+weight = 10
+role = "stable"
+[[upstream]]
+name = "v2"
+url = "http://127.0.0.1:9"
+weight = 5
+role = "canary"
+`, filepath.Join(sock, "admin.sock"))
+	os.MkdirAll(filepath.Join(dir, "conf"), 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "conf", "canaryd.toml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Options{ConfigDir: filepath.Join(dir, "conf"), StateDir: filepath.Join(dir, "state"),
+		Panel: panel, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return d
+}
+
+// canaryPickable reports whether a new request could get the canary now.
+func canaryPickable(d *Daemon) bool {
+	tab := d.router.Table()
+	for range 3 { // 10:5 gives the canary one pick in three
+		var tried swrr.Set
+		if u := tab.Pick(&tried, time.Now()); u != nil && u.Role == "canary" {
+			return true
+		}
+	}
+	return false
+}
+
+func TestButtonPressRollsBackAndLongPressResumes(t *testing.T) {
+	panel := &handPanel{presses: make(chan gpio.Press)}
+	d := started(t, panel)
+	panel.presses <- gpio.Press{}
+	waitFor(t, func() bool { return d.router.Mode() == state.RolledBack })
+	if canaryPickable(d) {
+		t.Fatal("the canary can still be picked after the press")
+	}
+	if st := d.Status(); st.Latch == nil || st.Latch.Cause != "button" {
+		t.Fatalf("latch %+v, want one caused by the button", st.Latch)
+	}
+	panel.presses <- gpio.Press{} // a press during a rollback changes nothing
+	panel.presses <- gpio.Press{Long: true}
+	waitFor(t, func() bool { return d.router.Mode() == state.Canary })
+}
+
+func waitFor(t *testing.T, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 3 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestLights(t *testing.T) {
+	tests := []struct {
+		mode           state.Mode
+		cfgErr         string
+		verdict        analysis.State
+		status, canary gpio.Pattern
+	}{
+		{state.Canary, "", analysis.Good, gpio.Green, gpio.Green},
+		{state.Canary, "", analysis.NotEnough, gpio.Green, gpio.Green},
+		{state.Canary, "", analysis.Shared, gpio.Green, gpio.Green},
+		{state.Canary, "", analysis.Bad, gpio.Green, gpio.Red},
+		{state.RolledBack, "", analysis.Bad, gpio.Green, gpio.RedBlink},
+		{state.RolledBack, "", analysis.Good, gpio.Green, gpio.RedBlink},
+		{state.Promoted, "", analysis.Bad, gpio.Green, gpio.Off},
+		{state.NoCanary, "", analysis.NotEnough, gpio.Green, gpio.Off},
+		{state.Canary, "a.toml:3: bad", analysis.Good, gpio.GreenBlink, gpio.Green},
+	}
+	for _, tt := range tests {
+		status, canary := lights(tt.mode, tt.cfgErr, tt.verdict)
+		if status != tt.status || canary != tt.canary {
+			t.Errorf("lights(%s, %q, %s) = %s, %s; want %s, %s", tt.mode, tt.cfgErr, tt.verdict,
+				status, canary, tt.status, tt.canary)
+		}
+	}
+}
+
+// BenchmarkButtonToRollback measures the daemon's share of a button press:
+// from the debounced press arriving to the moment no new request can pick
+// the canary (the panel's share, edge to delivery, is gpio's
+// BenchmarkPressDelivery). The latch's fsync comes after and is not in it.
+func BenchmarkButtonToRollback(b *testing.B) {
+	panel := &handPanel{presses: make(chan gpio.Press)}
+	d := started(b, panel)
+	var total time.Duration
+	for b.Loop() {
+		start := time.Now()
+		panel.presses <- gpio.Press{}
+		for d.router.Mode() != state.RolledBack {
+			runtime.Gosched()
+		}
+		total += time.Since(start)
+		b.StopTimer()
+		if err := d.Resume(context.Background(), "bench"); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/press")
+}

@@ -1,0 +1,100 @@
+package gpio
+
+import (
+	"time"
+
+	pgpio "periph.io/x/conn/v3/gpio"
+)
+
+const (
+	// Settle is how long the button's level must hold still to count: a
+	// contact bounces for a few milliseconds, a finger stays far longer.
+	Settle = 30 * time.Millisecond
+	// LongPress is how long the button is held for a long press (a resume).
+	LongPress = 3 * time.Second
+
+	// watchPoll bounds every wait for an edge, so that Close is noticed and
+	// an edge the kernel dropped is caught by reading the level.
+	watchPoll = 200 * time.Millisecond
+)
+
+// debouncer turns the button's raw level over time into presses. It is pure:
+// it is fed samples with their time and says what is due, so its tests need
+// neither pins nor goroutines.
+//
+// A press counts once the button has been down for Settle without a bounce;
+// it is delivered then, while the finger is still on it. Staying down for
+// LongPress from that press's first contact delivers a long press too. A
+// release counts once the button has been up for Settle, and only then can
+// a new press count: a storm of bounces is one press.
+type debouncer struct {
+	raw      bool      // down, as last sampled
+	rawSince time.Time // when raw last changed
+	down     bool      // down, debounced
+	downAt   time.Time // when the debounced press began
+	longDone bool      // no long press is due for this press
+}
+
+// newDebouncer starts from the level read when the button was set up. A
+// button already down then (held, or a short to ground) delivers nothing
+// until it has been released: a stuck button must not roll back at every
+// start.
+func newDebouncer(down bool, now time.Time) debouncer {
+	return debouncer{raw: down, rawSince: now, down: down, downAt: now, longDone: down}
+}
+
+// update takes the level sampled at now and returns the presses due.
+func (d *debouncer) update(down bool, now time.Time) (short, long bool) {
+	if down != d.raw {
+		d.raw, d.rawSince = down, now
+	}
+	if d.raw != d.down && now.Sub(d.rawSince) >= Settle {
+		d.down = d.raw
+		if d.down {
+			d.downAt, d.longDone, short = d.rawSince, false, true
+		}
+	}
+	// A bounce that is open right at the LongPress mark delays the long
+	// press until contact is back; a release that holds cancels it.
+	if d.down && d.raw && !d.longDone && now.Sub(d.downAt) >= LongPress {
+		d.longDone, long = true, true
+	}
+	return short, long
+}
+
+// next is when update has something to decide without a new sample: the
+// end of a Settle, or the LongPress mark. It is zero when nothing is pending.
+func (d *debouncer) next() time.Time {
+	switch {
+	case d.raw != d.down:
+		return d.rawSince.Add(Settle)
+	case d.down && !d.longDone:
+		return d.downAt.Add(LongPress)
+	}
+	return time.Time{}
+}
+
+// watch reports the button pin's level after each of its edges, and after a
+// wait in which the level changed without an edge the kernel told of. It
+// waits in steps of watchPoll at most: periph's WaitForEdge cannot be
+// stopped reliably from outside, so the loop looks at stop between waits.
+func watch(pin pgpio.PinIn, down bool, out chan<- bool, stop <-chan struct{}) {
+	for {
+		edge := pin.WaitForEdge(watchPoll)
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		now := pin.Read() == pgpio.Low
+		if !edge && now == down {
+			continue
+		}
+		down = now
+		select {
+		case out <- down:
+		case <-stop:
+			return
+		}
+	}
+}

@@ -1,0 +1,146 @@
+package gpio
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+)
+
+const ms = time.Millisecond
+
+// sample is the button's level changing at a time after the start.
+type sample struct {
+	at   time.Duration
+	down bool
+}
+
+// delivered is a press the debouncer delivered.
+type delivered struct {
+	at   time.Duration
+	long bool
+}
+
+func (d delivered) String() string {
+	if d.long {
+		return fmt.Sprintf("long@%v", d.at)
+	}
+	return fmt.Sprintf("short@%v", d.at)
+}
+
+// debounce runs a debouncer as the panel's loop does: at each sample, and
+// at each deadline the debouncer names, until the end.
+func debounce(downAtStart bool, samples []sample, end time.Duration) []delivered {
+	t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	d := newDebouncer(downAtStart, t0)
+	down := downAtStart
+	var out []delivered
+	for {
+		at, isSample := end, false
+		if len(samples) > 0 && samples[0].at <= at {
+			at, isSample = samples[0].at, true
+		}
+		if next := d.next(); !next.IsZero() && next.Sub(t0) < at {
+			at, isSample = next.Sub(t0), false
+		}
+		if isSample {
+			down, samples = samples[0].down, samples[1:]
+		}
+		short, long := d.update(down, t0.Add(at))
+		if short {
+			out = append(out, delivered{at: at})
+		}
+		if long {
+			out = append(out, delivered{at: at, long: true})
+		}
+		if at >= end {
+			return out
+		}
+	}
+}
+
+// bounces is a contact bouncing: the level flips every step from start,
+// count times, ending on the level it started with.
+func bounces(start time.Duration, step time.Duration, count int, down bool) []sample {
+	var s []sample
+	for i := range count {
+		s = append(s, sample{start + time.Duration(i)*step, down == (i%2 == 0)})
+	}
+	if count%2 == 0 { // end on the level the storm is heading to
+		s = append(s, sample{start + time.Duration(count)*step, down})
+	}
+	return s
+}
+
+func TestDebouncer(t *testing.T) {
+	tests := []struct {
+		name    string
+		heldAt0 bool
+		samples []sample
+		end     time.Duration
+		want    []delivered
+	}{
+		{"a clean press counts once it has settled, before the release",
+			false, []sample{{10 * ms, true}, {200 * ms, false}}, time.Second,
+			[]delivered{{40 * ms, false}}},
+		{"a storm of bounces is one press, from the last bounce",
+			false, slices.Concat(bounces(10*ms, 2*ms, 9, true), []sample{{500 * ms, false}}), time.Second,
+			[]delivered{{26*ms + Settle, false}}},
+		{"bounces at the release are no second press",
+			false, slices.Concat([]sample{{10 * ms, true}}, bounces(300*ms, 3*ms, 7, false)), time.Second,
+			[]delivered{{40 * ms, false}}},
+		{"a tap shorter than Settle is no press",
+			false, []sample{{10 * ms, true}, {10*ms + Settle - time.Microsecond, false}}, time.Second,
+			nil},
+		{"a contact that never holds still is no press",
+			false, bounces(10*ms, 20*ms, 40, true)[:40], time.Second,
+			nil},
+		{"holding on delivers a long press at LongPress from the first contact",
+			false, []sample{{100 * ms, true}, {5 * time.Second, false}}, 6 * time.Second,
+			[]delivered{{130 * ms, false}, {100*ms + LongPress, true}}},
+		{"released before LongPress is a short press only",
+			false, []sample{{100 * ms, true}, {100*ms + LongPress - ms, false}}, 6 * time.Second,
+			[]delivered{{130 * ms, false}}},
+		{"a bounce open at the LongPress mark delays the long press",
+			false, []sample{{0, true}, {LongPress - 5*ms, false}, {LongPress + 10*ms, true}}, 5 * time.Second,
+			[]delivered{{Settle, false}, {LongPress + 10*ms, true}}},
+		{"a release that settles just before LongPress cancels the long press",
+			false, []sample{{0, true}, {LongPress - Settle - ms, false}, {LongPress + 10*ms, true}}, 5 * time.Second,
+			[]delivered{{Settle, false}, {LongPress + 10*ms + Settle, false}}},
+		{"two taps with a settled release between are two presses",
+			false, []sample{{0, true}, {100 * ms, false}, {100*ms + Settle + ms, true}, {300 * ms, false}}, time.Second,
+			[]delivered{{Settle, false}, {100*ms + 2*Settle + ms, false}}},
+		{"a release shorter than Settle does not end the press",
+			false, []sample{{0, true}, {100 * ms, false}, {100*ms + Settle - ms, true}, {300 * ms, false}}, time.Second,
+			[]delivered{{Settle, false}}},
+		{"a button down at the start counts only after a release",
+			true, []sample{{time.Second, false}, {2 * time.Second, true}}, 6 * time.Second,
+			[]delivered{{2*time.Second + Settle, false}, {2*time.Second + LongPress, true}}},
+		{"a button stuck down from the start is never a press",
+			true, nil, 10 * time.Second,
+			nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := debounce(tt.heldAt0, tt.samples, tt.end)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("delivered %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// A late look (the loop was busy past both deadlines) still delivers the
+// short press before the long one.
+func TestDebouncerLateLookDeliversBoth(t *testing.T) {
+	t0 := time.Now()
+	d := newDebouncer(false, t0)
+	d.update(true, t0)
+	short, long := d.update(true, t0.Add(LongPress+time.Second))
+	if !short || !long {
+		t.Fatalf("short %v long %v, want both", short, long)
+	}
+	if !d.next().IsZero() {
+		t.Errorf("next = %v with nothing pending, want zero", d.next())
+	}
+}
