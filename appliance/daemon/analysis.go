@@ -23,7 +23,7 @@ func (d *Daemon) analyze(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			d.judge(ctx, time.Now())
+			d.judge(time.Now())
 		}
 	}
 }
@@ -47,7 +47,7 @@ func roles(tab *route.Table, now time.Time) (canary, stable analysis.Counts) {
 // judge takes the verdict on the canary's window, shows it on the light,
 // logs a change, and rolls back when the verdict is bad and the config
 // asks for it.
-func (d *Daemon) judge(ctx context.Context, now time.Time) {
+func (d *Daemon) judge(now time.Time) {
 	tab := d.router.Table()
 	canary, stable := roles(tab, now)
 
@@ -59,7 +59,6 @@ func (d *Daemon) judge(ctx context.Context, now time.Time) {
 	}
 	prev := d.verdict
 	d.verdict = v
-	auto := d.cfg.Canary.AutoRollback && v.State == analysis.Bad && d.router.Mode() == state.Canary
 	version := d.cfg.Canary.Version
 	if prev.State != v.State && tab.HasCanary {
 		d.showLights()
@@ -72,9 +71,10 @@ func (d *Daemon) judge(ctx context.Context, now time.Time) {
 				"VERDICT", v.State.String(), "REASON", v.Reason)
 		}
 	}
-	d.mu.Unlock()
-
-	if auto {
-		d.rollback("auto", v.Reason)
+	// Decided and done under one lock: a promotion or a new version in
+	// between must not be rolled back on the old numbers.
+	if d.cfg.Canary.AutoRollback && v.State == analysis.Bad && d.router.Mode() == state.Canary {
+		d.rollbackLocked("auto", v.Reason)
 	}
+	d.mu.Unlock()
 }

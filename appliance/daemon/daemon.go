@@ -78,14 +78,16 @@ type Daemon struct {
 	proxyLn  net.Listener
 	socketLn net.Listener
 	adminLn  net.Listener // nil when admin.listen is off
+	token    string       // admin.token_file's content, read at start
 
 	// mu serializes everything that changes the configuration or the
 	// latch; the data plane never takes it.
-	mu     sync.Mutex
-	cfg    *config.Config
-	gen    uint64
-	cfgErr string
-	latch  state.Latch
+	mu       sync.Mutex
+	reloadMu sync.Mutex // one reload at a time; taken before mu
+	cfg      *config.Config
+	gen      uint64
+	cfgErr   string
+	latch    state.Latch
 
 	verdict    analysis.Verdict
 	rollbacks  map[string]uint64 // by cause, since start
@@ -118,6 +120,7 @@ func New(opts Options) (*Daemon, error) {
 	}
 	d.store = store
 	d.cfg, d.gen = cfg, 1
+	d.warnUnsupported(cfg)
 	d.latch = d.latchFor(latch, cfg)
 
 	if d.panel = opts.Panel; d.panel == nil {
@@ -138,6 +141,10 @@ func New(opts Options) (*Daemon, error) {
 	d.proxy.Prepare(tab)
 	d.proxy.SetAccessLog(cfg.Proxy.AccessLog)
 
+	if d.token, err = readToken(cfg.Admin.TokenFile); err != nil {
+		d.panel.Close()
+		return nil, err
+	}
 	if err := d.listen(cfg); err != nil {
 		d.closeListeners()
 		d.panel.Close()
@@ -201,9 +208,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	token, err := d.adminToken()
-	if err != nil {
-		return err
+	token := d.token
+	var wg sync.WaitGroup
+	background := func(f func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
 	}
 	errs := make(chan error, 3)
 	go func() { errs <- d.proxy.Serve(d.proxyLn) }()
@@ -214,15 +223,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 		h := d.mountWeb(admin.NewHandler(d, admin.HandlerOptions{Cause: "api", Token: token}))
 		go func() { errs <- admin.Serve(ctx, d.adminLn, readOnlyUnlessToken(h, token, d.adminLn.Addr())) }()
 	}
-	go d.handlePresses(ctx)
-	go d.watcher.Run(ctx, func() { d.reload() })
-	go d.reportStatus(ctx)
-	go d.analyze(ctx)
+	d.mu.Lock()
+	version := d.cfg.Canary.Version
+	d.mu.Unlock()
+	background(func() { d.handlePresses(ctx) })
+	background(func() { d.watcher.Run(ctx, func() { d.reload() }) })
+	background(func() { d.reportStatus(ctx) })
+	background(func() { d.analyze(ctx) })
 
 	d.notify.Ready()
 	d.log.Info("canaryd serving", "LISTEN", d.ProxyAddr(), "ADMIN_SOCKET", d.Socket(),
 		"ADMIN_LISTEN", d.AdminAddr(), "GPIO", d.panel.Mode(), "STATE", string(d.router.Mode()),
-		"CANARY_VERSION", d.cfg.Canary.Version, "VERSION", d.opts.Version)
+		"CANARY_VERSION", version, "VERSION", d.opts.Version)
 
 	var runErr error
 	select {
@@ -241,12 +253,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Warn("requests still in flight were cut off at shutdown", "error", err.Error())
 	}
 	d.closeListeners()
+	wg.Wait()
 	d.panel.Close()
 	return runErr
 }
 
-func (d *Daemon) adminToken() (string, error) {
-	path := d.cfg.Admin.TokenFile
+// readToken reads admin.token_file; "" when none is configured.
+func readToken(path string) (string, error) {
 	if path == "" {
 		return "", nil
 	}
@@ -281,6 +294,11 @@ func readOnlyUnlessToken(h http.Handler, token string, addr net.Addr) http.Handl
 
 // latchFor is the latch under cfg, persisted if the config changed it.
 func (d *Daemon) latchFor(l state.Latch, cfg *config.Config) state.Latch {
+	if !cfg.HasCanary() {
+		// No canary for now: nothing to re-arm. The latch waits for the
+		// canary to come back and then judges its version.
+		return l
+	}
 	next := l.ForVersion(cfg.Canary.Version)
 	if next == l {
 		return l
@@ -304,11 +322,19 @@ func (d *Daemon) Reload(ctx context.Context) error { return d.reload() }
 // without changing them, and a reload by hand right after the watcher's
 // must not count as another generation.
 func (d *Daemon) reload() error {
+	// The directory is read without d.mu, so that a rollback never waits
+	// behind an SD card; reloadMu keeps reloads in order.
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	cfg, err := config.Load(d.opts.ConfigDir)
+
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if err == nil && d.cfgErr == "" && cfg.Digest == d.cfg.Digest {
+		return nil
+	}
 	d.notify.Reloading()
 	defer d.notify.Ready()
-	cfg, err := config.Load(d.opts.ConfigDir)
 	if err != nil {
 		if msg := err.Error(); msg != d.cfgErr {
 			d.log.Error("config rejected, the last good one keeps serving", "MESSAGE_ID", MsgConfigRejected,
@@ -319,14 +345,19 @@ func (d *Daemon) reload() error {
 		d.showLights()
 		return fmt.Errorf("config rejected: %w", err)
 	}
-	if d.cfgErr == "" && cfg.Digest == d.cfg.Digest {
-		return nil
-	}
 	d.warnUnappliable(cfg)
+	d.warnUnsupported(cfg)
+	newVersion := cfg.Canary.Version != d.cfg.Canary.Version
 	d.gen++
 	d.cfg, d.cfgErr = cfg, ""
 	d.latch = d.latchFor(d.latch, cfg)
 	tab := route.NewTable(cfg, d.gen, d.router.Table())
+	if newVersion {
+		// A new release is judged on its own requests, not its
+		// predecessor's errors.
+		tab.ResetWindows(config.Canary)
+		d.verdict = analysis.Verdict{}
+	}
 	d.proxy.Prepare(tab)
 	d.proxy.SetAccessLog(cfg.Proxy.AccessLog)
 	old := d.router.Publish(tab, d.latch.ModeFor(tab.HasCanary))
@@ -344,6 +375,26 @@ func errorFile(err error) string {
 		return ce.Pos.File
 	}
 	return ""
+}
+
+// warnUnsupported logs [canary] settings this version accepts but does not
+// act on yet, so that nobody believes users are sticky when they are not.
+func (d *Daemon) warnUnsupported(cfg *config.Config) {
+	c := cfg.Canary
+	for _, k := range []struct {
+		key string
+		set bool
+	}{
+		{"canary.steps", len(c.Steps) > 0},
+		{"canary.sticky_header", c.StickyHeader != ""},
+		{"canary.sticky_cookie", c.StickyCookie != ""},
+		{"canary.override_header", c.OverrideHeader != ""},
+		{"canary.promote", c.Promote == "auto"},
+	} {
+		if k.set {
+			d.log.Warn(k.key+" is not acted on by this version: the split is the weighted round-robin", "KEY", k.key)
+		}
+	}
 }
 
 // warnUnappliable logs settings that only take effect at a restart.
@@ -368,13 +419,14 @@ func (d *Daemon) warnUnappliable(cfg *config.Config) {
 // switched before the latch is written: traffic leaves the canary at once,
 // and the disk's latency comes after.
 func (d *Daemon) Rollback(ctx context.Context, cause string) error {
-	return d.rollback(cause, "")
-}
-
-// rollback is Rollback with the reason for an automatic one, for the log.
-func (d *Daemon) rollback(cause, reason string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.rollbackLocked(cause, "")
+}
+
+// rollbackLocked is Rollback with d.mu held, and the reason for an
+// automatic one, for the log.
+func (d *Daemon) rollbackLocked(cause, reason string) error {
 	next, err := d.latch.Rollback(d.router.Table().HasCanary, d.cfg.Canary.Version, cause, time.Now())
 	if err != nil || next == d.latch {
 		return err
@@ -422,6 +474,12 @@ func (d *Daemon) change(transition func(state.Latch) (state.Latch, error), what,
 	if err := d.store.Save(next); err != nil {
 		return fmt.Errorf("the latch could not be saved, nothing changed: %w", err)
 	}
+	if d.latch.Latched() && !next.Latched() {
+		// Re-armed: the canary starts with a clean window, or the errors
+		// that caused the rollback would roll it back again at once.
+		d.router.Table().ResetWindows(config.Canary)
+		d.verdict = analysis.Verdict{}
+	}
 	d.latch = next
 	d.router.SetMode(next.ModeFor(d.router.Table().HasCanary))
 	d.showLights()
@@ -436,6 +494,10 @@ func (d *Daemon) Pause(ctx context.Context) error {
 
 // Button presses the button through the panel's own path.
 func (d *Daemon) Button(ctx context.Context, long bool) error {
+	// The press itself cannot carry a refusal back: say it first.
+	if !d.router.Table().HasCanary {
+		return state.ErrNoCanary
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	return d.panel.Press(ctx, long)
@@ -493,10 +555,12 @@ func (d *Daemon) showLights() {
 func (d *Daemon) Status() admin.Status {
 	d.mu.Lock()
 	cfg, gen, cfgErr, latch, verdict := d.cfg, d.gen, d.cfgErr, d.latch, d.verdict
+	// The lights as the state sets them, whether or not a panel shows them
+	// (-gpio off): status "off" means canaryd is not running.
+	status, canary := lights(d.router.Mode(), cfgErr, verdict.State)
 	d.mu.Unlock()
 	tab := d.router.Table()
 	mode := d.router.Mode()
-	status, canary := d.panel.Shown()
 	now := time.Now()
 	st := admin.Status{
 		State:         string(mode),
@@ -510,6 +574,7 @@ func (d *Daemon) Status() admin.Status {
 		StartedAt:     d.started.UTC().Format(time.RFC3339),
 		Upstreams:     make([]admin.Upstream, 0, len(tab.Upstreams)),
 	}
+	st.Message = message(mode, latch, verdict)
 	if latch.Latched() {
 		st.Latch = &admin.Latch{State: string(latch.Mode), Version: latch.Version, Cause: latch.Cause,
 			At: latch.At.UTC().Format(time.RFC3339)}
@@ -534,6 +599,35 @@ func (d *Daemon) Status() admin.Status {
 		})
 	}
 	return st
+}
+
+// message is the status's one-line summary for humans.
+func message(m state.Mode, l state.Latch, v analysis.Verdict) string {
+	switch {
+	case m == state.RolledBack:
+		return fmt.Sprintf("rolled back by %s; resume to send traffic to %s again", causeName(l.Cause), l.Version)
+	case m == state.Promoted:
+		return fmt.Sprintf("promoted by %s: all traffic to %s", causeName(l.Cause), l.Version)
+	case m == state.Canary && v.State == analysis.Bad:
+		return "the canary is failing: " + v.Reason
+	case m == state.Canary && v.State == analysis.Shared:
+		return "not the canary's fault: " + v.Reason
+	}
+	return ""
+}
+
+func causeName(cause string) string {
+	switch cause {
+	case "command":
+		return "canaryctl"
+	case "api":
+		return "the admin API"
+	case "auto":
+		return "the analysis (auto_rollback)"
+	case "button":
+		return "the button"
+	}
+	return cause
 }
 
 func round4(f float64) float64       { return float64(int64(f*1e4+0.5)) / 1e4 }

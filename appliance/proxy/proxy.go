@@ -310,7 +310,8 @@ func (c *upstreamConn) Write(b []byte) (int, error) {
 	if c.redial != nil && c.lastRead.After(c.lastWrite) && c.peerClosed() {
 		nc, err := c.redial()
 		if err != nil {
-			return 0, err
+			// Nothing of the request went out: as good as refused.
+			return 0, &dialError{err}
 		}
 		c.Conn.Close()
 		c.Conn = nc
@@ -355,7 +356,10 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		p.serveUpgrade(ctx, string(up))
 		return
 	}
-	clientClose := ctx.Request.Header.ConnectionClose()
+	if ctx.Request.Header.ConnectionClose() {
+		// Whatever the answer, error responses included.
+		defer ctx.SetConnectionClose()
+	}
 	// An HTTP/1.0 client need not name a host. The upstream is then asked
 	// by its own name, as nginx does, since fasthttp (rightly) sends no
 	// request without one.
@@ -401,9 +405,6 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		p.failWith(ctx, err)
 		return
 	}
-	if clientClose {
-		ctx.SetConnectionClose()
-	}
 }
 
 // attempt sends the request to u once and accounts for the outcome.
@@ -434,7 +435,11 @@ func (p *Proxy) attempt(ctx *fasthttp.RequestCtx, tab *route.Table, u *route.Ups
 		tab.Done(u, false, end)
 		return nil, err
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
-		// Our own pool limit, not the upstream's doing.
+		// Our own pool limit, not the upstream's doing: not an attempt on
+		// it, and no sample for its error rate.
+		resp.release()
+		tab.Done(u, false, end)
+		return nil, err
 	default:
 		o.Failed = true
 	}

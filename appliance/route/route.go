@@ -119,6 +119,15 @@ func NewTable(cfg *config.Config, generation uint64, prev *Table) *Table {
 	return t
 }
 
+// ResetWindows gives the upstreams of role a new, empty analysis window.
+func (t *Table) ResetWindows(role config.Role) {
+	for _, u := range t.Upstreams {
+		if w := u.Stats.Window.Load(); w != nil && u.Role == role {
+			u.Stats.Window.Store(analysis.NewWindow(w.Span()))
+		}
+	}
+}
+
 // Pick chooses an upstream for a new request. tried holds the upstreams
 // this request already tried; Pick adds the one it returns. It returns nil
 // when no upstream is left.
@@ -192,6 +201,9 @@ type Router struct {
 	mu    sync.Mutex // serializes Publish and SetMode; the hot path does not take it
 	table atomic.Pointer[Table]
 	mode  atomic.Value // state.Mode
+	// prev is the table before the current one: requests that started on
+	// it may still retry on it, so a mode change reaches it too.
+	prev *Table
 }
 
 // NewRouter returns a router serving t in mode m.
@@ -217,7 +229,8 @@ func (r *Router) Publish(t *Table, m state.Mode) *Table {
 	defer r.mu.Unlock()
 	t.apply(m)
 	r.mode.Store(m)
-	return r.table.Swap(t)
+	r.prev = r.table.Swap(t)
+	return r.prev
 }
 
 // SetMode switches the mode. Once it returns, no request that starts picking
@@ -226,5 +239,8 @@ func (r *Router) SetMode(m state.Mode) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.table.Load().apply(m)
+	if r.prev != nil {
+		r.prev.apply(m)
+	}
 	r.mode.Store(m)
 }

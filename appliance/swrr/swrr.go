@@ -71,9 +71,6 @@ func New(peers []Peer) *Balancer {
 	return b
 }
 
-// Len is the number of peers.
-func (b *Balancer) Len() int { return len(b.peers) }
-
 // Exclude takes the peers in s out of the rotation (and puts every other
 // peer back) for every Pick that starts after it returns. Excluded peers keep
 // their round-robin state, so putting them back resumes their sequence.

@@ -80,7 +80,8 @@ func Relevant(name string) bool {
 }
 
 // Run watches until ctx ends, calling changed (from Run's goroutine) once
-// per burst of relevant changes.
+// per burst of relevant changes, and once whenever a watch starts: a change
+// made before the watch was in place would otherwise go unnoticed.
 func (w *Watcher) Run(ctx context.Context, changed func()) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -96,7 +97,6 @@ func (w *Watcher) Run(ctx context.Context, changed func()) {
 				w.pollUntilBack(ctx, tick)
 				if ctx.Err() == nil {
 					w.log.Info("the config directory is back", "CONFIG_DIR", w.dir)
-					changed()
 				}
 				continue
 			}
@@ -126,6 +126,7 @@ func (w *Watcher) notify(ctx context.Context, tick *time.Ticker, changed func())
 		}
 		return err
 	}
+	changed()
 	var first, last time.Time // the pending burst; zero when none
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -199,6 +200,7 @@ func (w *Watcher) poll(ctx context.Context, tick *time.Ticker, changed func()) {
 	t := time.NewTicker(w.opts.Poll)
 	defer t.Stop()
 	prev := fingerprint(w.dir)
+	changed()
 	retry := time.Now().Add(time.Minute)
 	for {
 		w.alive.Store(time.Now().UnixNano())

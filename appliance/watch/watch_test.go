@@ -23,15 +23,12 @@ func started(t *testing.T, dir string, opts Options) <-chan struct{} {
 		close(done)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	// Let the watch be in place before the test changes anything.
-	deadline := time.Now().Add(2 * time.Second)
-	for w.Alive().IsZero() || time.Since(w.Alive()) > time.Second {
-		if time.Now().After(deadline) {
-			t.Fatal("watcher did not start")
-		}
-		time.Sleep(5 * time.Millisecond)
+	// The watch is in place once it signals its start.
+	select {
+	case <-signals:
+	case <-time.After(3 * time.Second):
+		t.Fatal("watcher did not start")
 	}
-	time.Sleep(50 * time.Millisecond)
 	return signals
 }
 

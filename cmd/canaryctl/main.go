@@ -303,8 +303,12 @@ func printStatus(w io.Writer, st admin.Status) error {
 	if l := st.Latch; l != nil {
 		fmt.Fprintf(tw, "latch\t%s %s by %s at %s\n", l.State, l.Version, l.Cause, l.At)
 	}
-	if st.Message != "" {
-		fmt.Fprintf(tw, "message\t%s\n", st.Message)
+	if v := st.Verdict; v != nil {
+		auto := "auto_rollback off"
+		if v.AutoRollback {
+			auto = "auto_rollback on"
+		}
+		fmt.Fprintf(tw, "verdict\t%s over %s (%s): %s\n", v.State, v.Window, auto, v.Reason)
 	}
 	cfg := "ok"
 	if st.Config.Error != "" {

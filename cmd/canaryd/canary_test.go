@@ -102,5 +102,31 @@ func TestAutoRollbackStopsTheErrors(t *testing.T) {
 	if !strings.Contains(p.stderr.String(), "CAUSE=auto") || !strings.Contains(p.stderr.String(), "errors (") {
 		t.Errorf("the rollback's log line lacks its cause and numbers:\n%s", p.stderr)
 	}
+
+	// A resume re-arms with a clean window: the errors that caused the
+	// rollback do not roll it back again.
+	mustCtl(t, a.socket, "resume")
+	time.Sleep(4 * judgeEvery)
+	if st := getStatus(t, a.socket); st.State != "canary" || st.LEDs.Canary != "green" {
+		t.Errorf("after resume: state %q, canary light %q; want canary, green", st.State, st.LEDs.Canary)
+	}
+	p.stop()
+}
+
+// judgeEvery is how often canaryd judges the canary (appliance/daemon).
+const judgeEvery = 250 * time.Millisecond
+
+func TestRollbackSurvivesAConfigWithoutCanary(t *testing.T) {
+	integration(t)
+	a, v1, v2 := seed(t)
+	p := a.start()
+	mustCtl(t, a.socket, "rollback")
+	a.writeConfig(a.config("", upstream{v1, 10, "stable"}))
+	eventually(t, a.socket, "canary removed", func(s status) bool { return s.State == "stable" })
+	a.writeConfig(a.config("v2", upstream{v1, 10, "stable"}, upstream{v2, 5, "canary"}))
+	st := eventually(t, a.socket, "canary back", func(s status) bool { return len(s.Upstreams) == 2 })
+	if st.State != "rolled_back" {
+		t.Fatalf("the same canary version came back %q, want still rolled_back", st.State)
+	}
 	p.stop()
 }

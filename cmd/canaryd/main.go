@@ -30,7 +30,8 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("canaryd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// A bad flag is one line; -h prints the flags.
+	fs.SetOutput(io.Discard)
 	opts := daemon.Options{Version: version}
 	fs.StringVar(&opts.ConfigDir, "config-dir", "/etc/canaryd", "the watched config `directory`")
 	fs.StringVar(&opts.StateDir, "state-dir", defaultStateDir(), "persisted state (the rollback latch)")
@@ -39,10 +40,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	demoMode := fs.Bool("demo", false, "run with two built-in demo backends (pong-v1 weight 10, pong-v2 weight 5)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+			return 0
+		}
+		fmt.Fprintf(stderr, "canaryd: %v (canaryd -h lists the flags)\n", err)
 		return 2
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "canaryd: unexpected argument %q (canaryd takes only flags)\n", fs.Arg(0))
+		return 2
+	}
+	switch opts.GPIO {
+	case "auto", "periph", "sim", "off":
+	default:
+		fmt.Fprintf(stderr, "canaryd: -gpio %q: want auto, periph, sim or off\n", opts.GPIO)
 		return 2
 	}
 	if *showVersion {
