@@ -197,31 +197,29 @@ func (w *Watcher) wait(first, last, now time.Time) time.Duration {
 // poll compares the directory's fingerprint every Poll interval. It returns
 // after a minute, so that Run tries inotify again.
 func (w *Watcher) poll(ctx context.Context, tick *time.Ticker, changed func()) {
-	t := time.NewTicker(w.opts.Poll)
-	defer t.Stop()
 	prev := fingerprint(w.dir)
 	changed()
 	retry := time.Now().Add(time.Minute)
-	for {
-		w.alive.Store(time.Now().UnixNano())
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		case <-t.C:
-			if fp := fingerprint(w.dir); fp != prev {
-				prev = fp
-				changed()
-			}
+	w.every(ctx, tick, func() bool {
+		if fp := fingerprint(w.dir); fp != prev {
+			prev = fp
+			changed()
 		}
-		if !w.opts.noInotify && time.Now().After(retry) {
-			return
-		}
-	}
+		return !w.opts.noInotify && time.Now().After(retry)
+	})
 }
 
 // pollUntilBack waits for the directory to exist again.
 func (w *Watcher) pollUntilBack(ctx context.Context, tick *time.Ticker) {
+	w.every(ctx, tick, func() bool {
+		fi, err := os.Stat(w.dir)
+		return err == nil && fi.IsDir()
+	})
+}
+
+// every calls done at each Poll interval until it returns true or ctx
+// ends, keeping the loop's heartbeat (tick) going meanwhile.
+func (w *Watcher) every(ctx context.Context, tick *time.Ticker, done func() bool) {
 	t := time.NewTicker(w.opts.Poll)
 	defer t.Stop()
 	for {
@@ -231,7 +229,7 @@ func (w *Watcher) pollUntilBack(ctx context.Context, tick *time.Ticker) {
 			return
 		case <-tick.C:
 		case <-t.C:
-			if fi, err := os.Stat(w.dir); err == nil && fi.IsDir() {
+			if done() {
 				return
 			}
 		}
