@@ -512,7 +512,11 @@ func TestLoadErrors(t *testing.T) {
 		{"canary section without version", map[string]string{"a.toml": listen + stable + upstream("c", "canary") + "[canary]\nwindow = \"1m\"\n"},
 			`a.toml:11: canary.version is required: upstream "c" is a canary ...`},
 		{"canary without stable", map[string]string{"a.toml": listen + upstream("c", "canary") + "[canary]\nversion = \"v2\"\n"},
-			`a.toml:3: upstream "c" is a canary, but no upstream has role = "stable" ...`},
+			`a.toml:3: upstream "c" is a canary, but no upstream with role = "stable" and a weight above 0 ...`},
+		{"canary with only a stable that is off", map[string]string{"a.toml": listen +
+			"[[upstream]]\nname = \"s\"\nurl = \"http://10.0.0.1:80\"\nrole = \"stable\"\nweight = 0\n" +
+			upstream("c", "canary") + "[canary]\nversion = \"v2\"\n"},
+			`a.toml:8: upstream "c" is a canary, but no upstream with role = "stable" and a weight above 0 ...`},
 
 		// Upstreams.
 		{"bad upstream name", map[string]string{"a.toml": listen + upstream("web 1", "stable")},

@@ -145,14 +145,14 @@ func decodeUpstreams(ts []*table, first string, errs *errorList) []Upstream {
 	var canary *Upstream
 	for i := range us {
 		switch {
-		case us[i].Role == Stable:
+		case us[i].Role == Stable && us[i].Weight > 0:
 			hasStable = true
 		case us[i].Role == Canary && canary == nil:
 			canary = &us[i]
 		}
 	}
 	if canary != nil && !hasStable {
-		errs.add(canary.Pos, `upstream %q is a canary, but no upstream has role = "stable" for it to roll back to`, canary.Name)
+		errs.add(canary.Pos, `upstream %q is a canary, but no upstream with role = "stable" and a weight above 0 is there to roll back to`, canary.Name)
 	}
 	return us
 }
