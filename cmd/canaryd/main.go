@@ -149,7 +149,7 @@ func printDemoBanner(w io.Writer, d *daemon.Daemon) {
               %[2]s -socket %[3]s rollback    (or: button, resume, promote)
 `, d.ProxyAddr(), ctl, d.Socket())
 	if a := d.AdminAddr(); a != "" {
-		fmt.Fprintf(w, "  status:     http://%s/v1/status\n", a)
+		fmt.Fprintf(w, "  status:     http://%s/  (the status page; /metrics for Prometheus)\n", a)
 	}
 	fmt.Fprintln(w, "\nCtrl-C stops the demo and removes its temporary files.")
 }
