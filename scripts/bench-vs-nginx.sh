@@ -26,6 +26,7 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'echo "bench-vs-nginx: failed at line $LINENO" >&2' ERR
 
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 UP=$(free_port); NG=$(free_port); CD=$(free_port)
@@ -77,8 +78,8 @@ for port in $UP $NG $CD; do
 done
 
 # The front nginx's worker does the proxying; its master only waits.
-NGINX_PIDS=$(pgrep -f "nginx: worker process" | while read -r p; do
-	grep -qs "$work/front" /proc/"$(cut -d' ' -f4 /proc/$p/stat)"/cmdline && echo "$p"; done)
+NGINX_PIDS=$( (pgrep -f "nginx: worker process" || true) | while read -r p; do
+	if grep -qs "$work/front" /proc/"$(cut -d' ' -f4 /proc/$p/stat 2>/dev/null)"/cmdline; then echo "$p"; fi; done)
 [ -n "$NGINX_PIDS" ] || { echo "bench-vs-nginx: front nginx worker not found" >&2; exit 1; }
 
 cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $t; }
