@@ -33,10 +33,9 @@ func (d *Daemon) metricsSnapshot() web.Snapshot {
 	mode := d.router.Mode()
 	s.State = string(mode)
 	s.CanaryPercent = tab.CanaryPercent(mode)
-	bounds := analysis.Bounds()
 	now := time.Now()
 	for _, u := range tab.Upstreams {
-		counts, sum, _ := u.Stats.Latency.Snapshot()
+		counts, sum, bounds := u.Stats.Latency.Snapshot()
 		cum := analysis.Cumulative(counts)
 		us := web.UpstreamSnapshot{
 			Name: u.Name, Role: string(u.Role), Weight: u.Weight,
