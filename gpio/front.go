@@ -366,13 +366,15 @@ func (f *Front) Press(ctx context.Context, long bool) error {
 		hold = LongPress + softLongExtra
 	}
 	// The release is timed from the call, not from when the button went
-	// down, so that it does not depend on how soon the pin was taken.
-	release := f.clock.Now().Add(hold)
+	// down, so that it does not depend on how soon the pin was taken. The
+	// timer starts before the press: its deadline is then fixed in one step
+	// of the clock, where Until and then NewTimer would let a clock that
+	// moved in between push the release later.
+	timer := f.clock.NewTimer(hold)
+	defer timer.Stop()
 	if err := f.drive(ctx, true); err != nil {
 		return err
 	}
-	timer := f.clock.NewTimer(f.clock.Until(release))
-	defer timer.Stop()
 	select {
 	case <-timer.Chan():
 	case <-ctx.Done():
