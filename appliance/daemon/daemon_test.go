@@ -99,10 +99,10 @@ func TestButtonPressRollsBackAndLongPressResumes(t *testing.T) {
 
 func waitFor(t *testing.T, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for !ok() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 3 s")
+			t.Fatal("condition not met within 10 s")
 		}
 		time.Sleep(time.Millisecond)
 	}

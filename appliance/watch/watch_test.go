@@ -26,7 +26,7 @@ func started(t *testing.T, dir string, opts Options) <-chan struct{} {
 	// The watch is in place once it signals its start.
 	select {
 	case <-signals:
-	case <-time.After(3 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("watcher did not start")
 	}
 	return signals
@@ -38,7 +38,7 @@ func expectSignals(t *testing.T, signals <-chan struct{}, want int) {
 	for i := range want {
 		select {
 		case <-signals:
-		case <-time.After(3 * time.Second):
+		case <-time.After(10 * time.Second):
 			t.Fatalf("got %d signals, want %d", i, want)
 		}
 	}

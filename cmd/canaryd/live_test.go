@@ -89,7 +89,7 @@ collect:
 			break collect
 		}
 	}
-	if pings < 4 || pings > 8 {
+	if pings < 3 || pings > 8 { // 6 on an idle machine
 		t.Errorf("%d watchdog pings in 3 s with WATCHDOG_USEC=1s, want about 6", pings)
 	}
 
