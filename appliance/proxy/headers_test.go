@@ -220,12 +220,7 @@ func TestHeadKeepsContentLength(t *testing.T) {
 		io.WriteString(w, "hello world")
 	}))
 	r := startProxy(t, defaults, stable("s", 1, b.addr()))
-	c, err := net.Dial("tcp", r.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := rawConn(t, r.addr)
 	br := bufio.NewReader(c)
 	io.WriteString(c, "HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
 

@@ -316,6 +316,20 @@ func post(t testing.TB, c *http.Client, url, body string) (int, string) {
 	return do(t, c, req)
 }
 
+// rawConn is a client connection to addr for tests that speak HTTP by
+// hand; every read and write on it fails after 10 s, and it is closed when
+// the test ends.
+func rawConn(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
+}
+
 // rawRequest writes a request exactly as given on a new connection to addr
 // and reads the response head and body.
 func rawRequest(t testing.TB, addr, request string) (*http.Response, string) {

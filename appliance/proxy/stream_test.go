@@ -247,12 +247,7 @@ func TestBodyUntilCloseIsRelayed(t *testing.T) {
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"+body)
 	})
 	r := startProxy(t, defaults, stable("s", 1, addr))
-	c, err := net.Dial("tcp", r.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := rawConn(t, r.addr)
 	br := bufio.NewReader(c)
 	for i := range 2 {
 		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -279,12 +274,7 @@ func TestHTTP10ClientGetsChunkedBodyWhole(t *testing.T) {
 		io.WriteString(w, "second piece")
 	}))
 	r := startProxy(t, defaults, stable("s", 1, b.addr()))
-	c, err := net.Dial("tcp", r.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := rawConn(t, r.addr)
 	io.WriteString(c, "GET / HTTP/1.0\r\nHost: x\r\n\r\n")
 	raw, err := io.ReadAll(c)
 	if err != nil {

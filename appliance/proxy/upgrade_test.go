@@ -70,12 +70,7 @@ func TestWebSocketUpgradePassesThrough(t *testing.T) {
 		t.Run(sp.name, func(t *testing.T) {
 			addr, got := wsBackend(t)
 			r := startProxy(t, defaults, stable("ws", 1, addr))
-			c, err := net.Dial("tcp", r.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(10 * time.Second))
+			c := rawConn(t, r.addr)
 			io.WriteString(c, "GET /chat HTTP/1.1\r\nHost: app.example\r\n"+sp.headers+
 				"Sec-WebSocket-Key: "+wsKey+"\r\nSec-WebSocket-Version: 13\r\n\r\n")
 			br := bufio.NewReader(c)
@@ -149,12 +144,7 @@ func TestRefusedUpgradeIsPassedOn(t *testing.T) {
 func TestUpgradeToRefusingUpstreamIsRetried(t *testing.T) {
 	addr, _ := wsBackend(t)
 	r := startProxy(t, defaults, canary("down", 1, refusedAddr(t)), stable("ws", 1, addr))
-	c, err := net.Dial("tcp", r.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := rawConn(t, r.addr)
 	io.WriteString(c, "GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: "+wsKey+"\r\nSec-WebSocket-Version: 13\r\n\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodGet})
