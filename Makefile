@@ -12,10 +12,20 @@ ARMENV  := GOOS=linux CGO_ENABLED=0
 TESTFLAGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help build arm demo test vet fmt-check test-race test-arm bench clean
+.PHONY: help build arm demo test vet fmt-check test-race test-arm test-image bench deb image e2e clean
+
+# The package version: Debian's rules (it starts with a digit), from the
+# newest v* tag, else 0.0 with the commit: 0.0~git20261201.fae91cf.
+DEBVERSION ?= $(shell bash scripts/debversion.sh)
+# make image: which Pi (arm64: Pi 3, 4, 5 on a 64-bit OS; armhf: every Pi on
+# a 32-bit OS), from which downloaded Raspberry Pi OS Lite image, to which file.
+ARCH   ?= arm64
+BASE   ?=
+OUT    ?= canary-pi.img
+CONFIG ?=
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 build: ## canaryd and canaryctl for this machine, into bin/
 	$(GOBUILD) -o bin/ $(CMDS)
@@ -28,7 +38,7 @@ arm: ## static binaries for the Pi, into bin/linux_armv6, bin/linux_armv7, bin/l
 demo: build ## run canaryd -demo: pong-v1 and pong-v2 at 10:5 on 127.0.0.1:8080
 	bin/canaryd -demo
 
-test: vet fmt-check test-race test-arm ## everything CI runs
+test: vet fmt-check test-race test-arm test-image ## everything CI runs
 
 vet: ## go vet
 	$(GO) vet ./...
@@ -44,8 +54,21 @@ test-arm: arm ## the tests on an ARMv6 (Pi Zero/1) and arm64 under qemu, then th
 	bash scripts/test-arm.sh
 	bash scripts/arm-demo-check.sh bin/linux_armv6
 
+test-image: build ## make image on a small stand-in Raspberry Pi OS image, checked file by file
+	bash scripts/image-test.sh
+
+deb: build arm ## Debian packages for the Pi (arm64, armhf) and this machine (amd64), into dist/
+	bash scripts/deb.sh $(DEBVERSION)
+
+image: build deb ## a Raspberry Pi OS image with canaryd: make image BASE=raspios.img.xz OUT=canary-pi.img [ARCH=arm64|armhf] [CONFIG=file.toml]
+	bash scripts/image.sh --base "$(BASE)" --out "$(OUT)" --arch "$(ARCH)" \
+		--deb dist/canaryd_$(DEBVERSION)_$(ARCH).deb $(if $(CONFIG),--config "$(CONFIG)")
+
+e2e: build deb ## boot a stand-in Raspberry Pi OS image under QEMU (arm64) with systemd; results in e2e-out/
+	bash scripts/e2e.sh
+
 bench: ## benchmarks of the appliance packages
 	$(GO) test -run '^$$' -bench . -benchmem ./appliance/... ./gpio/
 
 clean: ## remove bin/ and the test binaries
-	rm -rf bin/ dist/
+	rm -rf bin/ dist/ e2e-out/
