@@ -87,7 +87,10 @@ type Daemon struct {
 	cfg      *config.Config
 	gen      uint64
 	cfgErr   string
-	latch    state.Latch
+	// bootRefused: cfgErr is the boot partition's copy that the import
+	// refused, shown until a changed config directory applies.
+	bootRefused bool
+	latch       state.Latch
 
 	verdict    analysis.Verdict
 	rollbacks  map[string]uint64 // by cause, since start
@@ -121,6 +124,11 @@ func New(opts Options) (*Daemon, error) {
 	d.store = store
 	d.cfg, d.gen = cfg, 1
 	d.warnUnsupported(cfg)
+	if refusal := config.ImportRefusal(opts.ConfigDir); refusal != "" {
+		d.cfgErr, d.bootRefused = refusal, true
+		d.log.Error("config rejected, the last good one keeps serving", "MESSAGE_ID", MsgConfigRejected,
+			"CONFIG_DIR", opts.ConfigDir, "error", refusal)
+	}
 	d.latch = d.latchFor(latch, cfg)
 
 	if d.panel = opts.Panel; d.panel == nil {
@@ -330,7 +338,7 @@ func (d *Daemon) reload() error {
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err == nil && d.cfgErr == "" && cfg.Digest == d.cfg.Digest {
+	if err == nil && cfg.Digest == d.cfg.Digest && (d.cfgErr == "" || d.bootRefused) {
 		return nil
 	}
 	d.notify.Reloading()
@@ -339,7 +347,7 @@ func (d *Daemon) reload() error {
 		if msg := err.Error(); msg != d.cfgErr {
 			d.log.Error("config rejected, the last good one keeps serving", "MESSAGE_ID", MsgConfigRejected,
 				"CONFIG_DIR", d.opts.ConfigDir, "CONFIG_FILE", errorFile(err), "error", msg)
-			d.cfgErr = msg
+			d.cfgErr, d.bootRefused = msg, false
 		}
 		d.cfgRejects++
 		d.showLights()
@@ -349,7 +357,7 @@ func (d *Daemon) reload() error {
 	d.warnUnsupported(cfg)
 	newVersion := cfg.Canary.Version != d.cfg.Canary.Version
 	d.gen++
-	d.cfg, d.cfgErr = cfg, ""
+	d.cfg, d.cfgErr, d.bootRefused = cfg, "", false
 	d.latch = d.latchFor(d.latch, cfg)
 	tab := route.NewTable(cfg, d.gen, d.router.Table())
 	if newVersion {

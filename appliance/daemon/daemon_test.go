@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/canary-pi/canary-pi/appliance/analysis"
+	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/state"
 	"github.com/canary-pi/canary-pi/appliance/swrr"
 	"github.com/canary-pi/canary-pi/gpio"
@@ -28,6 +30,13 @@ func (h *handPanel) Presses() <-chan gpio.Press { return h.presses }
 // started runs a daemon with a stable and a canary upstream (nothing
 // listens on them: these tests never proxy) and the given panel.
 func started(t testing.TB, panel gpio.Panel) *Daemon {
+	t.Helper()
+	return startedWith(t, panel, func(string) {})
+}
+
+// startedWith is started with setup run on the config directory before
+// the daemon starts.
+func startedWith(t testing.TB, panel gpio.Panel, setup func(configDir string)) *Daemon {
 	t.Helper()
 	dir := t.TempDir()
 	sock, err := os.MkdirTemp("", "cpd")
@@ -57,6 +66,7 @@ role = "canary"
 	if err := os.WriteFile(filepath.Join(dir, "conf", "canaryd.toml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	setup(filepath.Join(dir, "conf"))
 	d, err := New(Options{ConfigDir: filepath.Join(dir, "conf"), StateDir: filepath.Join(dir, "state"),
 		Panel: panel, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -95,6 +105,43 @@ func TestButtonPressRollsBackAndLongPressResumes(t *testing.T) {
 	panel.presses <- gpio.Press{} // a press during a rollback changes nothing
 	panel.presses <- gpio.Press{Long: true}
 	waitFor(t, func() bool { return d.router.Mode() == state.Canary })
+}
+
+func TestBootPartitionRefusalShowsUntilTheConfigChanges(t *testing.T) {
+	const refusal = "/boot/firmware/canaryd refused, /etc/canaryd keeps its config: canaryd.toml:3: bad"
+	var confDir string
+	d := startedWith(t, gpio.Absent{}, func(dir string) {
+		confDir = dir
+		if err := os.WriteFile(filepath.Join(dir, config.RefusedFile), []byte(refusal+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
+	st := d.Status()
+	if st.Config.Error != refusal || st.LEDs.Status != string(gpio.GreenBlink) {
+		t.Fatalf("after a refused import: config.error %q, status LED %s; want the refusal and green-blink",
+			st.Config.Error, st.LEDs.Status)
+	}
+	if err := d.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := d.Status(); st.Config.Error != refusal {
+		t.Fatalf("a reload of the same directory cleared the refusal: config.error %q", st.Config.Error)
+	}
+	path := filepath.Join(confDir, "canaryd.toml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(string(data), "weight = 10", "weight = 20", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := d.Status(); st.Config.Error != "" || st.LEDs.Status != string(gpio.Green) {
+		t.Fatalf("after a changed config applied: config.error %q, status LED %s; want none and green",
+			st.Config.Error, st.LEDs.Status)
+	}
 }
 
 func waitFor(t *testing.T, ok func() bool) {

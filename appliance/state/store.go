@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/canary-pi/canary-pi/appliance/atomicfile"
 )
 
 // FileName is the latch's file in the state directory.
@@ -68,32 +70,8 @@ func (s *Store) Save(l Latch) error {
 		return err
 	}
 	data = append(data, '\n')
-	tmp, err := os.CreateTemp(s.dir, "."+FileName+".*")
-	if err != nil {
+	if err := atomicfile.Write(s.Path(), data, 0o600); err != nil {
 		return fmt.Errorf("save latch: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // a no-op after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save latch: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save latch: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save latch: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), s.Path()); err != nil {
-		return fmt.Errorf("save latch: %w", err)
-	}
-	d, err := os.Open(s.dir)
-	if err != nil {
-		return fmt.Errorf("save latch: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("save latch: sync %s: %w", s.dir, err)
 	}
 	return nil
 }
