@@ -71,8 +71,9 @@ echo "arm-demo-check: canaryd -demo ready on 127.0.0.1:$port after $((SECONDS - 
 
 got=
 for _ in $(seq 15); do
-	body=$(curl -sS --max-time 10 "http://127.0.0.1:$port/") || fail "curl http://127.0.0.1:$port/ failed"
-	got="${got:+$got }$(printf '%s' "$body" | tr -d '[:space:]')"
+	body=$(curl -sS --max-time 10 "http://127.0.0.1:$port/ping") || fail "curl http://127.0.0.1:$port/ping failed"
+	[[ $body =~ ^\{\"message\":\"(pong-v[12])\"\}$ ]] || fail "curl /ping answered $body, want the seed's {\"message\":\"pong-v1\"}"
+	got="${got:+$got }${BASH_REMATCH[1]}"
 done
 v1=$(grep -o 'pong-v1' <<<"$got" | wc -l)
 v2=$(grep -o 'pong-v2' <<<"$got" | wc -l)

@@ -28,22 +28,32 @@ func analyze(t *testing.T) string {
 // pointing at a freshly built canaryd, since verify checks the binary.
 func unitForHost(t *testing.T) string {
 	t.Helper()
+	return unitsForHost(t, map[string]string{"canaryd.service": "canaryd.service"})["canaryd.service"]
+}
+
+// unitsForHost copies units (installed name: file here) to a temporary
+// directory, with /usr/bin/canaryd replaced by a freshly built one.
+func unitsForHost(t *testing.T, units map[string]string) map[string]string {
+	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "canaryd")
 	build := exec.Command("go", "build", "-o", bin, "../cmd/canaryd")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	unit, err := os.ReadFile("canaryd.service")
-	if err != nil {
-		t.Fatal(err)
+	paths := map[string]string{}
+	for name, file := range units {
+		unit, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		paths[name] = filepath.Join(dir, name)
+		text := strings.ReplaceAll(string(unit), "/usr/bin/canaryd", bin)
+		if err := os.WriteFile(paths[name], []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	path := filepath.Join(dir, "canaryd.service")
-	text := strings.ReplaceAll(string(unit), "/usr/bin/canaryd", bin)
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return paths
 }
 
 func TestUnitVerifiesCleanly(t *testing.T) {
@@ -51,16 +61,12 @@ func TestUnitVerifiesCleanly(t *testing.T) {
 		t.Skip("builds canaryd")
 	}
 	sa := analyze(t)
-	service := unitForHost(t)
-	socket := filepath.Join(filepath.Dir(service), "canaryd.socket")
-	data, err := os.ReadFile("canaryd.socket")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(socket, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, unit := range []string{service, socket} {
+	units := unitsForHost(t, map[string]string{
+		"canaryd.service": "canaryd.service", "canaryd.socket": "canaryd.socket",
+		// A template verifies as one of its instances.
+		"canaryd-demo@pong-v1.service": "canaryd-demo@.service",
+	})
+	for _, unit := range units {
 		out, err := exec.Command(sa, "verify", unit).CombinedOutput()
 		if err != nil || len(strings.TrimSpace(string(out))) > 0 {
 			t.Fatalf("systemd-analyze verify %s: %v\n%s", filepath.Base(unit), err, out)

@@ -1,16 +1,19 @@
-// Package demo is canaryd's -demo mode: the seed article's two services
-// (pong-v1 in production, pong-v2 the candidate) as built-in backends, and a
-// config and state directory for them in a temporary directory.
+// Package demo is the seed article's two services, pong-v1 in production and
+// pong-v2 the candidate, as built-in backends: inside canaryd -demo with a
+// config and state directory of their own, or alone (canaryd -demo-backend)
+// as units of an appliance's first boot, before the real services exist.
 package demo
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 )
 
@@ -28,12 +31,25 @@ type Backend struct {
 	Name   string
 	Weight int
 	Role   string
+	Listen string // where canaryd -demo-backend serves it by default
 }
 
-// Backends are the seed demo's services.
+// Backends are the seed demo's services. Their Listen addresses are the
+// ones the packaged example config proxies to.
 var Backends = []Backend{
-	{Name: "pong-v1", Weight: 10, Role: "stable"},
-	{Name: "pong-v2", Weight: 5, Role: "canary"},
+	{Name: "pong-v1", Weight: 10, Role: "stable", Listen: "127.0.0.1:8001"},
+	{Name: "pong-v2", Weight: 5, Role: "canary", Listen: "127.0.0.1:8002"},
+}
+
+// DefaultListen is the address a demo backend serves on when none is given:
+// the Backends' own, else "" (the caller must choose one).
+func DefaultListen(name string) string {
+	for _, b := range Backends {
+		if b.Name == name {
+			return b.Listen
+		}
+	}
+	return ""
 }
 
 // Start starts the backends on loopback and writes a config that puts them
@@ -65,50 +81,26 @@ listen = "127.0.0.1:0"
 version = "pong-v2"
 `, listen, d.Socket)
 	for _, b := range Backends {
-		addr, err := d.serve(b.Name)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			d.Close()
 			return nil, err
 		}
+		srv := NewServer(b.Name)
+		d.servers = append(d.servers, srv)
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				fmt.Fprintf(os.Stderr, "demo backend %s: %v\n", b.Name, err)
+			}
+		}()
 		cfg += fmt.Sprintf("\n[[upstream]]\nname = %q\nurl = \"http://%s\"\nweight = %d\nrole = %q\n",
-			b.Name, addr, b.Weight, b.Role)
+			b.Name, ln.Addr(), b.Weight, b.Role)
 	}
 	if err := os.WriteFile(filepath.Join(d.ConfigDir, "canaryd.toml"), []byte(cfg), 0o644); err != nil {
 		d.Close()
 		return nil, err
 	}
 	return d, nil
-}
-
-// serve starts one backend answering its name, and returns its address.
-// GET /status/CODE answers with that status, to try the error accounting.
-func (d *Demo) serve(name string) (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, name)
-	})
-	mux.HandleFunc("GET /status/{code}", func(w http.ResponseWriter, r *http.Request) {
-		var code int
-		if _, err := fmt.Sscan(r.PathValue("code"), &code); err != nil || code < 200 || code > 599 {
-			http.Error(w, "want /status/200 to /status/599", http.StatusBadRequest)
-			return
-		}
-		w.WriteHeader(code)
-		fmt.Fprintln(w, name)
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	d.servers = append(d.servers, srv)
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintf(os.Stderr, "demo backend %s: %v\n", name, err)
-		}
-	}()
-	return ln.Addr().String(), nil
 }
 
 // Close stops the backends and removes the temporary directory.
@@ -119,4 +111,47 @@ func (d *Demo) Close() error {
 		s.Shutdown(ctx)
 	}
 	return os.RemoveAll(d.Dir)
+}
+
+// NewServer is one demo backend: it answers as the seed's gin service,
+// {"message":"NAME"} as JSON, on GET /ping and on every other path, and
+// GET /status/CODE answers with that status, to try the error accounting.
+func NewServer(name string) *http.Server {
+	body, _ := json.Marshal(map[string]string{"message": name})
+	answer := func(w http.ResponseWriter, code int) {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(code)
+		w.Write(body)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { answer(w, http.StatusOK) })
+	mux.HandleFunc("GET /status/{code}", func(w http.ResponseWriter, r *http.Request) {
+		code, err := strconv.Atoi(r.PathValue("code"))
+		if err != nil || code < 200 || code > 599 {
+			http.Error(w, "want /status/200 to /status/599", http.StatusBadRequest)
+			return
+		}
+		answer(w, code)
+	})
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+}
+
+// Serve runs one demo backend on addr until ctx ends.
+func Serve(ctx context.Context, name, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := NewServer(name)
+	go func() {
+		<-ctx.Done()
+		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(shut)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ package main
 // backends, driven as an operator would drive the appliance.
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -87,12 +88,8 @@ func TestDemoServesTenToFive(t *testing.T) {
 			t.Fatalf("canaryd -demo printed no banner within 20s: %q", banner)
 		}
 	}
-	var curlLine string
 	var ctlLines [][]string
 	for line := range strings.Lines(banner) {
-		if strings.Contains(line, "curl") {
-			curlLine = line
-		}
 		// "canaryctl:  bin/canaryctl -socket S rollback    (or: button, …)"
 		cmd, _, _ := strings.Cut(line, "(")
 		fields := strings.Fields(cmd)
@@ -103,8 +100,8 @@ func TestDemoServesTenToFive(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(curlLine, "curl") || !strings.Contains(curlLine, "http://"+addr+"/") {
-		t.Errorf("banner has no curl line for http://%s/:\n%s", addr, banner)
+	if !strings.Contains(banner, "curl http://"+addr+"/ping\n") {
+		t.Errorf("banner has no curl line for http://%s/ping:\n%s", addr, banner)
 	}
 	if len(ctlLines) < 2 {
 		t.Fatalf("banner has no canaryctl status and rollback lines:\n%s", banner)
@@ -119,7 +116,11 @@ func TestDemoServesTenToFive(t *testing.T) {
 	}
 
 	want := strings.Fields("pong-v1 pong-v2 pong-v1 pong-v1 pong-v2 pong-v1 pong-v1 pong-v2 pong-v1 pong-v1 pong-v2 pong-v1 pong-v1 pong-v2 pong-v1")
-	if got := sequence(t, addr, 15); !slices.Equal(got, want) {
+	var got []string
+	for range 15 {
+		got = append(got, ping(t, addr))
+	}
+	if !slices.Equal(got, want) {
 		t.Errorf("15 requests to the demo:\ngot  %v\nwant %v", got, want)
 	}
 
@@ -131,14 +132,126 @@ func TestDemoServesTenToFive(t *testing.T) {
 	if r := runCommand(t, rollbackCmd[0], rollbackCmd[1:]...); r.code != 0 {
 		t.Fatalf("the printed %q: exit %d, stderr %q", strings.Join(rollbackCmd, " "), r.code, r.stderr)
 	}
-	if got := sequence(t, addr, 15); count(got, "pong-v1") != 15 {
-		t.Errorf("15 requests after the printed rollback command: %v, want only pong-v1", got)
+	for range 15 {
+		if got := ping(t, addr); got != "pong-v1" {
+			t.Fatalf("a request after the printed rollback command reached %s, want only pong-v1", got)
+		}
 	}
 
 	p.stop()
 	if _, err := os.Stat(filepath.Dir(statusCmd[2])); !os.IsNotExist(err) {
 		t.Errorf("after the demo stopped, its directory %s is still there (%v)", filepath.Dir(statusCmd[2]), err)
 	}
+}
+
+// ping is GET /ping as the seed's curl does it: the message of the JSON
+// answer, {"message":"pong-v1"}.
+func ping(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := client.Get("http://" + addr + "/ping")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var answer struct{ Message string }
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "application/json; charset=utf-8" ||
+		json.Unmarshal(body, &answer) != nil {
+		t.Fatalf("GET /ping: %s, Content-Type %q, %q; want 200 and the seed's JSON", resp.Status, ct, body)
+	}
+	return answer.Message
+}
+
+func TestDemoBackendServesAlone(t *testing.T) {
+	integration(t)
+	addr := freeAddr(t)
+	p := startProcess(t, "canaryd", "-demo-backend", "pong-v2", "-listen", addr)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("canaryd -demo-backend did not listen on %s within 10 s: %s", addr, p.stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := ping(t, addr); got != "pong-v2" {
+		t.Errorf("GET /ping answered %q, want pong-v2", got)
+	}
+	resp, err := client.Get("http://" + addr + "/status/503")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("GET /status/503: %s, want 503", resp.Status)
+	}
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0", code)
+	}
+
+	r := runBinary(t, "canaryd", "-demo-backend", "pong-v3")
+	if r.code != 2 || !strings.Contains(r.stderr, "-listen") {
+		t.Errorf("-demo-backend pong-v3 without -listen: exit %d, %q; want 2 and a word about -listen", r.code, r.stderr)
+	}
+	oneLine(t, "its stderr", r.stderr)
+}
+
+func TestCheckConfig(t *testing.T) {
+	integration(t)
+	a := newAppliance(t)
+	a.writeConfig(a.config("v2", upstream{b: startBackend(t, "v1", 0, nil), weight: 10, role: "stable"}))
+	if r := runBinary(t, "canaryd", "-check-config", a.configDir); r.code != 0 || !strings.Contains(r.stdout, "valid") {
+		t.Errorf("-check-config of a valid directory: exit %d, stdout %q, stderr %q; want 0 and \"valid\"", r.code, r.stdout, r.stderr)
+	}
+	a.writeConfig("[proxy]\nlisten = 8080\n")
+	r := runBinary(t, "canaryd", "-check-config", a.configDir)
+	if r.code != 1 || !strings.Contains(r.stderr, "canaryd.toml:2") {
+		t.Errorf("-check-config of a broken file: exit %d, stderr %q; want 1 and the file and line", r.code, r.stderr)
+	}
+	oneLine(t, "its stderr", r.stderr)
+}
+
+func TestImportConfigInstallsAValidCopyAndRefusesABrokenOne(t *testing.T) {
+	integration(t)
+	a := newAppliance(t)
+	good := a.config("v2", upstream{b: startBackend(t, "v1", 0, nil), weight: 10, role: "stable"})
+	a.writeConfig(good)
+	card := t.TempDir()
+	edited := strings.Replace(good, "weight = 10", "weight = 20", 1)
+	if err := os.WriteFile(filepath.Join(card, "canaryd.toml"), []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := runBinary(t, "canaryd", "-import-config", card, "-config-dir", a.configDir); r.code != 0 || !strings.Contains(r.stdout, "installed") {
+		t.Fatalf("-import-config of a valid copy: exit %d, stdout %q, stderr %q; want 0 and installed", r.code, r.stdout, r.stderr)
+	}
+	if data, _ := os.ReadFile(filepath.Join(a.configDir, "canaryd.toml")); string(data) != edited {
+		t.Fatalf("the config dir after the import:\n%s\nwant the card's copy", data)
+	}
+
+	if err := os.WriteFile(filepath.Join(card, "canaryd.toml"), []byte("[proxy\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runBinary(t, "canaryd", "-import-config", card, "-config-dir", a.configDir)
+	if r.code != 0 || !strings.Contains(r.stderr, "refused") {
+		t.Errorf("-import-config of a broken copy: exit %d, stderr %q; want 0 (canaryd starts anyway) and refused", r.code, r.stderr)
+	}
+	oneLine(t, "its stderr", r.stderr)
+	if data, _ := os.ReadFile(filepath.Join(a.configDir, "canaryd.toml")); string(data) != edited {
+		t.Fatalf("a refused copy changed the config dir:\n%s", data)
+	}
+	p := a.start()
+	if st := getStatus(t, a.socket); st.LEDs.Status != "green-blink" || !strings.Contains(st.Config.Error, "refused") {
+		t.Errorf("canaryd after a refused import: leds.status %q, config.error %q; want green-blink and the refusal",
+			st.LEDs.Status, st.Config.Error)
+	}
+	p.stop()
 }
 
 func TestRollbackByCommandAndButton(t *testing.T) {

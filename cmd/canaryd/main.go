@@ -16,6 +16,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/activation"
 
+	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/daemon"
 	"github.com/canary-pi/canary-pi/appliance/demo"
 	"github.com/canary-pi/canary-pi/systemd"
@@ -39,6 +40,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&opts.Listen, "listen", "", "proxy `address`, overriding proxy.listen")
 	demoMode := fs.Bool("demo", false, "run with two built-in demo backends (pong-v1 weight 10, pong-v2 weight 5)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	checkDir := fs.String("check-config", "", "validate the config `directory`, print one line and exit: 0 valid, 1 not")
+	importDir := fs.String("import-config", "", "install this `directory`'s config into -config-dir when it changed since the last import and validates, then exit")
+	backend := fs.String("demo-backend", "", "serve one demo backend `NAME` ({\"message\":\"NAME\"}) on -listen and nothing else")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
@@ -62,6 +66,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "canaryd", version)
 		return 0
 	}
+	if *checkDir != "" {
+		return checkConfig(*checkDir, stdout, stderr)
+	}
+	if *importDir != "" {
+		return importConfig(*importDir, opts.ConfigDir, stdout, stderr)
+	}
 	// Signals are taken from the start: a SIGHUP or SIGTERM while starting
 	// must not kill the process with the default action.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -70,6 +80,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(hup, syscall.SIGHUP)
 
 	opts.Logger = systemd.NewLogger(stderr, slog.LevelInfo)
+	if *backend != "" {
+		return serveBackend(ctx, *backend, opts.Listen, opts.Logger, stderr)
+	}
 	opts.Notifier = &systemd.Notifier{}
 	inherited, err := activation.Listeners()
 	if err != nil {
@@ -121,6 +134,53 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// checkConfig validates a config directory as canaryd would load it.
+func checkConfig(dir string, stdout, stderr io.Writer) int {
+	cfg, err := config.Load(dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "canaryd: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: valid: %d upstreams in %d files\n", dir, len(cfg.Upstreams), len(cfg.Files))
+	return 0
+}
+
+// importConfig installs the config from a Pi's boot partition; the unit runs
+// it before each start. A refusal exits 0: canaryd must start anyway, on the
+// config it had, and shows the refusal.
+func importConfig(src, dst string, stdout, stderr io.Writer) int {
+	what, err := config.Import(src, dst)
+	switch {
+	case err != nil && config.ImportRefusal(dst) != "":
+		fmt.Fprintf(stderr, "canaryd: %v\n", err)
+	case err != nil:
+		fmt.Fprintf(stderr, "canaryd: import %s into %s: %v\n", src, dst, err)
+		return 1
+	case what == config.Installed:
+		fmt.Fprintf(stdout, "canaryd: installed the config from %s into %s\n", src, dst)
+	case what == config.Unchanged:
+		fmt.Fprintf(stdout, "canaryd: %s is unchanged since it was installed; %s keeps its config\n", src, dst)
+	}
+	return 0
+}
+
+// serveBackend runs one demo backend alone, as a unit of its own on an
+// appliance's first boot.
+func serveBackend(ctx context.Context, name, listen string, log *slog.Logger, stderr io.Writer) int {
+	if listen == "" {
+		if listen = demo.DefaultListen(name); listen == "" {
+			fmt.Fprintf(stderr, "canaryd: -demo-backend %s needs -listen ADDR (only pong-v1 and pong-v2 have a default)\n", name)
+			return 2
+		}
+	}
+	log.Info("demo backend serving", "BACKEND", name, "LISTEN", listen)
+	if err := demo.Serve(ctx, name, listen); err != nil {
+		fmt.Fprintf(stderr, "canaryd: -demo-backend %s: %v\n", name, err)
+		return 1
+	}
+	return 0
+}
+
 // defaultStateDir is systemd's StateDirectory= when set, else the FHS place.
 func defaultStateDir() string {
 	if dirs := os.Getenv("STATE_DIRECTORY"); dirs != "" {
@@ -144,7 +204,8 @@ func printDemoBanner(w io.Writer, d *daemon.Daemon) {
 	}
 	fmt.Fprintf(w, `canaryd demo: pong-v1 (stable, weight 10) and pong-v2 (canary, weight 5) behind http://%[1]s
 
-  curl:       for i in $(seq 15); do curl -s http://%[1]s/; done
+  curl:       curl http://%[1]s/ping
+              for i in $(seq 15); do curl -s http://%[1]s/ping; echo; done
   canaryctl:  %[2]s -socket %[3]s status
               %[2]s -socket %[3]s rollback    (or: button, resume, promote)
 `, d.ProxyAddr(), ctl, d.Socket())
