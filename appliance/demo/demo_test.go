@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/canary-pi/canary-pi/appliance/config"
 )
 
 func TestBackendAnswersAsTheSeedsGinService(t *testing.T) {
@@ -36,9 +38,20 @@ func TestBackendAnswersAsTheSeedsGinService(t *testing.T) {
 }
 
 func TestDefaultListenIsWhereTheExampleConfigPoints(t *testing.T) {
-	for name, want := range map[string]string{"pong-v1": "127.0.0.1:8001", "pong-v2": "127.0.0.1:8002", "mine": ""} {
-		if got := DefaultListen(name); got != want {
-			t.Errorf("DefaultListen(%q) = %q, want %q", name, got, want)
+	cfg, err := config.Load("../../packaging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts := map[string]bool{}
+	for _, u := range cfg.Upstreams {
+		hosts[u.URL.Host] = true
+	}
+	for _, b := range Backends {
+		if got := DefaultListen(b.Name); !hosts[got] {
+			t.Errorf("DefaultListen(%q) = %q: no upstream of the example config is there", b.Name, got)
 		}
+	}
+	if got := DefaultListen("mine"); got != "" {
+		t.Errorf("DefaultListen of a name of one's own = %q, want \"\" (it needs -listen)", got)
 	}
 }
