@@ -5,7 +5,9 @@
 #   canaryd_VERSION_armhf.deb  from bin/linux_armv6 (GOARM=6: every 32-bit Pi)
 #   canaryd_VERSION_amd64.deb  from bin/ if static, else a static build into
 #                              bin/linux_amd64 (for tests on this machine)
-# `make deb` builds the binaries first. DEB_ARCHES="amd64" builds a subset.
+# `make deb` builds the binaries first. DEB_ARCHES="amd64" builds a subset;
+# DEB_CONFIG=file ships another /etc/canaryd/canaryd.toml (scripts/deb-test.sh
+# makes an older package with it); DIST=dir writes elsewhere.
 # Every binary must be static (CGO_ENABLED=0): it is checked, not assumed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -92,7 +94,8 @@ touch -d "@$SOURCE_DATE_EPOCH" "$stage/changelog.gz"
 mkdir -p "$stage/tree/systemd" "$stage/tree/packaging/deb"
 cp README.md "$stage/tree/"
 cp systemd/canaryd.service systemd/canaryd.socket systemd/canaryd-demo@.service "$stage/tree/systemd/"
-cp packaging/nfpm.yaml packaging/canaryd.toml "$stage/tree/packaging/"
+cp packaging/nfpm.yaml "$stage/tree/packaging/"
+cp "${DEB_CONFIG:-packaging/canaryd.toml}" "$stage/tree/packaging/canaryd.toml"
 cp packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm \
 	packaging/deb/copyright packaging/deb/lintian-overrides "$stage/tree/packaging/deb/"
 chmod 0755 "$stage/tree/packaging/deb/postinst" "$stage/tree/packaging/deb/prerm" "$stage/tree/packaging/deb/postrm"
