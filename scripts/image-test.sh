@@ -17,6 +17,7 @@ cd "$ROOT"
 IMAGE=$ROOT/scripts/image.sh
 export MTOOLS_SKIP_CHECK=1 DEBUGFS_PAGER=__none__ PAGER=cat
 export CANARYD=${CANARYD:-$ROOT/bin/canaryd}
+export PATH=$PATH:/usr/sbin:/sbin # sfdisk, mkfs.*, debugfs: not in a user's PATH on Debian
 
 missing=()
 for t in sfdisk mkfs.vfat fsck.vfat mcopy mdir mtype mmd mkfs.ext4 debugfs e2fsck dumpe2fs dpkg-deb xz file truncate; do
@@ -247,6 +248,27 @@ check "NO_LAN_ADMIN=1: config in /etc/canaryd" grep -q '^\[proxy\]' <(e2cat "$N"
 check "NO_LAN_ADMIN=1: no token printed" test -z "$(grep -i 'bearer' "$T/nolan.out")"
 check "NO_LAN_ADMIN=1: gpio group not added twice" test "$(e2cat "$N" /etc/group | grep -c '^gpio:')" -eq 1
 check "NO_LAN_ADMIN=1: still one enable link, e2fsck clean" e2fsck -fn "$(ext "$N")"
+
+# --- 2b: again over the image of run 1, LAN admin: the existing gpio group used --
+rc=0
+bash "$IMAGE" --base "$O" --out "$T/again.img" --arch arm64 --deb "$DEB" >"$T/again.out" 2>"$T/again.err" || rc=$?
+A=$T/again.img
+check "again: exits 0" test $rc -eq 0
+check "again: /etc/group as run 1 left it" cmp -s <(e2cat "$A" /etc/group) "$T/group"
+check "again: admin.token owner root:gpio (the existing gid)" test "$(e2owner "$A" /etc/canaryd/admin.token)" = "0:${gid:-x}"
+check "again: a new token" test "$(e2cat "$A" /etc/canaryd/admin.token)" != "$token"
+check "again: e2fsck -fn clean" e2fsck -fn "$(ext "$A")"
+rm -f "$A"
+
+# --- 2c: without e2fsprogs' ?offset= (the dd-out-and-back path) -----------------
+rc=0
+IMAGE_NO_OFFSET=1 bash "$IMAGE" --base "$T/base.img" --out "$T/dd.img" --arch arm64 --deb "$DEB" >"$T/dd.out" 2>"$T/dd.err" || rc=$?
+check "without ?offset=: exits 0" test $rc -eq 0
+check "without ?offset=: /usr/bin/canaryd 0755, arm64" bash -c '[ "$1" = 0755 ] && grep -q "ARM aarch64" <<<"$2"' _ \
+	"$(e2mode "$T/dd.img" /usr/bin/canaryd)" "$(e2cat "$T/dd.img" /usr/bin/canaryd | file -b -)"
+check "without ?offset=: e2fsck -fn clean" e2fsck -fn "$(ext "$T/dd.img")"
+check "without ?offset=: no copy of the root partition left" test -z "$(ls "$T" | grep -e '\.rootfs$' -e '\.partial$')"
+rm -f "$T/dd.img"
 
 # --- 3: CONFIG -------------------------------------------------------------
 echo "--- CONFIG"

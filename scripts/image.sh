@@ -57,6 +57,9 @@ if [ -n "$CONFIG" ]; then
 	[ -f "$CONFIG" ] && [ -r "$CONFIG" ] || die "$CONFIG: no such config file"
 fi
 
+export MTOOLS_SKIP_CHECK=1 DEBUGFS_PAGER=__none__ PAGER=cat
+export PATH=$PATH:/usr/sbin:/sbin # sfdisk, debugfs, e2fsck: not in a user's PATH on Debian
+
 for t in sfdisk debugfs e2fsck dumpe2fs mdir mcopy mmd mdel dpkg-deb; do
 	command -v "$t" >/dev/null || die "needs $t (apt-get install fdisk e2fsprogs mtools dpkg)"
 done
@@ -68,14 +71,13 @@ outabs=$outdir/$(basename "$OUT")
 baseabs=$(cd "$(dirname "$BASE")" && pwd)/$(basename "$BASE")
 [ "$outabs" != "$baseabs" ] || die "--out is the base image itself; the base is never modified: pick another name"
 
-export MTOOLS_SKIP_CHECK=1 DEBUGFS_PAGER=__none__ PAGER=cat
-
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/canary-image.XXXXXX")
 chmod 700 "$tmp"
 case $OUT in *.xz) img=${outabs%.xz}.partial ;; *) img=$outabs.partial ;; esac
 ok=0
+rootcopy=$img.rootfs # the root partition, only without ?offset= support
 cleanup() {
-	rm -rf "$tmp"
+	rm -rf "$tmp" "$rootcopy"
 	if [ "$ok" != 1 ]; then rm -f "$img" "$img.xz"; fi
 }
 trap cleanup EXIT
@@ -110,7 +112,7 @@ esac
 # partition 1 FAT (type c, b or e) and partition 2 Linux (83) with ext4.
 want="want Raspberry Pi OS (partition 1 FAT, partition 2 ext4)"
 ln -s "$src" "$tmp/img"
-if ! sfdisk -d "$tmp/img" >"$tmp/table" 2>/dev/null; then
+if ! (cd "$tmp" && sfdisk -d img) >"$tmp/table" 2>/dev/null; then
 	die "$bname: $want; found no partition table"
 fi
 label=$(sed -n 's/^label: *//p' "$tmp/table")
@@ -118,7 +120,7 @@ label=$(sed -n 's/^label: *//p' "$tmp/table")
 secsize=$(sed -n 's/^sector-size: *//p' "$tmp/table")
 secsize=${secsize:-512}
 # "img1 : start=        8192, size=      131072, type=c[, bootable]"
-sed -n 's/^[^ ]*img\([0-9][0-9]*\) *: *start= *\([0-9][0-9]*\), *size= *\([0-9][0-9]*\), *type=\([0-9a-fA-F]*\).*/\1 \2 \3 \4/p' \
+sed -n 's/^img\([0-9][0-9]*\) *: *start= *\([0-9][0-9]*\), *size= *\([0-9][0-9]*\), *type=\([0-9a-fA-F]*\).*/\1 \2 \3 \4/p' \
 	"$tmp/table" >"$tmp/parts"
 nparts=$(wc -l <"$tmp/parts")
 if [ "$nparts" -eq 0 ]; then
@@ -141,6 +143,15 @@ extoff=$((s2 * secsize))
 fat="$src@@$fatoff"
 ext="$src?offset=$extoff"
 mdir -i "$fat" :: >/dev/null 2>&1 || die "$bname: $want; found partition 1 (type $t1) without a FAT file system"
+# e2fsprogs' unix io manager takes ?offset=BYTES (1.42 and later); without
+# it, the root partition is copied out, edited, and copied back.
+use_offset=1
+if [ "${IMAGE_NO_OFFSET:-0}" = 1 ] || ! dumpe2fs -h "$ext" >/dev/null 2>&1; then
+	dd if="$src" of="$rootcopy" bs=1M iflag=skip_bytes,count_bytes skip="$extoff" count=$((z2 * secsize)) conv=sparse status=none ||
+		die "$bname: cannot read partition 2"
+	use_offset=0
+	ext=$rootcopy
+fi
 dumpe2fs -h "$ext" >"$tmp/sb" 2>/dev/null || die "$bname: $want; found partition 2 (type 83) without an ext2/3/4 file system"
 grep -q '^Filesystem features:.*extent' "$tmp/sb" ||
 	die "$bname: $want; found partition 2 with an ext2/ext3 file system, not ext4"
@@ -242,7 +253,7 @@ if [ "$src" != "$img" ]; then
 fi
 chmod u+w "$img"
 fat="$img@@$fatoff"
-ext="$img?offset=$extoff"
+[ $use_offset = 0 ] || ext="$img?offset=$extoff"
 [ "$(stat -c %s "$img")" = "$imgsize" ] || die "$bname: the copy in $img is not the same size (disk full?)"
 
 # --- debugfs helpers --------------------------------------------------------
@@ -413,6 +424,12 @@ if command -v fsck.vfat >/dev/null; then
 	fsck.vfat -n "$tmp/fat.img" >"$tmp/fsckfat" 2>&1 ||
 		die "fsck.vfat -n finds errors in the boot partition after writing: $(sed -n 2p "$tmp/fsckfat")"
 	rm -f "$tmp/fat.img"
+fi
+
+if [ $use_offset = 0 ]; then
+	dd if="$rootcopy" of="$img" bs=1M oflag=seek_bytes seek="$extoff" conv=notrunc status=none ||
+		die "cannot write the root partition back into $img"
+	rm -f "$rootcopy"
 fi
 
 # --- OUT --------------------------------------------------------------------
