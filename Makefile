@@ -64,7 +64,9 @@ image: build deb ## a Raspberry Pi OS image with canaryd: make image BASE=raspio
 	bash scripts/image.sh --base "$(BASE)" --out "$(OUT)" --arch "$(ARCH)" \
 		--deb dist/canaryd_$(DEBVERSION)_$(ARCH).deb $(if $(CONFIG),--config "$(CONFIG)")
 
-e2e: build deb ## boot a stand-in Raspberry Pi OS image under QEMU (arm64) with systemd; results in e2e-out/
+e2e: build deb ## lintian, the amd64 package into a Debian root, then boot a stand-in Raspberry Pi OS image under QEMU (arm64); results in e2e-out/
+	lintian --fail-on error,warning dist/canaryd_$(DEBVERSION)_*.deb
+	bash scripts/deb-test.sh dist/canaryd_$(DEBVERSION)_amd64.deb
 	bash scripts/e2e.sh
 
 bench: ## benchmarks of the appliance packages
