@@ -219,12 +219,6 @@ fi
 
 token=
 if [ "$NO_LAN_ADMIN" != 1 ]; then
-	if l=$(admin_listen "$conf/canaryd.toml") && [ -n "$l" ]; then
-		# The package's example names the loopback default; lan-admin.toml
-		# sets it instead, and a key set in two files is an error.
-		awk -v n="$l" 'NR == n { print "# " $0 "   # set in lan-admin.toml by make image"; next } { print }' \
-			"$conf/canaryd.toml" >"$conf/canaryd.toml.new" && mv "$conf/canaryd.toml.new" "$conf/canaryd.toml"
-	fi
 	token=$(head -c 48 /dev/urandom | base64 | tr -d '/+=\n' | head -c 40)
 	[ ${#token} -eq 40 ] || die "could not generate an admin token"
 	cat >"$conf/lan-admin.toml" <<'EOF'
