@@ -453,7 +453,17 @@ var client = &http.Client{Timeout: 10 * time.Second}
 // name of the backend that answered.
 func get(t *testing.T, addr string) string {
 	t.Helper()
-	resp, err := client.Get("http://" + addr + "/")
+	resp, body := fetch(t, "http://"+addr+"/")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET http://%s/: %s: %s", addr, resp.Status, body)
+	}
+	return strings.TrimSpace(string(body))
+}
+
+// fetch GETs url and reads the whole answer.
+func fetch(t *testing.T, url string) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := client.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -462,10 +472,7 @@ func get(t *testing.T, addr string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET http://%s/: %s: %s", addr, resp.Status, body)
-	}
-	return strings.TrimSpace(string(body))
+	return resp, body
 }
 
 // sequence sends n sequential requests to addr and returns who answered each.

@@ -148,15 +148,7 @@ func TestDemoServesTenToFive(t *testing.T) {
 // answer, {"message":"pong-v1"}.
 func ping(t *testing.T, addr string) string {
 	t.Helper()
-	resp, err := client.Get("http://" + addr + "/ping")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, body := fetch(t, "http://"+addr+"/ping")
 	var answer struct{ Message string }
 	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "application/json; charset=utf-8" ||
 		json.Unmarshal(body, &answer) != nil {
@@ -183,12 +175,7 @@ func TestDemoBackendServesAlone(t *testing.T) {
 	if got := ping(t, addr); got != "pong-v2" {
 		t.Errorf("GET /ping answered %q, want pong-v2", got)
 	}
-	resp, err := client.Get("http://" + addr + "/status/503")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable {
+	if resp, _ := fetch(t, "http://"+addr+"/status/503"); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("GET /status/503: %s, want 503", resp.Status)
 	}
 	p.signal(syscall.SIGTERM)
