@@ -96,13 +96,19 @@ ${MAKE:-make} --no-print-directory image BASE="$work/base.img" OUT="$img" ARCH=a
 stage "make image"
 
 # Partition offsets from the MBR, as image.sh finds them.
-part_start() { sfdisk -J "$img" | jq -r ".partitiontable.partitions[$(($1 - 1))].start // 0"; }
-boot_off=$(($(part_start 1) * 512))
-root_off=$(($(part_start 2) * 512))
+part_start() { sfdisk -J "$1" | jq -r ".partitiontable.partitions[$(($2 - 1))].start // 0"; } # IMG N
+boot_off=$(($(part_start "$img" 1) * 512))
+root_off=$(($(part_start "$img" 2) * 512))
 [[ $boot_off -gt 0 && $root_off -gt 0 ]] || fail "no partitions 1 and 2 in $img"
 fat="$img@@$boot_off"
 rootfs="$img?offset=$root_off"
 debugfs_cmd() { debugfs -R "$1" "$rootfs" 2>/dev/null; }
+
+# Raspberry Pi Imager's files on the FAT partition are as they were.
+for f in cmdline.txt config.txt firstrun.sh user-data network-config; do
+	cmp -s <(mtype -i "$work/base.img@@$(($(part_start "$work/base.img" 1) * 512))" "::$f") <(mtype -i "$fat" "::$f") ||
+		fail "make image changed $f on the FAT partition"
+done
 
 token=$(debugfs_cmd "cat /etc/canaryd/admin.token" | tr -d '[:space:]')
 [[ -n $token ]] || fail "no /etc/canaryd/admin.token in the image (make image puts the status page on the LAN with a token)"
@@ -339,6 +345,13 @@ grep -q '^    MESSAGE_ID=f82c92e61a4b4515aff7a0f4a30df294' "$e/journal-verbose.t
 grep -q '^    CAUSE=' "$e/journal-verbose.txt" || fail "journal-verbose.txt: no structured CAUSE field on the rollback"
 [[ $(jq -r .state "$e/status-after-reboot.json") == rolled_back ]] || fail "status-after-reboot.json: state is not rolled_back"
 [[ $(jq -r '.upstreams[] | select(.name == "v1") | .weight' "$e/status-after-reboot.json") == 20 ]] || fail "status-after-reboot.json: v1's weight is not 20"
+grep -q '^    MESSAGE=.*simulated' "$e/journal-verbose.txt" || fail "journal-verbose.txt: canaryd did not say that the front panel is simulated (-gpio auto on a machine without the Pi's pins)"
+# Not asserted (yet): the incident report of the button's rollback.
+if n=$(jq length "$outdir/guest/boot2/incidents.json" 2>/dev/null) && [[ $n -ge 1 ]]; then
+	note "canaryctl incidents --json after the reboot: $n incident(s)"
+else
+	note "warning: canaryctl incidents --json after the reboot: $(head -c 200 "$outdir/guest/boot2/incidents.json")"
+fi
 [[ $(cat "$e/arch.txt") == aarch64 ]] || fail "arch.txt: $(cat "$e/arch.txt"), want aarch64"
 boots=$(grep -c . "$outdir/guest/boot2/boots.txt" || true)
 note "journal: $(grep -c '^    SYSLOG_IDENTIFIER=canaryd' "$e/journal-verbose.txt") canaryd entries over $((boots - 1)) boots"
