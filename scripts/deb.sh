@@ -94,7 +94,7 @@ touch -d "@$SOURCE_DATE_EPOCH" "$stage/changelog.gz"
 mkdir -p "$stage/tree/systemd" "$stage/tree/packaging/deb"
 cp README.md "$stage/tree/"
 cp systemd/canaryd.service systemd/canaryd.socket systemd/canaryd-demo@.service "$stage/tree/systemd/"
-cp packaging/nfpm.yaml "$stage/tree/packaging/"
+cp packaging/nfpm.yaml packaging/60-canaryd-gpio.rules "$stage/tree/packaging/"
 cp "${DEB_CONFIG:-packaging/canaryd.toml}" "$stage/tree/packaging/canaryd.toml"
 cp packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm \
 	packaging/deb/copyright packaging/deb/lintian-overrides "$stage/tree/packaging/deb/"

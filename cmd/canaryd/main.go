@@ -80,6 +80,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(hup, syscall.SIGHUP)
 
 	opts.Logger = systemd.NewLogger(stderr, slog.LevelInfo)
+	// Libraries that log with the log package (periph's GPIO drivers) write
+	// journal entries too, not bare lines with a timestamp of their own.
+	slog.SetDefault(opts.Logger)
 	if *backend != "" {
 		return serveBackend(ctx, *backend, opts.Listen, opts.Logger, stderr)
 	}
