@@ -85,13 +85,13 @@ work=$(mktemp -d /var/tmp/canary-e2e.XXXXXX)
 stage "tools; work dir $work, results in $outdir"
 
 # ---------------------------------------------------------------- base
-bash scripts/e2e-base.sh "$work/base.img" 2>&1 | sed 's/^/  /'
+bash scripts/e2e-base.sh "$work/base.img" 2>&1 | sed -u 's/^/  /'
 [[ ${PIPESTATUS[0]} == 0 ]] || fail "scripts/e2e-base.sh failed"
 stage "base image"
 
 # ---------------------------------------------------------------- make image
 img=$work/canary-pi.img
-${MAKE:-make} --no-print-directory image BASE="$work/base.img" OUT="$img" ARCH=arm64 2>&1 | tee "$outdir/make-image.log" | sed 's/^/  /'
+${MAKE:-make} --no-print-directory image BASE="$work/base.img" OUT="$img" ARCH=arm64 2>&1 | tee "$outdir/make-image.log" | sed -u 's/^/  /'
 [[ ${PIPESTATUS[0]} == 0 && -s $img ]] || fail "make image BASE=$work/base.img OUT=$img ARCH=arm64 failed (make-image.log)"
 stage "make image"
 
@@ -225,8 +225,8 @@ wait_qemu() { # wait_qemu SECONDS: the guest powers off and QEMU exits
 	return 1
 }
 wait_serving() { # until GET /ping answers through the :80 forward
-	local i
-	for ((i = 0; i < boot_timeout; i++)); do
+	local deadline=$((SECONDS + boot_timeout))
+	while ((SECONDS < deadline)); do
 		if curl -fsS -m 5 -o /dev/null "http://127.0.0.1:$http_port/ping" 2>/dev/null; then
 			return 0
 		fi
