@@ -54,7 +54,7 @@ test-arm: arm ## the tests on an ARMv6 (Pi Zero/1) and arm64 under qemu, then th
 	bash scripts/test-arm.sh
 	bash scripts/arm-demo-check.sh bin/linux_armv6
 
-test-image: build ## make image on a small stand-in Raspberry Pi OS image, checked file by file
+test-image: build arm ## make image on a small stand-in Raspberry Pi OS image, checked file by file
 	bash scripts/image-test.sh
 
 deb: build arm ## Debian packages for the Pi (arm64, armhf) and this machine (amd64), into dist/
