@@ -219,7 +219,12 @@ mkdir -p "$root/var/lib/private/canaryd"
 chmod 0700 "$root/var/lib/private"
 echo '{"rolled_back":true,"canary_version":"v2"}' >"$root/var/lib/private/canaryd/state.json"
 ln -s private/canaryd "$root/var/lib/canaryd"
-stage "(c) state in /var/lib/private/canaryd; dpkg --purge canaryd"
+# What the unit's ExecStartPre leaves in /etc/canaryd on a flashed Pi.
+mkdir -p "$root/boot/firmware/canaryd"
+cp "$root$conffile" "$root/boot/firmware/canaryd/"
+run_root "canaryd -import-config" canaryd -import-config /boot/firmware/canaryd -config-dir /etc/canaryd
+[ -f "$root/etc/canaryd/.imported" ] || fail "canaryd -import-config left no /etc/canaryd/.imported"
+stage "(c) state in /var/lib/private/canaryd, an import record in /etc/canaryd; dpkg --purge canaryd"
 run_root "purge" dpkg --purge canaryd
 got=$(in_root dpkg-query -W -f='${Status}' canaryd 2>/dev/null || true)
 case $got in "" | "unknown ok not-installed" | "deinstall ok not-installed") ;; *) fail "after purge: dpkg says '$got'" ;; esac

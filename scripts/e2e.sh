@@ -10,6 +10,8 @@
 #   between: v1's weight is edited 10 -> 20 in the FAT partition's canaryd/.
 #   boot 2: the rollback is still latched (only pong-v1), the new weight is
 #           live; the guest's report lands in e2e-out/.
+#   boot 3: a broken copy on the FAT partition is refused: the status LED
+#           blinks green, the status says why, the last good config serves.
 # Runs as root (the base image's chroot). Environment:
 #   E2E_OUT (default e2e-out at the repo root), E2E_KEEP=1 keeps the work dir,
 #   E2E_BOOT_TIMEOUT (s, default 300) for each boot to serve,
@@ -355,4 +357,35 @@ fi
 [[ $(cat "$e/arch.txt") == aarch64 ]] || fail "arch.txt: $(cat "$e/arch.txt"), want aarch64"
 boots=$(grep -c . "$outdir/guest/boot2/boots.txt" || true)
 note "journal: $(grep -c '^    SYSLOG_IDENTIFIER=canaryd' "$e/journal-verbose.txt") canaryd entries over $((boots - 1)) boots"
+stage "report: e2e-out/ from boot 2 checked"
+
+# ---------------------------------------------------------------- boot 3: a broken copy on the card
+# A typo made on a laptop: the import refuses it, /etc/canaryd keeps serving
+# (still rolled back, v1 still 20), the status LED blinks green and says why.
+sed -i 's#url = "http://127.0.0.1:8002"#url = "htp://127.0.0.1:8002"#' "$work/fatcfg/$edited"
+grep -q 'htp://' "$work/fatcfg/$edited" || fail "could not break the v2 url in canaryd/$edited"
+mcopy -o -i "$fat" "$work/fatcfg/$edited" "::canaryd/$edited"
+boot_qemu 3
+wait_serving 3
+wait_reply ready 120 || fail "boot 3: the guest's report unit did not say ready"
+ready=1
+st=$(admin_status) || fail "boot 3: GET /v1/status on the LAN port"
+err=$(jq -r .config.error <<<"$st")
+[[ $err == *"import refused"*"canaryd/$edited:"*"htp"* ]] ||
+	fail "boot 3: config.error is '$err', want the import's refusal naming canaryd/$edited and the bad url"
+[[ $(jq -r .leds.status <<<"$st") == green-blink ]] || fail "boot 3: status LED $(jq -r .leds.status <<<"$st") after a refused import, want green-blink"
+[[ $(jq -r .state <<<"$st") == rolled_back ]] || fail "boot 3: state $(jq -r .state <<<"$st"), want rolled_back still"
+[[ $(jq -r '.upstreams[] | select(.name == "v1") | .weight' <<<"$st") == 20 ]] || fail "boot 3: v1's weight changed under a refused import"
+read -r v1 v2 other <<<"$(count_pongs 10)"
+[[ $v1 == 10 && $other == 0 ]] || fail "boot 3: 10 requests gave $v1 pong-v1, $v2 pong-v2, $other other; want all pong-v1"
+send collect boot3
+wait_reply collect 120 || fail "boot 3: the guest did not collect its report"
+send poweroff
+wait_qemu 120 || fail "boot 3: the guest did not power off within 120 s"
+cp "$work/console-boot3.log" "$outdir/"
+rm -rf "$outdir/guest"
+fetch_out "$outdir/guest" || fail "no e2e-out/ on the FAT partition after boot 3"
+grep -q 'import refused' "$outdir/guest/boot3/journal-verbose.txt" || fail "boot 3: the refusal is not in journalctl -u canaryd"
+stage "boot 3: a broken copy on the FAT partition refused (status LED green-blink, /etc/canaryd kept serving), guest powered off"
+
 stage "PASS: e2e-out/ has systemctl-status.txt, journal-verbose.txt, status-after-reboot.json, arch.txt, the consoles"
