@@ -29,8 +29,8 @@ func (d *Daemon) analyze(ctx context.Context) {
 }
 
 // roles sums the analysis windows of each role.
-func roles(tab *route.Table, now time.Time) (canary, stable analysis.Counts) {
-	for _, u := range tab.Upstreams {
+func roles(plan *route.Plan, now time.Time) (canary, stable analysis.Counts) {
+	for _, u := range plan.Upstreams {
 		w := u.Stats.Window.Load()
 		if w == nil {
 			continue
@@ -48,19 +48,19 @@ func roles(tab *route.Table, now time.Time) (canary, stable analysis.Counts) {
 // logs a change, and rolls back when the verdict is bad and the config
 // asks for it.
 func (d *Daemon) judge(now time.Time) {
-	tab := d.router.Table()
-	canary, stable := roles(tab, now)
+	plan := d.router.Plan()
+	canary, stable := roles(plan, now)
 
 	d.mu.Lock()
 	policy := analysis.Policy{ErrorRate: d.cfg.Canary.ErrorRate, MinRequests: d.cfg.Canary.MinRequests}
 	v := analysis.Judge(canary, stable, policy)
-	if !tab.HasCanary {
+	if !plan.HasCanary {
 		v = analysis.Verdict{}
 	}
 	prev := d.verdict
 	d.verdict = v
 	version := d.cfg.Canary.Version
-	if prev.State != v.State && tab.HasCanary {
+	if prev.State != v.State && plan.HasCanary {
 		d.showLights()
 		switch v.State {
 		case analysis.Bad:
@@ -73,7 +73,7 @@ func (d *Daemon) judge(now time.Time) {
 	}
 	// Decided and done under one lock: a promotion or a new version in
 	// between must not be rolled back on the old numbers.
-	if d.cfg.Canary.AutoRollback && v.State == analysis.Bad && d.router.Mode() == state.Canary {
+	if d.cfg.Canary.AutoRollback && v.State == analysis.Bad && d.router.Plan().Mode == state.Canary {
 		d.rollbackLocked("auto", v.Reason)
 	}
 	d.mu.Unlock()

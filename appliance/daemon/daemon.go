@@ -137,8 +137,8 @@ func New(opts Options) (*Daemon, error) {
 		}
 	}
 
-	tab := route.NewTable(cfg, d.gen, nil)
-	d.router = route.NewRouter(tab, d.latch.ModeFor(tab.HasCanary))
+	plan := route.NewPlan(cfg, d.latch.ModeFor(cfg.HasCanary()), nil)
+	d.router = route.NewRouter(plan)
 	d.proxy = proxy.New(d.router, proxy.Options{
 		ConnectTimeout: cfg.Proxy.ConnectTimeout,
 		ReadTimeout:    cfg.Proxy.HeaderTimeout,
@@ -146,7 +146,7 @@ func New(opts Options) (*Daemon, error) {
 		UpstreamIdle:   cfg.Proxy.UpstreamIdle,
 		Logger:         d.log,
 	})
-	d.proxy.Prepare(tab)
+	d.proxy.Prepare(plan)
 	d.proxy.SetAccessLog(cfg.Proxy.AccessLog)
 
 	if d.token, err = readToken(cfg.Admin.TokenFile); err != nil {
@@ -241,7 +241,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	d.notify.Ready()
 	d.log.Info("canaryd serving", "LISTEN", d.ProxyAddr(), "ADMIN_SOCKET", d.Socket(),
-		"ADMIN_LISTEN", d.AdminAddr(), "GPIO", d.panel.Mode(), "STATE", string(d.router.Mode()),
+		"ADMIN_LISTEN", d.AdminAddr(), "GPIO", d.panel.Mode(), "STATE", string(d.router.Plan().Mode),
 		"CANARY_VERSION", version, "VERSION", d.opts.Version)
 
 	var runErr error
@@ -359,20 +359,20 @@ func (d *Daemon) reload() error {
 	d.gen++
 	d.cfg, d.cfgErr, d.bootRefused = cfg, "", false
 	d.latch = d.latchFor(d.latch, cfg)
-	tab := route.NewTable(cfg, d.gen, d.router.Table())
+	plan := route.NewPlan(cfg, d.latch.ModeFor(cfg.HasCanary()), d.router.Plan())
 	if newVersion {
 		// A new release is judged on its own requests, not its
 		// predecessor's errors.
-		tab.ResetWindows(config.Canary)
+		plan.ResetWindows(config.Canary)
 		d.verdict = analysis.Verdict{}
 	}
-	d.proxy.Prepare(tab)
+	d.proxy.Prepare(plan)
 	d.proxy.SetAccessLog(cfg.Proxy.AccessLog)
-	old := d.router.Publish(tab, d.latch.ModeFor(tab.HasCanary))
-	d.proxy.Retire(old, tab)
+	old := d.router.Publish(plan)
+	d.proxy.Retire(old, plan)
 	d.showLights()
 	d.log.Info("config applied", "MESSAGE_ID", MsgConfigApplied, "GENERATION", d.gen,
-		"UPSTREAMS", len(cfg.Upstreams), "CANARY_VERSION", cfg.Canary.Version, "STATE", string(d.router.Mode()))
+		"UPSTREAMS", len(cfg.Upstreams), "CANARY_VERSION", cfg.Canary.Version, "STATE", string(d.router.Plan().Mode))
 	return nil
 }
 
@@ -435,7 +435,7 @@ func (d *Daemon) Rollback(ctx context.Context, cause string) error {
 // rollbackLocked is Rollback with d.mu held, and the reason for an
 // automatic one, for the log.
 func (d *Daemon) rollbackLocked(cause, reason string) error {
-	next, err := d.latch.Rollback(d.router.Table().HasCanary, d.cfg.Canary.Version, cause, time.Now())
+	next, err := d.latch.Rollback(d.router.Plan().HasCanary, d.cfg.Canary.Version, cause, time.Now())
 	if err != nil || next == d.latch {
 		return err
 	}
@@ -459,14 +459,14 @@ func (d *Daemon) rollbackLocked(cause, reason string) error {
 // it cannot be, the canary stays out.
 func (d *Daemon) Resume(ctx context.Context, cause string) error {
 	return d.change(func(l state.Latch) (state.Latch, error) {
-		return l.Resume(d.router.Table().HasCanary)
+		return l.Resume(d.router.Plan().HasCanary)
 	}, "resumed: the canary takes its configured share", MsgResume, cause)
 }
 
 // Promote sends every new request to the canary.
 func (d *Daemon) Promote(ctx context.Context, cause string) error {
 	return d.change(func(l state.Latch) (state.Latch, error) {
-		return l.Promote(d.router.Table().HasCanary, d.cfg.Canary.Version, cause, time.Now())
+		return l.Promote(d.router.Plan().HasCanary, d.cfg.Canary.Version, cause, time.Now())
 	}, "promoted: all new requests go to the canary", MsgPromote, cause)
 }
 
@@ -485,11 +485,11 @@ func (d *Daemon) change(transition func(state.Latch) (state.Latch, error), what,
 	if d.latch.Latched() && !next.Latched() {
 		// Re-armed: the canary starts with a clean window, or the errors
 		// that caused the rollback would roll it back again at once.
-		d.router.Table().ResetWindows(config.Canary)
+		d.router.Plan().ResetWindows(config.Canary)
 		d.verdict = analysis.Verdict{}
 	}
 	d.latch = next
-	d.router.SetMode(next.ModeFor(d.router.Table().HasCanary))
+	d.router.SetMode(next.ModeFor(d.router.Plan().HasCanary))
 	d.showLights()
 	d.log.Warn(what, "MESSAGE_ID", msgID, "CAUSE", cause, "CANARY_VERSION", d.cfg.Canary.Version)
 	return nil
@@ -503,7 +503,7 @@ func (d *Daemon) Pause(ctx context.Context) error {
 // Button presses the button through the panel's own path.
 func (d *Daemon) Button(ctx context.Context, long bool) error {
 	// The press itself cannot carry a refusal back: say it first.
-	if !d.router.Table().HasCanary {
+	if !d.router.Plan().HasCanary {
 		return state.ErrNoCanary
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -556,42 +556,41 @@ func lights(m state.Mode, cfgErr string, v analysis.State) (status, canary gpio.
 
 // showLights shows the current state; d.mu is held.
 func (d *Daemon) showLights() {
-	d.panel.Show(lights(d.router.Mode(), d.cfgErr, d.verdict.State))
+	d.panel.Show(lights(d.router.Plan().Mode, d.cfgErr, d.verdict.State))
 }
 
 // Status is the daemon's state as the admin API shows it.
 func (d *Daemon) Status() admin.Status {
 	d.mu.Lock()
-	cfg, gen, cfgErr, latch, verdict := d.cfg, d.gen, d.cfgErr, d.latch, d.verdict
+	cfg, gen, cfgErr, latch, verdict, plan := d.cfg, d.gen, d.cfgErr, d.latch, d.verdict, d.router.Plan()
+	d.mu.Unlock()
+	mode := plan.Mode
 	// The lights as the state sets them, whether or not a panel shows them
 	// (-gpio off): status "off" means canaryd is not running.
-	status, canary := lights(d.router.Mode(), cfgErr, verdict.State)
-	d.mu.Unlock()
-	tab := d.router.Table()
-	mode := d.router.Mode()
+	status, canary := lights(mode, cfgErr, verdict.State)
 	now := time.Now()
 	st := admin.Status{
 		State:         string(mode),
 		CanaryVersion: cfg.Canary.Version,
-		CanaryPercent: round1(tab.CanaryPercent(mode)),
+		CanaryPercent: round1(plan.CanaryPercent()),
 		LEDs:          admin.LEDs{Status: string(status), Canary: string(canary)},
 		Config:        admin.ConfigInfo{Generation: gen, Error: cfgErr, Dir: d.opts.ConfigDir, Files: cfg.Files},
 		Version:       d.opts.Version,
 		Listen:        d.ProxyAddr(),
 		GPIO:          d.panel.Mode(),
 		StartedAt:     d.started.UTC().Format(time.RFC3339),
-		Upstreams:     make([]admin.Upstream, 0, len(tab.Upstreams)),
+		Upstreams:     make([]admin.Upstream, 0, len(plan.Upstreams)),
 	}
 	st.Message = message(mode, latch, verdict)
 	if latch.Latched() {
 		st.Latch = &admin.Latch{State: string(latch.Mode), Version: latch.Version, Cause: latch.Cause,
 			At: latch.At.UTC().Format(time.RFC3339)}
 	}
-	if tab.HasCanary {
+	if plan.HasCanary {
 		st.Verdict = &admin.Verdict{State: verdict.State.String(), Reason: verdict.Reason,
 			AutoRollback: cfg.Canary.AutoRollback, Window: cfg.Canary.Window.String()}
 	}
-	for _, u := range tab.Upstreams {
+	for _, u := range plan.Upstreams {
 		var c analysis.Counts
 		var span time.Duration
 		if w := u.Stats.Window.Load(); w != nil {
@@ -600,7 +599,7 @@ func (d *Daemon) Status() admin.Status {
 		st.Upstreams = append(st.Upstreams, admin.Upstream{
 			Name: u.Name, Role: string(u.Role), URL: u.URL.String(), Weight: u.Weight,
 			Requests: u.Stats.Requests.Load(), Errors: u.Stats.Errors.Load(),
-			Healthy: u.Weight > 0 && tab.Healthy(u, now), InFlight: u.Stats.InFlight.Load(),
+			Healthy: u.Weight > 0 && plan.Healthy(u, now), InFlight: u.Stats.InFlight.Load(),
 			WindowRequests: c.Requests, WindowErrors: c.Errors,
 			ErrorRate: round4(c.ErrorRate()), RatePerMin: round1(c.PerMinute(span)),
 			LatencyP50Ms: millis(c.Quantile(0.5)), LatencyP99Ms: millis(c.Quantile(0.99)),

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,10 +82,10 @@ role = "canary"
 
 // canaryPickable reports whether a new request could get the canary now.
 func canaryPickable(d *Daemon) bool {
-	tab := d.router.Table()
+	plan := d.router.Plan()
 	for range 3 { // 10:5 gives the canary one pick in three
 		var tried swrr.Set
-		if u := tab.Pick(&tried, time.Now()); u != nil && u.Role == "canary" {
+		if u := plan.Pick(&tried, time.Now()); u != nil && u.Role == "canary" {
 			return true
 		}
 	}
@@ -95,7 +96,7 @@ func TestButtonPressRollsBackAndLongPressResumes(t *testing.T) {
 	panel := &handPanel{presses: make(chan gpio.Press)}
 	d := started(t, panel)
 	panel.presses <- gpio.Press{}
-	waitFor(t, func() bool { return d.router.Mode() == state.RolledBack })
+	waitFor(t, func() bool { return d.router.Plan().Mode == state.RolledBack })
 	if canaryPickable(d) {
 		t.Fatal("the canary can still be picked after the press")
 	}
@@ -104,7 +105,7 @@ func TestButtonPressRollsBackAndLongPressResumes(t *testing.T) {
 	}
 	panel.presses <- gpio.Press{} // a press during a rollback changes nothing
 	panel.presses <- gpio.Press{Long: true}
-	waitFor(t, func() bool { return d.router.Mode() == state.Canary })
+	waitFor(t, func() bool { return d.router.Plan().Mode == state.Canary })
 }
 
 func TestBootPartitionRefusalShowsUntilTheConfigChanges(t *testing.T) {
@@ -142,6 +143,72 @@ func TestBootPartitionRefusalShowsUntilTheConfigChanges(t *testing.T) {
 		t.Fatalf("after a changed config applied: config.error %q, status LED %s; want none and green",
 			st.Config.Error, st.LEDs.Status)
 	}
+}
+
+// The guarantee the routing plan exists for: once Rollback returns, no new
+// pick goes to a canary, while reloads publish new plans and requests pick
+// from whichever plan is current.
+func TestNoCanaryPickAfterRollbackWhileReloadsRace(t *testing.T) {
+	var confDir string
+	d := startedWith(t, gpio.Absent{}, func(dir string) { confDir = dir })
+	path := filepath.Join(confDir, "canaryd.toml")
+	base, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { // reloads: the canary's weight moves between 1 and 9
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			text := strings.Replace(string(base), "weight = 5", fmt.Sprintf("weight = %d", 1+i%9), 1)
+			if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := d.Reload(ctx); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	for range 2 { // load: picks from the current plan all along
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				var tried swrr.Set
+				plan := d.router.Plan()
+				if u := plan.Pick(&tried, time.Now()); u != nil {
+					plan.Done(u, false, time.Now())
+				}
+			}
+		})
+	}
+	for round := range 50 {
+		if err := d.Rollback(ctx, "test"); err != nil {
+			t.Fatal(err)
+		}
+		for range 20 {
+			var tried swrr.Set
+			if u := d.router.Plan().Pick(&tried, time.Now()); u != nil && u.Role == config.Canary {
+				t.Fatalf("round %d: a pick after Rollback returned went to the canary %s", round, u.Name)
+			}
+		}
+		if err := d.Resume(ctx, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	wg.Wait()
 }
 
 func waitFor(t *testing.T, ok func() bool) {
@@ -192,7 +259,7 @@ func BenchmarkButtonToRollback(b *testing.B) {
 	for b.Loop() {
 		start := time.Now()
 		panel.presses <- gpio.Press{}
-		for d.router.Mode() != state.RolledBack {
+		for d.router.Plan().Mode != state.RolledBack {
 			runtime.Gosched()
 		}
 		total += time.Since(start)

@@ -21,7 +21,7 @@ func (d *Daemon) metricsSnapshot() web.Snapshot {
 		ConfigValid:      d.cfgErr == "",
 		Rollbacks:        make(map[string]uint64, len(d.rollbacks)),
 	}
-	if d.router.Table().HasCanary {
+	if d.router.Plan().HasCanary {
 		s.Verdict = d.verdict.State.String()
 	}
 	for cause, n := range d.rollbacks {
@@ -29,17 +29,17 @@ func (d *Daemon) metricsSnapshot() web.Snapshot {
 	}
 	d.mu.Unlock()
 
-	tab := d.router.Table()
-	mode := d.router.Mode()
+	plan := d.router.Plan()
+	mode := plan.Mode
 	s.State = string(mode)
-	s.CanaryPercent = tab.CanaryPercent(mode)
+	s.CanaryPercent = plan.CanaryPercent()
 	now := time.Now()
-	for _, u := range tab.Upstreams {
+	for _, u := range plan.Upstreams {
 		counts, sum, bounds := u.Stats.Latency.Snapshot()
 		cum := analysis.Cumulative(counts)
 		us := web.UpstreamSnapshot{
 			Name: u.Name, Role: string(u.Role), Weight: u.Weight,
-			Healthy: u.Weight > 0 && tab.Healthy(u, now), InFlight: u.Stats.InFlight.Load(),
+			Healthy: u.Weight > 0 && plan.Healthy(u, now), InFlight: u.Stats.InFlight.Load(),
 			Responses:      make(map[string]uint64, len(classNames)),
 			Errors:         u.Stats.Errors.Load(),
 			LatencyBounds:  bounds,

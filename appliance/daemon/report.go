@@ -52,13 +52,13 @@ func (d *Daemon) reportStatus(ctx context.Context) {
 
 // statusLine is e.g. "canary v2 33% healthy · 1520 req/min".
 func (d *Daemon) statusLine(now time.Time) string {
-	tab := d.router.Table()
-	mode := d.router.Mode()
+	plan := d.router.Plan()
+	mode := plan.Mode
 	var total uint64
 	healthy := true
-	for _, u := range tab.Upstreams {
+	for _, u := range plan.Upstreams {
 		total += u.Stats.Requests.Load()
-		if u.Role == config.Canary && u.Weight > 0 && !tab.Healthy(u, now) {
+		if u.Role == config.Canary && u.Weight > 0 && !plan.Healthy(u, now) {
 			healthy = false
 		}
 	}
@@ -74,7 +74,7 @@ func (d *Daemon) statusLine(now time.Time) string {
 		if !healthy {
 			verdict = "failing"
 		}
-		line = fmt.Sprintf("canary %s %.0f%% %s", version, tab.CanaryPercent(mode), verdict)
+		line = fmt.Sprintf("canary %s %.0f%% %s", version, plan.CanaryPercent(), verdict)
 	case state.RolledBack:
 		line = fmt.Sprintf("ROLLED BACK %s: all traffic to stable", version)
 	case state.Promoted:

@@ -86,19 +86,18 @@ func startProxy(t testing.TB, opts proxy.Options, ups ...config.Upstream) *rig {
 	}
 
 	cfg := &config.Config{Upstreams: ups}
-	tab := route.NewTable(cfg, 1, nil)
 	mode := state.Canary
-	if !tab.HasCanary {
+	if !cfg.HasCanary() {
 		mode = state.NoCanary
 	}
-	r := &rig{router: route.NewRouter(tab, mode), outcomes: map[string][]proxy.Outcome{}}
+	r := &rig{router: route.NewRouter(route.NewPlan(cfg, mode, nil)), outcomes: map[string][]proxy.Outcome{}}
 	opts.Observe = func(u *route.Upstream, o proxy.Outcome) {
 		r.mu.Lock()
 		r.outcomes[u.Name] = append(r.outcomes[u.Name], o)
 		r.mu.Unlock()
 	}
 	r.proxy = proxy.New(r.router, opts)
-	r.proxy.Prepare(tab)
+	r.proxy.Prepare(r.router.Plan())
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -130,7 +129,7 @@ func (r *rig) url(path string) string { return "http://" + r.addr + path }
 // upstream is the named upstream of the current table.
 func (r *rig) upstream(t testing.TB, name string) *route.Upstream {
 	t.Helper()
-	for _, u := range r.router.Table().Upstreams {
+	for _, u := range r.router.Plan().Upstreams {
 		if u.Name == name {
 			return u
 		}
@@ -151,7 +150,7 @@ func (r *rig) requests(t testing.TB, name string) uint64 {
 
 func (r *rig) healthy(t testing.TB, name string) bool {
 	t.Helper()
-	return r.router.Table().Healthy(r.upstream(t, name), time.Now())
+	return r.router.Plan().Healthy(r.upstream(t, name), time.Now())
 }
 
 // observed is what Options.Observe reported for the named upstream.
@@ -166,7 +165,7 @@ func (r *rig) observed(name string) []proxy.Outcome {
 func (r *rig) idle(t testing.TB) {
 	t.Helper()
 	eventually(t, 5*time.Second, "requests in flight to finish", func() bool {
-		for _, u := range r.router.Table().Upstreams {
+		for _, u := range r.router.Plan().Upstreams {
 			if u.Stats.InFlight.Load() != 0 {
 				return false
 			}

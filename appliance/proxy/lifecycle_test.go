@@ -221,9 +221,9 @@ func TestRetireClosesRemovedUpstreamPools(t *testing.T) {
 	}
 
 	cfg := &config.Config{Upstreams: []config.Upstream{stable("new", 1, named(t, "new").addr())}}
-	next := route.NewTable(cfg, 2, r.router.Table())
+	next := route.NewPlan(cfg, state.NoCanary, r.router.Plan())
 	r.proxy.Prepare(next)
-	r.proxy.Retire(r.router.Publish(next, state.NoCanary), next)
+	r.proxy.Retire(r.router.Publish(next), next)
 
 	eventually(t, 5*time.Second, "the idle connection to the retired upstream to close", func() bool {
 		return old.closed.Load() >= 1

@@ -151,13 +151,13 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Prepare gives every upstream of t its connection pool, reusing the pool of
-// an upstream with the same URL in the running table, so that a reload keeps
-// warm connections. Call it before publishing t.
-func (p *Proxy) Prepare(t *route.Table) {
+// Prepare gives every upstream of plan its connection pool, reusing the pool
+// of an upstream with the same URL in the running plan, so that a reload
+// keeps warm connections. Call it before publishing plan.
+func (p *Proxy) Prepare(plan *route.Plan) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, u := range t.Upstreams {
+	for _, u := range plan.Upstreams {
 		key := u.URL.String()
 		pl := p.pools[key]
 		if pl == nil {
@@ -171,7 +171,7 @@ func (p *Proxy) Prepare(t *route.Table) {
 // Retire closes the pools of upstreams that old had and current has not.
 // Requests still in flight on them finish; their connections then close
 // instead of going back to a pool.
-func (p *Proxy) Retire(old, current *route.Table) {
+func (p *Proxy) Retire(old, current *route.Plan) {
 	keep := map[string]bool{}
 	for _, u := range current.Upstreams {
 		keep[u.URL.String()] = true
@@ -372,9 +372,9 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		ctx.Request.SetBodyStream(body, body.left)
 	}
 
-	tab := p.router.Table()
+	plan := p.router.Plan()
 	var tried swrr.Set
-	u := tab.Pick(&tried, time.Now())
+	u := plan.Pick(&tried, time.Now())
 	if u == nil {
 		p.fail(ctx, fasthttp.StatusBadGateway, "no upstream is available")
 		return
@@ -386,7 +386,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		if p.accessLog.Load() {
 			ctx.SetUserValue(upstreamKey, u.Name)
 		}
-		resp, err := p.attempt(ctx, tab, u, body)
+		resp, err := p.attempt(ctx, plan, u, body)
 		if err == nil {
 			relay(ctx, resp)
 			break
@@ -396,7 +396,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		if !retried && retryable(&ctx.Request, err) {
-			if next := tab.PickRetry(&tried, time.Now()); next != nil {
+			if next := plan.PickRetry(&tried, p.router.Plan().Mode, time.Now()); next != nil {
 				p.log.Debug("retrying on another upstream", "UPSTREAM", u.Name, "error", err.Error())
 				u = next
 				continue
@@ -408,7 +408,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 }
 
 // attempt sends the request to u once and accounts for the outcome.
-func (p *Proxy) attempt(ctx *fasthttp.RequestCtx, tab *route.Table, u *route.Upstream, body *clientBody) (*upstreamResponse, error) {
+func (p *Proxy) attempt(ctx *fasthttp.RequestCtx, plan *route.Plan, u *route.Upstream, body *clientBody) (*upstreamResponse, error) {
 	pl := u.Transport.(*pool)
 	if pl.tls {
 		ctx.Request.URI().SetScheme("https")
@@ -432,18 +432,18 @@ func (p *Proxy) attempt(ctx *fasthttp.RequestCtx, tab *route.Table, u *route.Ups
 	case body.failed():
 		// The client went away or sent a broken body: nobody's failure.
 		resp.release()
-		tab.Done(u, false, end)
+		plan.Done(u, false, end)
 		return nil, err
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
 		// Our own pool limit, not the upstream's doing: not an attempt on
 		// it, and no sample for its error rate.
 		resp.release()
-		tab.Done(u, false, end)
+		plan.Done(u, false, end)
 		return nil, err
 	default:
 		o.Failed = true
 	}
-	p.account(tab, u, o, end)
+	p.account(plan, u, o, end)
 	if err != nil {
 		resp.release()
 		return nil, err
@@ -452,9 +452,9 @@ func (p *Proxy) attempt(ctx *fasthttp.RequestCtx, tab *route.Table, u *route.Ups
 }
 
 // account records the outcome of one attempt on u.
-func (p *Proxy) account(tab *route.Table, u *route.Upstream, o Outcome, end time.Time) {
+func (p *Proxy) account(plan *route.Plan, u *route.Upstream, o Outcome, end time.Time) {
 	u.Stats.Record(end, o.Status, o.Failed, o.Duration)
-	tab.Done(u, o.Failed, end)
+	plan.Done(u, o.Failed, end)
 	if p.opts.Observe != nil {
 		p.opts.Observe(u, o)
 	}

@@ -153,9 +153,9 @@ func TestReloadKeepsWarmConnections(t *testing.T) {
 	cfg := &config.Config{Upstreams: []config.Upstream{
 		stable("v1", 1, v1.addr()), canary("v2", 1, v2.addr()),
 	}}
-	next := route.NewTable(cfg, 2, r.router.Table())
+	next := route.NewPlan(cfg, state.Canary, r.router.Plan())
 	r.proxy.Prepare(next)
-	old := r.router.Publish(next, state.Canary)
+	old := r.router.Publish(next)
 	r.proxy.Retire(old, next)
 
 	seen := map[string]int{}

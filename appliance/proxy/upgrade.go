@@ -18,9 +18,9 @@ import (
 // goes to an upstream on a connection of its own, and once the upstream
 // answers 101 the two connections are spliced until either side closes.
 func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, upgrade string) {
-	tab := p.router.Table()
+	plan := p.router.Plan()
 	var tried swrr.Set
-	u := tab.Pick(&tried, time.Now())
+	u := plan.Pick(&tried, time.Now())
 	if u == nil {
 		p.fail(ctx, fasthttp.StatusBadGateway, "no upstream is available")
 		return
@@ -32,10 +32,10 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, upgrade string) {
 		if err == nil {
 			break
 		}
-		p.account(tab, u, Outcome{Failed: true}, time.Now())
+		p.account(plan, u, Outcome{Failed: true}, time.Now())
 		var next *route.Upstream
 		if !retried {
-			next = tab.PickRetry(&tried, time.Now())
+			next = plan.PickRetry(&tried, p.router.Plan().Mode, time.Now())
 		}
 		if next == nil {
 			p.failWith(ctx, err)
@@ -59,12 +59,12 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, upgrade string) {
 	if err != nil {
 		conn.Close()
 		o.Failed = true
-		p.account(tab, u, o, time.Now())
+		p.account(plan, u, o, time.Now())
 		p.failWith(ctx, err)
 		return
 	}
 	o.Status = resp.StatusCode()
-	p.account(tab, u, o, time.Now())
+	p.account(plan, u, o, time.Now())
 
 	if o.Status != fasthttp.StatusSwitchingProtocols {
 		// The upstream declined the upgrade: its answer is an ordinary

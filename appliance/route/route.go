@@ -1,7 +1,8 @@
 // Package route decides, for every request, which upstream gets it: the one
-// place where the canary's share of traffic is set. A Table is the routing
-// for one configuration; the Router holds the current Table and the mode
-// (canary, rolled back, promoted) and swaps both atomically.
+// place where the canary's share of traffic is set. A Plan is the routing of
+// one configuration in one mode (canary, rolled back, promoted), immutable
+// once published; the Router swaps in a new Plan, whole, with one atomic
+// store.
 package route
 
 import (
@@ -61,29 +62,33 @@ type Transport interface {
 	Close()
 }
 
-// Upstream is one configured upstream in a Table.
+// Upstream is one configured upstream in a Plan.
 type Upstream struct {
 	config.Upstream
 	Index     int
 	Stats     *Stats
-	Transport Transport // set by the engine before the table is published
+	Transport Transport // set by the engine before the plan is published
 }
 
-// Table is the routing for one configuration generation. Its upstream list
-// never changes; only the balancer state inside moves.
-type Table struct {
-	Generation uint64
-	Upstreams  []*Upstream
-	HasCanary  bool
+// Plan is where new requests may go: the upstreams of one config generation
+// and the mode that applies to them. A published Plan is never changed: a
+// reload, a rollback, a resume or a promotion publishes a new one. Plans of
+// one generation share its balancer, whose round-robin position and failure
+// counts move with every pick, as nginx's do.
+type Plan struct {
+	Upstreams []*Upstream
+	HasCanary bool
+	Mode      state.Mode
 
-	bal    *swrr.Balancer
-	canary swrr.Set // indexes of canary upstreams
-	stable swrr.Set
+	bal      *swrr.Balancer
+	canary   swrr.Set // indexes of canary upstreams
+	stable   swrr.Set
+	excluded swrr.Set // what Mode keeps out of the rotation
 }
 
-// NewTable builds the table for cfg. Upstreams that prev also had (by name)
-// keep their counters and their place in the round-robin.
-func NewTable(cfg *config.Config, generation uint64, prev *Table) *Table {
+// NewPlan builds the plan for cfg in mode m. Upstreams that prev also had
+// (by name) keep their counters and their place in the round-robin.
+func NewPlan(cfg *config.Config, m state.Mode, prev *Plan) *Plan {
 	old := map[string]*Upstream{}
 	if prev != nil {
 		for _, u := range prev.Upstreams {
@@ -92,7 +97,7 @@ func NewTable(cfg *config.Config, generation uint64, prev *Table) *Table {
 	}
 	from := make([]int, len(cfg.Upstreams))
 	span := analysis.NewWindow(cfg.Canary.Window).Span()
-	t := &Table{Generation: generation}
+	p := &Plan{}
 	peers := make([]swrr.Peer, len(cfg.Upstreams))
 	for i, cu := range cfg.Upstreams {
 		st := new(Stats)
@@ -103,25 +108,44 @@ func NewTable(cfg *config.Config, generation uint64, prev *Table) *Table {
 		if w := st.Window.Load(); w == nil || w.Span() != span {
 			st.Window.Store(analysis.NewWindow(cfg.Canary.Window))
 		}
-		t.Upstreams = append(t.Upstreams, &Upstream{Upstream: cu, Index: i, Stats: st})
+		p.Upstreams = append(p.Upstreams, &Upstream{Upstream: cu, Index: i, Stats: st})
 		peers[i] = swrr.Peer{Weight: cu.Weight, MaxFails: cu.MaxFails, FailTimeout: cu.FailTimeout}
 		if cu.Role == config.Canary {
-			t.canary.Add(i)
-			t.HasCanary = true
+			p.canary.Add(i)
+			p.HasCanary = true
 		} else {
-			t.stable.Add(i)
+			p.stable.Add(i)
 		}
 	}
-	t.bal = swrr.New(peers)
+	p.bal = swrr.New(peers)
 	if prev != nil {
-		t.bal.Carry(prev.bal, from)
+		p.bal.Carry(prev.bal, from)
 	}
-	return t
+	p.Mode, p.excluded = m, p.exclusions(m)
+	return p
+}
+
+// WithMode is the same generation's plan in mode m.
+func (p *Plan) WithMode(m state.Mode) *Plan {
+	next := *p
+	next.Mode, next.excluded = m, p.exclusions(m)
+	return &next
+}
+
+// exclusions is what mode m keeps out of this plan's rotation.
+func (p *Plan) exclusions(m state.Mode) swrr.Set {
+	switch m {
+	case state.RolledBack:
+		return p.canary
+	case state.Promoted:
+		return p.stable
+	}
+	return swrr.Set{}
 }
 
 // ResetWindows gives the upstreams of role a new, empty analysis window.
-func (t *Table) ResetWindows(role config.Role) {
-	for _, u := range t.Upstreams {
+func (p *Plan) ResetWindows(role config.Role) {
+	for _, u := range p.Upstreams {
 		if w := u.Stats.Window.Load(); w != nil && u.Role == role {
 			u.Stats.Window.Store(analysis.NewWindow(w.Span()))
 		}
@@ -131,46 +155,56 @@ func (t *Table) ResetWindows(role config.Role) {
 // Pick chooses an upstream for a new request. tried holds the upstreams
 // this request already tried; Pick adds the one it returns. It returns nil
 // when no upstream is left.
-func (t *Table) Pick(tried *swrr.Set, now time.Time) *Upstream {
-	if i := t.bal.Pick(tried, now); i >= 0 {
-		return t.Upstreams[i]
-	}
-	return nil
+func (p *Plan) Pick(tried *swrr.Set, now time.Time) *Upstream {
+	return p.pick(tried, p.excluded, now)
 }
 
 // PickRetry chooses an upstream for the retry of a request whose upstream
 // failed: a stable one when the mode allows it, so that the client does not
-// meet the canary's failure twice.
-func (t *Table) PickRetry(tried *swrr.Set, now time.Time) *Upstream {
-	avoid := *tried
-	avoid.Union(&t.canary)
-	if i := t.bal.TryPick(&avoid, now); i >= 0 {
+// meet the canary's failure twice. mode is the router's mode now, which may
+// be newer than the plan the request started on: a rollback reaches the
+// retries of requests already in flight too.
+func (p *Plan) PickRetry(tried *swrr.Set, mode state.Mode, now time.Time) *Upstream {
+	excluded := p.exclusions(mode)
+	avoid := excluded
+	avoid.Union(tried)
+	avoid.Union(&p.canary)
+	if i := p.bal.TryPick(&avoid, now); i >= 0 {
 		tried.Add(i)
-		return t.Upstreams[i]
+		return p.Upstreams[i]
 	}
-	return t.Pick(tried, now)
+	return p.pick(tried, excluded, now)
+}
+
+func (p *Plan) pick(tried *swrr.Set, excluded swrr.Set, now time.Time) *Upstream {
+	excluded.Union(tried)
+	if i := p.bal.Pick(&excluded, now); i >= 0 {
+		tried.Add(i)
+		return p.Upstreams[i]
+	}
+	return nil
 }
 
 // Done reports the end of a request to u; failed means u itself failed
 // (refused, reset, timed out), which counts toward its max_fails.
-func (t *Table) Done(u *Upstream, failed bool, now time.Time) {
-	t.bal.Done(u.Index, failed, now)
+func (p *Plan) Done(u *Upstream, failed bool, now time.Time) {
+	p.bal.Done(u.Index, failed, now)
 }
 
 // Healthy reports whether u is in the rotation as far as its failures go.
-func (t *Table) Healthy(u *Upstream, now time.Time) bool {
-	return !t.bal.Down(u.Index, now)
+func (p *Plan) Healthy(u *Upstream, now time.Time) bool {
+	return !p.bal.Down(u.Index, now)
 }
 
-// CanaryPercent is the share of new requests the canary gets in mode m,
-// from the configured weights.
-func (t *Table) CanaryPercent(m state.Mode) float64 {
-	switch m {
+// CanaryPercent is the share of new requests the canary gets under this
+// plan, from the configured weights.
+func (p *Plan) CanaryPercent() float64 {
+	switch p.Mode {
 	case state.Promoted:
 		return 100
 	case state.Canary:
 		var canary, all int
-		for _, u := range t.Upstreams {
+		for _, u := range p.Upstreams {
 			all += u.Weight
 			if u.Role == config.Canary {
 				canary += u.Weight
@@ -184,63 +218,35 @@ func (t *Table) CanaryPercent(m state.Mode) float64 {
 	return 0
 }
 
-// apply sets the balancer's exclusions for mode m.
-func (t *Table) apply(m state.Mode) {
-	switch m {
-	case state.RolledBack:
-		t.bal.Exclude(t.canary)
-	case state.Promoted:
-		t.bal.Exclude(t.stable)
-	default:
-		t.bal.Exclude(swrr.Set{})
-	}
-}
-
-// Router holds the current table and mode.
+// Router holds the plan new requests follow.
 type Router struct {
-	mu    sync.Mutex // serializes Publish and SetMode; the hot path does not take it
-	table atomic.Pointer[Table]
-	mode  atomic.Value // state.Mode
-	// prev is the table before the current one: requests that started on
-	// it may still retry on it, so a mode change reaches it too.
-	prev *Table
+	mu   sync.Mutex // serializes the writers; the hot path only loads plan
+	plan atomic.Pointer[Plan]
 }
 
-// NewRouter returns a router serving t in mode m.
-func NewRouter(t *Table, m state.Mode) *Router {
+// NewRouter returns a router serving p.
+func NewRouter(p *Plan) *Router {
 	r := &Router{}
-	t.apply(m)
-	r.mode.Store(m)
-	r.table.Store(t)
+	r.plan.Store(p)
 	return r
 }
 
-// Table is the current table.
-func (r *Router) Table() *Table { return r.table.Load() }
+// Plan is the plan new requests follow now.
+func (r *Router) Plan() *Plan { return r.plan.Load() }
 
-// Mode is the current mode.
-func (r *Router) Mode() state.Mode { return r.mode.Load().(state.Mode) }
-
-// Publish makes t (in mode m) the table for every request that starts after
-// it returns, and returns the table it replaced. Requests that already
-// picked an upstream from the old table finish there.
-func (r *Router) Publish(t *Table, m state.Mode) *Table {
+// Publish makes p the plan of every request that starts after it returns,
+// and returns the plan it replaced. Requests that already picked an
+// upstream from the old plan finish there.
+func (r *Router) Publish(p *Plan) *Plan {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	t.apply(m)
-	r.mode.Store(m)
-	r.prev = r.table.Swap(t)
-	return r.prev
+	return r.plan.Swap(p)
 }
 
-// SetMode switches the mode. Once it returns, no request that starts picking
-// afterwards can get an upstream the mode excludes.
+// SetMode publishes the current plan in mode m. Once it returns, no pick
+// that starts afterwards, first try or retry, gets an upstream m excludes.
 func (r *Router) SetMode(m state.Mode) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.table.Load().apply(m)
-	if r.prev != nil {
-		r.prev.apply(m)
-	}
-	r.mode.Store(m)
+	r.plan.Store(r.plan.Load().WithMode(m))
 }

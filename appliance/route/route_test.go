@@ -19,11 +19,11 @@ func upstream(name string, weight int, role config.Role) config.Upstream {
 	return config.Upstream{Name: name, URL: u, Weight: weight, Role: role, MaxFails: 1, FailTimeout: 10 * time.Second}
 }
 
-func table(us ...config.Upstream) *Table {
-	return NewTable(&config.Config{Upstreams: us}, 1, nil)
+func plan(m state.Mode, us ...config.Upstream) *Plan {
+	return NewPlan(&config.Config{Upstreams: us}, m, nil)
 }
 
-func picks(tab *Table, n int) map[string]int {
+func picks(tab *Plan, n int) map[string]int {
 	got := map[string]int{}
 	for range n {
 		var tried swrr.Set
@@ -49,9 +49,8 @@ func TestModeDecidesWhichRoleGetsTraffic(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.mode), func(t *testing.T) {
-			tab := table(upstream("v1", 10, config.Stable), upstream("v2", 5, config.Canary))
-			r := NewRouter(tab, tt.mode)
-			got := picks(r.Table(), 30)
+			r := NewRouter(plan(tt.mode, upstream("v1", 10, config.Stable), upstream("v2", 5, config.Canary)))
+			got := picks(r.Plan(), 30)
 			if len(got) != len(tt.want) || got["v1"] != tt.want["v1"] || got["v2"] != tt.want["v2"] {
 				t.Fatalf("picks %v, want %v", got, tt.want)
 			}
@@ -60,8 +59,7 @@ func TestModeDecidesWhichRoleGetsTraffic(t *testing.T) {
 }
 
 func TestRollbackAppliesToThePickAfterItReturns(t *testing.T) {
-	tab := table(upstream("v1", 1, config.Stable), upstream("v2", 1, config.Canary))
-	r := NewRouter(tab, state.Canary)
+	r := NewRouter(plan(state.Canary, upstream("v1", 1, config.Stable), upstream("v2", 1, config.Canary)))
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	for range 4 {
@@ -70,13 +68,13 @@ func TestRollbackAppliesToThePickAfterItReturns(t *testing.T) {
 			defer wg.Done()
 			for !stop.Load() {
 				var tried swrr.Set
-				r.Table().Pick(&tried, now)
+				r.Plan().Pick(&tried, now)
 			}
 		}()
 	}
 	time.Sleep(10 * time.Millisecond)
 	r.SetMode(state.RolledBack)
-	if got := picks(r.Table(), 100); got["v2"] != 0 {
+	if got := picks(r.Plan(), 100); got["v2"] != 0 {
 		t.Errorf("after SetMode returned the canary still got %d picks", got["v2"])
 	}
 	stop.Store(true)
@@ -84,23 +82,21 @@ func TestRollbackAppliesToThePickAfterItReturns(t *testing.T) {
 }
 
 func TestRetryPrefersStable(t *testing.T) {
-	tab := table(upstream("c1", 100, config.Canary), upstream("s1", 1, config.Stable), upstream("c2", 100, config.Canary))
-	NewRouter(tab, state.Canary)
+	tab := plan(state.Canary, upstream("c1", 100, config.Canary), upstream("s1", 1, config.Stable), upstream("c2", 100, config.Canary))
 	for range 20 {
 		var tried swrr.Set
 		tried.Add(0) // c1 failed
-		if u := tab.PickRetry(&tried, now); u.Name != "s1" {
+		if u := tab.PickRetry(&tried, tab.Mode, now); u.Name != "s1" {
 			t.Fatalf("retry went to %s, want the stable s1", u.Name)
 		}
 	}
 }
 
 func TestRetryFallsBackToAnotherCanaryWhenPromoted(t *testing.T) {
-	tab := table(upstream("c1", 1, config.Canary), upstream("s1", 1, config.Stable), upstream("c2", 1, config.Canary))
-	NewRouter(tab, state.Promoted)
+	tab := plan(state.Promoted, upstream("c1", 1, config.Canary), upstream("s1", 1, config.Stable), upstream("c2", 1, config.Canary))
 	var tried swrr.Set
 	tried.Add(0)
-	if u := tab.PickRetry(&tried, now); u == nil || u.Name != "c2" {
+	if u := tab.PickRetry(&tried, tab.Mode, now); u == nil || u.Name != "c2" {
 		t.Fatalf("retry while promoted: %v, want c2", u)
 	}
 	if !tried.Has(2) {
@@ -109,11 +105,11 @@ func TestRetryFallsBackToAnotherCanaryWhenPromoted(t *testing.T) {
 }
 
 func TestCountersSurviveAReloadByName(t *testing.T) {
-	old := table(upstream("v1", 1, config.Stable), upstream("v2", 1, config.Canary))
+	old := plan(state.Canary, upstream("v1", 1, config.Stable), upstream("v2", 1, config.Canary))
 	old.Upstreams[1].Stats.Requests.Add(7)
-	next := NewTable(&config.Config{Upstreams: []config.Upstream{
+	next := NewPlan(&config.Config{Upstreams: []config.Upstream{
 		upstream("v2", 3, config.Canary), upstream("v3", 1, config.Stable),
-	}}, 2, old)
+	}}, state.Canary, old)
 	if got := next.Upstreams[0].Stats.Requests.Load(); got != 7 {
 		t.Errorf("v2 kept %d requests, want 7", got)
 	}
@@ -123,30 +119,47 @@ func TestCountersSurviveAReloadByName(t *testing.T) {
 }
 
 func TestCanaryPercent(t *testing.T) {
-	tab := table(upstream("v1", 10, config.Stable), upstream("v2", 5, config.Canary), upstream("off", 0, config.Canary))
+	tab := plan(state.Canary, upstream("v1", 10, config.Stable), upstream("v2", 5, config.Canary), upstream("off", 0, config.Canary))
 	for mode, want := range map[state.Mode]float64{
 		state.Canary: 100.0 / 3, state.RolledBack: 0, state.Promoted: 100, state.NoCanary: 0,
 	} {
-		if got := tab.CanaryPercent(mode); got < want-0.01 || got > want+0.01 {
+		if got := tab.WithMode(mode).CanaryPercent(); got < want-0.01 || got > want+0.01 {
 			t.Errorf("%s: %.2f%%, want %.2f%%", mode, got, want)
 		}
 	}
 }
 
-func TestPublishSwapsTableAndKeepsMode(t *testing.T) {
-	r := NewRouter(table(upstream("v1", 1, config.Stable), upstream("v2", 1, config.Canary)), state.RolledBack)
-	next := table(upstream("v1", 1, config.Stable), upstream("v2", 9, config.Canary))
-	r.Publish(next, r.Mode())
-	if r.Table() != next {
-		t.Fatal("table not swapped")
+func TestAPublishedPlanNeverChanges(t *testing.T) {
+	first := plan(state.Canary, upstream("v1", 1, config.Stable), upstream("v2", 1, config.Canary))
+	r := NewRouter(first)
+	r.SetMode(state.RolledBack)
+	if first.Mode != state.Canary || r.Plan() == first || r.Plan().Mode != state.RolledBack {
+		t.Fatalf("SetMode: the first plan says %s, the router's %s; want the first unchanged and a new plan rolled back",
+			first.Mode, r.Plan().Mode)
+	}
+	// A request that started on the first plan still picks by it...
+	if got := picks(first, 20); got["v2"] == 0 {
+		t.Errorf("the first plan lost its canary: %v", got)
+	}
+	// ...but its retry follows the router's mode now.
+	for range 10 {
+		var tried swrr.Set
+		tried.Add(0) // v1 failed
+		if u := first.PickRetry(&tried, r.Plan().Mode, now); u != nil && u.Role == config.Canary {
+			t.Fatalf("a retry after the rollback went to the canary %s", u.Name)
+		}
+	}
+	next := plan(state.RolledBack, upstream("v1", 1, config.Stable), upstream("v2", 9, config.Canary))
+	if old := r.Publish(next); old.Mode != state.RolledBack || r.Plan() != next {
+		t.Fatal("Publish did not swap in the new plan and return the old one")
 	}
 	if got := picks(next, 20); got["v2"] != 0 {
-		t.Errorf("published table ignores the rollback: %v", got)
+		t.Errorf("a rolled-back plan picked the canary: %v", got)
 	}
 }
 
 func BenchmarkSetMode(b *testing.B) {
-	r := NewRouter(table(upstream("v1", 10, config.Stable), upstream("v2", 5, config.Canary)), state.Canary)
+	r := NewRouter(plan(state.Canary, upstream("v1", 10, config.Stable), upstream("v2", 5, config.Canary)))
 	modes := []state.Mode{state.RolledBack, state.Canary}
 	i := 0
 	for b.Loop() {
@@ -158,12 +171,11 @@ func BenchmarkSetMode(b *testing.B) {
 func TestRetryDoesNotForgiveAFailedStable(t *testing.T) {
 	// The stable refused; the retry finds no other stable and goes to the
 	// canary, but the stable's failure must stand.
-	tab := table(upstream("s1", 1, config.Stable), upstream("c1", 1, config.Canary))
-	NewRouter(tab, state.Canary)
+	tab := plan(state.Canary, upstream("s1", 1, config.Stable), upstream("c1", 1, config.Canary))
 	tab.Done(tab.Upstreams[0], true, now)
 	var tried swrr.Set
 	tried.Add(0)
-	if u := tab.PickRetry(&tried, now); u == nil || u.Name != "c1" {
+	if u := tab.PickRetry(&tried, tab.Mode, now); u == nil || u.Name != "c1" {
 		t.Fatalf("retry: %v, want c1", u)
 	}
 	if tab.Healthy(tab.Upstreams[0], now) {

@@ -41,9 +41,8 @@ func (s *Set) Union(o *Set) {
 // Balancer picks peers. It is safe for concurrent use and does not allocate
 // on Pick or Done.
 type Balancer struct {
-	mu       sync.Mutex
-	peers    []state
-	excluded Set
+	mu    sync.Mutex
+	peers []state
 }
 
 // state is nginx's ngx_http_upstream_rr_peer_t, reduced to what
@@ -71,17 +70,10 @@ func New(peers []Peer) *Balancer {
 	return b
 }
 
-// Exclude takes the peers in s out of the rotation (and puts every other
-// peer back) for every Pick that starts after it returns. Excluded peers keep
-// their round-robin state, so putting them back resumes their sequence.
-func (b *Balancer) Exclude(s Set) {
-	b.mu.Lock()
-	b.excluded = s
-	b.mu.Unlock()
-}
-
-// Pick chooses the next peer not in tried and not excluded, adds it to
-// tried and returns its index. When no peer can be picked it returns -1 and,
+// Pick chooses the next peer not in tried, adds it to tried and returns its
+// index. A caller keeps peers out of the rotation (a rollback's canaries) by
+// putting them in tried: skipped peers keep their round-robin state, so
+// letting them back in resumes their sequence. When no peer can be picked it returns -1 and,
 // as nginx does, clears every peer's failure count so that the next request
 // finds them live again.
 func (b *Balancer) Pick(tried *Set, now time.Time) int {
@@ -102,7 +94,7 @@ func (b *Balancer) pick(tried *Set, now time.Time, reset bool) int {
 
 	if len(b.peers) == 1 {
 		// nginx's single-server upstream: max_fails does not apply.
-		if p := &b.peers[0]; p.Weight > 0 && !tried.Has(0) && !b.excluded.Has(0) {
+		if p := &b.peers[0]; p.Weight > 0 && !tried.Has(0) {
 			tried.Add(0)
 			return 0
 		}
@@ -112,7 +104,7 @@ func (b *Balancer) pick(tried *Set, now time.Time, reset bool) int {
 	best, total := -1, 0
 	for i := range b.peers {
 		p := &b.peers[i]
-		if tried.Has(i) || b.excluded.Has(i) || p.Weight == 0 {
+		if tried.Has(i) || p.Weight == 0 {
 			continue
 		}
 		if p.MaxFails > 0 && p.fails >= p.MaxFails && t-p.checked <= int64(p.FailTimeout) {
