@@ -19,6 +19,7 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/admin"
 	"github.com/canary-pi/canary-pi/appliance/analysis"
 	"github.com/canary-pi/canary-pi/appliance/config"
+	"github.com/canary-pi/canary-pi/appliance/decide"
 	"github.com/canary-pi/canary-pi/appliance/proxy"
 	"github.com/canary-pi/canary-pi/appliance/route"
 	"github.com/canary-pi/canary-pi/appliance/state"
@@ -129,7 +130,10 @@ func New(opts Options) (*Daemon, error) {
 		d.log.Error("config rejected, the last good one keeps serving", "MESSAGE_ID", MsgConfigRejected,
 			"CONFIG_DIR", opts.ConfigDir, "error", refusal)
 	}
-	d.latch = d.latchFor(latch, cfg)
+	d.latch = latch
+	dec := decide.Configured(latch, cfg, cfg.Canary.Version)
+	plan := route.NewPlan(cfg, dec.Mode, nil)
+	d.applyConfigured(dec, plan)
 
 	if d.panel = opts.Panel; d.panel == nil {
 		if d.panel, err = openPanel(opts.GPIO, cfg.GPIO, d.log); err != nil {
@@ -137,7 +141,6 @@ func New(opts Options) (*Daemon, error) {
 		}
 	}
 
-	plan := route.NewPlan(cfg, d.latch.ModeFor(cfg.HasCanary()), nil)
 	d.router = route.NewRouter(plan)
 	d.proxy = proxy.New(d.router, proxy.Options{
 		ConnectTimeout: cfg.Proxy.ConnectTimeout,
@@ -300,25 +303,27 @@ func readOnlyUnlessToken(h http.Handler, token string, addr net.Addr) http.Handl
 	})
 }
 
-// latchFor is the latch under cfg, persisted if the config changed it.
-func (d *Daemon) latchFor(l state.Latch, cfg *config.Config) state.Latch {
-	if !cfg.HasCanary() {
-		// No canary for now: nothing to re-arm. The latch waits for the
-		// canary to come back and then judges its version.
-		return l
+// applyConfigured carries out what the config d.cfg does to the latch and
+// to plan, its new routing plan, before plan is published; d.mu is held.
+func (d *Daemon) applyConfigured(dec decide.Decision, plan *route.Plan) {
+	if decide.Rearmed(d.latch, dec) {
+		d.log.Info("a new canary version re-arms the canary", "CANARY_VERSION", d.cfg.Canary.Version,
+			"LATCHED_VERSION", d.latch.Version, "LATCH", string(d.latch.Mode))
 	}
-	next := l.ForVersion(cfg.Canary.Version)
-	if next == l {
-		return l
+	d.latch = dec.Latch
+	for _, step := range dec.Steps {
+		switch step {
+		case decide.Save:
+			if err := d.store.Save(dec.Latch); err != nil {
+				d.log.Error("cannot save the latch", "error", err.Error())
+			}
+		case decide.ResetCanary:
+			// A new release is judged on its own requests, not its
+			// predecessor's errors.
+			plan.ResetWindows(config.Canary)
+			d.verdict = analysis.Verdict{}
+		}
 	}
-	if !next.Latched() {
-		d.log.Info("a new canary version re-arms the canary", "CANARY_VERSION", cfg.Canary.Version,
-			"LATCHED_VERSION", l.Version, "LATCH", string(l.Mode))
-	}
-	if err := d.store.Save(next); err != nil {
-		d.log.Error("cannot save the latch", "error", err.Error())
-	}
-	return next
 }
 
 // Reload re-reads the config directory. A directory that does not validate
@@ -355,17 +360,11 @@ func (d *Daemon) reload() error {
 	}
 	d.warnUnappliable(cfg)
 	d.warnUnsupported(cfg)
-	newVersion := cfg.Canary.Version != d.cfg.Canary.Version
+	dec := decide.Configured(d.latch, cfg, d.cfg.Canary.Version)
 	d.gen++
 	d.cfg, d.cfgErr, d.bootRefused = cfg, "", false
-	d.latch = d.latchFor(d.latch, cfg)
-	plan := route.NewPlan(cfg, d.latch.ModeFor(cfg.HasCanary()), d.router.Plan())
-	if newVersion {
-		// A new release is judged on its own requests, not its
-		// predecessor's errors.
-		plan.ResetWindows(config.Canary)
-		d.verdict = analysis.Verdict{}
-	}
+	plan := route.NewPlan(cfg, dec.Mode, d.router.Plan())
+	d.applyConfigured(dec, plan)
 	d.proxy.Prepare(plan)
 	d.proxy.SetAccessLog(cfg.Proxy.AccessLog)
 	old := d.router.Publish(plan)
@@ -423,77 +422,77 @@ func (d *Daemon) warnUnappliable(cfg *config.Config) {
 	}
 }
 
-// Rollback sends every new request to stable upstreams. The router is
-// switched before the latch is written: traffic leaves the canary at once,
-// and the disk's latency comes after.
+// Rollback sends every new request to stable upstreams, latched.
 func (d *Daemon) Rollback(ctx context.Context, cause string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.rollbackLocked(cause, "")
+	return d.act(decide.Rollback, cause, "")
 }
 
-// rollbackLocked is Rollback with d.mu held, and the reason for an
-// automatic one, for the log.
-func (d *Daemon) rollbackLocked(cause, reason string) error {
-	next, err := d.latch.Rollback(d.router.Plan().HasCanary, d.cfg.Canary.Version, cause, time.Now())
-	if err != nil || next == d.latch {
+// Resume clears a rollback or a promotion.
+func (d *Daemon) Resume(ctx context.Context, cause string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.act(decide.Resume, cause, "")
+}
+
+// Promote sends every new request to the canary, latched.
+func (d *Daemon) Promote(ctx context.Context, cause string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.act(decide.Promote, cause, "")
+}
+
+// act carries out the decision on op, with d.mu held; reason is an
+// automatic rollback's, for the log.
+func (d *Daemon) act(op decide.Op, cause, reason string) error {
+	prev := d.latch
+	dec, err := decide.Act(prev, d.router.Plan().HasCanary, d.cfg.Canary.Version, op, cause, time.Now())
+	if err != nil || dec.Steps == nil {
 		return err
 	}
-	d.router.SetMode(state.RolledBack)
-	d.latch = next
-	d.rollbacks[cause]++
+	var saveErr error
+	published := false
+	for _, step := range dec.Steps {
+		switch step {
+		case decide.Publish:
+			d.router.SetMode(dec.Mode)
+			published = true
+		case decide.Save:
+			if saveErr = d.store.Save(dec.Latch); saveErr != nil && !published {
+				return fmt.Errorf("the latch could not be saved, nothing changed: %w", saveErr)
+			}
+		case decide.ResetCanary:
+			d.router.Plan().ResetWindows(config.Canary)
+			d.verdict = analysis.Verdict{}
+		}
+	}
+	d.latch = dec.Latch
 	d.showLights()
-	attrs := []any{"MESSAGE_ID", MsgRollback, "CAUSE", cause, "CANARY_VERSION", next.Version}
+	attrs := []any{"MESSAGE_ID", opMessageIDs[op], "CAUSE", cause, "CANARY_VERSION", d.cfg.Canary.Version}
 	if reason != "" {
 		attrs = append(attrs, "REASON", reason)
 	}
-	d.log.Warn("rolled back: all new requests go to stable upstreams", attrs...)
-	if err := d.store.Save(next); err != nil {
-		d.log.Error("rolled back, but the latch could not be saved", "error", err.Error())
-		return fmt.Errorf("rolled back, but the latch could not be saved: %w", err)
+	d.log.Warn(opMessages[op], attrs...)
+	if op == decide.Rollback {
+		d.rollbacks[cause]++
+	}
+	if saveErr != nil {
+		d.log.Error(string(op)+": the traffic moved, but the latch could not be saved", "error", saveErr.Error())
+		return fmt.Errorf("%s: the traffic moved, but the latch could not be saved: %w", op, saveErr)
 	}
 	return nil
 }
 
-// Resume clears a rollback or a promotion. The latch is written first: if
-// it cannot be, the canary stays out.
-func (d *Daemon) Resume(ctx context.Context, cause string) error {
-	return d.change(func(l state.Latch) (state.Latch, error) {
-		return l.Resume(d.router.Plan().HasCanary)
-	}, "resumed: the canary takes its configured share", MsgResume, cause)
-}
-
-// Promote sends every new request to the canary.
-func (d *Daemon) Promote(ctx context.Context, cause string) error {
-	return d.change(func(l state.Latch) (state.Latch, error) {
-		return l.Promote(d.router.Plan().HasCanary, d.cfg.Canary.Version, cause, time.Now())
-	}, "promoted: all new requests go to the canary", MsgPromote, cause)
-}
-
-// change applies a transition that sends traffic toward the canary: the
-// latch is saved before the router moves.
-func (d *Daemon) change(transition func(state.Latch) (state.Latch, error), what, msgID, cause string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	next, err := transition(d.latch)
-	if err != nil || next == d.latch {
-		return err
+// The journal's words for each action.
+var (
+	opMessages = map[decide.Op]string{
+		decide.Rollback: "rolled back: all new requests go to stable upstreams",
+		decide.Resume:   "resumed: the canary takes its configured share",
+		decide.Promote:  "promoted: all new requests go to the canary",
 	}
-	if err := d.store.Save(next); err != nil {
-		return fmt.Errorf("the latch could not be saved, nothing changed: %w", err)
-	}
-	if d.latch.Latched() && !next.Latched() {
-		// Re-armed: the canary starts with a clean window, or the errors
-		// that caused the rollback would roll it back again at once.
-		d.router.Plan().ResetWindows(config.Canary)
-		d.verdict = analysis.Verdict{}
-	}
-	d.latch = next
-	d.router.SetMode(next.ModeFor(d.router.Plan().HasCanary))
-	d.showLights()
-	d.log.Warn(what, "MESSAGE_ID", msgID, "CAUSE", cause, "CANARY_VERSION", d.cfg.Canary.Version)
-	return nil
-}
+	opMessageIDs = map[decide.Op]string{decide.Rollback: MsgRollback, decide.Resume: MsgResume, decide.Promote: MsgPromote}
+)
 
 // Pause holds a progressive rollout at its step.
 func (d *Daemon) Pause(ctx context.Context) error {
@@ -519,12 +518,9 @@ func (d *Daemon) handlePresses(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case p := <-d.panel.Presses():
-			var err error
-			if p.Long {
-				err = d.Resume(ctx, "button")
-			} else {
-				err = d.Rollback(ctx, "button")
-			}
+			d.mu.Lock()
+			err := d.act(decide.Press(p.Long), "button", "")
+			d.mu.Unlock()
 			if err != nil {
 				d.log.Warn("button press changed nothing", "LONG", p.Long, "error", err.Error())
 			}
@@ -533,30 +529,9 @@ func (d *Daemon) handlePresses(ctx context.Context) {
 	}
 }
 
-// lights is what the panel shows for a mode, a config state and the
-// canary's verdict. The latch, not the button, decides: a rollback blinks
-// red until it is resumed, whatever the verdict does meanwhile.
-func lights(m state.Mode, cfgErr string, v analysis.State) (status, canary gpio.Pattern) {
-	status = gpio.Green
-	if cfgErr != "" {
-		status = gpio.GreenBlink
-	}
-	switch {
-	case m == state.Canary && v == analysis.Bad:
-		canary = gpio.Red
-	case m == state.Canary:
-		canary = gpio.Green
-	case m == state.RolledBack:
-		canary = gpio.RedBlink
-	default:
-		canary = gpio.Off
-	}
-	return status, canary
-}
-
 // showLights shows the current state; d.mu is held.
 func (d *Daemon) showLights() {
-	d.panel.Show(lights(d.router.Plan().Mode, d.cfgErr, d.verdict.State))
+	d.panel.Show(decide.Lights(d.router.Plan().Mode, d.cfgErr, d.verdict.State))
 }
 
 // Status is the daemon's state as the admin API shows it.
@@ -567,7 +542,7 @@ func (d *Daemon) Status() admin.Status {
 	mode := plan.Mode
 	// The lights as the state sets them, whether or not a panel shows them
 	// (-gpio off): status "off" means canaryd is not running.
-	status, canary := lights(mode, cfgErr, verdict.State)
+	status, canary := decide.Lights(mode, cfgErr, verdict.State)
 	now := time.Now()
 	st := admin.Status{
 		State:         string(mode),
@@ -581,7 +556,7 @@ func (d *Daemon) Status() admin.Status {
 		StartedAt:     d.started.UTC().Format(time.RFC3339),
 		Upstreams:     make([]admin.Upstream, 0, len(plan.Upstreams)),
 	}
-	st.Message = message(mode, latch, verdict)
+	st.Message = decide.Message(mode, latch, verdict)
 	if latch.Latched() {
 		st.Latch = &admin.Latch{State: string(latch.Mode), Version: latch.Version, Cause: latch.Cause,
 			At: latch.At.UTC().Format(time.RFC3339)}
@@ -606,35 +581,6 @@ func (d *Daemon) Status() admin.Status {
 		})
 	}
 	return st
-}
-
-// message is the status's one-line summary for humans.
-func message(m state.Mode, l state.Latch, v analysis.Verdict) string {
-	switch {
-	case m == state.RolledBack:
-		return fmt.Sprintf("rolled back by %s; resume to send traffic to %s again", causeName(l.Cause), l.Version)
-	case m == state.Promoted:
-		return fmt.Sprintf("promoted by %s: all traffic to %s", causeName(l.Cause), l.Version)
-	case m == state.Canary && v.State == analysis.Bad:
-		return "the canary is failing: " + v.Reason
-	case m == state.Canary && v.State == analysis.Shared:
-		return "not the canary's fault: " + v.Reason
-	}
-	return ""
-}
-
-func causeName(cause string) string {
-	switch cause {
-	case "command":
-		return "canaryctl"
-	case "api":
-		return "the admin API"
-	case "auto":
-		return "the analysis (auto_rollback)"
-	case "button":
-		return "the button"
-	}
-	return cause
 }
 
 func round4(f float64) float64       { return float64(int64(f*1e4+0.5)) / 1e4 }

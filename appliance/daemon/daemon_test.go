@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/canary-pi/canary-pi/appliance/analysis"
 	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/state"
 	"github.com/canary-pi/canary-pi/appliance/swrr"
@@ -219,32 +218,6 @@ func waitFor(t *testing.T, ok func() bool) {
 			t.Fatal("condition not met within 10 s")
 		}
 		time.Sleep(time.Millisecond)
-	}
-}
-
-func TestLights(t *testing.T) {
-	tests := []struct {
-		mode           state.Mode
-		cfgErr         string
-		verdict        analysis.State
-		status, canary gpio.Pattern
-	}{
-		{state.Canary, "", analysis.Good, gpio.Green, gpio.Green},
-		{state.Canary, "", analysis.NotEnough, gpio.Green, gpio.Green},
-		{state.Canary, "", analysis.Shared, gpio.Green, gpio.Green},
-		{state.Canary, "", analysis.Bad, gpio.Green, gpio.Red},
-		{state.RolledBack, "", analysis.Bad, gpio.Green, gpio.RedBlink},
-		{state.RolledBack, "", analysis.Good, gpio.Green, gpio.RedBlink},
-		{state.Promoted, "", analysis.Bad, gpio.Green, gpio.Off},
-		{state.NoCanary, "", analysis.NotEnough, gpio.Green, gpio.Off},
-		{state.Canary, "a.toml:3: bad", analysis.Good, gpio.GreenBlink, gpio.Green},
-	}
-	for _, tt := range tests {
-		status, canary := lights(tt.mode, tt.cfgErr, tt.verdict)
-		if status != tt.status || canary != tt.canary {
-			t.Errorf("lights(%s, %q, %s) = %s, %s; want %s, %s", tt.mode, tt.cfgErr, tt.verdict,
-				status, canary, tt.status, tt.canary)
-		}
 	}
 }
 
