@@ -118,8 +118,5 @@ func Judge(canary, stable Counts, p Policy) Verdict {
 // when the config asks for that precision: "5.0%", "0.25%".
 func threshold(rate float64) string {
 	s := strconv.FormatFloat(100*rate, 'f', 2, 64)
-	if strings.HasSuffix(s, "0") {
-		s = s[:len(s)-1]
-	}
-	return s + "%"
+	return strings.TrimSuffix(s, "0") + "%"
 }
