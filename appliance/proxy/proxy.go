@@ -43,20 +43,14 @@ type Options struct {
 	IdleTimeout  time.Duration
 	UpstreamIdle time.Duration // an idle pooled upstream connection
 	Logger       *slog.Logger
-	// Observe, if set, is called at the end of every attempt on an upstream.
-	Observe func(u *route.Upstream, o Outcome)
 }
 
-// Outcome is how one attempt on an upstream ended.
-type Outcome struct {
+// outcome is how one attempt on an upstream ended.
+type outcome struct {
 	Status   int           // the upstream's status code; 0 when it gave none
 	Failed   bool          // refused, reset or timed out: counts toward max_fails
 	Duration time.Duration // until the response headers (or the failure)
 }
-
-// Error reports whether the outcome counts as an error of the upstream for
-// the canary verdict: a failure or a 5xx answer.
-func (o Outcome) Error() bool { return route.IsError(o.Status, o.Failed) }
 
 // Proxy is the data plane.
 type Proxy struct {
@@ -425,7 +419,7 @@ func (p *Proxy) attempt(ctx *fasthttp.RequestCtx, tab *route.Table, u *route.Ups
 	end := time.Now()
 	u.Stats.InFlight.Add(-1)
 
-	o := Outcome{Duration: end.Sub(start)}
+	o := outcome{Duration: end.Sub(start)}
 	switch {
 	case err == nil:
 		o.Status = resp.resp.StatusCode()
@@ -452,12 +446,9 @@ func (p *Proxy) attempt(ctx *fasthttp.RequestCtx, tab *route.Table, u *route.Ups
 }
 
 // account records the outcome of one attempt on u.
-func (p *Proxy) account(tab *route.Table, u *route.Upstream, o Outcome, end time.Time) {
+func (p *Proxy) account(tab *route.Table, u *route.Upstream, o outcome, end time.Time) {
 	u.Stats.Record(end, o.Status, o.Failed, o.Duration)
 	tab.Done(u, o.Failed, end)
-	if p.opts.Observe != nil {
-		p.opts.Observe(u, o)
-	}
 }
 
 // upstreamResponse is an upstream's answer. It is kept apart from the
