@@ -48,25 +48,6 @@ func (s State) String() string {
 	return stateNames[s]
 }
 
-// MarshalText encodes s as its String, for JSON.
-func (s State) MarshalText() ([]byte, error) {
-	if s < 0 || int(s) >= len(stateNames) {
-		return nil, fmt.Errorf("analysis: unknown verdict state %d", int(s))
-	}
-	return []byte(stateNames[s]), nil
-}
-
-// UnmarshalText decodes a name that MarshalText writes.
-func (s *State) UnmarshalText(b []byte) error {
-	for i, name := range stateNames {
-		if string(b) == name {
-			*s = State(i)
-			return nil
-		}
-	}
-	return fmt.Errorf("analysis: unknown verdict state %q (want good, bad, not_enough_traffic or shared_failure)", b)
-}
-
 // Verdict is a judgement of the canary, with the counts it rests on.
 type Verdict struct {
 	State State
