@@ -48,14 +48,12 @@ func (s State) String() string {
 	return stateNames[s]
 }
 
-// Verdict is a judgement of the canary, with the counts it rests on.
+// Verdict is a judgement of the canary.
 type Verdict struct {
 	State State
 	// Reason is one line with the numbers behind State, for the status and
 	// for the log line of an automatic rollback.
 	Reason string
-	Canary Counts
-	Stable Counts
 }
 
 // Judge compares the canary's counts with stable's over the same window.
@@ -70,7 +68,7 @@ type Verdict struct {
 // dead stable may show only a few, all failed, and rolling back to it would
 // not help.
 func Judge(canary, stable Counts, p Policy) Verdict {
-	v := Verdict{Canary: canary, Stable: stable}
+	var v Verdict
 	// A verdict needs at least one request, whatever the policy says.
 	need := uint64(max(p.MinRequests, 1))
 	cr, sr := canary.ErrorRate(), stable.ErrorRate()

@@ -128,9 +128,6 @@ func TestJudge(t *testing.T) {
 			if tt.wantReason != "" && v.Reason != tt.wantReason {
 				t.Errorf("reason\n  %s\nwant\n  %s", v.Reason, tt.wantReason)
 			}
-			if v.Canary != tt.canary || v.Stable != tt.stable {
-				t.Errorf("the verdict does not carry the counts it judged")
-			}
 		})
 	}
 }
