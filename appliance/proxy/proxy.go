@@ -278,7 +278,8 @@ func (e *dialError) Unwrap() error { return e.err }
 // Apache), and fasthttp would send the next request on such a connection
 // anyway; a GET gets a second chance (retryStaleConn), but a POST would
 // fail, and the upstream would be blamed for it. So the first write of a
-// request on a connection that has been idle checks it, and a closed one is
+// request on a connection that already carried one (the first write after a
+// read), however briefly it sat in the pool, checks it, and a closed one is
 // replaced by a new connection before any byte goes out.
 type upstreamConn struct {
 	net.Conn
