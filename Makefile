@@ -12,7 +12,7 @@ ARMENV  := GOOS=linux CGO_ENABLED=0
 TESTFLAGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help build arm demo test vet fmt-check test-race test-arm test-image bench deb image e2e clean
+.PHONY: help build arm demo test vet staticcheck fmt-check test-race test-arm test-image bench deb image e2e clean
 
 # The package version: Debian's rules (it starts with a digit), from the
 # newest v* tag, else 0.0 with the commit: 0.0~git20261201.fae91cf.
@@ -25,7 +25,7 @@ OUT    ?= canary-pi.img
 CONFIG ?=
 
 help: ## list the targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 build: ## canaryd and canaryctl for this machine, into bin/
 	$(GOBUILD) -o bin/ $(CMDS)
@@ -38,10 +38,13 @@ arm: ## static binaries for the Pi, into bin/linux_armv6, bin/linux_armv7, bin/l
 demo: build ## run canaryd -demo: pong-v1 and pong-v2 at 10:5 on 127.0.0.1:8080
 	bin/canaryd -demo
 
-test: vet fmt-check test-race test-arm test-image ## everything CI runs
+test: vet staticcheck fmt-check test-race test-arm test-image ## everything CI runs
 
 vet: ## go vet
 	$(GO) vet ./...
+
+staticcheck: ## staticcheck, a go tool dependency (go.mod pins its version)
+	$(GO) tool staticcheck ./...
 
 fmt-check: ## fail on files that gofmt would change
 	@files=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*')); \

@@ -321,13 +321,6 @@ func (f *Front) Show(status, canary Pattern) {
 	}
 }
 
-// Shown is what the lights show, as last set.
-func (f *Front) Shown() (status, canary Pattern) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.status.pattern, f.canary.pattern
-}
-
 func (f *Front) Presses() <-chan Press { return f.presses }
 
 func (f *Front) Mode() string { return f.mode }

@@ -49,8 +49,6 @@ func (p Press) Handled() {
 type Panel interface {
 	// Show sets what the status LED and the canary light show.
 	Show(status, canary Pattern)
-	// Shown is what they show now, as the appliance last set them.
-	Shown() (status, canary Pattern)
 	// Presses delivers the button's debounced presses. It is never closed.
 	Presses() <-chan Press
 	// Press presses the button from software, through the same path as a
@@ -67,7 +65,6 @@ type Panel interface {
 type Absent struct{}
 
 func (Absent) Show(status, canary Pattern) {}
-func (Absent) Shown() (Pattern, Pattern)   { return Off, Off }
 func (Absent) Presses() <-chan Press       { return nil }
 func (Absent) Mode() string                { return "off" }
 func (Absent) Close() error                { return nil }

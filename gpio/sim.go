@@ -13,9 +13,9 @@ import (
 var simWiring = Wiring{StatusLED: "GPIO22", CanaryGreen: "GPIO27", CanaryRed: "GPIO17", Button: "GPIO23"}
 
 // NewSim returns a panel on simulated pins (-gpio sim): gpiotest fakes
-// driven by the same code as a Pi's header. The lights are what Shown
-// reports; Press moves the simulated button pin, which goes through the
-// debouncer like a finger on a real one.
+// driven by the same code as a Pi's header. Nobody sees the lights: the
+// appliance's status shows what it set them to. Press moves the simulated
+// button pin, which goes through the debouncer like a finger on a real one.
 func NewSim(opts Options) *Front {
 	if opts.Clock == nil {
 		opts.Clock = clockwork.NewRealClock()

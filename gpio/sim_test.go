@@ -158,8 +158,12 @@ func TestSimIsNamedSim(t *testing.T) {
 	if f.Mode() != "sim" {
 		t.Errorf("Mode %q", f.Mode())
 	}
-	if s, c := f.Shown(); s != Off || c != Off {
-		t.Errorf("a new panel shows %s/%s", s, c)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, l := range f.leds {
+		if l.pin.(*gpiotest.Pin).Read() == pgpio.High {
+			t.Errorf("a new panel lights %s", l.name)
+		}
 	}
 }
 

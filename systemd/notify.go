@@ -1,7 +1,8 @@
 // Package systemd is canaryd's side of the service manager: readiness,
-// status and watchdog notifications over $NOTIFY_SOCKET, socket activation,
-// and structured logs to journald. Outside systemd every call is a no-op
-// and logs go to stderr as text.
+// status and watchdog notifications over $NOTIFY_SOCKET, and structured
+// logs to journald. Outside systemd every call is a no-op and logs go to
+// stderr as text. Socket activation is not here: cmd/canaryd takes the
+// inherited listener from go-systemd's activation package itself.
 package systemd
 
 import (

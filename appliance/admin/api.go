@@ -21,7 +21,6 @@ type Status struct {
 	Latch     *Latch   `json:"latch,omitempty"`   // why and when rolled back or promoted
 	GPIO      string   `json:"gpio"`              // periph | sim | off
 	StartedAt string   `json:"started_at"`        // RFC 3339
-	Paused    bool     `json:"paused,omitempty"`  // a progressive rollout held by pause
 	Verdict   *Verdict `json:"verdict,omitempty"` // the canary analysis, when a canary is configured
 	Message   string   `json:"message,omitempty"` // a one-line summary for humans
 }

@@ -80,7 +80,6 @@ func TestCommandsCallTheController(t *testing.T) {
 		{"rollback", (*admin.Client).Rollback, "Rollback(command)", "rolled_back"},
 		{"resume", (*admin.Client).Resume, "Resume(command)", "canary"},
 		{"promote", (*admin.Client).Promote, "Promote(command)", "promoted"},
-		{"pause", (*admin.Client).Pause, "Pause()", "canary"},
 		{"reload", (*admin.Client).Reload, "Reload()", "canary"},
 		{"button", func(c *admin.Client, ctx context.Context) (admin.Status, error) { return c.Button(ctx, false) }, "Button(short)", "rolled_back"},
 		{"button long", func(c *admin.Client, ctx context.Context) (admin.Status, error) { return c.Button(ctx, true) }, "Button(long)", "canary"},
@@ -121,6 +120,18 @@ func TestRefusalIsConflictWithTheReason(t *testing.T) {
 	}
 	if errors.Is(err, admin.ErrUnreachable) {
 		t.Error("a refusal must not look like an unreachable daemon")
+	}
+}
+
+func TestPauseReachesTheController(t *testing.T) {
+	ctl := admintest.NewController(admintest.Canary())
+	_, err := onSocket(t, ctl).Pause(context.Background())
+	var apiErr *admin.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusConflict {
+		t.Errorf("err = %v, want a 409 refusal: canaryd has no progressive rollout to pause", err)
+	}
+	if got := ctl.Calls(); !slices.Equal(got, []string{"Pause()"}) {
+		t.Errorf("calls = %q, want [Pause()]", got)
 	}
 }
 

@@ -8,9 +8,8 @@ import (
 // Counts is what a window saw: the requests, how many failed, and their
 // latencies. Counts of several upstreams add up to their role's.
 type Counts struct {
-	Requests   uint64
-	Errors     uint64
-	LatencySum time.Duration
+	Requests uint64
+	Errors   uint64
 	// Hist counts the latencies per bucket; Bounds gives the buckets'
 	// upper bounds.
 	Hist [HistBuckets]uint64
@@ -20,7 +19,6 @@ type Counts struct {
 func (c Counts) Add(o Counts) Counts {
 	c.Requests += o.Requests
 	c.Errors += o.Errors
-	c.LatencySum += o.LatencySum
 	for i := range c.Hist {
 		c.Hist[i] += o.Hist[i]
 	}
@@ -34,15 +32,6 @@ func (c Counts) ErrorRate() float64 {
 		return 0
 	}
 	return float64(c.Errors) / float64(c.Requests)
-}
-
-// MeanLatency returns the mean latency of the requests; 0 when there were
-// none.
-func (c Counts) MeanLatency() time.Duration {
-	if c.Requests == 0 {
-		return 0
-	}
-	return c.LatencySum / time.Duration(c.Requests)
 }
 
 // PerMinute returns the request rate, for counts taken over span.

@@ -97,9 +97,6 @@ func TestCountsOfARoleAddUp(t *testing.T) {
 	if got := role.ErrorRate(); got != 3.0/40 {
 		t.Errorf("role error rate %v, want %v", got, 3.0/40)
 	}
-	if got := role.MeanLatency(); got != 25*time.Millisecond {
-		t.Errorf("role mean latency %v, want 25ms", got)
-	}
 	if got := role.Quantile(0.25); got != 10*time.Millisecond {
 		t.Errorf("role p25 %v, want 10ms", got)
 	}
@@ -113,8 +110,8 @@ func TestCountsOfARoleAddUp(t *testing.T) {
 
 func TestEmptyCountsHaveZeroRates(t *testing.T) {
 	var c Counts
-	if c.ErrorRate() != 0 || c.MeanLatency() != 0 || c.PerMinute(time.Minute) != 0 {
-		t.Errorf("empty counts: error rate %v, mean %v, rate %v; want zeros", c.ErrorRate(), c.MeanLatency(), c.PerMinute(time.Minute))
+	if c.ErrorRate() != 0 || c.Quantile(0.5) != 0 || c.PerMinute(time.Minute) != 0 {
+		t.Errorf("empty counts: error rate %v, p50 %v, rate %v; want zeros", c.ErrorRate(), c.Quantile(0.5), c.PerMinute(time.Minute))
 	}
 	c.Requests = 5
 	if got := c.PerMinute(0); got != 0 {

@@ -48,33 +48,12 @@ func (s State) String() string {
 	return stateNames[s]
 }
 
-// MarshalText encodes s as its String, for JSON.
-func (s State) MarshalText() ([]byte, error) {
-	if s < 0 || int(s) >= len(stateNames) {
-		return nil, fmt.Errorf("analysis: unknown verdict state %d", int(s))
-	}
-	return []byte(stateNames[s]), nil
-}
-
-// UnmarshalText decodes a name that MarshalText writes.
-func (s *State) UnmarshalText(b []byte) error {
-	for i, name := range stateNames {
-		if string(b) == name {
-			*s = State(i)
-			return nil
-		}
-	}
-	return fmt.Errorf("analysis: unknown verdict state %q (want good, bad, not_enough_traffic or shared_failure)", b)
-}
-
-// Verdict is a judgement of the canary, with the counts it rests on.
+// Verdict is a judgement of the canary.
 type Verdict struct {
 	State State
 	// Reason is one line with the numbers behind State, for the status and
 	// for the log line of an automatic rollback.
 	Reason string
-	Canary Counts
-	Stable Counts
 }
 
 // Judge compares the canary's counts with stable's over the same window.
@@ -89,7 +68,7 @@ type Verdict struct {
 // dead stable may show only a few, all failed, and rolling back to it would
 // not help.
 func Judge(canary, stable Counts, p Policy) Verdict {
-	v := Verdict{Canary: canary, Stable: stable}
+	var v Verdict
 	// A verdict needs at least one request, whatever the policy says.
 	need := uint64(max(p.MinRequests, 1))
 	cr, sr := canary.ErrorRate(), stable.ErrorRate()
@@ -118,8 +97,5 @@ func Judge(canary, stable Counts, p Policy) Verdict {
 // when the config asks for that precision: "5.0%", "0.25%".
 func threshold(rate float64) string {
 	s := strconv.FormatFloat(100*rate, 'f', 2, 64)
-	if strings.HasSuffix(s, "0") {
-		s = s[:len(s)-1]
-	}
-	return s + "%"
+	return strings.TrimSuffix(s, "0") + "%"
 }

@@ -138,7 +138,6 @@ func (w *Window) Snapshot(now time.Time) Counts {
 		for j := range b.latency.counts {
 			c.Hist[j] += b.latency.counts[j].Load()
 		}
-		c.LatencySum += time.Duration(b.latency.sum.Load())
 	}
 	// A bucket being recycled under the Snapshot may break the order
 	// Record keeps; a rate above one would be nonsense to show.

@@ -335,8 +335,10 @@ func (d *Daemon) Reload(ctx context.Context) error { return d.reload() }
 // without changing them, and a reload by hand right after the watcher's
 // must not count as another generation.
 func (d *Daemon) reload() error {
-	// The directory is read without d.mu, so that a rollback never waits
-	// behind an SD card; reloadMu keeps reloads in order.
+	// The directory is read without d.mu, so that a rollback does not wait
+	// for the config files to be read; reloadMu keeps reloads in order. A
+	// config that changes the latch (a new canary.version) still has it
+	// saved, fsync included, under d.mu, as a rollback saves its own.
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	cfg, err := config.Load(d.opts.ConfigDir)

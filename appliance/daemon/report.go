@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/canary-pi/canary-pi/appliance/config"
+	"github.com/canary-pi/canary-pi/appliance/analysis"
 	"github.com/canary-pi/canary-pi/appliance/state"
 )
 
@@ -50,31 +50,29 @@ func (d *Daemon) reportStatus(ctx context.Context) {
 	}
 }
 
-// statusLine is e.g. "canary v2 33% healthy · 1520 req/min".
+// statusLine is e.g. "canary v2 33% healthy · 1520 req/min". The word
+// after the share is the canary light's: "failing" when the verdict is bad
+// and the light red, "healthy" while it is green.
 func (d *Daemon) statusLine(now time.Time) string {
 	plan := d.router.Plan()
 	mode := plan.Mode
 	var total uint64
-	healthy := true
 	for _, u := range plan.Upstreams {
 		total += u.Stats.Requests.Load()
-		if u.Role == config.Canary && u.Weight > 0 && !plan.Healthy(u, now) {
-			healthy = false
-		}
 	}
 	perMin := d.rate.add(now, total)
 	d.mu.Lock()
-	version, cfgErr := d.cfg.Canary.Version, d.cfgErr
+	version, cfgErr, verdict := d.cfg.Canary.Version, d.cfgErr, d.verdict.State
 	d.mu.Unlock()
 
 	var line string
 	switch mode {
 	case state.Canary:
-		verdict := "healthy"
-		if !healthy {
-			verdict = "failing"
+		word := "healthy"
+		if verdict == analysis.Bad {
+			word = "failing"
 		}
-		line = fmt.Sprintf("canary %s %.0f%% %s", version, plan.CanaryPercent(), verdict)
+		line = fmt.Sprintf("canary %s %.0f%% %s", version, plan.CanaryPercent(), word)
 	case state.RolledBack:
 		line = fmt.Sprintf("ROLLED BACK %s: all traffic to stable", version)
 	case state.Promoted:

@@ -48,9 +48,6 @@ type rig struct {
 	addr   string
 	proxy  *proxy.Proxy
 	router *route.Router
-
-	mu       sync.Mutex
-	outcomes map[string][]proxy.Outcome
 }
 
 // defaults are generous limits for tests that do not exercise them, so a
@@ -90,12 +87,7 @@ func startProxy(t testing.TB, opts proxy.Options, ups ...config.Upstream) *rig {
 	if !cfg.HasCanary() {
 		mode = state.NoCanary
 	}
-	r := &rig{router: route.NewRouter(route.NewPlan(cfg, mode, nil)), outcomes: map[string][]proxy.Outcome{}}
-	opts.Observe = func(u *route.Upstream, o proxy.Outcome) {
-		r.mu.Lock()
-		r.outcomes[u.Name] = append(r.outcomes[u.Name], o)
-		r.mu.Unlock()
-	}
+	r := &rig{router: route.NewRouter(route.NewPlan(cfg, mode, nil))}
 	r.proxy = proxy.New(r.router, opts)
 	r.proxy.Prepare(r.router.Plan())
 
@@ -153,11 +145,18 @@ func (r *rig) healthy(t testing.TB, name string) bool {
 	return r.router.Plan().Healthy(r.upstream(t, name), time.Now())
 }
 
-// observed is what Options.Observe reported for the named upstream.
-func (r *rig) observed(name string) []proxy.Outcome {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]proxy.Outcome(nil), r.outcomes[name]...)
+// failures counts the attempts on the named upstream that got no answer
+// (refused, reset, timed out): those that count toward max_fails.
+func (r *rig) failures(t testing.TB, name string) uint64 {
+	t.Helper()
+	return r.upstream(t, name).Stats.Classes[0].Load()
+}
+
+// answers counts the named upstream's answers of status class c (5 for
+// 5xx).
+func (r *rig) answers(t testing.TB, name string, c int) uint64 {
+	t.Helper()
+	return r.upstream(t, name).Stats.Classes[c].Load()
 }
 
 // idle waits until no request is in flight on any upstream, so that the

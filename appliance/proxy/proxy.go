@@ -43,20 +43,14 @@ type Options struct {
 	IdleTimeout  time.Duration
 	UpstreamIdle time.Duration // an idle pooled upstream connection
 	Logger       *slog.Logger
-	// Observe, if set, is called at the end of every attempt on an upstream.
-	Observe func(u *route.Upstream, o Outcome)
 }
 
-// Outcome is how one attempt on an upstream ended.
-type Outcome struct {
+// outcome is how one attempt on an upstream ended.
+type outcome struct {
 	Status   int           // the upstream's status code; 0 when it gave none
 	Failed   bool          // refused, reset or timed out: counts toward max_fails
 	Duration time.Duration // until the response headers (or the failure)
 }
-
-// Error reports whether the outcome counts as an error of the upstream for
-// the canary verdict: a failure or a 5xx answer.
-func (o Outcome) Error() bool { return route.IsError(o.Status, o.Failed) }
 
 // Proxy is the data plane.
 type Proxy struct {
@@ -284,7 +278,8 @@ func (e *dialError) Unwrap() error { return e.err }
 // Apache), and fasthttp would send the next request on such a connection
 // anyway; a GET gets a second chance (retryStaleConn), but a POST would
 // fail, and the upstream would be blamed for it. So the first write of a
-// request on a connection that has been idle checks it, and a closed one is
+// request on a connection that already carried one (the first write after a
+// read), however briefly it sat in the pool, checks it, and a closed one is
 // replaced by a new connection before any byte goes out.
 type upstreamConn struct {
 	net.Conn
@@ -425,7 +420,7 @@ func (p *Proxy) attempt(ctx *fasthttp.RequestCtx, plan *route.Plan, u *route.Ups
 	end := time.Now()
 	u.Stats.InFlight.Add(-1)
 
-	o := Outcome{Duration: end.Sub(start)}
+	o := outcome{Duration: end.Sub(start)}
 	switch {
 	case err == nil:
 		o.Status = resp.resp.StatusCode()
@@ -452,12 +447,9 @@ func (p *Proxy) attempt(ctx *fasthttp.RequestCtx, plan *route.Plan, u *route.Ups
 }
 
 // account records the outcome of one attempt on u.
-func (p *Proxy) account(plan *route.Plan, u *route.Upstream, o Outcome, end time.Time) {
+func (p *Proxy) account(plan *route.Plan, u *route.Upstream, o outcome, end time.Time) {
 	u.Stats.Record(end, o.Status, o.Failed, o.Duration)
 	plan.Done(u, o.Failed, end)
-	if p.opts.Observe != nil {
-		p.opts.Observe(u, o)
-	}
 }
 
 // upstreamResponse is an upstream's answer. It is kept apart from the

@@ -32,7 +32,7 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, upgrade string) {
 		if err == nil {
 			break
 		}
-		p.account(plan, u, Outcome{Failed: true}, time.Now())
+		p.account(plan, u, outcome{Failed: true}, time.Now())
 		var next *route.Upstream
 		if !retried {
 			next = plan.PickRetry(&tried, p.router.Plan().Mode, time.Now())
@@ -55,7 +55,7 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, upgrade string) {
 	if err == nil {
 		err = resp.Header.Read(br)
 	}
-	o := Outcome{Duration: time.Since(start)}
+	o := outcome{Duration: time.Since(start)}
 	if err != nil {
 		conn.Close()
 		o.Failed = true

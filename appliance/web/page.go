@@ -1,6 +1,7 @@
 // Package web is canaryd's face for browsers and scrapers: the status page
 // an operator opens next to the Pi, and the Prometheus /metrics endpoint.
-// Both mount on the admin TCP listener; neither touches the proxy's hot path.
+// Both are served beside the admin API, on its unix socket and on the admin
+// TCP listener when there is one; neither touches the proxy's hot path.
 package web
 
 import (

@@ -275,11 +275,7 @@ func where(st admin.Status, canary string) string {
 	case "stable":
 		return "all traffic to stable (no canary configured)"
 	case "canary":
-		s := fmt.Sprintf("%s gets %s of new requests", canary, percent(st.CanaryPercent))
-		if st.Paused {
-			s += ", rollout paused"
-		}
-		return s
+		return fmt.Sprintf("%s gets %s of new requests", canary, percent(st.CanaryPercent))
 	case "rolled_back":
 		return fmt.Sprintf("all traffic to stable (%s latched)", canary)
 	case "promoted":

@@ -51,7 +51,6 @@ func TestCommandsPrintTheirEffect(t *testing.T) {
 		{[]string{"rollback"}, "Rollback(command)", "rolled back: all traffic to stable (canary v2 latched)\n"},
 		{[]string{"resume"}, "Resume(command)", "resumed: canary v2 gets 33.3% of new requests\n"},
 		{[]string{"promote"}, "Promote(command)", "promoted: canary v2 takes all traffic\n"},
-		{[]string{"pause"}, "Pause()", "paused: canary v2 gets 33.3% of new requests, rollout paused\n"},
 		{[]string{"reload"}, "Reload()", "reloaded: config generation 2, canary v2 gets 33.3% of new requests\n"},
 		{[]string{"button"}, "Button(short)", "button pressed: all traffic to stable (canary v2 latched)\n"},
 		{[]string{"button", "--long"}, "Button(long)", "button long-pressed: canary v2 gets 33.3% of new requests\n"},
@@ -96,6 +95,24 @@ func TestRefusalExits1WithTheReason(t *testing.T) {
 		t.Errorf("refused reload: exit %d, want 1", r.code)
 	}
 	oneLine(t, "refused reload's stderr", r.stderr, `canaryctl: canaryd.toml:4: unknown key "listn"; canaryd.toml:9`)
+}
+
+// canaryd has no progressive rollout yet, so it refuses every pause.
+func TestPauseExits1WithoutARollout(t *testing.T) {
+	ctl, socket := daemon(t, admintest.Canary())
+	r := canaryctl(nil, "-socket", socket, "pause")
+	if r.code != 1 {
+		t.Errorf("pause: exit %d, want 1", r.code)
+	}
+	if want := "canaryctl: no progressive rollout is configured (canary.steps): nothing to pause\n"; r.stderr != want {
+		t.Errorf("stderr = %q, want %q", r.stderr, want)
+	}
+	if r.stdout != "" {
+		t.Errorf("stdout = %q, want nothing", r.stdout)
+	}
+	if got := ctl.Calls(); !slices.Equal(got, []string{"Pause()"}) {
+		t.Errorf("calls = %q, want [Pause()]", got)
+	}
 }
 
 func TestUnreachableDaemonExits2WithOneLine(t *testing.T) {

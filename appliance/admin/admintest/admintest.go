@@ -18,7 +18,8 @@ import (
 
 // Controller is an admin.Controller with the contract's state changes and
 // none of the machinery: rollback, resume and promote move between the
-// contract's states, pause and reload touch only what they name, and every
+// contract's states, reload touches only the config generation, pause is
+// refused as canaryd refuses it (it has no progressive rollout), and every
 // call is recorded. A refusal set with Refuse is returned instead.
 type Controller struct {
 	mu      sync.Mutex
@@ -114,13 +115,13 @@ func (c *Controller) Promote(_ context.Context, cause string) error {
 	})
 }
 
-// Pause implements admin.Controller.
+// Pause implements admin.Controller: it refuses, with canaryd's reason,
+// as canaryd has no progressive rollout to hold.
 func (c *Controller) Pause(context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.call("Pause", "", func() error {
-		c.status.Paused = true
-		return nil
+		return errors.New("no progressive rollout is configured (canary.steps): nothing to pause")
 	})
 }
 
@@ -172,7 +173,6 @@ func (c *Controller) resume() error {
 	c.status.CanaryPercent = c.percent
 	c.status.LEDs.Canary = "green"
 	c.status.Latch = nil
-	c.status.Paused = false
 	return nil
 }
 
