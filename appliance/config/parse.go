@@ -30,7 +30,8 @@ type table struct {
 type setting struct {
 	val  value
 	pos  Pos
-	used bool // read by the decoder; what is left unread is an unknown key
+	used     bool // read by the decoder; what is left unread is an unknown key
+	rejected bool // of the wrong type or form, and reported
 }
 
 // value is a TOML value copied out of the parser, which reuses its nodes for
@@ -41,11 +42,14 @@ type value struct {
 	items []value // an array's elements
 }
 
-// sections are the tables a config file may have; "upstream" is the one
-// array of tables.
-var sections = []string{"proxy", "admin", "upstream", "canary", "gpio"}
-
-const sectionList = "[proxy], [admin], [[upstream]], [canary] or [gpio]"
+// sectionList names the sections for messages: "[proxy], [admin], ... or [gpio]".
+var sectionList = func() string {
+	var hs []string
+	for _, s := range sections {
+		hs = append(hs, headerOf(s))
+	}
+	return strings.Join(hs[:len(hs)-1], ", ") + " or " + hs[len(hs)-1]
+}()
 
 // parseFile reads one config file into its settings. Errors in the TOML
 // itself are returned; keys in the wrong place are added to errs, which also
