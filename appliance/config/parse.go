@@ -28,8 +28,8 @@ type table struct {
 }
 
 type setting struct {
-	val  value
-	pos  Pos
+	val      value
+	pos      Pos
 	used     bool // read by the decoder; what is left unread is an unknown key
 	rejected bool // of the wrong type or form, and reported
 }
