@@ -539,8 +539,10 @@ func number(v value) (float64, bool) {
 		if strings.TrimLeft(v.text, "+-") == "nan" {
 			return math.NaN(), true
 		}
+		// A float too large for float64 reads as infinite, which every
+		// range check refuses with the key's own message.
 		f, err := strconv.ParseFloat(strings.ReplaceAll(v.text, "_", ""), 64)
-		return f, err == nil
+		return f, err == nil || errors.Is(err, strconv.ErrRange)
 	}
 	return 0, false
 }
