@@ -410,7 +410,7 @@ func (t *table) reportUnknown() {
 // decode sets the field dst points to from the key's setting in t, or to
 // the key's default when no file sets it or its value is wrong (and
 // reported).
-func (t *table) decode(k Key, dst any) {
+func (t *table) decode(k keyDecl, dst any) {
 	if s := t.lookup(k.Name); s != nil {
 		if t.set(k.Name, s, dst) {
 			return

@@ -5,10 +5,10 @@ import (
 	"time"
 )
 
-// Key declares one config key. Decoding, the unknown-key check, the daemon's
+// keyDecl declares one config key. Decoding, the unknown-key check, the daemon's
 // restart warning and the test of the README's reference all read this
 // declaration, so adding a key means adding it to keys and using its field.
-type Key struct {
+type keyDecl struct {
 	Section string // "proxy", "admin", "upstream", "canary" or "gpio"
 	Name    string // as written in a file
 	// Default is the value when no file sets the key, of the field's type;
@@ -23,9 +23,9 @@ type Key struct {
 	field func(c *Config, entry int) any
 }
 
-func (k Key) String() string { return k.Section + "." + k.Name }
+func (k keyDecl) String() string { return k.Section + "." + k.Name }
 
-// When a changed value takes effect, for Key.Live.
+// When a changed value takes effect, for keyDecl.Live.
 const (
 	live    = true  // at the next reload
 	restart = false // when canaryd restarts
@@ -34,7 +34,7 @@ const (
 // keys is every key a config file may set, by section in the order the
 // README shows them. Validation beyond the key's type (ranges, required
 // keys, pins) is in decode.go.
-var keys = []Key{
+var keys = []keyDecl{
 	proxyKey("listen", nil, restart, "required: the public address, host:port",
 		func(p *Proxy) any { return &p.Listen }),
 	proxyKey("connect_timeout", 5*time.Second, restart, "dialing an upstream",
@@ -102,24 +102,24 @@ var keys = []Key{
 		func(g *GPIO) any { return &g.Button }),
 }
 
-func proxyKey(name string, def any, live bool, doc string, f func(*Proxy) any) Key {
-	return Key{"proxy", name, def, doc, live, func(c *Config, _ int) any { return f(&c.Proxy) }}
+func proxyKey(name string, def any, live bool, doc string, f func(*Proxy) any) keyDecl {
+	return keyDecl{"proxy", name, def, doc, live, func(c *Config, _ int) any { return f(&c.Proxy) }}
 }
 
-func adminKey(name string, def any, live bool, doc string, f func(*Admin) any) Key {
-	return Key{"admin", name, def, doc, live, func(c *Config, _ int) any { return f(&c.Admin) }}
+func adminKey(name string, def any, live bool, doc string, f func(*Admin) any) keyDecl {
+	return keyDecl{"admin", name, def, doc, live, func(c *Config, _ int) any { return f(&c.Admin) }}
 }
 
-func upstreamKey(name string, def any, live bool, doc string, f func(*Upstream) any) Key {
-	return Key{"upstream", name, def, doc, live, func(c *Config, i int) any { return f(&c.Upstreams[i]) }}
+func upstreamKey(name string, def any, live bool, doc string, f func(*Upstream) any) keyDecl {
+	return keyDecl{"upstream", name, def, doc, live, func(c *Config, i int) any { return f(&c.Upstreams[i]) }}
 }
 
-func canaryKey(name string, def any, live bool, doc string, f func(*CanaryPolicy) any) Key {
-	return Key{"canary", name, def, doc, live, func(c *Config, _ int) any { return f(&c.Canary) }}
+func canaryKey(name string, def any, live bool, doc string, f func(*CanaryPolicy) any) keyDecl {
+	return keyDecl{"canary", name, def, doc, live, func(c *Config, _ int) any { return f(&c.Canary) }}
 }
 
-func gpioKey(name string, def any, live bool, doc string, f func(*GPIO) any) Key {
-	return Key{"gpio", name, def, doc, live, func(c *Config, _ int) any { return f(&c.GPIO) }}
+func gpioKey(name string, def any, live bool, doc string, f func(*GPIO) any) keyDecl {
+	return keyDecl{"gpio", name, def, doc, live, func(c *Config, _ int) any { return f(&c.GPIO) }}
 }
 
 // sections are the tables a config file may have, in the order of keys;
@@ -135,8 +135,8 @@ var sections = func() []string {
 }()
 
 // keysOf returns the keys of one section.
-func keysOf(section string) []Key {
-	var ks []Key
+func keysOf(section string) []keyDecl {
+	var ks []keyDecl
 	for _, k := range keys {
 		if k.Section == section {
 			ks = append(ks, k)

@@ -73,7 +73,7 @@ func TestTheREADMEListsEveryKey(t *testing.T) {
 		}
 	}
 	for _, name := range inREADME {
-		if !slices.ContainsFunc(keys, func(k Key) bool { return k.String() == name }) {
+		if !slices.ContainsFunc(keys, func(k keyDecl) bool { return k.String() == name }) {
 			t.Errorf("README.md's config reference shows %s, which is not a key", name)
 		}
 	}
@@ -116,7 +116,7 @@ func TestRestartNeededListsChangedKeysThatAReloadDoesNotApply(t *testing.T) {
 // A key that needs a restart may one day be an upstream's; it is compared
 // with the old entry of the same name.
 func TestRestartNeededComparesUpstreamsByName(t *testing.T) {
-	defer func(saved []Key) { keys = saved }(keys)
+	defer func(saved []keyDecl) { keys = saved }(keys)
 	keys = slices.Clone(keys)
 	for i, k := range keys {
 		if k.String() == "upstream.weight" {
