@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pelletier/go-toml/v2"
 )
 
 // writeDir creates a config directory holding files (name -> contents).
@@ -670,5 +672,63 @@ func TestDigestFollowsContent(t *testing.T) {
 	}
 	if d := load(map[string]string{"other.toml": cfg}); d == a {
 		t.Error("a renamed file kept the digest")
+	}
+}
+
+// The file is parsed once, by go-toml's parser; the rules its decoder would
+// add are the walk's and the decoder's. go-toml's Unmarshal is the oracle
+// that each document here is not TOML.
+func TestLoadRefusesWhatTOMLRefuses(t *testing.T) {
+	const listen = "[proxy]\nlisten = \":8080\"\n" // lines 1-2
+	tests := []struct {
+		name, text, want string
+	}{
+		{"section twice", listen + upstream("w1", "stable") + "[proxy]\naccess_log = true\n",
+			"a.toml:7: [proxy] is already defined in a.toml:1 (each section once in a file)"},
+		{"header after dotted keys", "proxy.listen = \":1\"\n" + upstream("w1", "stable") + "[proxy]\naccess_log = true\n",
+			"a.toml:6: [proxy] is already defined in a.toml:1 (each section once in a file)"},
+		{"dotted key after an inline table", "canary = { version = \"v2\" }\ncanary.window = \"1m\"\n" + listen + upstream("w1", "stable"),
+			"a.toml:2: [canary] is already defined in a.toml:1 (each section once in a file)"},
+		{"array table after an array of inline tables",
+			"upstream = [{ name = \"a\", url = \"http://10.0.0.1:1\", role = \"stable\" }]\n" + listen + upstream("w1", "stable"),
+			"a.toml:4: [[upstream]] is already defined in a.toml:1 (each section once in a file)"},
+		{"key twice in an inline table", "canary = { version = \"a\", version = \"b\" }\n" + listen + upstream("w1", "stable"),
+			"a.toml:1: canary.version is already set in a.toml:1"},
+		{"key twice through a dotted key", "proxy.listen = \":1\"\nproxy.listen = \":2\"\n" + upstream("w1", "stable"),
+			"a.toml:2: proxy.listen is already set in a.toml:1"},
+		{"key twice in an upstream", listen + upstream("w1", "stable", "weight = 1", "weight = 2"),
+			"a.toml:8: upstream.weight is already set in a.toml:7"},
+		{"integer beyond 64 bits", listen + upstream("w1", "stable", "weight = 99999999999999999999"),
+			"a.toml:7: upstream.weight: 99999999999999999999 is out of range"},
+		{"float beyond float64", listen + upstream("w1", "stable") + "[canary]\nerror_rate = 1e400\n",
+			"a.toml:8: canary.error_rate: +Inf is out of range (want more than 0 and at most 1; 0.05 is 5%)"},
+		{"impossible date", listen + upstream("w1", "stable") + "[canary]\nversion = 2024-02-30\n",
+			"a.toml:8: canary.version: want a string, got date 2024-02-30"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := toml.Unmarshal([]byte(tt.text), new(map[string]any)); err == nil {
+				t.Fatalf("go-toml accepts the document: not a case for this test")
+			}
+			_, err := Load(writeDir(t, map[string]string{"a.toml": tt.text}))
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("Load error:\n got %v\nwant %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadAcceptsWhatTOMLAllowsTwice(t *testing.T) {
+	for name, files := range map[string]map[string]string{
+		"dotted keys of one section": {"a.toml": "proxy.listen = \":1\"\nproxy.access_log = true\n" + upstream("w1", "stable")},
+		"a section in two files":     {"a.toml": "[proxy]\nlisten = \":1\"\n" + upstream("w1", "stable"), "b.toml": "[proxy]\naccess_log = true\n"},
+		"several [[upstream]]":       {"a.toml": "[proxy]\nlisten = \":1\"\n" + upstream("w1", "stable") + upstream("w2", "stable")},
+	} {
+		if err := toml.Unmarshal([]byte(files["a.toml"]), new(map[string]any)); err != nil {
+			t.Fatalf("%s: go-toml refuses a.toml: %v", name, err)
+		}
+		if _, err := Load(writeDir(t, files)); err != nil {
+			t.Errorf("%s: Load = %v", name, err)
+		}
 	}
 }

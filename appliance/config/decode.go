@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -54,22 +55,33 @@ func merge(files []*file, errs *errorList) *merged {
 
 // section returns a section's settings, empty when no file has it.
 func (m *merged) section(name string) *table {
-	if t, ok := m.sections[name]; ok {
-		return t
+	t, ok := m.sections[name]
+	if !ok {
+		t = newTable(name, Pos{File: m.first}, m.errs)
+		m.sections[name] = t
 	}
-	return newTable(name, Pos{File: m.first}, m.errs)
+	return t
 }
 
 // decode types, defaults and validates the merged settings. Problems go to
 // errs; the Config is only meaningful when there are none.
 func decode(m *merged, dir string, errs *errorList) *Config {
-	c := &Config{
-		Proxy:     decodeProxy(m.section("proxy")),
-		Admin:     decodeAdmin(m.section("admin"), dir),
-		Upstreams: decodeUpstreams(m.upstreams, m.first, errs),
-		GPIO:      decodeGPIO(m.section("gpio")),
+	c := &Config{Upstreams: make([]Upstream, len(m.upstreams))}
+	for _, k := range keys {
+		if k.Section != "upstream" {
+			m.section(k.Section).decode(k, k.field(c, 0))
+			continue
+		}
+		for i, t := range m.upstreams {
+			t.decode(k, k.field(c, i))
+		}
 	}
-	c.Canary = decodeCanary(m.section("canary"), c.Upstreams)
+
+	checkProxy(&c.Proxy, m.section("proxy"))
+	checkAdmin(&c.Admin, m.section("admin"), dir)
+	checkUpstreams(c.Upstreams, m.upstreams, m.first, errs)
+	checkGPIO(c, m.section("gpio"))
+	checkCanary(&c.Canary, m.section("canary"), c.Upstreams)
 
 	// Decoding read every key it knows, so whatever is left is a typo.
 	for _, t := range m.sections {
@@ -81,29 +93,15 @@ func decode(m *merged, dir string, errs *errorList) *Config {
 	return c
 }
 
-func decodeProxy(t *table) Proxy {
-	p := Proxy{
-		Listen:         t.str("listen", ""),
-		ConnectTimeout: t.duration("connect_timeout", 5*time.Second),
-		HeaderTimeout:  t.duration("header_timeout", 60*time.Second),
-		IdleTimeout:    t.duration("idle_timeout", 75*time.Second),
-		UpstreamIdle:   t.duration("upstream_idle_timeout", 60*time.Second),
-		AccessLog:      t.bool("access_log", false),
-	}
+func checkProxy(p *Proxy, t *table) {
 	if p.Listen == "" {
 		t.errs.add(t.at("listen"), `proxy.listen is required (the public address, e.g. ":8080")`)
 	} else if err := checkHostPort(p.Listen); err != nil {
 		t.errs.add(t.at("listen"), "proxy.listen: %q %v", p.Listen, err)
 	}
-	return p
 }
 
-func decodeAdmin(t *table, dir string) Admin {
-	a := Admin{
-		Socket:    t.str("socket", "/run/canaryd/admin.sock"),
-		Listen:    t.str("listen", "127.0.0.1:9090"),
-		TokenFile: t.str("token_file", ""),
-	}
+func checkAdmin(a *Admin, t *table, dir string) {
 	if a.Socket == "" {
 		t.errs.add(t.at("socket"), "admin.socket must not be empty: canaryctl reaches the daemon there")
 	}
@@ -117,14 +115,14 @@ func decodeAdmin(t *table, dir string) Admin {
 			t.errs.add(t.at("listen"), `admin.listen: %q %v, or "" to turn it off`, a.Listen, err)
 		}
 	}
-	return a
 }
 
-func decodeUpstreams(ts []*table, first string, errs *errorList) []Upstream {
-	us := make([]Upstream, 0, len(ts))
+func checkUpstreams(us []Upstream, ts []*table, first string, errs *errorList) {
 	names := map[string]Pos{}
 	for i, t := range ts {
-		u := decodeUpstream(t)
+		u := &us[i]
+		u.Pos = t.pos
+		checkUpstream(u, t)
 		if i == maxUpstreams {
 			errs.add(t.pos, "more than %d upstreams", maxUpstreams)
 		}
@@ -135,7 +133,6 @@ func decodeUpstreams(ts []*table, first string, errs *errorList) []Upstream {
 				names[u.Name] = t.at("name")
 			}
 		}
-		us = append(us, u)
 	}
 
 	if len(us) == 0 {
@@ -154,38 +151,30 @@ func decodeUpstreams(ts []*table, first string, errs *errorList) []Upstream {
 	if canary != nil && !hasStable {
 		errs.add(canary.Pos, `upstream %q is a canary, but no upstream with role = "stable" and a weight above 0 is there to roll back to`, canary.Name)
 	}
-	return us
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 
-func decodeUpstream(t *table) Upstream {
-	u := Upstream{
-		Name:        t.str("name", ""),
-		Weight:      t.int("weight", 1),
-		Role:        Role(t.str("role", "")),
-		MaxFails:    t.int("max_fails", 1),
-		FailTimeout: t.duration("fail_timeout", 10*time.Second),
-		Pos:         t.pos,
+// upstreamName names an [[upstream]] entry in messages: by its name when it
+// has a usable one.
+func upstreamName(name string) string {
+	if validName.MatchString(name) {
+		return fmt.Sprintf("upstream %q", name)
 	}
-	rawURL := t.str("url", "")
+	return "upstream"
+}
 
-	who := "upstream"
+func checkUpstream(u *Upstream, t *table) {
+	who := upstreamName(u.Name)
 	switch {
 	case u.Name == "":
 		t.errs.add(t.at("name"), `upstream: name is required (e.g. name = "web1")`)
 	case !validName.MatchString(u.Name):
 		t.errs.add(t.at("name"), "upstream %q: name may only have letters, digits, '.', '_' and '-'", u.Name)
-	default:
-		who = fmt.Sprintf("upstream %q", u.Name)
 	}
-
-	if rawURL == "" {
+	// A url that was there but did not parse has been reported already.
+	if u.URL == nil && !t.rejected("url") {
 		t.errs.add(t.at("url"), `%s: url is required (e.g. url = "http://10.0.0.2:8080")`, who)
-	} else if parsed, err := parseUpstreamURL(rawURL); err != nil {
-		t.errs.add(t.at("url"), "%s: url %q: %v", who, rawURL, err)
-	} else {
-		u.URL = parsed
 	}
 	if u.Weight < 0 || u.Weight > 1000 {
 		t.errs.add(t.at("weight"), "%s: weight %d is out of range (want 0 to 1000; 0 takes it out of rotation)", who, u.Weight)
@@ -200,7 +189,6 @@ func decodeUpstream(t *table) Upstream {
 	if u.MaxFails < 0 {
 		t.errs.add(t.at("max_fails"), "%s: max_fails %d is negative (want 0 or more; 0 turns failure accounting off)", who, u.MaxFails)
 	}
-	return u
 }
 
 // parseUpstreamURL accepts the one URL shape the proxy can use as it is: a
@@ -245,20 +233,7 @@ func parseUpstreamURL(raw string) (*url.URL, error) {
 	return &url.URL{Scheme: u.Scheme, Host: net.JoinHostPort(u.Hostname(), port)}, nil
 }
 
-func decodeCanary(t *table, ups []Upstream) CanaryPolicy {
-	c := CanaryPolicy{
-		Version:        t.str("version", ""),
-		ErrorRate:      t.float("error_rate", 0.05),
-		MinRequests:    t.int("min_requests", 20),
-		Window:         t.duration("window", 30*time.Second),
-		AutoRollback:   t.bool("auto_rollback", false),
-		Steps:          t.floats("steps"),
-		StepInterval:   t.duration("step_interval", 0),
-		StickyHeader:   t.str("sticky_header", ""),
-		StickyCookie:   t.str("sticky_cookie", ""),
-		Promote:        t.str("promote", "manual"),
-		OverrideHeader: t.str("override_header", ""),
-	}
+func checkCanary(c *CanaryPolicy, t *table, ups []Upstream) {
 	if len(c.Steps) > 0 && c.StepInterval == 0 {
 		c.StepInterval = 5 * time.Minute
 	}
@@ -304,39 +279,26 @@ func decodeCanary(t *table, ups []Upstream) CanaryPolicy {
 			t.errs.add(t.at(h.key), "canary.%s: %q is not a valid %s", h.key, h.val, h.what)
 		}
 	}
-	return c
 }
 
-func decodeGPIO(t *table) GPIO {
-	var g GPIO
-	pins := []struct {
-		key string
-		dst *string
-		def string
-	}{
-		{"status_led", &g.StatusLED, "GPIO22"},
-		{"canary_green", &g.CanaryGreen, "GPIO27"},
-		{"canary_red", &g.CanaryRed, "GPIO17"},
-		{"button", &g.Button, "GPIO23"},
-	}
+// checkGPIO checks every key of [gpio]: each names a pin, and no two share one.
+func checkGPIO(c *Config, t *table) {
 	usedBy := map[string]string{}
-	for _, p := range pins {
-		*p.dst = t.str(p.key, p.def)
-		pin := *p.dst
+	for _, k := range keysOf("gpio") {
+		pin := *k.field(c, 0).(*string)
 		if pin == "" {
 			continue
 		}
 		if !isHeaderPin(pin) {
-			t.errs.add(t.at(p.key), `gpio.%s: %q is not a header pin (want GPIO0 to GPIO27, or "" if not wired)`, p.key, pin)
+			t.errs.add(t.at(k.Name), `gpio.%s: %q is not a header pin (want GPIO0 to GPIO27, or "" if not wired)`, k.Name, pin)
 			continue
 		}
 		if other, taken := usedBy[pin]; taken {
-			t.reportSharedPin(pin, other, p.key)
+			t.reportSharedPin(pin, other, k.Name)
 			continue
 		}
-		usedBy[pin] = p.key
+		usedBy[pin] = k.Name
 	}
-	return g
 }
 
 // reportSharedPin reports two parts wired to one pin at the key the user
@@ -419,6 +381,20 @@ func (t *table) at(key string) Pos {
 	return t.pos
 }
 
+// rejected reports whether key's value was wrong and has been reported.
+func (t *table) rejected(key string) bool {
+	s := t.settings[key]
+	return s != nil && s.rejected
+}
+
+// text is key's value when it is a string, else "".
+func (t *table) text(key string) string {
+	if s := t.settings[key]; s != nil && s.val.kind == unstable.String {
+		return s.val.text
+	}
+	return ""
+}
+
 func (t *table) wrongType(key string, s *setting, want string) {
 	t.errs.add(s.pos, "%s.%s: want %s, got %s", t.name, key, want, describe(s.val))
 }
@@ -431,104 +407,125 @@ func (t *table) reportUnknown() {
 	}
 }
 
-func (t *table) str(key, def string) string {
-	s := t.lookup(key)
-	if s == nil {
-		return def
+// decode sets the field dst points to from the key's setting in t, or to
+// the key's default when no file sets it or its value is wrong (and
+// reported).
+func (t *table) decode(k keyDecl, dst any) {
+	if s := t.lookup(k.Name); s != nil {
+		if t.set(k.Name, s, dst) {
+			return
+		}
+		s.rejected = true
 	}
-	if s.val.kind != unstable.String {
-		t.wrongType(key, s, "a string")
-		return def
+	if k.Default != nil {
+		reflect.ValueOf(dst).Elem().Set(reflect.ValueOf(k.Default))
 	}
-	return s.val.text
 }
 
-func (t *table) bool(key string, def bool) bool {
-	s := t.lookup(key)
-	if s == nil {
-		return def
+// set types a setting by the field it goes to, reporting a value that does
+// not fit.
+func (t *table) set(key string, s *setting, dst any) bool {
+	switch dst := dst.(type) {
+	case *string:
+		if s.val.kind != unstable.String {
+			t.wrongType(key, s, "a string")
+			return false
+		}
+		*dst = s.val.text
+	case *bool:
+		if s.val.kind != unstable.Bool {
+			t.wrongType(key, s, "true or false")
+			return false
+		}
+		*dst = s.val.text == "true"
+	case *int:
+		if s.val.kind != unstable.Integer {
+			t.wrongType(key, s, "an integer")
+			return false
+		}
+		// The size of int, not int64: on the 32-bit Pis a larger value
+		// would wrap around instead of failing.
+		n, err := strconv.ParseInt(s.val.text, 0, strconv.IntSize)
+		if err != nil {
+			t.errs.add(s.pos, "%s.%s: %s is out of range", t.name, key, s.val.text)
+			return false
+		}
+		*dst = int(n)
+	case *float64:
+		f, ok := number(s.val)
+		if !ok {
+			t.wrongType(key, s, "a number")
+			return false
+		}
+		*dst = f
+	case *[]float64:
+		return t.setNumbers(key, s, dst)
+	case *time.Duration:
+		return t.setDuration(key, s, dst)
+	case **url.URL:
+		return t.setURL(key, s, dst)
+	default:
+		panic(fmt.Sprintf("config: %s.%s is a %T, which has no decoder", t.name, key, dst))
 	}
-	if s.val.kind != unstable.Bool {
-		t.wrongType(key, s, "true or false")
-		return def
-	}
-	return s.val.text == "true"
+	return true
 }
 
-func (t *table) int(key string, def int) int {
-	s := t.lookup(key)
-	if s == nil {
-		return def
-	}
-	if s.val.kind != unstable.Integer {
-		t.wrongType(key, s, "an integer")
-		return def
-	}
-	// The size of int, not int64: on the 32-bit Pis a larger value would
-	// wrap around instead of failing.
-	n, err := strconv.ParseInt(s.val.text, 0, strconv.IntSize)
-	if err != nil {
-		t.errs.add(s.pos, "%s.%s: %s is out of range", t.name, key, s.val.text)
-		return def
-	}
-	return int(n)
-}
-
-func (t *table) float(key string, def float64) float64 {
-	s := t.lookup(key)
-	if s == nil {
-		return def
-	}
-	f, ok := number(s.val)
-	if !ok {
-		t.wrongType(key, s, "a number")
-		return def
-	}
-	return f
-}
-
-func (t *table) floats(key string) []float64 {
-	s := t.lookup(key)
-	if s == nil {
-		return nil
-	}
+func (t *table) setNumbers(key string, s *setting, dst *[]float64) bool {
 	if s.val.kind != unstable.Array {
 		t.wrongType(key, s, "an array of numbers")
-		return nil
+		return false
 	}
 	fs := make([]float64, 0, len(s.val.items))
 	for _, item := range s.val.items {
 		f, ok := number(item)
 		if !ok {
 			t.errs.add(s.pos, "%s.%s: want an array of numbers, got %s in it", t.name, key, describe(item))
-			return nil
+			return false
 		}
 		fs = append(fs, f)
 	}
-	return fs
+	*dst = fs
+	return true
 }
 
-// duration reads a duration written as a Go duration string. A duration of
-// zero or less is never what a timeout or a window means, so it is refused.
-func (t *table) duration(key string, def time.Duration) time.Duration {
-	s := t.lookup(key)
-	if s == nil {
-		return def
-	}
+// setDuration reads a duration written as a Go duration string. A duration
+// of zero or less is never what a timeout or a window means, so it is
+// refused.
+func (t *table) setDuration(key string, s *setting, dst *time.Duration) bool {
 	if s.val.kind != unstable.String {
 		t.wrongType(key, s, `a duration string such as "30s"`)
-		return def
+		return false
 	}
 	d, err := time.ParseDuration(s.val.text)
 	if err != nil {
 		t.errs.add(s.pos, `%s.%s: %q is not a duration (want e.g. "500ms", "30s" or "5m")`, t.name, key, s.val.text)
-		return def
+		return false
 	}
 	if d <= 0 {
 		t.errs.add(s.pos, "%s.%s: %q is not more than zero", t.name, key, s.val.text)
-		return def
+		return false
 	}
-	return d
+	*dst = d
+	return true
+}
+
+// setURL reads an upstream's address. An empty string is left to
+// checkUpstream, which reports the url as missing.
+func (t *table) setURL(key string, s *setting, dst **url.URL) bool {
+	if s.val.kind != unstable.String {
+		t.wrongType(key, s, "a string")
+		return false
+	}
+	if s.val.text == "" {
+		return true
+	}
+	u, err := parseUpstreamURL(s.val.text)
+	if err != nil {
+		t.errs.add(s.pos, "%s: %s %q: %v", upstreamName(t.text("name")), key, s.val.text, err)
+		return false
+	}
+	*dst = u
+	return true
 }
 
 // number reads an integer or a float: TOML types them apart, but a
@@ -542,8 +539,10 @@ func number(v value) (float64, bool) {
 		if strings.TrimLeft(v.text, "+-") == "nan" {
 			return math.NaN(), true
 		}
+		// A float too large for float64 reads as infinite, which every
+		// range check refuses with the key's own message.
 		f, err := strconv.ParseFloat(strings.ReplaceAll(v.text, "_", ""), 64)
-		return f, err == nil
+		return f, err == nil || errors.Is(err, strconv.ErrRange)
 	}
 	return 0, false
 }

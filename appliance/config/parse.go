@@ -3,10 +3,10 @@ package config
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
-	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
 )
 
@@ -28,9 +28,10 @@ type table struct {
 }
 
 type setting struct {
-	val  value
-	pos  Pos
-	used bool // read by the decoder; what is left unread is an unknown key
+	val      value
+	pos      Pos
+	used     bool // read by the decoder; what is left unread is an unknown key
+	rejected bool // of the wrong type or form, and reported
 }
 
 // value is a TOML value copied out of the parser, which reuses its nodes for
@@ -41,11 +42,14 @@ type value struct {
 	items []value // an array's elements
 }
 
-// sections are the tables a config file may have; "upstream" is the one
-// array of tables.
-var sections = []string{"proxy", "admin", "upstream", "canary", "gpio"}
-
-const sectionList = "[proxy], [admin], [[upstream]], [canary] or [gpio]"
+// sectionList names the sections for messages: "[proxy], [admin], ... or [gpio]".
+var sectionList = func() string {
+	var hs []string
+	for _, s := range sections {
+		hs = append(hs, headerOf(s))
+	}
+	return strings.Join(hs[:len(hs)-1], ", ") + " or " + hs[len(hs)-1]
+}()
 
 // parseFile reads one config file into its settings. Errors in the TOML
 // itself are returned; keys in the wrong place are added to errs, which also
@@ -55,23 +59,15 @@ func parseFile(name string, data []byte, errs *errorList) (*file, error) {
 	// config edited on the SD card from a PC should still load.
 	data = bytes.TrimPrefix(data, []byte("\ufeff"))
 
-	// go-toml's decoder enforces the rules of TOML that a walk over the
-	// syntax tree does not see (a key or table defined twice, leading zeros,
-	// out-of-range integers), so the walk below may take the document as
-	// well-formed.
-	if err := toml.Unmarshal(data, new(map[string]any)); err != nil {
-		if de, ok := errors.AsType[*toml.DecodeError](err); ok {
-			line, _ := de.Position()
-			return nil, &Error{Pos: Pos{File: name, Line: line}, Msg: strings.TrimPrefix(de.Error(), "toml: ")}
-		}
-		return nil, &Error{Pos: Pos{File: name}, Msg: err.Error()}
-	}
-
-	w := walker{f: &file{name: name, sections: map[string]*table{}}, errs: errs}
+	// The file is parsed once, by go-toml's parser, which checks the syntax
+	// (numbers, strings, dates as written). What its decoder would add is
+	// checked here: a key or section defined twice is reported by the walk,
+	// a value out of range when the key's type is checked.
+	w := walker{f: &file{name: name, sections: map[string]*table{}}, errs: errs, defined: map[string]definition{}}
 	w.p.Reset(data)
 	top := true
 	var cur *table // nil under a header that was already reported as wrong
-	for w.p.NextExpression() {
+	for w.fatal == nil && w.p.NextExpression() {
 		e := w.p.Expression()
 		switch e.Kind {
 		case unstable.Table, unstable.ArrayTable:
@@ -87,8 +83,15 @@ func parseFile(name string, data []byte, errs *errorList) (*file, error) {
 			}
 		}
 	}
+	if w.fatal != nil {
+		return nil, w.fatal
+	}
 	if err := w.p.Error(); err != nil {
-		return nil, &Error{Pos: Pos{File: name}, Msg: err.Error()}
+		pos := Pos{File: name}
+		if pe, ok := errors.AsType[*unstable.ParserError](err); ok && pe.Highlight != nil {
+			pos = w.pos(w.p.Range(pe.Highlight))
+		}
+		return nil, &Error{Pos: pos, Msg: err.Error()}
 	}
 	return w.f, nil
 }
@@ -97,6 +100,29 @@ type walker struct {
 	p    unstable.Parser
 	f    *file
 	errs *errorList
+	// defined is how and where each section was first given in this file.
+	// TOML allows one definition per table and file, except that dotted
+	// keys may add to the table they started, and [[headers]] to their
+	// array.
+	defined map[string]definition
+	fatal   *Error // a TOML rule broken: the walk stops there
+}
+
+type definition struct {
+	how string // "header", "dotted", "inline" or "array"
+	pos Pos
+}
+
+// define records that pos defines section name, or sets w.fatal when the
+// file already did so.
+func (w *walker) define(name string, pos Pos, how string) {
+	prev, seen := w.defined[name]
+	switch {
+	case !seen:
+		w.defined[name] = definition{how, pos}
+	case prev.how != how || how == "header" || how == "inline":
+		w.fatal = &Error{Pos: pos, Msg: fmt.Sprintf("%s is already defined in %s (each section once in a file)", headerOf(name), prev.pos)}
+	}
 }
 
 // header starts the table a [header] or [[header]] opens, or reports why the
@@ -110,12 +136,14 @@ func (w *walker) header(path []string, pos Pos, array bool) *table {
 	case len(path) > 1:
 		w.errs.add(pos, "unknown key %q in %s", strings.Join(path[1:], "."), headerOf(name))
 	case name == "upstream" && array:
+		w.define(name, pos, "array")
 		return w.upstream(pos)
 	case name == "upstream":
 		w.errs.add(pos, "[upstream] must be [[upstream]]: each upstream is one entry of an array of tables")
 	case array:
 		w.errs.add(pos, "[[%s]] must be [%s]: there is only one", name, name)
 	default:
+		w.define(name, pos, "header")
 		return w.section(name, pos)
 	}
 	return nil
@@ -138,13 +166,16 @@ func (w *walker) topKeyValue(kv *unstable.Node) {
 			w.errs.add(pos, "upstream must be an array of tables: write [[upstream]] before each entry")
 			return
 		}
+		w.define(name, pos, "inline")
 		for it := v.Children(); it.Next(); {
 			t := w.upstream(w.pos(it.Node().Raw))
 			w.inlineTable(t, it.Node())
 		}
 	case len(path) > 1:
+		w.define(name, pos, "dotted")
 		w.set(w.section(name, pos), path[1:], v, pos)
 	case v.Kind == unstable.InlineTable:
+		w.define(name, pos, "inline")
 		w.inlineTable(w.section(name, pos), v)
 	default:
 		w.errs.add(pos, "%s must be a table: write [%s] above its keys", name, name)
@@ -167,7 +198,12 @@ func (w *walker) keyValue(t *table, kv *unstable.Node) {
 // set records a key. A dotted key below a section is kept joined: no section
 // has subtables, so it is reported as unknown along with any other stray key.
 func (w *walker) set(t *table, path []string, v *unstable.Node, pos Pos) {
-	t.settings[strings.Join(path, ".")] = &setting{val: copyValue(v), pos: pos}
+	key := strings.Join(path, ".")
+	if prev, dup := t.settings[key]; dup {
+		w.fatal = &Error{Pos: pos, Msg: fmt.Sprintf("%s.%s is already set in %s", t.name, key, prev.pos)}
+		return
+	}
+	t.settings[key] = &setting{val: copyValue(v), pos: pos}
 }
 
 // section returns the file's table for a section, which several headers and

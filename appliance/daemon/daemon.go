@@ -408,19 +408,11 @@ func (d *Daemon) warnUnsupported(cfg *config.Config) {
 
 // warnUnappliable logs settings that only take effect at a restart.
 func (d *Daemon) warnUnappliable(cfg *config.Config) {
-	if d.opts.Listen == "" && cfg.Proxy.Listen != d.cfg.Proxy.Listen {
-		d.log.Warn("proxy.listen changed: restart canaryd to move the listener", "LISTEN", d.ProxyAddr())
-	}
-	was, now := d.cfg.Proxy, cfg.Proxy
-	was.Listen, was.AccessLog, now.Listen, now.AccessLog = "", false, "", false
-	if was != now {
-		d.log.Warn("proxy timeouts changed: restart canaryd to apply them")
-	}
-	if cfg.Admin != d.cfg.Admin {
-		d.log.Warn("[admin] changed: restart canaryd to apply it")
-	}
-	if cfg.GPIO != d.cfg.GPIO {
-		d.log.Warn("[gpio] changed: restart canaryd to apply it")
+	for _, key := range config.RestartNeeded(d.cfg, cfg) {
+		if key == "proxy.listen" && d.opts.Listen != "" {
+			continue // -listen overrides it
+		}
+		d.log.Warn(key+" changed: restart canaryd to apply it", "KEY", key)
 	}
 }
 

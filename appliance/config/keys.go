@@ -1,0 +1,184 @@
+package config
+
+import (
+	"reflect"
+	"time"
+)
+
+// keyDecl declares one config key. Decoding, the unknown-key check, the daemon's
+// restart warning and the test of the README's reference all read this
+// declaration, so adding a key means adding it to keys and using its field.
+type keyDecl struct {
+	Section string // "proxy", "admin", "upstream", "canary" or "gpio"
+	Name    string // as written in a file
+	// Default is the value when no file sets the key, of the field's type;
+	// nil means the type's zero value.
+	Default any
+	Doc     string // one line, for whoever reads or documents the key
+	Live    bool   // a reload applies a change; false: only a restart does
+
+	// field points to the key's value in c; entry picks the [[upstream]]
+	// entry and is ignored by the other sections. Its type is the key's
+	// TOML type: see (*table).set.
+	field func(c *Config, entry int) any
+}
+
+func (k keyDecl) String() string { return k.Section + "." + k.Name }
+
+// When a changed value takes effect, for keyDecl.Live.
+const (
+	live    = true  // at the next reload
+	restart = false // when canaryd restarts
+)
+
+// keys is every key a config file may set, by section in the order the
+// README shows them. Validation beyond the key's type (ranges, required
+// keys, pins) is in decode.go.
+var keys = []keyDecl{
+	proxyKey("listen", nil, restart, "required: the public address, host:port",
+		func(p *Proxy) any { return &p.Listen }),
+	proxyKey("connect_timeout", 5*time.Second, restart, "dialing an upstream",
+		func(p *Proxy) any { return &p.ConnectTimeout }),
+	proxyKey("header_timeout", 60*time.Second, restart, "silence allowed between reads from (and writes to) an upstream",
+		func(p *Proxy) any { return &p.HeaderTimeout }),
+	proxyKey("idle_timeout", 75*time.Second, restart, "an idle client keep-alive connection",
+		func(p *Proxy) any { return &p.IdleTimeout }),
+	proxyKey("upstream_idle_timeout", 60*time.Second, restart, "an idle pooled upstream connection",
+		func(p *Proxy) any { return &p.UpstreamIdle }),
+	proxyKey("access_log", false, live, "one log entry per proxied request",
+		func(p *Proxy) any { return &p.AccessLog }),
+
+	adminKey("socket", "/run/canaryd/admin.sock", restart, "the unix socket canaryctl talks to",
+		func(a *Admin) any { return &a.Socket }),
+	adminKey("listen", "127.0.0.1:9090", restart, `TCP address of the status page and /metrics; "" turns it off`,
+		func(a *Admin) any { return &a.Listen }),
+	adminKey("token_file", "", restart, "bearer token required for changes on admin.listen",
+		func(a *Admin) any { return &a.TokenFile }),
+
+	upstreamKey("name", nil, live, "required, unique",
+		func(u *Upstream) any { return &u.Name }),
+	upstreamKey("url", nil, live, "required: http or https, host:port, no path",
+		func(u *Upstream) any { return &u.URL }),
+	upstreamKey("weight", 1, live, "share of the round-robin; 0 takes it out of the rotation",
+		func(u *Upstream) any { return &u.Weight }),
+	upstreamKey("role", nil, live, `required: "stable" or "canary"`,
+		func(u *Upstream) any { return (*string)(&u.Role) }),
+	upstreamKey("max_fails", 1, live, "failures within fail_timeout that take it out, as nginx; 0 never",
+		func(u *Upstream) any { return &u.MaxFails }),
+	upstreamKey("fail_timeout", 10*time.Second, live, "the window for max_fails, and how long it stays out",
+		func(u *Upstream) any { return &u.FailTimeout }),
+
+	canaryKey("version", "", live, "required with a canary upstream; a new value re-arms after a rollback",
+		func(c *CanaryPolicy) any { return &c.Version }),
+	canaryKey("error_rate", 0.05, live, "canary error share that makes the verdict bad",
+		func(c *CanaryPolicy) any { return &c.ErrorRate }),
+	canaryKey("min_requests", 20, live, "fewer canary requests in the window: no verdict yet",
+		func(c *CanaryPolicy) any { return &c.MinRequests }),
+	canaryKey("window", 30*time.Second, live, "the sliding window the verdict is taken over",
+		func(c *CanaryPolicy) any { return &c.Window }),
+	canaryKey("auto_rollback", false, live, "a bad verdict rolls back by itself",
+		func(c *CanaryPolicy) any { return &c.AutoRollback }),
+	canaryKey("steps", nil, live, "progressive rollout, percent of traffic to the canary, ascending",
+		func(c *CanaryPolicy) any { return &c.Steps }),
+	// The default, 5m, applies only with steps: see checkCanary.
+	canaryKey("step_interval", nil, live, "time at each step; 5m when steps are set",
+		func(c *CanaryPolicy) any { return &c.StepInterval }),
+	canaryKey("sticky_header", "", live, "request header that keeps one user on one version",
+		func(c *CanaryPolicy) any { return &c.StickyHeader }),
+	canaryKey("sticky_cookie", "", live, "cookie that keeps one user on one version",
+		func(c *CanaryPolicy) any { return &c.StickyCookie }),
+	canaryKey("promote", "manual", live, `"manual", or "auto": promote after the last step`,
+		func(c *CanaryPolicy) any { return &c.Promote }),
+	canaryKey("override_header", "", live, `request header a tester sets to "always" or "never"`,
+		func(c *CanaryPolicy) any { return &c.OverrideHeader }),
+
+	gpioKey("status_led", "GPIO22", restart, `BCM pin name; "" means not wired`,
+		func(g *GPIO) any { return &g.StatusLED }),
+	gpioKey("canary_green", "GPIO27", restart, `BCM pin name; "" means not wired`,
+		func(g *GPIO) any { return &g.CanaryGreen }),
+	gpioKey("canary_red", "GPIO17", restart, `BCM pin name; "" means not wired`,
+		func(g *GPIO) any { return &g.CanaryRed }),
+	gpioKey("button", "GPIO23", restart, `BCM pin name, to ground, active low; "" means not wired`,
+		func(g *GPIO) any { return &g.Button }),
+}
+
+func proxyKey(name string, def any, live bool, doc string, f func(*Proxy) any) keyDecl {
+	return keyDecl{"proxy", name, def, doc, live, func(c *Config, _ int) any { return f(&c.Proxy) }}
+}
+
+func adminKey(name string, def any, live bool, doc string, f func(*Admin) any) keyDecl {
+	return keyDecl{"admin", name, def, doc, live, func(c *Config, _ int) any { return f(&c.Admin) }}
+}
+
+func upstreamKey(name string, def any, live bool, doc string, f func(*Upstream) any) keyDecl {
+	return keyDecl{"upstream", name, def, doc, live, func(c *Config, i int) any { return f(&c.Upstreams[i]) }}
+}
+
+func canaryKey(name string, def any, live bool, doc string, f func(*CanaryPolicy) any) keyDecl {
+	return keyDecl{"canary", name, def, doc, live, func(c *Config, _ int) any { return f(&c.Canary) }}
+}
+
+func gpioKey(name string, def any, live bool, doc string, f func(*GPIO) any) keyDecl {
+	return keyDecl{"gpio", name, def, doc, live, func(c *Config, _ int) any { return f(&c.GPIO) }}
+}
+
+// sections are the tables a config file may have, in the order of keys;
+// "upstream" is the one array of tables.
+var sections = func() []string {
+	var names []string
+	for _, k := range keys {
+		if len(names) == 0 || names[len(names)-1] != k.Section {
+			names = append(names, k.Section)
+		}
+	}
+	return names
+}()
+
+// keysOf returns the keys of one section.
+func keysOf(section string) []keyDecl {
+	var ks []keyDecl
+	for _, k := range keys {
+		if k.Section == section {
+			ks = append(ks, k)
+		}
+	}
+	return ks
+}
+
+// RestartNeeded lists the keys, as "section.name", whose value differs
+// between old and next but that a reload does not apply. An [[upstream]]
+// entry is compared with the old entry of the same name; adding or removing
+// one is a reload's job.
+func RestartNeeded(old, next *Config) []string {
+	var changed []string
+	// The fields are pointers, which DeepEqual compares by what they point to.
+	for _, k := range keys {
+		if k.Live {
+			continue
+		}
+		if k.Section != "upstream" {
+			if !reflect.DeepEqual(k.field(old, 0), k.field(next, 0)) {
+				changed = append(changed, k.String())
+			}
+			continue
+		}
+		for i, u := range next.Upstreams {
+			j := old.upstream(u.Name)
+			if j >= 0 && !reflect.DeepEqual(k.field(old, j), k.field(next, i)) {
+				changed = append(changed, k.String())
+				break
+			}
+		}
+	}
+	return changed
+}
+
+// upstream returns the index of the upstream named name, or -1.
+func (c *Config) upstream(name string) int {
+	for i, u := range c.Upstreams {
+		if u.Name == name {
+			return i
+		}
+	}
+	return -1
+}

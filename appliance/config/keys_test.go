@@ -1,0 +1,140 @@
+package config
+
+import (
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestEveryKeyIsDeclaredWell(t *testing.T) {
+	seen := map[string]bool{}
+	c := &Config{Upstreams: make([]Upstream, 1)}
+	for _, k := range keys {
+		if seen[k.String()] {
+			t.Errorf("%s is declared twice", k)
+		}
+		seen[k.String()] = true
+		if k.Doc == "" || strings.Contains(k.Doc, "\n") {
+			t.Errorf("%s: doc %q, want one line", k, k.Doc)
+		}
+		field := reflect.TypeOf(k.field(c, 0)).Elem()
+		if k.Default != nil && reflect.TypeOf(k.Default) != field {
+			t.Errorf("%s: default %v is a %T, want a %v like its field", k, k.Default, k.Default, field)
+		}
+	}
+	for i, s := range sections {
+		if slices.Contains(sections[i+1:], s) {
+			t.Errorf("the keys of [%s] are not declared together", s)
+		}
+	}
+}
+
+// readmeKeys returns the keys the README's config reference shows, set or
+// commented out, as "section.name".
+func readmeKeys(t *testing.T) []string {
+	t.Helper()
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ref, ok := strings.Cut(string(data), "\n## Configuration\n")
+	if ok {
+		_, ref, ok = strings.Cut(ref, "```toml\n")
+	}
+	if ok {
+		ref, _, ok = strings.Cut(ref, "```")
+	}
+	if !ok {
+		t.Fatal("README.md: no ```toml block under ## Configuration")
+	}
+	header := regexp.MustCompile(`^\[\[?([a-z_]+)\]\]?`)
+	key := regexp.MustCompile(`^([a-z_]+)\s*=`)
+	var section string
+	var found []string
+	for line := range strings.Lines(ref) {
+		line = strings.TrimPrefix(line, "# ")
+		if m := header.FindStringSubmatch(line); m != nil {
+			section = m[1]
+		} else if m := key.FindStringSubmatch(line); m != nil {
+			found = append(found, section+"."+m[1])
+		}
+	}
+	return found
+}
+
+func TestTheREADMEListsEveryKey(t *testing.T) {
+	inREADME := readmeKeys(t)
+	for _, k := range keys {
+		if !slices.Contains(inREADME, k.String()) {
+			t.Errorf("README.md's config reference does not show %s (%s)", k, k.Doc)
+		}
+	}
+	for _, name := range inREADME {
+		if !slices.ContainsFunc(keys, func(k keyDecl) bool { return k.String() == name }) {
+			t.Errorf("README.md's config reference shows %s, which is not a key", name)
+		}
+	}
+}
+
+func TestRestartNeededListsChangedKeysThatAReloadDoesNotApply(t *testing.T) {
+	base := minimal + upstream("c1", "canary") + "[canary]\nversion = \"v1\"\n"
+	load := func(text string) *Config {
+		t.Helper()
+		c, err := Load(writeDir(t, map[string]string{"canaryd.toml": text}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	old := load(base)
+	for _, tt := range []struct {
+		name string
+		text string
+		want []string
+	}{
+		{"nothing changed", base, nil},
+		{"only live keys changed", strings.NewReplacer(
+			`"v1"`, `"v2"`,
+			`role = "stable"`, "role = \"stable\"\nweight = 7\nfail_timeout = \"3s\"",
+		).Replace(base) + "error_rate = 0.5\n[[upstream]]\nname = \"new\"\nurl = \"http://10.0.0.9:1\"\nrole = \"stable\"\n", nil},
+		{"listener, a timeout, admin and a pin", strings.Replace(base, `listen = ":8080"`, "listen = \":9090\"\nheader_timeout = \"5s\"", 1) +
+			"[admin]\nsocket = \"/tmp/a.sock\"\n[gpio]\nbutton = \"GPIO4\"\n",
+			[]string{"proxy.listen", "proxy.header_timeout", "admin.socket", "gpio.button"}},
+		{"access_log applies live", strings.Replace(base, `listen = ":8080"`, "listen = \":8080\"\naccess_log = true", 1), nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := RestartNeeded(old, load(tt.text)); !slices.Equal(got, tt.want) {
+				t.Errorf("RestartNeeded = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// A key that needs a restart may one day be an upstream's; it is compared
+// with the old entry of the same name.
+func TestRestartNeededComparesUpstreamsByName(t *testing.T) {
+	defer func(saved []keyDecl) { keys = saved }(keys)
+	keys = slices.Clone(keys)
+	for i, k := range keys {
+		if k.String() == "upstream.weight" {
+			keys[i].Live = false
+		}
+	}
+	old := &Config{Upstreams: []Upstream{{Name: "a", Weight: 1}, {Name: "b", Weight: 2}}}
+	for _, tt := range []struct {
+		name string
+		next []Upstream
+		want []string
+	}{
+		{"same weights, other order", []Upstream{{Name: "b", Weight: 2}, {Name: "a", Weight: 1}}, nil},
+		{"an entry added and one removed", []Upstream{{Name: "a", Weight: 1}, {Name: "c", Weight: 9}}, nil},
+		{"a weight changed", []Upstream{{Name: "a", Weight: 1}, {Name: "b", Weight: 3}}, []string{"upstream.weight"}},
+	} {
+		if got := RestartNeeded(old, &Config{Upstreams: tt.next}); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: RestartNeeded = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
