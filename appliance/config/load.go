@@ -85,7 +85,7 @@ func configFiles(dir string) ([]string, error) {
 	var names []string
 	for _, e := range entries {
 		name := e.Name()
-		if strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".toml") {
+		if !IsConfigName(name) {
 			continue
 		}
 		// Stat follows symlinks; a dangling one is an error rather than a
@@ -99,6 +99,13 @@ func configFiles(dir string) ([]string, error) {
 		}
 	}
 	return names, nil
+}
+
+// IsConfigName reports whether a file of this name in the config directory
+// is config: *.toml, not a dotfile. What a package manager or an editor
+// leaves behind (x.toml.dpkg-new, x.toml~, .x.toml.swp) is not.
+func IsConfigName(name string) bool {
+	return !strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".toml")
 }
 
 // errorList collects the problems found while decoding, so that Load can

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/canary-pi/canary-pi/appliance/config"
+
 	"github.com/fsnotify/fsnotify"
 )
 
@@ -76,7 +78,7 @@ func Relevant(name string) bool {
 	if strings.HasPrefix(name, "..") {
 		return true
 	}
-	return !strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".toml")
+	return config.IsConfigName(name)
 }
 
 // Run watches until ctx ends, calling changed (from Run's goroutine) once
