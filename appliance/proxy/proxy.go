@@ -367,31 +367,30 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		ctx.Request.SetBodyStream(body, body.left)
 	}
 
-	plan := p.router.Plan()
-	var tried swrr.Set
-	u := plan.Pick(&tried, time.Now())
+	var t tries
+	u := p.first(&t)
 	if u == nil {
 		p.fail(ctx, fasthttp.StatusBadGateway, "no upstream is available")
 		return
 	}
-	for retried := false; ; retried = true {
+	for {
 		if hostless {
 			ctx.Request.URI().SetHost(u.URL.Host)
 		}
 		if p.accessLog.Load() {
 			ctx.SetUserValue(upstreamKey, u.Name)
 		}
-		resp, err := p.attempt(ctx, plan, u, body)
+		resp, err := p.attempt(ctx, t.plan, u, body)
 		if err == nil {
 			relay(ctx, resp)
-			break
+			return
 		}
 		if body.failed() {
 			p.clientFailed(ctx, body.err)
 			return
 		}
-		if !retried && retryable(&ctx.Request, err) {
-			if next := plan.PickRetry(&tried, p.router.Plan().Mode, time.Now()); next != nil {
+		if retryable(&ctx.Request, err) {
+			if next := p.retry(&t); next != nil {
 				p.log.Debug("retrying on another upstream", "UPSTREAM", u.Name, "error", err.Error())
 				u = next
 				continue
@@ -400,6 +399,32 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		p.failWith(ctx, err)
 		return
 	}
+}
+
+// tries is one request's way through the routing: the plan it started on,
+// the upstreams it tried, and whether it has had nginx's one retry on
+// another upstream.
+type tries struct {
+	plan    *route.Plan
+	tried   swrr.Set
+	retried bool
+}
+
+// first picks the upstream of a new request; nil when none is available.
+func (p *Proxy) first(t *tries) *route.Upstream {
+	t.plan = p.router.Plan()
+	return t.plan.Pick(&t.tried, time.Now())
+}
+
+// retry picks the upstream for the retry after a failed attempt, on the
+// plan the request started on and in the router's mode now; nil when the
+// request has had its retry or no other upstream is left.
+func (p *Proxy) retry(t *tries) *route.Upstream {
+	if t.retried {
+		return nil
+	}
+	t.retried = true
+	return t.plan.PickRetry(&t.tried, p.router.Plan().Mode, time.Now())
 }
 
 // attempt sends the request to u once and accounts for the outcome.

@@ -11,37 +11,29 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/canary-pi/canary-pi/appliance/route"
-	"github.com/canary-pi/canary-pi/appliance/swrr"
 )
 
 // serveUpgrade passes a protocol upgrade (WebSocket) through: the request
 // goes to an upstream on a connection of its own, and once the upstream
 // answers 101 the two connections are spliced until either side closes.
 func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, upgrade string) {
-	plan := p.router.Plan()
-	var tried swrr.Set
-	u := plan.Pick(&tried, time.Now())
+	var t tries
+	u := p.first(&t)
 	if u == nil {
 		p.fail(ctx, fasthttp.StatusBadGateway, "no upstream is available")
 		return
 	}
 	var conn net.Conn
-	for retried := false; ; retried = true {
+	for {
 		var err error
-		conn, err = p.dialUpgrade(u)
-		if err == nil {
+		if conn, err = p.dialUpgrade(u); err == nil {
 			break
 		}
-		p.account(plan, u, outcome{Failed: true}, time.Now())
-		var next *route.Upstream
-		if !retried {
-			next = plan.PickRetry(&tried, p.router.Plan().Mode, time.Now())
-		}
-		if next == nil {
+		p.account(t.plan, u, outcome{Failed: true}, time.Now())
+		if u = p.retry(&t); u == nil {
 			p.failWith(ctx, err)
 			return
 		}
-		u = next
 	}
 
 	start := time.Now()
@@ -59,12 +51,12 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, upgrade string) {
 	if err != nil {
 		conn.Close()
 		o.Failed = true
-		p.account(plan, u, o, time.Now())
+		p.account(t.plan, u, o, time.Now())
 		p.failWith(ctx, err)
 		return
 	}
 	o.Status = resp.StatusCode()
-	p.account(plan, u, o, time.Now())
+	p.account(t.plan, u, o, time.Now())
 
 	if o.Status != fasthttp.StatusSwitchingProtocols {
 		// The upstream declined the upgrade: its answer is an ordinary

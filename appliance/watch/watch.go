@@ -20,9 +20,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/canary-pi/canary-pi/appliance/config"
-
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/canary-pi/canary-pi/appliance/config"
 )
 
 // Options tune a Watcher; the zero value is sensible.
