@@ -258,6 +258,16 @@ fetch_out() { # fetch_out DIR: the guest's e2e-out/ from the FAT partition
 	mcopy -s -n -i "$fat" ::e2e-out "$1"
 }
 
+finish_boot() { # finish_boot N: the guest's report collected, powered off, its e2e-out/ fetched
+	send collect "boot$1"
+	wait_reply collect 120 || fail "boot $1: the guest did not collect its report"
+	send poweroff
+	wait_qemu 120 || fail "boot $1: the guest did not power off within 120 s"
+	cp "$work/console-boot$1.log" "$outdir/"
+	rm -rf "$outdir/guest"
+	fetch_out "$outdir/guest" || fail "no e2e-out/ on the FAT partition after boot $1"
+}
+
 # ---------------------------------------------------------------- boot 1
 boot_qemu 1
 wait_serving 1
@@ -286,12 +296,7 @@ wait_reply button 60 || fail "boot 1: no answer to button"
 [[ $reply == "ok button" ]] || fail "boot 1: canaryctl button in the guest: $reply"
 read -r v1 v2 other <<<"$(count_pongs 10)"
 [[ $v1 == 10 && $v2 == 0 ]] || fail "boot 1: after the button, 10 requests gave $v1 pong-v1, $v2 pong-v2, $other other; want all pong-v1"
-send collect boot1
-wait_reply collect 120 || fail "boot 1: the guest did not collect its report"
-send poweroff
-wait_qemu 120 || fail "boot 1: the guest did not power off within 120 s"
-cp "$work/console-boot1.log" "$outdir/"
-fetch_out "$outdir/guest" || fail "no e2e-out/ on the FAT partition after boot 1"
+finish_boot 1
 [[ $(jq -r .state "$outdir/guest/status-after-button.json") == rolled_back ]] ||
 	fail "boot 1: canaryctl status --json after the button says state $(jq -r .state "$outdir/guest/status-after-button.json"), want rolled_back"
 stage "boot 1: canaryctl button rolled back (state rolled_back, only pong-v1), guest powered off"
@@ -323,13 +328,7 @@ st=$(admin_status) || fail "boot 2: GET /v1/status on the LAN port"
 [[ $(jq -r .state <<<"$st") == rolled_back ]] || fail "boot 2: state $(jq -r .state <<<"$st") after the reboot, want rolled_back"
 [[ $(jq -r '.upstreams[] | select(.name == "v1") | .weight' <<<"$st") == 20 ]] ||
 	fail "boot 2: v1's weight is $(jq -c '.upstreams' <<<"$st"), want 20 from the FAT partition"
-send collect boot2
-wait_reply collect 120 || fail "boot 2: the guest did not collect its report"
-send poweroff
-wait_qemu 120 || fail "boot 2: the guest did not power off within 120 s"
-cp "$work/console-boot2.log" "$outdir/"
-rm -rf "$outdir/guest"
-fetch_out "$outdir/guest" || fail "no e2e-out/ on the FAT partition after boot 2"
+finish_boot 2
 stage "boot 2: still rolled back (25/25 pong-v1), v1 weight 20 live, guest powered off"
 
 # ---------------------------------------------------------------- the report
@@ -378,13 +377,7 @@ err=$(jq -r .config.error <<<"$st")
 [[ $(jq -r '.upstreams[] | select(.name == "v1") | .weight' <<<"$st") == 20 ]] || fail "boot 3: v1's weight changed under a refused import"
 read -r v1 v2 other <<<"$(count_pongs 10)"
 [[ $v1 == 10 && $other == 0 ]] || fail "boot 3: 10 requests gave $v1 pong-v1, $v2 pong-v2, $other other; want all pong-v1"
-send collect boot3
-wait_reply collect 120 || fail "boot 3: the guest did not collect its report"
-send poweroff
-wait_qemu 120 || fail "boot 3: the guest did not power off within 120 s"
-cp "$work/console-boot3.log" "$outdir/"
-rm -rf "$outdir/guest"
-fetch_out "$outdir/guest" || fail "no e2e-out/ on the FAT partition after boot 3"
+finish_boot 3
 grep -q 'import refused' "$outdir/guest/boot3/journal-verbose.txt" || fail "boot 3: the refusal is not in journalctl -u canaryd"
 stage "boot 3: a broken copy on the FAT partition refused (status LED green-blink, /etc/canaryd kept serving), guest powered off"
 
