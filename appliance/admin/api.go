@@ -3,7 +3,11 @@
 // the client canaryctl calls them with.
 package admin
 
-import "context"
+import (
+	"context"
+
+	"github.com/canary-pi/canary-pi/gpio/led"
+)
 
 // Status is the body of GET /v1/status and of `canaryctl status --json`.
 // The field names are part of the user-facing contract.
@@ -27,8 +31,8 @@ type Status struct {
 
 // LEDs are the lights as they show now.
 type LEDs struct {
-	Status string `json:"status"` // green | green-blink | off
-	Canary string `json:"canary"` // off | green | red | red-blink
+	Status led.Pattern `json:"status"` // green | green-blink | off
+	Canary led.Pattern `json:"canary"` // off | green | red | red-blink
 }
 
 // ConfigInfo describes the running configuration.

@@ -542,7 +542,7 @@ func (d *Daemon) Status() admin.Status {
 		State:         string(mode),
 		CanaryVersion: cfg.Canary.Version,
 		CanaryPercent: round1(plan.CanaryPercent()),
-		LEDs:          admin.LEDs{Status: string(status), Canary: string(canary)},
+		LEDs:          admin.LEDs{Status: status, Canary: canary},
 		Config:        admin.ConfigInfo{Generation: gen, Error: cfgErr, Dir: d.opts.ConfigDir, Files: cfg.Files},
 		Version:       d.opts.Version,
 		Listen:        d.ProxyAddr(),

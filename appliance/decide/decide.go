@@ -13,7 +13,7 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/analysis"
 	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/state"
-	"github.com/canary-pi/canary-pi/gpio"
+	"github.com/canary-pi/canary-pi/gpio/led"
 )
 
 // Op is an action on the canary.
@@ -123,20 +123,20 @@ func AutoRollback(enabled bool, m state.Mode, v analysis.Verdict) bool {
 // the last rejected config's error, "" when the running one is the newest)
 // and the canary's verdict. The latch, not the button, decides: a rollback
 // blinks red until it is resumed, whatever the verdict does meanwhile.
-func Lights(m state.Mode, cfgErr string, v analysis.State) (status, canary gpio.Pattern) {
-	status = gpio.Green
+func Lights(m state.Mode, cfgErr string, v analysis.State) (status, canary led.Pattern) {
+	status = led.Green
 	if cfgErr != "" {
-		status = gpio.GreenBlink
+		status = led.GreenBlink
 	}
 	switch {
 	case m == state.Canary && v == analysis.Bad:
-		canary = gpio.Red
+		canary = led.Red
 	case m == state.Canary:
-		canary = gpio.Green
+		canary = led.Green
 	case m == state.RolledBack:
-		canary = gpio.RedBlink
+		canary = led.RedBlink
 	default:
-		canary = gpio.Off
+		canary = led.Off
 	}
 	return status, canary
 }

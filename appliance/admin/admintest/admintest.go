@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
+	"github.com/canary-pi/canary-pi/gpio/led"
 )
 
 // Controller is an admin.Controller with the contract's state changes and
@@ -42,7 +43,7 @@ func Canary() admin.Status {
 		State:         "canary",
 		CanaryVersion: "v2",
 		CanaryPercent: 33.3,
-		LEDs:          admin.LEDs{Status: "green", Canary: "green"},
+		LEDs:          admin.LEDs{Status: led.Green, Canary: led.Green},
 		Config:        admin.ConfigInfo{Generation: 1, Dir: "/etc/canaryd", Files: []string{"canaryd.toml"}},
 		Upstreams: []admin.Upstream{
 			{Name: "w1", Role: "stable", URL: "http://127.0.0.2:8001", Weight: 10, Requests: 120, Healthy: true},
@@ -109,7 +110,7 @@ func (c *Controller) Promote(_ context.Context, cause string) error {
 		}
 		c.status.State = "promoted"
 		c.status.CanaryPercent = 100
-		c.status.LEDs.Canary = "off"
+		c.status.LEDs.Canary = led.Off
 		c.status.Latch = c.latch("promoted", cause)
 		return nil
 	})
@@ -160,7 +161,7 @@ func (c *Controller) rollback(cause string) error {
 	}
 	c.status.State = "rolled_back"
 	c.status.CanaryPercent = 0
-	c.status.LEDs.Canary = "red-blink"
+	c.status.LEDs.Canary = led.RedBlink
 	c.status.Latch = c.latch("rolled_back", cause)
 	return nil
 }
@@ -171,7 +172,7 @@ func (c *Controller) resume() error {
 	}
 	c.status.State = "canary"
 	c.status.CanaryPercent = c.percent
-	c.status.LEDs.Canary = "green"
+	c.status.LEDs.Canary = led.Green
 	c.status.Latch = nil
 	return nil
 }
