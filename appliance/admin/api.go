@@ -6,13 +6,14 @@ package admin
 import (
 	"context"
 
+	"github.com/canary-pi/canary-pi/appliance/state"
 	"github.com/canary-pi/canary-pi/gpio/led"
 )
 
 // Status is the body of GET /v1/status and of `canaryctl status --json`.
 // The field names are part of the user-facing contract.
 type Status struct {
-	State         string     `json:"state"` // stable | canary | rolled_back | promoted
+	State         state.Mode `json:"state"` // stable | canary | rolled_back | promoted
 	CanaryVersion string     `json:"canary_version"`
 	CanaryPercent float64    `json:"canary_percent"`
 	LEDs          LEDs       `json:"leds"`
@@ -75,10 +76,10 @@ type Verdict struct {
 
 // Latch is the persisted rollback or promotion.
 type Latch struct {
-	State   string `json:"state"`   // rolled_back | promoted
-	Version string `json:"version"` // the canary.version it applies to
-	Cause   string `json:"cause"`   // command | button | auto | api
-	At      string `json:"at"`      // RFC 3339
+	State   state.Mode `json:"state"`   // rolled_back | promoted
+	Version string     `json:"version"` // the canary.version it applies to
+	Cause   string     `json:"cause"`   // command | button | auto | api
+	At      string     `json:"at"`      // RFC 3339
 }
 
 // Controller is what the API drives: the running daemon. Every method

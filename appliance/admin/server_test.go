@@ -14,6 +14,7 @@ import (
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
 	"github.com/canary-pi/canary-pi/appliance/admin/admintest"
+	"github.com/canary-pi/canary-pi/appliance/state"
 )
 
 // onSocket serves ctl over a real unix socket the way canaryd does for
@@ -75,7 +76,7 @@ func TestCommandsCallTheController(t *testing.T) {
 		name      string
 		do        func(*admin.Client, context.Context) (admin.Status, error)
 		call      string
-		wantState string
+		wantState state.Mode
 	}{
 		{"rollback", (*admin.Client).Rollback, "Rollback(command)", "rolled_back"},
 		{"resume", (*admin.Client).Resume, "Resume(command)", "canary"},

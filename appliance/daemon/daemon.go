@@ -539,7 +539,7 @@ func (d *Daemon) Status() admin.Status {
 	status, canary := decide.Lights(mode, cfgErr, verdict.State)
 	now := time.Now()
 	st := admin.Status{
-		State:         string(mode),
+		State:         mode,
 		CanaryVersion: cfg.Canary.Version,
 		CanaryPercent: round1(plan.CanaryPercent()),
 		LEDs:          admin.LEDs{Status: status, Canary: canary},
@@ -552,7 +552,7 @@ func (d *Daemon) Status() admin.Status {
 	}
 	st.Message = decide.Message(mode, latch, verdict)
 	if latch.Latched() {
-		st.Latch = &admin.Latch{State: string(latch.Mode), Version: latch.Version, Cause: latch.Cause,
+		st.Latch = &admin.Latch{State: latch.Mode, Version: latch.Version, Cause: latch.Cause,
 			At: latch.At.UTC().Format(time.RFC3339)}
 	}
 	if plan.HasCanary {

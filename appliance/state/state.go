@@ -22,6 +22,10 @@ const (
 	Promoted   Mode = "promoted"    // every new request goes to canary upstreams
 )
 
+// Modes are all the modes, for a list of every value (the metrics' state
+// label, the status page's).
+func Modes() []Mode { return []Mode{NoCanary, Canary, RolledBack, Promoted} }
+
 // Latch is the persisted decision. The zero value is "not latched".
 type Latch struct {
 	Mode    Mode      `json:"state"`   // RolledBack, Promoted, or "" for none

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
+	"github.com/canary-pi/canary-pi/appliance/state"
 	"github.com/canary-pi/canary-pi/gpio/led"
 )
 
@@ -40,7 +41,7 @@ func NewController(s admin.Status) *Controller {
 // the canary v2 with weight 5, config generation 1.
 func Canary() admin.Status {
 	return admin.Status{
-		State:         "canary",
+		State:         state.Canary,
 		CanaryVersion: "v2",
 		CanaryPercent: 33.3,
 		LEDs:          admin.LEDs{Status: led.Green, Canary: led.Green},
@@ -103,15 +104,15 @@ func (c *Controller) Promote(_ context.Context, cause string) error {
 	defer c.mu.Unlock()
 	return c.call("Promote", cause, func() error {
 		switch c.status.State {
-		case "rolled_back":
+		case state.RolledBack:
 			return errors.New("rolled back: resume first, then promote")
-		case "stable":
+		case state.NoCanary:
 			return errors.New("no canary configured: nothing to promote")
 		}
-		c.status.State = "promoted"
+		c.status.State = state.Promoted
 		c.status.CanaryPercent = 100
 		c.status.LEDs.Canary = led.Off
-		c.status.Latch = c.latch("promoted", cause)
+		c.status.Latch = c.latch(state.Promoted, cause)
 		return nil
 	})
 }
@@ -156,30 +157,30 @@ func (c *Controller) call(method, arg string, do func() error) error {
 }
 
 func (c *Controller) rollback(cause string) error {
-	if c.status.State == "stable" {
+	if c.status.State == state.NoCanary {
 		return errors.New("no canary configured: nothing to roll back")
 	}
-	c.status.State = "rolled_back"
+	c.status.State = state.RolledBack
 	c.status.CanaryPercent = 0
 	c.status.LEDs.Canary = led.RedBlink
-	c.status.Latch = c.latch("rolled_back", cause)
+	c.status.Latch = c.latch(state.RolledBack, cause)
 	return nil
 }
 
 func (c *Controller) resume() error {
-	if c.status.State == "stable" {
+	if c.status.State == state.NoCanary {
 		return errors.New("no canary configured: nothing to resume")
 	}
-	c.status.State = "canary"
+	c.status.State = state.Canary
 	c.status.CanaryPercent = c.percent
 	c.status.LEDs.Canary = led.Green
 	c.status.Latch = nil
 	return nil
 }
 
-func (c *Controller) latch(state, cause string) *admin.Latch {
+func (c *Controller) latch(m state.Mode, cause string) *admin.Latch {
 	return &admin.Latch{
-		State:   state,
+		State:   m,
 		Version: c.status.CanaryVersion,
 		Cause:   cause,
 		At:      time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC).Format(time.RFC3339),
