@@ -6,6 +6,7 @@ package admin
 import (
 	"context"
 
+	"github.com/canary-pi/canary-pi/appliance/analysis"
 	"github.com/canary-pi/canary-pi/appliance/state"
 	"github.com/canary-pi/canary-pi/gpio/led"
 )
@@ -68,10 +69,10 @@ type Upstream struct {
 type Verdict struct {
 	// State is good, bad, not_enough_traffic or shared_failure (the canary
 	// fails, but no worse than stable: not the canary's fault).
-	State        string `json:"state"`
-	Reason       string `json:"reason"` // one line with the numbers
-	AutoRollback bool   `json:"auto_rollback"`
-	Window       string `json:"window"` // e.g. "30s"
+	State        analysis.State `json:"state"`
+	Reason       string         `json:"reason"` // one line with the numbers
+	AutoRollback bool           `json:"auto_rollback"`
+	Window       string         `json:"window"` // e.g. "30s"
 }
 
 // Latch is the persisted rollback or promotion.

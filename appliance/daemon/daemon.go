@@ -556,7 +556,7 @@ func (d *Daemon) Status() admin.Status {
 			At: latch.At.UTC().Format(time.RFC3339)}
 	}
 	if plan.HasCanary {
-		st.Verdict = &admin.Verdict{State: verdict.State.String(), Reason: verdict.Reason,
+		st.Verdict = &admin.Verdict{State: verdict.State, Reason: verdict.Reason,
 			AutoRollback: cfg.Canary.AutoRollback, Window: cfg.Canary.Window.String()}
 	}
 	for _, u := range plan.Upstreams {
