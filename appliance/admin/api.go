@@ -77,10 +77,10 @@ type Verdict struct {
 
 // Latch is the persisted rollback or promotion.
 type Latch struct {
-	State   state.Mode `json:"state"`   // rolled_back | promoted
-	Version string     `json:"version"` // the canary.version it applies to
-	Cause   string     `json:"cause"`   // command | button | auto | api
-	At      string     `json:"at"`      // RFC 3339
+	State   state.Mode  `json:"state"`   // rolled_back | promoted
+	Version string      `json:"version"` // the canary.version it applies to
+	Cause   state.Cause `json:"cause"`   // command | button | auto | api
+	At      string      `json:"at"`      // RFC 3339
 }
 
 // Controller is what the API drives: the running daemon. Every method
@@ -88,9 +88,9 @@ type Latch struct {
 // operator can act on (its text is shown to them as it is).
 type Controller interface {
 	Status() Status
-	Rollback(ctx context.Context, cause string) error
-	Resume(ctx context.Context, cause string) error
-	Promote(ctx context.Context, cause string) error
+	Rollback(ctx context.Context, cause state.Cause) error
+	Resume(ctx context.Context, cause state.Cause) error
+	Promote(ctx context.Context, cause state.Cause) error
 	Pause(ctx context.Context) error
 	Reload(ctx context.Context) error
 	// Button presses the button through the same debounce path as the

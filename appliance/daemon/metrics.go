@@ -25,7 +25,7 @@ func (d *Daemon) metricsSnapshot() web.Snapshot {
 		s.Verdict = d.verdict.State.String()
 	}
 	for cause, n := range d.rollbacks {
-		s.Rollbacks[cause] = n
+		s.Rollbacks[string(cause)] = n
 	}
 	d.mu.Unlock()
 

@@ -61,7 +61,7 @@ type Decision struct {
 // canary of version or not. A rollback moves the traffic before the latch is
 // written, so the disk's latency comes after the canary is out; a resume or
 // a promotion, which send traffic toward the canary, write the latch first.
-func Act(l state.Latch, hasCanary bool, version string, op Op, cause string, now time.Time) (Decision, error) {
+func Act(l state.Latch, hasCanary bool, version string, op Op, cause state.Cause, now time.Time) (Decision, error) {
 	var next state.Latch
 	var err error
 	switch op {
@@ -158,16 +158,16 @@ func Message(m state.Mode, l state.Latch, v analysis.Verdict) string {
 }
 
 // CauseName says who a latch's cause is, for people.
-func CauseName(cause string) string {
+func CauseName(cause state.Cause) string {
 	switch cause {
-	case "command":
+	case state.CauseCommand:
 		return "canaryctl"
-	case "api":
+	case state.CauseAPI:
 		return "the admin API"
-	case "auto":
+	case state.CauseAuto:
 		return "the analysis (auto_rollback)"
-	case "button":
+	case state.CauseButton:
 		return "the button"
 	}
-	return cause
+	return string(cause)
 }

@@ -85,24 +85,24 @@ func (c *Controller) Status() admin.Status {
 }
 
 // Rollback implements admin.Controller.
-func (c *Controller) Rollback(_ context.Context, cause string) error {
+func (c *Controller) Rollback(_ context.Context, cause state.Cause) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.call("Rollback", cause, func() error { return c.rollback(cause) })
+	return c.call("Rollback", string(cause), func() error { return c.rollback(cause) })
 }
 
 // Resume implements admin.Controller.
-func (c *Controller) Resume(_ context.Context, cause string) error {
+func (c *Controller) Resume(_ context.Context, cause state.Cause) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.call("Resume", cause, c.resume)
+	return c.call("Resume", string(cause), c.resume)
 }
 
 // Promote implements admin.Controller.
-func (c *Controller) Promote(_ context.Context, cause string) error {
+func (c *Controller) Promote(_ context.Context, cause state.Cause) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.call("Promote", cause, func() error {
+	return c.call("Promote", string(cause), func() error {
 		switch c.status.State {
 		case state.RolledBack:
 			return errors.New("rolled back: resume first, then promote")
@@ -145,7 +145,7 @@ func (c *Controller) Button(_ context.Context, long bool) error {
 	if long {
 		return c.call("Button", "long", c.resume)
 	}
-	return c.call("Button", "short", func() error { return c.rollback("button") })
+	return c.call("Button", "short", func() error { return c.rollback(state.CauseButton) })
 }
 
 func (c *Controller) call(method, arg string, do func() error) error {
@@ -156,7 +156,7 @@ func (c *Controller) call(method, arg string, do func() error) error {
 	return do()
 }
 
-func (c *Controller) rollback(cause string) error {
+func (c *Controller) rollback(cause state.Cause) error {
 	if c.status.State == state.NoCanary {
 		return errors.New("no canary configured: nothing to roll back")
 	}
@@ -178,7 +178,7 @@ func (c *Controller) resume() error {
 	return nil
 }
 
-func (c *Controller) latch(m state.Mode, cause string) *admin.Latch {
+func (c *Controller) latch(m state.Mode, cause state.Cause) *admin.Latch {
 	return &admin.Latch{
 		State:   m,
 		Version: c.status.CanaryVersion,
