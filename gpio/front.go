@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/canary-pi/canary-pi/gpio/led"
 	"github.com/jonboulle/clockwork"
 	pgpio "periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
@@ -78,7 +79,7 @@ type Front struct {
 	button  pgpio.PinIn
 	edges   chan pgpio.Level // a simulated button's edges, to end its wait at Close
 	act     *sysLED
-	leds    []*led
+	leds    []*lamp
 	presses chan Press
 	samples chan bool // the button pin's level, from watch
 	soft    chan bool // a software press on a Pi
@@ -119,8 +120,8 @@ func newFront(pins Pins, names Wiring, opts Options, mode string) (*Front, error
 		kick:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		pressing: make(chan struct{}, 1),
-		status:   light{pattern: Off},
-		canary:   light{pattern: Off},
+		status:   light{pattern: led.Off},
+		canary:   light{pattern: led.Off},
 	}
 	if f.clock == nil {
 		f.clock = clockwork.NewRealClock()
@@ -131,7 +132,7 @@ func newFront(pins Pins, names Wiring, opts Options, mode string) (*Front, error
 	outs := []struct {
 		key, name string
 		pin       pgpio.PinOut
-		to        *[]*led
+		to        *[]*lamp
 	}{
 		{"status_led", names.StatusLED, pins.StatusLED, &f.status.green},
 		{"canary_green", names.CanaryGreen, pins.CanaryGreen, &f.canary.green},
@@ -141,7 +142,7 @@ func newFront(pins Pins, names Wiring, opts Options, mode string) (*Front, error
 		if o.pin == nil {
 			continue
 		}
-		l := &led{name: "gpio." + o.key, pin: o.pin}
+		l := &lamp{name: "gpio." + o.key, pin: o.pin}
 		// Out claims the line, so a busy pin fails here and not at the
 		// first Show; it also darkens an LED a crashed run left lit.
 		if err := o.pin.Out(pgpio.Low); err != nil {
@@ -170,7 +171,7 @@ func newFront(pins Pins, names Wiring, opts Options, mode string) (*Front, error
 			f.log.Info("the Pi's ACT LED does not mirror the status LED", "error", err.Error())
 		} else {
 			f.act = act
-			l := &led{name: "ACT LED", pin: act}
+			l := &lamp{name: "ACT LED", pin: act}
 			l.write(false, f.log)
 			f.leds = append(f.leds, l)
 			f.status.green = append(f.status.green, l)
@@ -303,7 +304,7 @@ func (f *Front) showLocked() {
 // Show sets what the lights show. Steady patterns are on the pins when Show
 // returns; a light that starts blinking starts lit, in step with any light
 // already blinking.
-func (f *Front) Show(status, canary Pattern) {
+func (f *Front) Show(status, canary led.Pattern) {
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()
@@ -408,7 +409,7 @@ func (f *Front) Close() error {
 		return nil
 	}
 	f.closed = true
-	f.status.pattern, f.canary.pattern = Off, Off
+	f.status.pattern, f.canary.pattern = led.Off, led.Off
 	f.mu.Unlock()
 	close(f.stop)
 	stopped := make(chan struct{})

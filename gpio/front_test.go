@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/canary-pi/canary-pi/gpio/led"
 	pgpio "periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
 )
@@ -88,7 +89,7 @@ func TestLongPressIsShortThenLongAtThreeSeconds(t *testing.T) {
 // the canary light.
 func TestPressDuringRollbackChangesNoLight(t *testing.T) {
 	b := newBench(t)
-	b.show(Green, RedBlink)
+	b.show(led.Green, led.RedBlink)
 	for range 2 {
 		b.edge(pgpio.Low)
 		b.advance(100 * time.Millisecond)
@@ -108,12 +109,12 @@ func TestPressDuringRollbackChangesNoLight(t *testing.T) {
 
 func TestSteadyLightsDoNotWriteOrWake(t *testing.T) {
 	b := newBench(t)
-	b.show(Green, Green)
+	b.show(led.Green, led.Green)
 	if !b.status.lit() || !b.green.lit() || b.red.lit() {
 		t.Fatalf("green/green shows status %v green %v red %v", b.status.lit(), b.green.lit(), b.red.lit())
 	}
 	writes := b.status.writes.Load() + b.green.writes.Load() + b.red.writes.Load()
-	b.show(Green, Green) // the daemon shows its lights again at every reload
+	b.show(led.Green, led.Green) // the daemon shows its lights again at every reload
 	b.advance(10 * time.Second)
 	if now := b.status.writes.Load() + b.green.writes.Load() + b.red.writes.Load(); now != writes {
 		t.Errorf("%d pin writes for steady lights, want none", now-writes)
@@ -125,8 +126,8 @@ func TestSteadyLightsDoNotWriteOrWake(t *testing.T) {
 
 func TestBlinkingTogglesWithTheBlinker(t *testing.T) {
 	b := newBench(t)
-	b.show(Green, Red)
-	b.show(Green, RedBlink)
+	b.show(led.Green, led.Red)
+	b.show(led.Green, led.RedBlink)
 	redWrites := b.red.writes.Load()
 	statusWrites := b.status.writes.Load()
 	var got []bool
@@ -151,9 +152,9 @@ func TestBlinkingTogglesWithTheBlinker(t *testing.T) {
 
 func TestBlinkingLightsBlinkInStep(t *testing.T) {
 	b := newBench(t)
-	b.show(Green, RedBlink)
+	b.show(led.Green, led.RedBlink)
 	b.advance(BlinkPeriod) // red is dark now
-	b.show(GreenBlink, RedBlink)
+	b.show(led.GreenBlink, led.RedBlink)
 	if b.status.lit() || b.red.lit() {
 		t.Fatalf("a light joining a blink is out of step: status %v red %v", b.status.lit(), b.red.lit())
 	}
@@ -161,11 +162,11 @@ func TestBlinkingLightsBlinkInStep(t *testing.T) {
 	if !b.status.lit() || !b.red.lit() {
 		t.Fatalf("status %v red %v, want both lit", b.status.lit(), b.red.lit())
 	}
-	b.show(Green, Off) // nothing blinks: the blinker stops
+	b.show(led.Green, led.Off) // nothing blinks: the blinker stops
 	if !b.wakeAt().IsZero() {
 		t.Errorf("the blinker still turns at %v", b.wakeAt())
 	}
-	b.show(Green, RedBlink) // and starts lit
+	b.show(led.Green, led.RedBlink) // and starts lit
 	if !b.red.lit() {
 		t.Error("a new blink starts dark")
 	}
@@ -173,7 +174,7 @@ func TestBlinkingLightsBlinkInStep(t *testing.T) {
 
 func TestUnwiredColourStaysDark(t *testing.T) {
 	b := newBench(t, func(p *Pins, _ *Options) { p.CanaryRed = nil })
-	b.show(Off, Red)
+	b.show(led.Off, led.Red)
 	b.advance(time.Second)
 	if b.green.lit() {
 		t.Error("a red verdict shows green on a light without its red LED")
@@ -182,7 +183,7 @@ func TestUnwiredColourStaysDark(t *testing.T) {
 
 func TestCloseTurnsTheLightsOff(t *testing.T) {
 	b := newBench(t)
-	b.show(Green, RedBlink)
+	b.show(led.Green, led.RedBlink)
 	if err := b.close(); err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +191,7 @@ func TestCloseTurnsTheLightsOff(t *testing.T) {
 		t.Fatalf("lit after Close: status %v green %v red %v", b.status.lit(), b.green.lit(), b.red.lit())
 	}
 	writes := b.status.writes.Load()
-	b.f.Show(Green, Green) // a reload racing the stop
+	b.f.Show(led.Green, led.Green) // a reload racing the stop
 	if b.status.writes.Load() != writes || b.status.lit() {
 		t.Error("Show after Close drove a released pin")
 	}
@@ -241,7 +242,7 @@ func TestACTLEDMirrorsTheStatusLED(t *testing.T) {
 	if got := read("trigger"); got != "none" {
 		t.Errorf("trigger while driven: %q, want none", got)
 	}
-	b.show(GreenBlink, Green)
+	b.show(led.GreenBlink, led.Green)
 	if got := read("brightness"); got != "1" {
 		t.Errorf("brightness %q with the status lit", got)
 	}
@@ -257,7 +258,7 @@ func TestACTLEDMirrorsTheStatusLED(t *testing.T) {
 
 func TestACTLEDFailureIsLoggedOnce(t *testing.T) {
 	b := newBench(t, func(_ *Pins, o *Options) { o.ACT = filepath.Join(t.TempDir(), "nope") })
-	b.show(GreenBlink, Green)
+	b.show(led.GreenBlink, led.Green)
 	b.advance(time.Second)
 	if n := strings.Count(b.logs.String(), "ACT LED"); n != 1 {
 		t.Errorf("%d log lines about the ACT LED, want 1:\n%s", n, b.logs)

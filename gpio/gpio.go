@@ -12,18 +12,8 @@ import (
 	"context"
 	"errors"
 	"sync"
-)
 
-// Pattern is what a light shows. The values are the contract's `leds`
-// field values.
-type Pattern string
-
-const (
-	Off        Pattern = "off"
-	Green      Pattern = "green"
-	GreenBlink Pattern = "green-blink"
-	Red        Pattern = "red"
-	RedBlink   Pattern = "red-blink"
+	"github.com/canary-pi/canary-pi/gpio/led"
 )
 
 // Press is one debounced press of the button. A short press is delivered
@@ -48,7 +38,7 @@ func (p Press) Handled() {
 // Panel is the lights and the button.
 type Panel interface {
 	// Show sets what the status LED and the canary light show.
-	Show(status, canary Pattern)
+	Show(status, canary led.Pattern)
 	// Presses delivers the button's debounced presses. It is never closed.
 	Presses() <-chan Press
 	// Press presses the button from software, through the same path as a
@@ -64,10 +54,10 @@ type Panel interface {
 // nothing lights and there is no button to press.
 type Absent struct{}
 
-func (Absent) Show(status, canary Pattern) {}
-func (Absent) Presses() <-chan Press       { return nil }
-func (Absent) Mode() string                { return "off" }
-func (Absent) Close() error                { return nil }
+func (Absent) Show(status, canary led.Pattern) {}
+func (Absent) Presses() <-chan Press           { return nil }
+func (Absent) Mode() string                    { return "off" }
+func (Absent) Close() error                    { return nil }
 func (Absent) Press(context.Context, bool) error {
 	return errors.New("there is no button: canaryd runs with -gpio off")
 }

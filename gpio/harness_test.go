@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/canary-pi/canary-pi/gpio/led"
 	"github.com/jonboulle/clockwork"
 	pgpio "periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
@@ -162,7 +163,7 @@ func (b *bench) wakeAt() time.Time {
 func (b *bench) elapsed() time.Duration { return b.clock.Since(t0) }
 
 // show sets the lights and waits for the loop to have set the blinker.
-func (b *bench) show(status, canary Pattern) {
+func (b *bench) show(status, canary led.Pattern) {
 	b.t.Helper()
 	b.f.Show(status, canary)
 	b.step()

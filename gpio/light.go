@@ -3,6 +3,7 @@ package gpio
 import (
 	"log/slog"
 
+	"github.com/canary-pi/canary-pi/gpio/led"
 	pgpio "periph.io/x/conn/v3/gpio"
 )
 
@@ -12,12 +13,12 @@ type output interface {
 	Out(pgpio.Level) error
 }
 
-// An led is one LED on one output, lit when the output is high.
+// A lamp is one LED on one output, lit when the output is high.
 //
 // It remembers the level it wrote instead of reading the pin back: on the
 // GPIO character device, Read() on an output line turns it into an input,
 // and the LED would go dark.
-type led struct {
+type lamp struct {
 	name   string // for the log: "gpio.canary_red"
 	pin    output
 	on     bool
@@ -26,7 +27,7 @@ type led struct {
 
 // set lights or darkens the LED, touching the pin only when the level
 // changes: a steady light costs no writes, a blink one per half period.
-func (l *led) set(on bool, log *slog.Logger) {
+func (l *lamp) set(on bool, log *slog.Logger) {
 	if on == l.on {
 		return
 	}
@@ -34,7 +35,7 @@ func (l *led) set(on bool, log *slog.Logger) {
 }
 
 // write drives the pin whatever the remembered level is.
-func (l *led) write(on bool, log *slog.Logger) {
+func (l *lamp) write(on bool, log *slog.Logger) {
 	l.on = on
 	if err := l.pin.Out(pgpio.Level(on)); err != nil && !l.failed {
 		l.failed = true
@@ -42,13 +43,13 @@ func (l *led) write(on bool, log *slog.Logger) {
 	}
 }
 
-// A light shows a Pattern on its LEDs: the status LED is one green LED (and
+// A light shows a led.Pattern on its LEDs: the status LED is one green LED (and
 // the ACT LED mirroring it), the canary light a green and a red LED, or the
 // two legs of one bicolour LED. A colour that is not wired stays dark rather
 // than showing on the other: a red verdict must never look green.
 type light struct {
-	pattern    Pattern
-	green, red []*led
+	pattern    led.Pattern
+	green, red []*lamp
 }
 
 // show drives the LEDs for the pattern; on is the blinker's phase.
@@ -62,18 +63,18 @@ func (l *light) show(on bool, log *slog.Logger) {
 	}
 }
 
-func (l *light) blinks() bool { return l.pattern == GreenBlink || l.pattern == RedBlink }
+func (l *light) blinks() bool { return l.pattern.Blinks() }
 
 // levels is which colour a pattern lights in a blink phase.
-func levels(p Pattern, on bool) (green, red bool) {
+func levels(p led.Pattern, on bool) (green, red bool) {
 	switch p {
-	case Green:
+	case led.Green:
 		return true, false
-	case GreenBlink:
+	case led.GreenBlink:
 		return on, false
-	case Red:
+	case led.Red:
 		return false, true
-	case RedBlink:
+	case led.RedBlink:
 		return false, on
 	}
 	return false, false

@@ -3,12 +3,18 @@
 // the client canaryctl calls them with.
 package admin
 
-import "context"
+import (
+	"context"
+
+	"github.com/canary-pi/canary-pi/appliance/analysis"
+	"github.com/canary-pi/canary-pi/appliance/state"
+	"github.com/canary-pi/canary-pi/gpio/led"
+)
 
 // Status is the body of GET /v1/status and of `canaryctl status --json`.
 // The field names are part of the user-facing contract.
 type Status struct {
-	State         string     `json:"state"` // stable | canary | rolled_back | promoted
+	State         state.Mode `json:"state"` // stable | canary | rolled_back | promoted
 	CanaryVersion string     `json:"canary_version"`
 	CanaryPercent float64    `json:"canary_percent"`
 	LEDs          LEDs       `json:"leds"`
@@ -27,8 +33,8 @@ type Status struct {
 
 // LEDs are the lights as they show now.
 type LEDs struct {
-	Status string `json:"status"` // green | green-blink | off
-	Canary string `json:"canary"` // off | green | red | red-blink
+	Status led.Pattern `json:"status"` // green | green-blink | off
+	Canary led.Pattern `json:"canary"` // off | green | red | red-blink
 }
 
 // ConfigInfo describes the running configuration.
@@ -63,18 +69,18 @@ type Upstream struct {
 type Verdict struct {
 	// State is good, bad, not_enough_traffic or shared_failure (the canary
 	// fails, but no worse than stable: not the canary's fault).
-	State        string `json:"state"`
-	Reason       string `json:"reason"` // one line with the numbers
-	AutoRollback bool   `json:"auto_rollback"`
-	Window       string `json:"window"` // e.g. "30s"
+	State        analysis.State `json:"state"`
+	Reason       string         `json:"reason"` // one line with the numbers
+	AutoRollback bool           `json:"auto_rollback"`
+	Window       string         `json:"window"` // e.g. "30s"
 }
 
 // Latch is the persisted rollback or promotion.
 type Latch struct {
-	State   string `json:"state"`   // rolled_back | promoted
-	Version string `json:"version"` // the canary.version it applies to
-	Cause   string `json:"cause"`   // command | button | auto | api
-	At      string `json:"at"`      // RFC 3339
+	State   state.Mode  `json:"state"`   // rolled_back | promoted
+	Version string      `json:"version"` // the canary.version it applies to
+	Cause   state.Cause `json:"cause"`   // command | button | auto | api
+	At      string      `json:"at"`      // RFC 3339
 }
 
 // Controller is what the API drives: the running daemon. Every method
@@ -82,9 +88,9 @@ type Latch struct {
 // operator can act on (its text is shown to them as it is).
 type Controller interface {
 	Status() Status
-	Rollback(ctx context.Context, cause string) error
-	Resume(ctx context.Context, cause string) error
-	Promote(ctx context.Context, cause string) error
+	Rollback(ctx context.Context, cause state.Cause) error
+	Resume(ctx context.Context, cause state.Cause) error
+	Promote(ctx context.Context, cause state.Cause) error
 	Pause(ctx context.Context) error
 	Reload(ctx context.Context) error
 	// Button presses the button through the same debounce path as the

@@ -11,13 +11,16 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/canary-pi/canary-pi/appliance/state"
 )
 
 // HandlerOptions says which listener a Handler serves.
 type HandlerOptions struct {
 	// Cause is recorded with rollbacks, resumes and promotions made through
-	// this handler: "command" on the unix socket, "api" on the TCP listener.
-	Cause string
+	// this handler: CauseCommand on the unix socket, CauseAPI on the TCP
+	// listener.
+	Cause state.Cause
 	// Token, when set, must come as "Authorization: Bearer <token>" with
 	// every request that changes something. Reading stays open. The unix
 	// socket leaves it empty: its file permissions decide who may connect.

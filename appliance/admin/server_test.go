@@ -14,6 +14,9 @@ import (
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
 	"github.com/canary-pi/canary-pi/appliance/admin/admintest"
+	"github.com/canary-pi/canary-pi/appliance/analysis"
+	"github.com/canary-pi/canary-pi/appliance/state"
+	"github.com/canary-pi/canary-pi/gpio/led"
 )
 
 // onSocket serves ctl over a real unix socket the way canaryd does for
@@ -75,7 +78,7 @@ func TestCommandsCallTheController(t *testing.T) {
 		name      string
 		do        func(*admin.Client, context.Context) (admin.Status, error)
 		call      string
-		wantState string
+		wantState state.Mode
 	}{
 		{"rollback", (*admin.Client).Rollback, "Rollback(command)", "rolled_back"},
 		{"resume", (*admin.Client).Resume, "Resume(command)", "canary"},
@@ -269,5 +272,38 @@ func TestMountedRoutesShareTheGuards(t *testing.T) {
 	}
 	if code, _, _ := request(t, h, "POST", "/v1/extra", map[string]string{"Authorization": "Bearer s3cret"}); code != 200 || !reached {
 		t.Errorf("POST /v1/extra with token = %d (reached %v), want 200 and reached", code, reached)
+	}
+}
+
+// TestStatusJSONValuesAreTheTypesText: the typed fields of the status
+// (mode, LEDs, verdict, latch cause) are written as the contract spells
+// them, and a client reads them back into the same values.
+func TestStatusJSONValuesAreTheTypesText(t *testing.T) {
+	st := admin.Status{
+		State:   state.RolledBack,
+		LEDs:    admin.LEDs{Status: led.GreenBlink, Canary: led.RedBlink},
+		Latch:   &admin.Latch{State: state.RolledBack, Version: "v2", Cause: state.CauseButton},
+		Verdict: &admin.Verdict{State: analysis.NotEnough},
+	}
+	body, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`"state":"rolled_back"`,
+		`"leds":{"status":"green-blink","canary":"red-blink"}`,
+		`"latch":{"state":"rolled_back","version":"v2","cause":"button"`,
+		`"verdict":{"state":"not_enough_traffic"`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("status JSON lacks %s:\n%s", want, body)
+		}
+	}
+	var back admin.Status
+	if err := json.Unmarshal(body, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.State != st.State || back.LEDs != st.LEDs || *back.Latch != *st.Latch || back.Verdict.State != st.Verdict.State {
+		t.Errorf("read back %+v, want %+v", back, st)
 	}
 }

@@ -39,13 +39,37 @@ var stateNames = [...]string{
 	Shared:    "shared_failure",
 }
 
-// String returns the name the status JSON uses: "good", "bad",
-// "not_enough_traffic" or "shared_failure".
+// States are all the verdicts, for a list of every value (the metrics'
+// verdict label, the status page's).
+func States() []State { return []State{NotEnough, Good, Bad, Shared} }
+
+// String returns the name the status JSON and the metrics use: "good",
+// "bad", "not_enough_traffic" or "shared_failure".
 func (s State) String() string {
 	if s < 0 || int(s) >= len(stateNames) {
 		return "State(" + strconv.Itoa(int(s)) + ")"
 	}
 	return stateNames[s]
+}
+
+// MarshalText is the JSON's spelling, String's; a State outside the four
+// is an error rather than a name no reader knows.
+func (s State) MarshalText() ([]byte, error) {
+	if s < 0 || int(s) >= len(stateNames) {
+		return nil, fmt.Errorf("analysis: no name for verdict %s", s)
+	}
+	return []byte(stateNames[s]), nil
+}
+
+// UnmarshalText reads a name String returns.
+func (s *State) UnmarshalText(text []byte) error {
+	for i, name := range stateNames {
+		if string(text) == name {
+			*s = State(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown verdict %q (want %s)", text, strings.Join(stateNames[:], ", "))
 }
 
 // Verdict is a judgement of the canary.

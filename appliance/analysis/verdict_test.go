@@ -1,6 +1,8 @@
 package analysis
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 )
@@ -160,12 +162,31 @@ func TestCanaryAnswering500IsBadAfter90Requests(t *testing.T) {
 	}
 }
 
+// TestStateNamesInStatusJSON: the verdict's names are the contract's, the
+// same in String, in JSON both ways, and in States.
 func TestStateNamesInStatusJSON(t *testing.T) {
-	for s, name := range map[State]string{
+	want := map[State]string{
 		Good: "good", Bad: "bad", NotEnough: "not_enough_traffic", Shared: "shared_failure",
-	} {
+	}
+	if got := States(); len(got) != len(want) {
+		t.Errorf("States() = %v, want the %d verdicts", got, len(want))
+	}
+	for _, s := range States() {
+		name, ok := want[s]
+		if !ok {
+			t.Errorf("States() has %d, which has no contract name", int(s))
+			continue
+		}
 		if s.String() != name {
 			t.Errorf("%d.String() = %q, want %q", int(s), s.String(), name)
+		}
+		b, err := json.Marshal(s)
+		if err != nil || string(b) != `"`+name+`"` {
+			t.Errorf("json.Marshal(%d) = %s, %v; want %q", int(s), b, err, name)
+		}
+		var back State
+		if err := json.Unmarshal(b, &back); err != nil || back != s {
+			t.Errorf("json.Unmarshal(%s) = %v, %v; want %v", b, back, err, s)
 		}
 	}
 	var zero State
@@ -174,5 +195,12 @@ func TestStateNamesInStatusJSON(t *testing.T) {
 	}
 	if got := State(9).String(); got != "State(9)" {
 		t.Errorf("an unknown state's String() = %q, want State(9)", got)
+	}
+	if b, err := json.Marshal(State(9)); err == nil {
+		t.Errorf("json.Marshal(State(9)) = %s, want an error", b)
+	}
+	var s State
+	if err := json.Unmarshal([]byte(`"meh"`), &s); err == nil || !strings.Contains(err.Error(), `unknown verdict "meh"`) {
+		t.Errorf("json.Unmarshal of an unknown verdict: %v, want an error naming it", err)
 	}
 }

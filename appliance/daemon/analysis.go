@@ -8,6 +8,7 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/decide"
 	"github.com/canary-pi/canary-pi/appliance/route"
+	"github.com/canary-pi/canary-pi/appliance/state"
 )
 
 // judgeEvery is how often the canary is judged: the light turns red well
@@ -74,7 +75,7 @@ func (d *Daemon) judge(now time.Time) {
 	// Decided and done under one lock: a promotion or a new version in
 	// between must not be rolled back on the old numbers.
 	if decide.AutoRollback(d.cfg.Canary.AutoRollback, d.router.Plan().Mode, v) {
-		d.act(decide.Rollback, "auto", v.Reason)
+		d.act(decide.Rollback, state.CauseAuto, v.Reason)
 	}
 	d.mu.Unlock()
 }

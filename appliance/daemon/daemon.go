@@ -94,8 +94,8 @@ type Daemon struct {
 	latch       state.Latch
 
 	verdict    analysis.Verdict
-	rollbacks  map[string]uint64 // by cause, since start
-	cfgRejects uint64            // rejected reloads, since start
+	rollbacks  map[state.Cause]uint64 // since start
+	cfgRejects uint64                 // rejected reloads, since start
 }
 
 // New loads the configuration and the latch and binds every listener, so
@@ -108,7 +108,7 @@ func New(opts Options) (*Daemon, error) {
 		opts.Notifier = noNotifier{}
 	}
 	d := &Daemon{opts: opts, log: opts.Logger, notify: opts.Notifier, started: time.Now(),
-		rollbacks: map[string]uint64{}}
+		rollbacks: map[state.Cause]uint64{}}
 	d.watcher = watch.New(opts.ConfigDir, watch.Options{Logger: opts.Logger})
 
 	cfg, err := config.Load(opts.ConfigDir)
@@ -228,10 +228,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	errs := make(chan error, 3)
 	go func() { errs <- d.proxy.Serve(d.proxyLn) }()
 	go func() {
-		errs <- admin.Serve(ctx, d.socketLn, d.mountWeb(admin.NewHandler(d, admin.HandlerOptions{Cause: "command"})))
+		errs <- admin.Serve(ctx, d.socketLn, d.mountWeb(admin.NewHandler(d, admin.HandlerOptions{Cause: state.CauseCommand})))
 	}()
 	if d.adminLn != nil {
-		h := d.mountWeb(admin.NewHandler(d, admin.HandlerOptions{Cause: "api", Token: token}))
+		h := d.mountWeb(admin.NewHandler(d, admin.HandlerOptions{Cause: state.CauseAPI, Token: token}))
 		go func() { errs <- admin.Serve(ctx, d.adminLn, readOnlyUnlessToken(h, token, d.adminLn.Addr())) }()
 	}
 	d.mu.Lock()
@@ -417,21 +417,21 @@ func (d *Daemon) warnUnappliable(cfg *config.Config) {
 }
 
 // Rollback sends every new request to stable upstreams, latched.
-func (d *Daemon) Rollback(ctx context.Context, cause string) error {
+func (d *Daemon) Rollback(ctx context.Context, cause state.Cause) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.act(decide.Rollback, cause, "")
 }
 
 // Resume clears a rollback or a promotion.
-func (d *Daemon) Resume(ctx context.Context, cause string) error {
+func (d *Daemon) Resume(ctx context.Context, cause state.Cause) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.act(decide.Resume, cause, "")
 }
 
 // Promote sends every new request to the canary, latched.
-func (d *Daemon) Promote(ctx context.Context, cause string) error {
+func (d *Daemon) Promote(ctx context.Context, cause state.Cause) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.act(decide.Promote, cause, "")
@@ -439,7 +439,7 @@ func (d *Daemon) Promote(ctx context.Context, cause string) error {
 
 // act carries out the decision on op, with d.mu held; reason is an
 // automatic rollback's, for the log.
-func (d *Daemon) act(op decide.Op, cause, reason string) error {
+func (d *Daemon) act(op decide.Op, cause state.Cause, reason string) error {
 	prev := d.latch
 	dec, err := decide.Act(prev, d.router.Plan().HasCanary, d.cfg.Canary.Version, op, cause, time.Now())
 	if err != nil || dec.Steps == nil {
@@ -513,7 +513,7 @@ func (d *Daemon) handlePresses(ctx context.Context) {
 			return
 		case p := <-d.panel.Presses():
 			d.mu.Lock()
-			err := d.act(decide.Press(p.Long), "button", "")
+			err := d.act(decide.Press(p.Long), state.CauseButton, "")
 			d.mu.Unlock()
 			if err != nil {
 				d.log.Warn("button press changed nothing", "LONG", p.Long, "error", err.Error())
@@ -539,10 +539,10 @@ func (d *Daemon) Status() admin.Status {
 	status, canary := decide.Lights(mode, cfgErr, verdict.State)
 	now := time.Now()
 	st := admin.Status{
-		State:         string(mode),
+		State:         mode,
 		CanaryVersion: cfg.Canary.Version,
 		CanaryPercent: round1(plan.CanaryPercent()),
-		LEDs:          admin.LEDs{Status: string(status), Canary: string(canary)},
+		LEDs:          admin.LEDs{Status: status, Canary: canary},
 		Config:        admin.ConfigInfo{Generation: gen, Error: cfgErr, Dir: d.opts.ConfigDir, Files: cfg.Files},
 		Version:       d.opts.Version,
 		Listen:        d.ProxyAddr(),
@@ -552,11 +552,11 @@ func (d *Daemon) Status() admin.Status {
 	}
 	st.Message = decide.Message(mode, latch, verdict)
 	if latch.Latched() {
-		st.Latch = &admin.Latch{State: string(latch.Mode), Version: latch.Version, Cause: latch.Cause,
+		st.Latch = &admin.Latch{State: latch.Mode, Version: latch.Version, Cause: latch.Cause,
 			At: latch.At.UTC().Format(time.RFC3339)}
 	}
 	if plan.HasCanary {
-		st.Verdict = &admin.Verdict{State: verdict.State.String(), Reason: verdict.Reason,
+		st.Verdict = &admin.Verdict{State: verdict.State, Reason: verdict.Reason,
 			AutoRollback: cfg.Canary.AutoRollback, Window: cfg.Canary.Window.String()}
 	}
 	for _, u := range plan.Upstreams {

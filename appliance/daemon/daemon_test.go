@@ -16,6 +16,7 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/state"
 	"github.com/canary-pi/canary-pi/appliance/swrr"
 	"github.com/canary-pi/canary-pi/gpio"
+	"github.com/canary-pi/canary-pi/gpio/led"
 )
 
 // handPanel is a panel whose presses the test sends itself, at a moment it
@@ -117,7 +118,7 @@ func TestBootPartitionRefusalShowsUntilTheConfigChanges(t *testing.T) {
 		}
 	})
 	st := d.Status()
-	if st.Config.Error != refusal || st.LEDs.Status != string(gpio.GreenBlink) {
+	if st.Config.Error != refusal || st.LEDs.Status != led.GreenBlink {
 		t.Fatalf("after a refused import: config.error %q, status LED %s; want the refusal and green-blink",
 			st.Config.Error, st.LEDs.Status)
 	}
@@ -138,7 +139,7 @@ func TestBootPartitionRefusalShowsUntilTheConfigChanges(t *testing.T) {
 	if err := d.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if st := d.Status(); st.Config.Error != "" || st.LEDs.Status != string(gpio.Green) {
+	if st := d.Status(); st.Config.Error != "" || st.LEDs.Status != led.Green {
 		t.Fatalf("after a changed config applied: config.error %q, status LED %s; want none and green",
 			st.Config.Error, st.LEDs.Status)
 	}

@@ -1,15 +1,13 @@
 package daemon
 
 import (
+	"maps"
 	"time"
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
 	"github.com/canary-pi/canary-pi/appliance/analysis"
 	"github.com/canary-pi/canary-pi/appliance/web"
 )
-
-// classNames label route.Stats.Classes for /metrics.
-var classNames = [6]string{"failed", "1xx", "2xx", "3xx", "4xx", "5xx"}
 
 // metricsSnapshot is what /metrics exports, read at scrape time.
 func (d *Daemon) metricsSnapshot() web.Snapshot {
@@ -19,19 +17,14 @@ func (d *Daemon) metricsSnapshot() web.Snapshot {
 		ConfigGeneration: d.gen,
 		ConfigErrors:     d.cfgRejects,
 		ConfigValid:      d.cfgErr == "",
-		Rollbacks:        make(map[string]uint64, len(d.rollbacks)),
-	}
-	if d.router.Plan().HasCanary {
-		s.Verdict = d.verdict.State.String()
-	}
-	for cause, n := range d.rollbacks {
-		s.Rollbacks[cause] = n
+		Rollbacks:        maps.Clone(d.rollbacks),
+		Verdict:          d.verdict.State,
+		HasVerdict:       d.router.Plan().HasCanary,
 	}
 	d.mu.Unlock()
 
 	plan := d.router.Plan()
-	mode := plan.Mode
-	s.State = string(mode)
+	s.State = plan.Mode
 	s.CanaryPercent = plan.CanaryPercent()
 	now := time.Now()
 	for _, u := range plan.Upstreams {
@@ -40,15 +33,14 @@ func (d *Daemon) metricsSnapshot() web.Snapshot {
 		us := web.UpstreamSnapshot{
 			Name: u.Name, Role: string(u.Role), Weight: u.Weight,
 			Healthy: u.Weight > 0 && plan.Healthy(u, now), InFlight: u.Stats.InFlight.Load(),
-			Responses:      make(map[string]uint64, len(classNames)),
 			Errors:         u.Stats.Errors.Load(),
 			LatencyBounds:  bounds,
 			LatencyBuckets: cum[:len(bounds)],
 			LatencyCount:   cum[len(cum)-1],
 			LatencySum:     sum.Seconds(),
 		}
-		for i, name := range classNames {
-			us.Responses[name] = u.Stats.Classes[i].Load()
+		for c := range u.Stats.Classes {
+			us.Responses[c] = u.Stats.Classes[c].Load()
 		}
 		s.Upstreams = append(s.Upstreams, us)
 	}

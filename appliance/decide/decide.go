@@ -13,7 +13,7 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/analysis"
 	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/state"
-	"github.com/canary-pi/canary-pi/gpio"
+	"github.com/canary-pi/canary-pi/gpio/led"
 )
 
 // Op is an action on the canary.
@@ -61,7 +61,7 @@ type Decision struct {
 // canary of version or not. A rollback moves the traffic before the latch is
 // written, so the disk's latency comes after the canary is out; a resume or
 // a promotion, which send traffic toward the canary, write the latch first.
-func Act(l state.Latch, hasCanary bool, version string, op Op, cause string, now time.Time) (Decision, error) {
+func Act(l state.Latch, hasCanary bool, version string, op Op, cause state.Cause, now time.Time) (Decision, error) {
 	var next state.Latch
 	var err error
 	switch op {
@@ -123,20 +123,20 @@ func AutoRollback(enabled bool, m state.Mode, v analysis.Verdict) bool {
 // the last rejected config's error, "" when the running one is the newest)
 // and the canary's verdict. The latch, not the button, decides: a rollback
 // blinks red until it is resumed, whatever the verdict does meanwhile.
-func Lights(m state.Mode, cfgErr string, v analysis.State) (status, canary gpio.Pattern) {
-	status = gpio.Green
+func Lights(m state.Mode, cfgErr string, v analysis.State) (status, canary led.Pattern) {
+	status = led.Green
 	if cfgErr != "" {
-		status = gpio.GreenBlink
+		status = led.GreenBlink
 	}
 	switch {
 	case m == state.Canary && v == analysis.Bad:
-		canary = gpio.Red
+		canary = led.Red
 	case m == state.Canary:
-		canary = gpio.Green
+		canary = led.Green
 	case m == state.RolledBack:
-		canary = gpio.RedBlink
+		canary = led.RedBlink
 	default:
-		canary = gpio.Off
+		canary = led.Off
 	}
 	return status, canary
 }
@@ -158,16 +158,16 @@ func Message(m state.Mode, l state.Latch, v analysis.Verdict) string {
 }
 
 // CauseName says who a latch's cause is, for people.
-func CauseName(cause string) string {
+func CauseName(cause state.Cause) string {
 	switch cause {
-	case "command":
+	case state.CauseCommand:
 		return "canaryctl"
-	case "api":
+	case state.CauseAPI:
 		return "the admin API"
-	case "auto":
+	case state.CauseAuto:
 		return "the analysis (auto_rollback)"
-	case "button":
+	case state.CauseButton:
 		return "the button"
 	}
-	return cause
+	return string(cause)
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/analysis"
 	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/state"
-	"github.com/canary-pi/canary-pi/gpio"
+	"github.com/canary-pi/canary-pi/gpio/led"
 )
 
 var t0 = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
@@ -154,17 +154,17 @@ func TestLights(t *testing.T) {
 		mode           state.Mode
 		cfgErr         string
 		verdict        analysis.State
-		status, canary gpio.Pattern
+		status, canary led.Pattern
 	}{
-		{state.Canary, "", analysis.Good, gpio.Green, gpio.Green},
-		{state.Canary, "", analysis.NotEnough, gpio.Green, gpio.Green},
-		{state.Canary, "", analysis.Shared, gpio.Green, gpio.Green},
-		{state.Canary, "", analysis.Bad, gpio.Green, gpio.Red},
-		{state.RolledBack, "", analysis.Bad, gpio.Green, gpio.RedBlink},
-		{state.RolledBack, "", analysis.Good, gpio.Green, gpio.RedBlink},
-		{state.Promoted, "", analysis.Bad, gpio.Green, gpio.Off},
-		{state.NoCanary, "", analysis.NotEnough, gpio.Green, gpio.Off},
-		{state.Canary, "a.toml:3: bad", analysis.Good, gpio.GreenBlink, gpio.Green},
+		{state.Canary, "", analysis.Good, led.Green, led.Green},
+		{state.Canary, "", analysis.NotEnough, led.Green, led.Green},
+		{state.Canary, "", analysis.Shared, led.Green, led.Green},
+		{state.Canary, "", analysis.Bad, led.Green, led.Red},
+		{state.RolledBack, "", analysis.Bad, led.Green, led.RedBlink},
+		{state.RolledBack, "", analysis.Good, led.Green, led.RedBlink},
+		{state.Promoted, "", analysis.Bad, led.Green, led.Off},
+		{state.NoCanary, "", analysis.NotEnough, led.Green, led.Off},
+		{state.Canary, "a.toml:3: bad", analysis.Good, led.GreenBlink, led.Green},
 	}
 	for _, tt := range tests {
 		status, canary := Lights(tt.mode, tt.cfgErr, tt.verdict)

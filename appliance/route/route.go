@@ -6,6 +6,7 @@
 package route
 
 import (
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,16 +17,48 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/swrr"
 )
 
+// Class is the status class of an attempt's answer, as /metrics labels
+// its count: Class1xx to Class5xx for a status code, Failed for no answer.
+type Class int
+
+const (
+	Failed Class = iota // no answer: refused, reset, timed out
+	Class1xx
+	Class2xx
+	Class3xx
+	Class4xx
+	Class5xx
+	// NumClasses is how many classes there are: a Class is below it.
+	NumClasses
+)
+
+// ClassOf is the class of an attempt that got status, 0 for none.
+func ClassOf(status int) Class {
+	if status >= 100 && status < 600 {
+		return Class(status / 100)
+	}
+	return Failed
+}
+
+// String is the class's label: "failed", or "1xx" to "5xx".
+func (c Class) String() string {
+	switch {
+	case c == Failed:
+		return "failed"
+	case c > Failed && c < NumClasses:
+		return strconv.Itoa(int(c)) + "xx"
+	}
+	return "Class(" + strconv.Itoa(int(c)) + ")"
+}
+
 // Stats are one upstream's counters. They live as long as an upstream of
 // that name is configured, across reloads.
 type Stats struct {
 	Requests atomic.Uint64 // attempts that were sent to it
 	Errors   atomic.Uint64 // 5xx answers, refused or reset connections, timeouts
 	InFlight atomic.Int64
-	// Classes counts answers by status class: [1] to [5] for 1xx to 5xx,
-	// [0] for attempts that got no answer (refused, reset, timed out).
-	Classes [6]atomic.Uint64
-	Latency analysis.Histogram // time to the response headers, since start
+	Classes  [NumClasses]atomic.Uint64 // attempts by the class of their answer
+	Latency  analysis.Histogram        // time to the response headers, since start
 	// Window is the analysis window (canary.window); a reload that changes
 	// the span replaces it.
 	Window atomic.Pointer[analysis.Window]
@@ -44,11 +77,10 @@ func (s *Stats) Record(now time.Time, status int, failed bool, d time.Duration) 
 	if isErr {
 		s.Errors.Add(1)
 	}
-	if status >= 100 && status < 600 {
-		s.Classes[status/100].Add(1)
+	c := ClassOf(status)
+	s.Classes[c].Add(1)
+	if c != Failed {
 		s.Latency.Observe(d)
-	} else {
-		s.Classes[0].Add(1)
 	}
 	if w := s.Window.Load(); w != nil {
 		w.Record(now, isErr, d)

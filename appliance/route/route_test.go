@@ -2,6 +2,7 @@ package route
 
 import (
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -180,5 +181,35 @@ func TestRetryDoesNotForgiveAFailedStable(t *testing.T) {
 	}
 	if tab.Healthy(tab.Upstreams[0], now) {
 		t.Fatal("the failed stable was forgiven by the retry")
+	}
+}
+
+// TestStatusClassesAsMetricsLabelThem: an attempt counts under the class
+// of its status code, or under failed without one; the classes' names are
+// the metrics' class label values.
+func TestStatusClassesAsMetricsLabelThem(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		want   string
+	}{
+		{0, "failed"}, {99, "failed"}, {100, "1xx"}, {204, "2xx"}, {302, "3xx"},
+		{404, "4xx"}, {500, "5xx"}, {599, "5xx"}, {600, "failed"},
+	} {
+		var s Stats
+		s.Record(now, tc.status, tc.status < 100 || tc.status >= 600, time.Millisecond)
+		c := ClassOf(tc.status)
+		if got := c.String(); got != tc.want {
+			t.Errorf("status %d: class %q, want %q", tc.status, got, tc.want)
+		}
+		if s.Classes[c].Load() != 1 {
+			t.Errorf("status %d: not counted under %s", tc.status, c)
+		}
+	}
+	var names []string
+	for c := range NumClasses {
+		names = append(names, c.String())
+	}
+	if got := strings.Join(names, " "); got != "failed 1xx 2xx 3xx 4xx 5xx" {
+		t.Errorf("the classes are %s", got)
 	}
 }

@@ -22,11 +22,34 @@ const (
 	Promoted   Mode = "promoted"    // every new request goes to canary upstreams
 )
 
+// Modes are all the modes, for a list of every value (the metrics' state
+// label, the status page's).
+func Modes() []Mode { return []Mode{NoCanary, Canary, RolledBack, Promoted} }
+
+// Cause is who or what took a latch, as the state file, the status JSON,
+// the incident reports and the rollbacks metric spell it.
+type Cause string
+
+const (
+	CauseCommand Cause = "command" // canaryctl, on the admin socket
+	CauseAPI     Cause = "api"     // the admin TCP listener: the status page, scripts
+	CauseButton  Cause = "button"  // the front panel's button, or canaryctl button
+	CauseAuto    Cause = "auto"    // the analysis, with canary.auto_rollback
+	// CauseUnreadable is the rollback Open latches when the state file
+	// cannot be read: the safe guess.
+	CauseUnreadable Cause = "unreadable-state-file"
+)
+
+// Causes are the causes of an operator's or the analysis's action, for a
+// list of every value (the rollbacks metric's cause label, the status
+// page's). CauseUnreadable is not among them: no one takes it.
+func Causes() []Cause { return []Cause{CauseCommand, CauseAPI, CauseButton, CauseAuto} }
+
 // Latch is the persisted decision. The zero value is "not latched".
 type Latch struct {
 	Mode    Mode      `json:"state"`   // RolledBack, Promoted, or "" for none
 	Version string    `json:"version"` // the canary.version it was taken for
-	Cause   string    `json:"cause"`   // command, button, auto, api, ...
+	Cause   Cause     `json:"cause"`
 	At      time.Time `json:"at"`
 }
 
@@ -65,7 +88,7 @@ var ErrNoCanary = errors.New("no canary upstream is configured")
 
 // Rollback latches a rollback of version. Rolling back a promoted canary is
 // allowed: it is the way back from a promotion gone wrong.
-func (l Latch) Rollback(hasCanary bool, version, cause string, now time.Time) (Latch, error) {
+func (l Latch) Rollback(hasCanary bool, version string, cause Cause, now time.Time) (Latch, error) {
 	if !hasCanary {
 		return l, ErrNoCanary
 	}
@@ -77,7 +100,7 @@ func (l Latch) Rollback(hasCanary bool, version, cause string, now time.Time) (L
 
 // Promote latches a promotion of version. It is refused while rolled back,
 // so that a promotion is always a deliberate step after a resume.
-func (l Latch) Promote(hasCanary bool, version, cause string, now time.Time) (Latch, error) {
+func (l Latch) Promote(hasCanary bool, version string, cause Cause, now time.Time) (Latch, error) {
 	switch {
 	case !hasCanary:
 		return l, ErrNoCanary

@@ -114,3 +114,50 @@ func TestUnreadableStateFileFailsSafeToRollback(t *testing.T) {
 		t.Errorf("fail-safe latch not persisted: %+v", again)
 	}
 }
+
+// TestStateFileFormat: the latch's file spells mode and cause as the status
+// JSON does, and a file written before Cause had a type still reads.
+func TestStateFileFormat(t *testing.T) {
+	dir := t.TempDir()
+	s, _, _, err := Open(dir, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save(Latch{Mode: RolledBack, Version: "v2", Cause: CauseButton, At: now}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"state":"rolled_back"`, `"version":"v2"`, `"cause":"button"`, `"at":"2026-11-26T12:00:00Z"`} {
+		if !strings.Contains(strings.ReplaceAll(string(b), " ", ""), want) {
+			t.Errorf("state file %s lacks %s", b, want)
+		}
+	}
+
+	old := `{"state":"promoted","version":"v3","cause":"api","at":"2026-11-26T12:00:00Z"}`
+	if err := os.WriteFile(filepath.Join(dir, FileName), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, l, warn, err := Open(dir, now)
+	if err != nil || warn != "" {
+		t.Fatal(err, warn)
+	}
+	if l.Mode != Promoted || l.Version != "v3" || l.Cause != CauseAPI || !l.At.Equal(now) {
+		t.Errorf("an existing state file reads as %+v", l)
+	}
+}
+
+func TestCausesAreTheActionsCauses(t *testing.T) {
+	want := map[Cause]string{CauseCommand: "command", CauseAPI: "api", CauseButton: "button", CauseAuto: "auto"}
+	got := Causes()
+	if len(got) != len(want) {
+		t.Errorf("Causes() = %v, want %d causes", got, len(want))
+	}
+	for _, c := range got {
+		if string(c) != want[c] {
+			t.Errorf("cause %q is not one of %v", c, want)
+		}
+	}
+}

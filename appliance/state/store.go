@@ -47,7 +47,7 @@ func Open(dir string, now time.Time) (s *Store, l Latch, warning string, err err
 	if err := os.Rename(path, aside); err != nil {
 		return nil, Latch{}, "", fmt.Errorf("state file %s is unreadable and cannot be moved aside: %w", path, err)
 	}
-	l = Latch{Mode: RolledBack, Version: "", Cause: "unreadable-state-file", At: now}
+	l = Latch{Mode: RolledBack, Version: "", Cause: CauseUnreadable, At: now}
 	if err := s.Save(l); err != nil {
 		return nil, Latch{}, "", err
 	}

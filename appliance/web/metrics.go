@@ -10,25 +10,30 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/canary-pi/canary-pi/appliance/analysis"
+	"github.com/canary-pi/canary-pi/appliance/route"
+	"github.com/canary-pi/canary-pi/appliance/state"
 )
 
 // Snapshot is what /metrics exports, read once per scrape. The daemon keeps
 // its own counters on the proxy's hot path and copies them here when asked,
 // so serving a request never calls into Prometheus.
 type Snapshot struct {
-	State         string // stable | canary | rolled_back | promoted
+	State         state.Mode
 	CanaryVersion string
 	CanaryPercent float64 // share of new requests the canary gets now, 0..100
 
-	// Verdict is good, bad, not_enough_traffic or shared_failure; "" when
-	// there is none (no canary).
-	Verdict string
+	// Verdict is the canary analysis's, when HasVerdict; without a canary
+	// there is none.
+	Verdict    analysis.State
+	HasVerdict bool
 
 	ConfigGeneration uint64
 	ConfigErrors     uint64 // rejected reloads so far
 	ConfigValid      bool   // false while the last reload was rejected
 
-	Rollbacks map[string]uint64 // by cause: command, button, auto, api, ...
+	Rollbacks map[state.Cause]uint64
 	Upstreams []UpstreamSnapshot
 }
 
@@ -40,9 +45,8 @@ type UpstreamSnapshot struct {
 	Healthy  bool
 	InFlight int64
 
-	// Responses counts requests by status class, "1xx" to "5xx", and
-	// "failed" for those that got no response (refused, reset, timed out).
-	Responses map[string]uint64
+	// Responses counts requests by the class of their answer.
+	Responses [route.NumClasses]uint64
 	// Errors are the requests the canary analysis counts against an
 	// upstream: 5xx responses and failed ones.
 	Errors uint64
@@ -56,15 +60,6 @@ type UpstreamSnapshot struct {
 	LatencyCount   uint64
 	LatencySum     float64
 }
-
-// The value sets of the labels that always appear, so that a dashboard's
-// rate() and "== 1" work from the first scrape, before anything happened.
-var (
-	states        = []string{"stable", "canary", "rolled_back", "promoted"}
-	verdicts      = []string{"good", "bad", "not_enough_traffic", "shared_failure"}
-	statusClasses = []string{"1xx", "2xx", "3xx", "4xx", "5xx", "failed"}
-	causes        = []string{"command", "button", "auto", "api"}
-)
 
 var upstreamLabels = []string{"upstream", "role"}
 
@@ -135,22 +130,26 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- m
 	}
 
-	oneOf(s.State, states, func(state string, v float64) { send(descState, prometheus.GaugeValue, v, state) })
+	// Every value of a label appears, so that a dashboard's rate() and
+	// "== 1" work from the first scrape, before anything happened.
+	oneOf(s.State, state.Modes(), func(m state.Mode, v float64) { send(descState, prometheus.GaugeValue, v, string(m)) })
 	if s.CanaryVersion != "" {
 		send(descCanaryInfo, prometheus.GaugeValue, 1, s.CanaryVersion)
 	}
 	send(descCanaryPercent, prometheus.GaugeValue, s.CanaryPercent)
-	oneOf(s.Verdict, verdicts, func(verdict string, v float64) { send(descVerdict, prometheus.GaugeValue, v, verdict) })
-	for _, cause := range withKeys(causes, s.Rollbacks) {
-		send(descRollbacks, prometheus.CounterValue, float64(s.Rollbacks[cause]), cause)
+	for _, verdict := range analysis.States() {
+		send(descVerdict, prometheus.GaugeValue, bool01(s.HasVerdict && verdict == s.Verdict), verdict.String())
+	}
+	for _, cause := range withKeys(state.Causes(), s.Rollbacks) {
+		send(descRollbacks, prometheus.CounterValue, float64(s.Rollbacks[cause]), string(cause))
 	}
 	send(descConfigGeneration, prometheus.GaugeValue, float64(s.ConfigGeneration))
 	send(descConfigErrors, prometheus.CounterValue, float64(s.ConfigErrors))
 	send(descConfigValid, prometheus.GaugeValue, bool01(s.ConfigValid))
 
 	for _, u := range s.Upstreams {
-		for _, class := range withKeys(statusClasses, u.Responses) {
-			send(descResponses, prometheus.CounterValue, float64(u.Responses[class]), u.Name, u.Role, class)
+		for class, n := range u.Responses {
+			send(descResponses, prometheus.CounterValue, float64(n), u.Name, u.Role, route.Class(class).String())
 		}
 		send(descErrors, prometheus.CounterValue, float64(u.Errors), u.Name, u.Role)
 		send(descHealthy, prometheus.GaugeValue, bool01(u.Healthy), u.Name, u.Role)
@@ -181,7 +180,7 @@ func histogram(u UpstreamSnapshot) prometheus.Metric {
 
 // oneOf reports 1 for current and 0 for the rest of known; a current value
 // outside known is reported too, rather than hidden.
-func oneOf(current string, known []string, report func(string, float64)) {
+func oneOf[T ~string](current T, known []T, report func(T, float64)) {
 	for _, k := range known {
 		report(k, bool01(k == current))
 	}
@@ -191,7 +190,7 @@ func oneOf(current string, known []string, report func(string, float64)) {
 }
 
 // withKeys returns known followed by m's other keys, sorted.
-func withKeys(known []string, m map[string]uint64) []string {
+func withKeys[T ~string](known []T, m map[T]uint64) []T {
 	keys := slices.Clone(known)
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		if !slices.Contains(known, k) {

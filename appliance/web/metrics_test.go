@@ -13,6 +13,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/canary-pi/canary-pi/appliance/analysis"
+	"github.com/canary-pi/canary-pi/appliance/route"
+	"github.com/canary-pi/canary-pi/appliance/state"
 	"github.com/canary-pi/canary-pi/appliance/web"
 )
 
@@ -23,22 +26,23 @@ func rolledBack() web.Snapshot {
 		State:            "rolled_back",
 		CanaryVersion:    "v2",
 		CanaryPercent:    0,
-		Verdict:          "bad",
+		Verdict:          analysis.Bad,
+		HasVerdict:       true,
 		ConfigGeneration: 3,
 		ConfigErrors:     1,
 		ConfigValid:      false,
-		Rollbacks:        map[string]uint64{"button": 1, "auto": 2, "dbus": 4},
+		Rollbacks:        map[state.Cause]uint64{"button": 1, "auto": 2, "dbus": 4},
 		Upstreams: []web.UpstreamSnapshot{
 			{
 				Name: "w1", Role: "stable", Weight: 10, Healthy: true, InFlight: 2,
-				Responses:      map[string]uint64{"2xx": 600, "4xx": 3},
+				Responses:      [route.NumClasses]uint64{route.Class2xx: 600, route.Class4xx: 3},
 				LatencyBounds:  []float64{0.005, 0.05, 0.5, math.Inf(+1)},
 				LatencyBuckets: []uint64{500, 600, 603, 603},
 				LatencyCount:   603, LatencySum: 4.5,
 			},
 			{
 				Name: "w2", Role: "canary", Weight: 5, Healthy: false,
-				Responses:      map[string]uint64{"2xx": 40, "5xx": 45, "failed": 5},
+				Responses:      [route.NumClasses]uint64{route.Class2xx: 40, route.Class5xx: 45, route.Failed: 5},
 				Errors:         50,
 				LatencyBounds:  []float64{0.005, 0.05, 0.5},
 				LatencyBuckets: []uint64{10, 80, 85},

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
+	"github.com/canary-pi/canary-pi/appliance/state"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -272,13 +273,13 @@ func commands() map[string]command {
 // canary ("canary v2", or just "canary" where the version is shown).
 func where(st admin.Status, canary string) string {
 	switch st.State {
-	case "stable":
+	case state.NoCanary:
 		return "all traffic to stable (no canary configured)"
-	case "canary":
+	case state.Canary:
 		return fmt.Sprintf("%s gets %s of new requests", canary, percent(st.CanaryPercent))
-	case "rolled_back":
+	case state.RolledBack:
 		return fmt.Sprintf("all traffic to stable (%s latched)", canary)
-	case "promoted":
+	case state.Promoted:
 		return canary + " takes all traffic"
 	}
 	return fmt.Sprintf("unknown state %q (a newer canaryd?)", st.State)
@@ -291,11 +292,11 @@ func percent(p float64) string {
 
 func printStatus(w io.Writer, st admin.Status) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	state := st.State
-	if st.State != "stable" {
-		state += " (" + st.CanaryVersion + ")"
+	mode := string(st.State)
+	if st.State != state.NoCanary {
+		mode += " (" + st.CanaryVersion + ")"
 	}
-	fmt.Fprintf(tw, "state\t%s, %s\n", state, where(st, "canary"))
+	fmt.Fprintf(tw, "state\t%s, %s\n", mode, where(st, "canary"))
 	if l := st.Latch; l != nil {
 		fmt.Fprintf(tw, "latch\t%s %s by %s at %s\n", l.State, l.Version, l.Cause, l.At)
 	}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
+	"github.com/canary-pi/canary-pi/appliance/state"
+	"github.com/canary-pi/canary-pi/gpio/led"
 )
 
 // Controller is an admin.Controller with the contract's state changes and
@@ -39,10 +41,10 @@ func NewController(s admin.Status) *Controller {
 // the canary v2 with weight 5, config generation 1.
 func Canary() admin.Status {
 	return admin.Status{
-		State:         "canary",
+		State:         state.Canary,
 		CanaryVersion: "v2",
 		CanaryPercent: 33.3,
-		LEDs:          admin.LEDs{Status: "green", Canary: "green"},
+		LEDs:          admin.LEDs{Status: led.Green, Canary: led.Green},
 		Config:        admin.ConfigInfo{Generation: 1, Dir: "/etc/canaryd", Files: []string{"canaryd.toml"}},
 		Upstreams: []admin.Upstream{
 			{Name: "w1", Role: "stable", URL: "http://127.0.0.2:8001", Weight: 10, Requests: 120, Healthy: true},
@@ -83,34 +85,34 @@ func (c *Controller) Status() admin.Status {
 }
 
 // Rollback implements admin.Controller.
-func (c *Controller) Rollback(_ context.Context, cause string) error {
+func (c *Controller) Rollback(_ context.Context, cause state.Cause) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.call("Rollback", cause, func() error { return c.rollback(cause) })
+	return c.call("Rollback", string(cause), func() error { return c.rollback(cause) })
 }
 
 // Resume implements admin.Controller.
-func (c *Controller) Resume(_ context.Context, cause string) error {
+func (c *Controller) Resume(_ context.Context, cause state.Cause) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.call("Resume", cause, c.resume)
+	return c.call("Resume", string(cause), c.resume)
 }
 
 // Promote implements admin.Controller.
-func (c *Controller) Promote(_ context.Context, cause string) error {
+func (c *Controller) Promote(_ context.Context, cause state.Cause) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.call("Promote", cause, func() error {
+	return c.call("Promote", string(cause), func() error {
 		switch c.status.State {
-		case "rolled_back":
+		case state.RolledBack:
 			return errors.New("rolled back: resume first, then promote")
-		case "stable":
+		case state.NoCanary:
 			return errors.New("no canary configured: nothing to promote")
 		}
-		c.status.State = "promoted"
+		c.status.State = state.Promoted
 		c.status.CanaryPercent = 100
-		c.status.LEDs.Canary = "off"
-		c.status.Latch = c.latch("promoted", cause)
+		c.status.LEDs.Canary = led.Off
+		c.status.Latch = c.latch(state.Promoted, cause)
 		return nil
 	})
 }
@@ -143,7 +145,7 @@ func (c *Controller) Button(_ context.Context, long bool) error {
 	if long {
 		return c.call("Button", "long", c.resume)
 	}
-	return c.call("Button", "short", func() error { return c.rollback("button") })
+	return c.call("Button", "short", func() error { return c.rollback(state.CauseButton) })
 }
 
 func (c *Controller) call(method, arg string, do func() error) error {
@@ -154,31 +156,31 @@ func (c *Controller) call(method, arg string, do func() error) error {
 	return do()
 }
 
-func (c *Controller) rollback(cause string) error {
-	if c.status.State == "stable" {
+func (c *Controller) rollback(cause state.Cause) error {
+	if c.status.State == state.NoCanary {
 		return errors.New("no canary configured: nothing to roll back")
 	}
-	c.status.State = "rolled_back"
+	c.status.State = state.RolledBack
 	c.status.CanaryPercent = 0
-	c.status.LEDs.Canary = "red-blink"
-	c.status.Latch = c.latch("rolled_back", cause)
+	c.status.LEDs.Canary = led.RedBlink
+	c.status.Latch = c.latch(state.RolledBack, cause)
 	return nil
 }
 
 func (c *Controller) resume() error {
-	if c.status.State == "stable" {
+	if c.status.State == state.NoCanary {
 		return errors.New("no canary configured: nothing to resume")
 	}
-	c.status.State = "canary"
+	c.status.State = state.Canary
 	c.status.CanaryPercent = c.percent
-	c.status.LEDs.Canary = "green"
+	c.status.LEDs.Canary = led.Green
 	c.status.Latch = nil
 	return nil
 }
 
-func (c *Controller) latch(state, cause string) *admin.Latch {
+func (c *Controller) latch(m state.Mode, cause state.Cause) *admin.Latch {
 	return &admin.Latch{
-		State:   state,
+		State:   m,
 		Version: c.status.CanaryVersion,
 		Cause:   cause,
 		At:      time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC).Format(time.RFC3339),
