@@ -239,10 +239,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Unlock()
 	background(func() { d.handlePresses(ctx) })
 	background(func() { d.watcher.Run(ctx, func() { d.reload() }) })
+	// READY=1 before the first STATUS=: the order systemd shows them in.
+	d.notify.Ready()
 	background(func() { d.reportStatus(ctx) })
 	background(func() { d.analyze(ctx) })
 
-	d.notify.Ready()
 	d.log.Info("canaryd serving", "LISTEN", d.ProxyAddr(), "ADMIN_SOCKET", d.Socket(),
 		"ADMIN_LISTEN", d.AdminAddr(), "GPIO", d.panel.Mode(), "STATE", string(d.router.Plan().Mode),
 		"CANARY_VERSION", version, "VERSION", d.opts.Version)
