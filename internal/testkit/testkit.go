@@ -1,0 +1,86 @@
+// Package testkit is the helpers the repository's tests share: upstream
+// backends on loopback, waiting for a condition, short directories for unix
+// sockets and a buffer a process may write while a test reads it. It is for
+// tests only; production code never imports it.
+package testkit
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Eventually polls cond until it holds and fails the test if it does not
+// within timeout, naming what it waited for. timeout bounds a hang; it is not
+// a target, as the machines tests run on are shared.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !Within(timeout, cond) {
+		t.Fatalf("%s: not within %v", what, timeout)
+	}
+}
+
+// Within polls cond until it holds or timeout has passed, and reports
+// whether it held: for a test whose failure message wants what cond saw
+// last. It polls often at first and every 50 ms at most, so that a quick
+// condition is seen at once and a costly one (a canaryctl run) does not
+// take the machine.
+func Within(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for pause := time.Millisecond; !cond(); pause = min(2*pause, 50*time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(pause)
+	}
+	return true
+}
+
+// SocketDir is a new directory for unix sockets, removed when the test
+// ends. Its path is short on purpose: a socket's path must stay under about
+// 108 bytes, which t.TempDir's long names can exceed.
+func SocketDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "cp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// FreeAddr is a loopback address with a port nobody listens on: a server
+// may listen there, and connecting to it is refused at once. (Another
+// process could take the port meanwhile; on loopback in a test, none does.)
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// SyncBuffer is a bytes.Buffer that goroutines and processes may write
+// while a test reads it. Its zero value is empty and ready.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String is everything written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
