@@ -73,7 +73,8 @@ type answer struct {
 // a broken upstream would.
 func Status(code int) Option { return func(a *answer) { a.status = code } }
 
-// Delay holds every answer for d.
+// Delay holds every answer for d, or until the client hangs up, when the
+// backend answers nothing.
 func Delay(d time.Duration) Option { return func(a *answer) { a.delay = d } }
 
 // Started sends on c as each request arrives, before any Delay, so that a
@@ -89,7 +90,7 @@ func StartBackend(t testing.TB, name string, opts ...Option) *Backend {
 		o(&a)
 	}
 	b := &Backend{Name: name}
-	b.Server = Serve(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	b.Server = Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.hits.Add(1)
 		if a.started != nil {
 			select {
@@ -98,7 +99,11 @@ func StartBackend(t testing.TB, name string, opts ...Option) *Backend {
 			}
 		}
 		if a.delay > 0 {
-			time.Sleep(a.delay)
+			select {
+			case <-time.After(a.delay):
+			case <-r.Context().Done():
+				return
+			}
 		}
 		w.WriteHeader(a.status)
 		io.WriteString(w, name)
