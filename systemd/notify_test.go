@@ -5,23 +5,19 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
 // fakeSystemd listens where $NOTIFY_SOCKET points and returns what arrives.
 func fakeSystemd(t *testing.T) <-chan string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "cpn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	path := filepath.Join(dir, "notify")
+	path := filepath.Join(testkit.SocketDir(t), "notify")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)

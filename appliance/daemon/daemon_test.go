@@ -16,6 +16,7 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/state"
 	"github.com/canary-pi/canary-pi/appliance/swrr"
 	"github.com/canary-pi/canary-pi/gpio"
+	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
 // handPanel is a panel whose presses the test sends itself, at a moment it
@@ -39,11 +40,7 @@ func started(t testing.TB, panel gpio.Panel) *Daemon {
 func startedWith(t testing.TB, panel gpio.Panel, setup func(configDir string)) *Daemon {
 	t.Helper()
 	dir := t.TempDir()
-	sock, err := os.MkdirTemp("", "cpd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(sock) })
+	sock := testkit.SocketDir(t)
 	cfg := fmt.Sprintf(`[proxy]
 listen = "127.0.0.1:0"
 [admin]
@@ -95,7 +92,7 @@ func TestButtonPressRollsBackAndLongPressResumes(t *testing.T) {
 	panel := &handPanel{presses: make(chan gpio.Press)}
 	d := started(t, panel)
 	panel.presses <- gpio.Press{}
-	waitFor(t, func() bool { return d.router.Plan().Mode == state.RolledBack })
+	testkit.Eventually(t, 10*time.Second, "the press to roll back", func() bool { return d.router.Plan().Mode == state.RolledBack })
 	if canaryPickable(d) {
 		t.Fatal("the canary can still be picked after the press")
 	}
@@ -104,7 +101,7 @@ func TestButtonPressRollsBackAndLongPressResumes(t *testing.T) {
 	}
 	panel.presses <- gpio.Press{} // a press during a rollback changes nothing
 	panel.presses <- gpio.Press{Long: true}
-	waitFor(t, func() bool { return d.router.Plan().Mode == state.Canary })
+	testkit.Eventually(t, 10*time.Second, "the long press to resume", func() bool { return d.router.Plan().Mode == state.Canary })
 }
 
 func TestBootPartitionRefusalShowsUntilTheConfigChanges(t *testing.T) {
@@ -208,17 +205,6 @@ func TestNoCanaryPickAfterRollbackWhileReloadsRace(t *testing.T) {
 	}
 	close(done)
 	wg.Wait()
-}
-
-func waitFor(t *testing.T, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10 s")
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // BenchmarkButtonToRollback measures the daemon's share of a button press:
