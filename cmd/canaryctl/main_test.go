@@ -6,12 +6,14 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
 	"github.com/canary-pi/canary-pi/appliance/admin/admintest"
+	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
 // daemon serves the real admin API over a unix socket in front of a fake
@@ -116,7 +118,7 @@ func TestPauseExits1WithoutARollout(t *testing.T) {
 }
 
 func TestUnreachableDaemonExits2WithOneLine(t *testing.T) {
-	socket := admintest.SocketPath(t)
+	socket := filepath.Join(testkit.SocketDir(t), "admin.sock")
 	for _, args := range [][]string{{"status"}, {"status", "--json"}, {"rollback"}, {"incidents"}} {
 		r := canaryctl(nil, append([]string{"-socket", socket}, args...)...)
 		if r.code != 2 {
@@ -131,7 +133,7 @@ func TestUnreachableDaemonExits2WithOneLine(t *testing.T) {
 
 func TestSocketComesFromFlagThenEnvironmentThenDefault(t *testing.T) {
 	_, socket := daemon(t, admintest.Canary())
-	missing := admintest.SocketPath(t)
+	missing := filepath.Join(testkit.SocketDir(t), "admin.sock")
 	tests := []struct {
 		name string
 		env  map[string]string

@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
+	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
 // Controller is an admin.Controller with the contract's state changes and
@@ -185,24 +185,11 @@ func (c *Controller) latch(state, cause string) *admin.Latch {
 	}
 }
 
-// SocketPath returns a path for a unix socket that goes away with the
-// test. It is short on purpose: socket paths are limited to about 108
-// bytes, which a test's TempDir can exceed.
-func SocketPath(t testing.TB) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "cp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return filepath.Join(dir, "admin.sock")
-}
-
 // Serve serves h on a new unix socket, as canaryd does, until the test
 // ends, and returns the socket's path.
 func Serve(t testing.TB, h http.Handler) string {
 	t.Helper()
-	path := SocketPath(t)
+	path := filepath.Join(testkit.SocketDir(t), "admin.sock")
 	ln, err := admin.ListenUnix(path)
 	if err != nil {
 		t.Fatal(err)
