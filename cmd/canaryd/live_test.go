@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
 // notifySocket is a fake systemd: a datagram socket that collects what
@@ -25,7 +27,7 @@ type notifySocket struct {
 
 func listenNotify(t *testing.T) *notifySocket {
 	t.Helper()
-	n := &notifySocket{path: filepath.Join(shortDir(t), "notify.sock"), msgs: make(chan string, 1000)}
+	n := &notifySocket{path: filepath.Join(testkit.SocketDir(t), "notify.sock"), msgs: make(chan string, 1000)}
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: n.path, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +69,7 @@ func TestSystemdNotifications(t *testing.T) {
 	integration(t)
 	notify := listenNotify(t)
 	a := newAppliance(t)
-	v1, v2 := startBackend(t, "v1", 0, nil), startBackend(t, "v2", 0, nil)
+	v1, v2 := testkit.StartBackend(t, "v1"), testkit.StartBackend(t, "v2")
 	a.writeConfig(a.config("v2", upstream{v1, 10, "stable"}, upstream{v2, 5, "canary"}))
 	p := startProcessEnv(t, []string{"NOTIFY_SOCKET=" + notify.path, "WATCHDOG_USEC=1000000"},
 		"canaryd", "-config-dir", a.configDir, "-state-dir", a.stateDir, "-gpio", "sim")
@@ -150,7 +152,7 @@ func (l *loadClient) run(addr string, workers int, stop <-chan struct{}, maxRequ
 func TestConfigRewritesUnderLoadLoseNoRequest(t *testing.T) {
 	integration(t)
 	a := newAppliance(t)
-	v1, v2 := startBackend(t, "v1", 0, nil), startBackend(t, "v2", 0, nil)
+	v1, v2 := testkit.StartBackend(t, "v1"), testkit.StartBackend(t, "v2")
 	a.writeConfig(a.config("v2", upstream{v1, 10, "stable"}, upstream{v2, 5, "canary"}))
 	p := a.start()
 
