@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/canary-pi/canary-pi/appliance/admin"
+	"github.com/canary-pi/canary-pi/appliance/admin/admintest"
 	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/state"
 	"github.com/canary-pi/canary-pi/appliance/swrr"
@@ -229,4 +231,42 @@ func BenchmarkButtonToRollback(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/press")
+}
+
+// The admin API's tests and canaryctl's run against admintest's fake, so
+// the fake must answer each command as the daemon does, refusals included.
+func TestTheAdminFakeAnswersAsTheDaemon(t *testing.T) {
+	d := started(t, &handPanel{presses: make(chan gpio.Press)})
+	fake := admintest.NewController(admintest.Canary())
+	ctx := context.Background()
+	steps := []struct {
+		name string
+		do   func(admin.Controller) error
+	}{
+		{"rollback", func(c admin.Controller) error { return c.Rollback(ctx, "command") }},
+		{"rollback again", func(c admin.Controller) error { return c.Rollback(ctx, "api") }},
+		{"promote while rolled back", func(c admin.Controller) error { return c.Promote(ctx, "command") }},
+		{"resume", func(c admin.Controller) error { return c.Resume(ctx, "command") }},
+		{"resume again", func(c admin.Controller) error { return c.Resume(ctx, "command") }},
+		{"promote", func(c admin.Controller) error { return c.Promote(ctx, "api") }},
+		{"promote again", func(c admin.Controller) error { return c.Promote(ctx, "command") }},
+		{"rollback a promotion", func(c admin.Controller) error { return c.Rollback(ctx, "command") }},
+		{"pause", func(c admin.Controller) error { return c.Pause(ctx) }},
+	}
+	// seen is what a client sees of a status and an answer; the latch's
+	// time is the fake's own.
+	seen := func(c admin.Controller, err error) string {
+		st := c.Status()
+		s := fmt.Sprintf("error %v; state %s, canary %v%%, lights %+v, message %q", err, st.State, st.CanaryPercent, st.LEDs, st.Message)
+		if st.Latch != nil {
+			s += fmt.Sprintf(", latch %s %s by %s", st.Latch.State, st.Latch.Version, st.Latch.Cause)
+		}
+		return s
+	}
+	for _, step := range steps {
+		real, fakes := seen(d, step.do(d)), seen(fake, step.do(fake))
+		if real != fakes {
+			t.Errorf("%s:\n daemon: %s\n fake:   %s", step.name, real, fakes)
+		}
+	}
 }

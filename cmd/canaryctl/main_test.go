@@ -84,7 +84,7 @@ func TestRefusalExits1WithTheReason(t *testing.T) {
 	if r.code != 1 {
 		t.Errorf("promote while rolled back: exit %d, want 1", r.code)
 	}
-	if r.stderr != "canaryctl: rolled back: resume first, then promote\n" {
+	if r.stderr != "canaryctl: canary v2 is rolled back: resume first\n" {
 		t.Errorf("stderr = %q, want the daemon's reason", r.stderr)
 	}
 	if r.stdout != "" {

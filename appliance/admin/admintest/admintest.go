@@ -13,26 +13,53 @@ import (
 	"time"
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
+	"github.com/canary-pi/canary-pi/appliance/analysis"
+	"github.com/canary-pi/canary-pi/appliance/decide"
+	"github.com/canary-pi/canary-pi/appliance/state"
 	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
-// Controller is an admin.Controller with the contract's state changes and
-// none of the machinery: rollback, resume and promote move between the
-// contract's states, reload touches only the config generation, pause is
-// refused as canaryd refuses it (it has no progressive rollout), and every
-// call is recorded. A refusal set with Refuse is returned instead.
+// Controller is an admin.Controller with the daemon's own decisions and
+// none of its machinery: rollback, resume, promote and the button change
+// the latch, the state, the lights and the message as appliance/decide
+// decides them for canaryd, refusals included; reload applies a config
+// directory that changed, which only counts the generation up (a fake has no
+// directory); pause is refused as canaryd refuses it (it has no progressive
+// rollout). The fake never judges the canary: its verdict is the one in the
+// starting status until a resume resets it, as canaryd's is. Every call is
+// recorded. A refusal set with Refuse is returned instead.
 type Controller struct {
 	mu      sync.Mutex
 	status  admin.Status
+	latch   state.Latch
+	verdict analysis.Verdict
 	percent float64 // the canary's share to restore on resume
 	refuse  map[string]error
 	calls   []string
 }
 
-// NewController returns a Controller starting at s. s.CanaryPercent is
-// the share a resume restores.
+// latchedAt is when the fake takes every latch: a fixed moment, so that a
+// test can compare statuses whole.
+var latchedAt = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// NewController returns a Controller starting at s, whose State, Latch and
+// Verdict say whether a canary is configured, what is latched and how the
+// canary is judged. s.CanaryPercent is the share a resume restores.
 func NewController(s admin.Status) *Controller {
-	return &Controller{status: s, percent: s.CanaryPercent, refuse: map[string]error{}}
+	c := &Controller{status: s, percent: s.CanaryPercent, refuse: map[string]error{}}
+	if s.Latch != nil {
+		at, _ := time.Parse(time.RFC3339, s.Latch.At)
+		c.latch = state.Latch{Mode: state.Mode(s.Latch.State), Version: s.Latch.Version, Cause: s.Latch.Cause, At: at}
+	}
+	if s.Verdict != nil {
+		c.verdict.Reason = s.Verdict.Reason
+		for v := analysis.NotEnough; v <= analysis.Shared; v++ {
+			if v.String() == s.Verdict.State {
+				c.verdict.State = v
+			}
+		}
+	}
+	return c
 }
 
 // Canary is a status like the seed demo's: w1 stable with weight 10, w2
@@ -86,33 +113,21 @@ func (c *Controller) Status() admin.Status {
 func (c *Controller) Rollback(_ context.Context, cause string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.call("Rollback", cause, func() error { return c.rollback(cause) })
+	return c.call("Rollback", cause, func() error { return c.act(decide.Rollback, cause) })
 }
 
 // Resume implements admin.Controller.
 func (c *Controller) Resume(_ context.Context, cause string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.call("Resume", cause, c.resume)
+	return c.call("Resume", cause, func() error { return c.act(decide.Resume, cause) })
 }
 
 // Promote implements admin.Controller.
 func (c *Controller) Promote(_ context.Context, cause string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.call("Promote", cause, func() error {
-		switch c.status.State {
-		case "rolled_back":
-			return errors.New("rolled back: resume first, then promote")
-		case "stable":
-			return errors.New("no canary configured: nothing to promote")
-		}
-		c.status.State = "promoted"
-		c.status.CanaryPercent = 100
-		c.status.LEDs.Canary = "off"
-		c.status.Latch = c.latch("promoted", cause)
-		return nil
-	})
+	return c.call("Promote", cause, func() error { return c.act(decide.Promote, cause) })
 }
 
 // Pause implements admin.Controller: it refuses, with canaryd's reason,
@@ -135,15 +150,23 @@ func (c *Controller) Reload(context.Context) error {
 	})
 }
 
-// Button implements admin.Controller: a short press rolls back, a long one
-// resumes, as the real button does.
+// Button implements admin.Controller as canaryd does: without a canary it
+// refuses; otherwise a short press rolls back and a long one resumes, and,
+// as with the real button, what the press changes is not reported back.
 func (c *Controller) Button(_ context.Context, long bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	arg := "short"
 	if long {
-		return c.call("Button", "long", c.resume)
+		arg = "long"
 	}
-	return c.call("Button", "short", func() error { return c.rollback("button") })
+	return c.call("Button", arg, func() error {
+		if !c.hasCanary() {
+			return state.ErrNoCanary
+		}
+		c.act(decide.Press(long), "button")
+		return nil
+	})
 }
 
 func (c *Controller) call(method, arg string, do func() error) error {
@@ -154,35 +177,44 @@ func (c *Controller) call(method, arg string, do func() error) error {
 	return do()
 }
 
-func (c *Controller) rollback(cause string) error {
-	if c.status.State == "stable" {
-		return errors.New("no canary configured: nothing to roll back")
-	}
-	c.status.State = "rolled_back"
-	c.status.CanaryPercent = 0
-	c.status.LEDs.Canary = "red-blink"
-	c.status.Latch = c.latch("rolled_back", cause)
-	return nil
-}
+func (c *Controller) hasCanary() bool { return c.status.State != string(state.NoCanary) }
 
-func (c *Controller) resume() error {
-	if c.status.State == "stable" {
-		return errors.New("no canary configured: nothing to resume")
+// act carries out decide.Act's decision on op on the status, as canaryd
+// carries it out on its router, state file and panel.
+func (c *Controller) act(op decide.Op, cause string) error {
+	dec, err := decide.Act(c.latch, c.hasCanary(), c.status.CanaryVersion, op, cause, latchedAt)
+	if err != nil || dec.Steps == nil {
+		return err
 	}
-	c.status.State = "canary"
-	c.status.CanaryPercent = c.percent
-	c.status.LEDs.Canary = "green"
+	for _, step := range dec.Steps {
+		if step == decide.ResetCanary {
+			c.verdict = analysis.Verdict{}
+			if c.status.Verdict != nil {
+				v := *c.status.Verdict
+				v.State, v.Reason = c.verdict.State.String(), c.verdict.Reason
+				c.status.Verdict = &v
+			}
+		}
+	}
+	c.latch = dec.Latch
+	c.status.State = string(dec.Mode)
+	switch dec.Mode {
+	case state.Canary:
+		c.status.CanaryPercent = c.percent
+	case state.Promoted:
+		c.status.CanaryPercent = 100
+	default:
+		c.status.CanaryPercent = 0
+	}
+	status, canary := decide.Lights(dec.Mode, c.status.Config.Error, c.verdict.State)
+	c.status.LEDs = admin.LEDs{Status: string(status), Canary: string(canary)}
+	c.status.Message = decide.Message(dec.Mode, dec.Latch, c.verdict)
 	c.status.Latch = nil
-	return nil
-}
-
-func (c *Controller) latch(state, cause string) *admin.Latch {
-	return &admin.Latch{
-		State:   state,
-		Version: c.status.CanaryVersion,
-		Cause:   cause,
-		At:      time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC).Format(time.RFC3339),
+	if dec.Latch.Latched() {
+		c.status.Latch = &admin.Latch{State: string(dec.Latch.Mode), Version: dec.Latch.Version,
+			Cause: dec.Latch.Cause, At: dec.Latch.At.UTC().Format(time.RFC3339)}
 	}
+	return nil
 }
 
 // Serve serves h on a new unix socket, as canaryd does, until the test
