@@ -11,7 +11,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -353,26 +352,11 @@ var client = &http.Client{Timeout: 10 * time.Second}
 // name of the backend that answered.
 func get(t *testing.T, addr string) string {
 	t.Helper()
-	resp, body := fetch(t, "http://"+addr+"/")
+	resp, body := testkit.Get(t, "http://"+addr+"/")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET http://%s/: %s: %s", addr, resp.Status, body)
 	}
 	return strings.TrimSpace(string(body))
-}
-
-// fetch GETs url and reads the whole answer.
-func fetch(t *testing.T, url string) (*http.Response, []byte) {
-	t.Helper()
-	resp, err := client.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, body
 }
 
 // sequence sends n sequential requests to addr and returns who answered each.

@@ -151,7 +151,7 @@ func TestDemoServesTenToFive(t *testing.T) {
 // answer, {"message":"pong-v1"}.
 func ping(t *testing.T, addr string) string {
 	t.Helper()
-	resp, body := fetch(t, "http://"+addr+"/ping")
+	resp, body := testkit.Get(t, "http://"+addr+"/ping")
 	var answer struct{ Message string }
 	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "application/json; charset=utf-8" ||
 		json.Unmarshal(body, &answer) != nil {
@@ -177,7 +177,7 @@ func TestDemoBackendServesAlone(t *testing.T) {
 	if got := ping(t, addr); got != "pong-v2" {
 		t.Errorf("GET /ping answered %q, want pong-v2", got)
 	}
-	if resp, _ := fetch(t, "http://"+addr+"/status/503"); resp.StatusCode != http.StatusServiceUnavailable {
+	if resp, _ := testkit.Get(t, "http://"+addr+"/status/503"); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("GET /status/503: %s, want 503", resp.Status)
 	}
 	p.signal(syscall.SIGTERM)

@@ -1,12 +1,14 @@
 // Package testkit is the helpers the repository's tests share: upstream
-// backends on loopback, waiting for a condition, short directories for unix
+// backends on loopback, a bounded GET, waiting for a condition, short directories for unix
 // sockets and a buffer a process may write while a test reads it. It is for
 // tests only; production code never imports it.
 package testkit
 
 import (
 	"bytes"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"testing"
@@ -83,4 +85,23 @@ func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// client bounds every request a test sends with Get.
+var client = &http.Client{Timeout: 10 * time.Second}
+
+// Get sends GET url, fails the test if no answer comes within 10 s, and
+// reads the whole answer.
+func Get(t testing.TB, url string) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: reading the body: %v", url, err)
+	}
+	return resp, body
 }

@@ -1,7 +1,6 @@
 package testkit_test
 
 import (
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -12,25 +11,11 @@ import (
 	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(body)
-}
-
 func TestBackendAnswersItsNameAndCountsHits(t *testing.T) {
 	b := testkit.StartBackend(t, "v1")
 	for range 3 {
-		if code, body := get(t, "http://"+b.Addr()+"/"); code != http.StatusOK || body != "v1" {
-			t.Fatalf("GET: %d %q, want 200 v1", code, body)
+		if resp, body := testkit.Get(t, "http://"+b.Addr()+"/"); resp.StatusCode != http.StatusOK || string(body) != "v1" {
+			t.Fatalf("GET: %s %q, want 200 v1", resp.Status, body)
 		}
 	}
 	if b.Hits() != 3 {
@@ -43,8 +28,8 @@ func TestBackendAnswersItsNameAndCountsHits(t *testing.T) {
 
 func TestBackendFailsWithItsStatus(t *testing.T) {
 	b := testkit.StartBackend(t, "v2", testkit.Status(http.StatusInternalServerError))
-	if code, body := get(t, b.URL); code != http.StatusInternalServerError || body != "v2" {
-		t.Errorf("GET: %d %q, want 500 v2", code, body)
+	if resp, body := testkit.Get(t, b.URL); resp.StatusCode != http.StatusInternalServerError || string(body) != "v2" {
+		t.Errorf("GET: %s %q, want 500 v2", resp.Status, body)
 	}
 }
 
