@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,24 +15,8 @@ import (
 // fakeSystemd listens where $NOTIFY_SOCKET points and returns what arrives.
 func fakeSystemd(t *testing.T) <-chan string {
 	t.Helper()
-	path := filepath.Join(testkit.SocketDir(t), "notify")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	path, msgs := testkit.Datagrams(t)
 	t.Setenv("NOTIFY_SOCKET", path)
-	msgs := make(chan string, 1000)
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			msgs <- string(buf[:n])
-		}
-	}()
 	return msgs
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,28 +21,13 @@ import (
 // canaryd sends to $NOTIFY_SOCKET.
 type notifySocket struct {
 	path string
-	msgs chan string
+	msgs <-chan string
 }
 
 func listenNotify(t *testing.T) *notifySocket {
 	t.Helper()
-	n := &notifySocket{path: filepath.Join(testkit.SocketDir(t), "notify.sock"), msgs: make(chan string, 1000)}
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: n.path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			k, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			n.msgs <- string(buf[:k])
-		}
-	}()
-	return n
+	path, msgs := testkit.Datagrams(t)
+	return &notifySocket{path: path, msgs: msgs}
 }
 
 // expect waits for a message that contains want, skipping others, and

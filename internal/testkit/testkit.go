@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -104,4 +105,29 @@ func Get(t testing.TB, url string) (*http.Response, []byte) {
 		t.Fatalf("GET %s: reading the body: %v", url, err)
 	}
 	return resp, body
+}
+
+// Datagrams listens on a new unix datagram socket until the test ends, as
+// systemd listens at $NOTIFY_SOCKET, and returns the socket's path and the
+// messages that arrive there, in order (the first 1000 not yet read).
+func Datagrams(t testing.TB) (path string, msgs <-chan string) {
+	t.Helper()
+	path = filepath.Join(SocketDir(t), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := make(chan string, 1000)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			c <- string(buf[:n])
+		}
+	}()
+	return path, c
 }
