@@ -1,9 +1,7 @@
 package gpio
 
 import (
-	"bytes"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +10,8 @@ import (
 	"github.com/jonboulle/clockwork"
 	pgpio "periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
+
+	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
 // patience bounds every wait on the panel's goroutines in real time; a test
@@ -43,25 +43,7 @@ type bench struct {
 	red    *outPin
 	button *gpiotest.Pin
 	steps  chan struct{}
-	logs   *syncBuffer
-}
-
-// syncBuffer is a log destination the panel's goroutines may share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs   *testkit.SyncBuffer
 }
 
 var t0 = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -80,7 +62,7 @@ func newBench(t testing.TB, tune ...func(*Pins, *Options)) *bench {
 		red:    out(17, "GPIO17"),
 		button: &gpiotest.Pin{N: "GPIO23", Num: 23, Clock: clock, EdgesChan: make(chan pgpio.Level)},
 		steps:  make(chan struct{}, 1024),
-		logs:   &syncBuffer{},
+		logs:   &testkit.SyncBuffer{},
 	}
 	pins := Pins{StatusLED: b.status, CanaryGreen: b.green, CanaryRed: b.red, Button: b.button}
 	opts := Options{

@@ -4,41 +4,19 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
 // fakeSystemd listens where $NOTIFY_SOCKET points and returns what arrives.
 func fakeSystemd(t *testing.T) <-chan string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "cpn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	path := filepath.Join(dir, "notify")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	path, msgs := testkit.Datagrams(t)
 	t.Setenv("NOTIFY_SOCKET", path)
-	msgs := make(chan string, 1000)
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			msgs <- string(buf[:n])
-		}
-	}()
 	return msgs
 }
 

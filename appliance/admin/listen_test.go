@@ -11,11 +11,11 @@ import (
 	"testing"
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
-	"github.com/canary-pi/canary-pi/appliance/admin/admintest"
+	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
 func TestListenUnixCreatesTheDirAndAGroupSocket(t *testing.T) {
-	path := filepath.Join(filepath.Dir(admintest.SocketPath(t)), "run", "admin.sock")
+	path := filepath.Join(testkit.SocketDir(t), "run", "admin.sock")
 	ln, err := admin.ListenUnix(path)
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +34,7 @@ func TestListenUnixCreatesTheDirAndAGroupSocket(t *testing.T) {
 }
 
 func TestClosingTheListenerRemovesTheSocket(t *testing.T) {
-	path := admintest.SocketPath(t)
+	path := filepath.Join(testkit.SocketDir(t), "admin.sock")
 	ln, err := admin.ListenUnix(path)
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +46,7 @@ func TestClosingTheListenerRemovesTheSocket(t *testing.T) {
 }
 
 func TestListenUnixReplacesAStaleSocket(t *testing.T) {
-	path := admintest.SocketPath(t)
+	path := filepath.Join(testkit.SocketDir(t), "admin.sock")
 	// A daemon killed with SIGKILL leaves its socket file behind.
 	dead, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
@@ -68,7 +68,7 @@ func TestListenUnixReplacesAStaleSocket(t *testing.T) {
 }
 
 func TestListenUnixRefusesALiveSocket(t *testing.T) {
-	path := admintest.SocketPath(t)
+	path := filepath.Join(testkit.SocketDir(t), "admin.sock")
 	first, err := admin.ListenUnix(path)
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +91,7 @@ func TestListenUnixRefusesALiveSocket(t *testing.T) {
 }
 
 func TestListenUnixLeavesOtherFilesAlone(t *testing.T) {
-	path := admintest.SocketPath(t)
+	path := filepath.Join(testkit.SocketDir(t), "admin.sock")
 	if err := os.WriteFile(path, []byte("not a socket"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestListenUnixLeavesOtherFilesAlone(t *testing.T) {
 }
 
 func TestClientReportsAnUnreachableDaemon(t *testing.T) {
-	stale := admintest.SocketPath(t)
+	stale := filepath.Join(testkit.SocketDir(t), "admin.sock")
 	dead, err := net.ListenUnix("unix", &net.UnixAddr{Name: stale, Net: "unix"})
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +120,7 @@ func TestClientReportsAnUnreachableDaemon(t *testing.T) {
 	tests := []struct {
 		name, socket, reason string
 	}{
-		{"no socket", admintest.SocketPath(t), "no such file or directory"},
+		{"no socket", filepath.Join(testkit.SocketDir(t), "admin.sock"), "no such file or directory"},
 		{"nothing listening", stale, "connection refused"},
 	}
 	for _, tt := range tests {

@@ -12,11 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/canary-pi/canary-pi/appliance/admin"
+	"github.com/canary-pi/canary-pi/appliance/admin/admintest"
 	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/state"
 	"github.com/canary-pi/canary-pi/appliance/swrr"
 	"github.com/canary-pi/canary-pi/gpio"
 	"github.com/canary-pi/canary-pi/gpio/led"
+	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
 // handPanel is a panel whose presses the test sends itself, at a moment it
@@ -40,11 +43,7 @@ func started(t testing.TB, panel gpio.Panel) *Daemon {
 func startedWith(t testing.TB, panel gpio.Panel, setup func(configDir string)) *Daemon {
 	t.Helper()
 	dir := t.TempDir()
-	sock, err := os.MkdirTemp("", "cpd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(sock) })
+	sock := testkit.SocketDir(t)
 	cfg := fmt.Sprintf(`[proxy]
 listen = "127.0.0.1:0"
 [admin]
@@ -96,7 +95,7 @@ func TestButtonPressRollsBackAndLongPressResumes(t *testing.T) {
 	panel := &handPanel{presses: make(chan gpio.Press)}
 	d := started(t, panel)
 	panel.presses <- gpio.Press{}
-	waitFor(t, func() bool { return d.router.Plan().Mode == state.RolledBack })
+	testkit.Eventually(t, 10*time.Second, "the press to roll back", func() bool { return d.router.Plan().Mode == state.RolledBack })
 	if canaryPickable(d) {
 		t.Fatal("the canary can still be picked after the press")
 	}
@@ -105,7 +104,7 @@ func TestButtonPressRollsBackAndLongPressResumes(t *testing.T) {
 	}
 	panel.presses <- gpio.Press{} // a press during a rollback changes nothing
 	panel.presses <- gpio.Press{Long: true}
-	waitFor(t, func() bool { return d.router.Plan().Mode == state.Canary })
+	testkit.Eventually(t, 10*time.Second, "the long press to resume", func() bool { return d.router.Plan().Mode == state.Canary })
 }
 
 func TestBootPartitionRefusalShowsUntilTheConfigChanges(t *testing.T) {
@@ -211,17 +210,6 @@ func TestNoCanaryPickAfterRollbackWhileReloadsRace(t *testing.T) {
 	wg.Wait()
 }
 
-func waitFor(t *testing.T, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10 s")
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // BenchmarkButtonToRollback measures the daemon's share of a button press:
 // from the debounced press arriving to the moment no new request can pick
 // the canary (the panel's share, edge to delivery, is gpio's
@@ -244,4 +232,42 @@ func BenchmarkButtonToRollback(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/press")
+}
+
+// The admin API's tests and canaryctl's run against admintest's fake, so
+// the fake must answer each command as the daemon does, refusals included.
+func TestTheAdminFakeAnswersAsTheDaemon(t *testing.T) {
+	d := started(t, &handPanel{presses: make(chan gpio.Press)})
+	fake := admintest.NewController(admintest.Canary())
+	ctx := context.Background()
+	steps := []struct {
+		name string
+		do   func(admin.Controller) error
+	}{
+		{"rollback", func(c admin.Controller) error { return c.Rollback(ctx, "command") }},
+		{"rollback again", func(c admin.Controller) error { return c.Rollback(ctx, "api") }},
+		{"promote while rolled back", func(c admin.Controller) error { return c.Promote(ctx, "command") }},
+		{"resume", func(c admin.Controller) error { return c.Resume(ctx, "command") }},
+		{"resume again", func(c admin.Controller) error { return c.Resume(ctx, "command") }},
+		{"promote", func(c admin.Controller) error { return c.Promote(ctx, "api") }},
+		{"promote again", func(c admin.Controller) error { return c.Promote(ctx, "command") }},
+		{"rollback a promotion", func(c admin.Controller) error { return c.Rollback(ctx, "command") }},
+		{"pause", func(c admin.Controller) error { return c.Pause(ctx) }},
+	}
+	// seen is what a client sees of a status and an answer; the latch's
+	// time is the fake's own.
+	seen := func(c admin.Controller, err error) string {
+		st := c.Status()
+		s := fmt.Sprintf("error %v; state %s, canary %v%%, lights %+v, message %q", err, st.State, st.CanaryPercent, st.LEDs, st.Message)
+		if st.Latch != nil {
+			s += fmt.Sprintf(", latch %s %s by %s", st.Latch.State, st.Latch.Version, st.Latch.Cause)
+		}
+		return s
+	}
+	for _, step := range steps {
+		real, fakes := seen(d, step.do(d)), seen(fake, step.do(fake))
+		if real != fakes {
+			t.Errorf("%s:\n daemon: %s\n fake:   %s", step.name, real, fakes)
+		}
+	}
 }

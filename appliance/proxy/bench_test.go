@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
 // BenchmarkProxyGET is one keep-alive client sending small GETs through the
@@ -15,13 +17,13 @@ import (
 // the client's and the backend's on top. The client writes and reads raw
 // HTTP so that its own cost stays small.
 func BenchmarkProxyGET(b *testing.B) {
-	be := newBackend(b, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	be := testkit.Serve(b, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Length", "5")
 		io.WriteString(w, "hello")
 	}))
 	r := startProxy(b, defaults,
-		stable("v1", 10, be.addr()),
-		canary("v2", 5, be.addr()))
+		stable("v1", 10, be.Addr()),
+		canary("v2", 5, be.Addr()))
 	c, err := net.Dial("tcp", r.addr)
 	if err != nil {
 		b.Fatal(err)

@@ -14,11 +14,12 @@ import (
 	"time"
 
 	"github.com/canary-pi/canary-pi/appliance/proxy"
+	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
 // echo is a backend that answers with its name and the request body it read.
-func echo(t testing.TB, name string, configure ...func(*http.Server)) *backend {
-	return newBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func echo(t testing.TB, name string, configure ...func(*http.Server)) *testkit.Server {
+	return testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
 			w.WriteHeader(http.StatusBadRequest)
@@ -44,8 +45,8 @@ func TestRefusedCanaryIsRetriedOnStable(t *testing.T) {
 	// picks it.
 	setup := func(t *testing.T) *rig {
 		return startProxy(t, defaults,
-			canary("canary", 1, refusedAddr(t)),
-			stable("stable", 1, echo(t, "stable").addr()))
+			canary("canary", 1, testkit.FreeAddr(t)),
+			stable("stable", 1, echo(t, "stable").Addr()))
 	}
 	t.Run("GET", func(t *testing.T) {
 		r := setup(t)
@@ -91,7 +92,7 @@ func TestResetCanaryIsRetriedForIdempotentOnly(t *testing.T) {
 	setup := func(t *testing.T) *rig {
 		return startProxy(t, defaults,
 			canary("canary", 1, resetting(t)),
-			stable("stable", 1, echo(t, "stable").addr()))
+			stable("stable", 1, echo(t, "stable").Addr()))
 	}
 	t.Run("GET", func(t *testing.T) {
 		r := setup(t)
@@ -123,8 +124,8 @@ func TestResetCanaryIsRetriedForIdempotentOnly(t *testing.T) {
 
 func Test5xxIsPassedThroughNotRetried(t *testing.T) {
 	r := startProxy(t, defaults,
-		canary("canary", 1, failing(t, "canary", http.StatusInternalServerError).addr()),
-		stable("stable", 1, named(t, "stable").addr()))
+		canary("canary", 1, testkit.StartBackend(t, "canary", testkit.Status(http.StatusInternalServerError)).Addr()),
+		stable("stable", 1, testkit.StartBackend(t, "stable").Addr()))
 	c := newClient(t)
 	if status, body := get(t, c, r.url("/")); status != http.StatusInternalServerError || body != "canary" {
 		t.Fatalf("got %d %q, want the canary's 500", status, body)
@@ -154,8 +155,8 @@ func Test5xxIsPassedThroughNotRetried(t *testing.T) {
 
 func TestNothingLeftGives502(t *testing.T) {
 	r := startProxy(t, defaults,
-		canary("canary", 1, refusedAddr(t)),
-		stable("stable", 1, refusedAddr(t)))
+		canary("canary", 1, testkit.FreeAddr(t)),
+		stable("stable", 1, testkit.FreeAddr(t)))
 	c := newClient(t)
 	// The first request meets both failures; later ones find both taken
 	// out.
@@ -183,22 +184,11 @@ func TestNothingLeftGives502(t *testing.T) {
 	}
 }
 
-// sleepy answers after wait, or gives up when the proxy hangs up.
-func sleepy(t testing.TB, name string, wait time.Duration) *backend {
-	return newBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-time.After(wait):
-			io.WriteString(w, name)
-		case <-r.Context().Done():
-		}
-	}))
-}
-
 func TestSlowUpstreamTimesOut(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	opts := proxy.Options{ReadTimeout: timeout}
 	t.Run("alone", func(t *testing.T) {
-		r := startProxy(t, opts, stable("slow", 1, sleepy(t, "slow", 2*time.Second).addr()))
+		r := startProxy(t, opts, stable("slow", 1, testkit.StartBackend(t, "slow", testkit.Delay(2*time.Second)).Addr()))
 		start := time.Now()
 		status, body := get(t, newClient(t), r.url("/"))
 		if status != http.StatusGatewayTimeout {
@@ -216,8 +206,8 @@ func TestSlowUpstreamTimesOut(t *testing.T) {
 	})
 	t.Run("idempotent request retried on stable", func(t *testing.T) {
 		r := startProxy(t, opts,
-			canary("canary", 1, sleepy(t, "canary", 2*time.Second).addr()),
-			stable("stable", 1, named(t, "stable").addr()))
+			canary("canary", 1, testkit.StartBackend(t, "canary", testkit.Delay(2*time.Second)).Addr()),
+			stable("stable", 1, testkit.StartBackend(t, "stable").Addr()))
 		if status, body := get(t, newClient(t), r.url("/")); status != http.StatusOK || body != "stable" {
 			t.Fatalf("got %d %q, want 200 from stable", status, body)
 		}
@@ -230,8 +220,8 @@ func TestSlowUpstreamTimesOut(t *testing.T) {
 	})
 	t.Run("POST not retried", func(t *testing.T) {
 		r := startProxy(t, opts,
-			canary("canary", 1, sleepy(t, "canary", 2*time.Second).addr()),
-			stable("stable", 1, echo(t, "stable").addr()))
+			canary("canary", 1, testkit.StartBackend(t, "canary", testkit.Delay(2*time.Second)).Addr()),
+			stable("stable", 1, echo(t, "stable").Addr()))
 		if status, body := post(t, newClient(t), r.url("/"), "once"); status != http.StatusGatewayTimeout {
 			t.Fatalf("got %d %q, want 504", status, body)
 		}
@@ -243,14 +233,14 @@ func TestSlowUpstreamTimesOut(t *testing.T) {
 		// The timeout bounds each wait, not the whole response, as nginx's
 		// proxy_read_timeout does.
 		const pieces = 10
-		b := newBackend(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		b := testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			for i := range pieces {
 				fmt.Fprintf(w, "piece %d\n", i)
 				w.(http.Flusher).Flush()
 				time.Sleep(timeout / 3)
 			}
 		}))
-		r := startProxy(t, opts, stable("steady", 1, b.addr()))
+		r := startProxy(t, opts, stable("steady", 1, b.Addr()))
 		status, body := get(t, newClient(t), r.url("/"))
 		if status != http.StatusOK || strings.Count(body, "piece") != pieces {
 			t.Fatalf("got %d %q, want all %d pieces", status, body, pieces)
@@ -280,7 +270,7 @@ func TestClientGoingAwayIsNobodysFailure(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var got atomic.Int64
 			ended := make(chan error, 1)
-			b := newBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b := testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				buf := make([]byte, 4<<10)
 				var err error
 				for err == nil {
@@ -291,8 +281,8 @@ func TestClientGoingAwayIsNobodysFailure(t *testing.T) {
 				ended <- err
 			}))
 			r := startProxy(t, proxy.Options{IdleTimeout: 300 * time.Millisecond},
-				stable("stable", 1, b.addr()),
-				canary("canary", 1, named(t, "canary").addr()))
+				stable("stable", 1, b.Addr()),
+				canary("canary", 1, testkit.StartBackend(t, "canary").Addr()))
 
 			c, err := net.Dial("tcp", r.addr)
 			if err != nil {
@@ -303,7 +293,7 @@ func TestClientGoingAwayIsNobodysFailure(t *testing.T) {
 			if _, err := c.Write(bytes.Repeat([]byte("x"), tt.sent)); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 10*time.Second, "the upstream to receive what the client sent", func() bool {
+			testkit.Eventually(t, 10*time.Second, "the upstream to receive what the client sent", func() bool {
 				return got.Load() == int64(tt.sent)
 			})
 			switch {
@@ -380,14 +370,14 @@ func TestStaleKeepAliveConnectionIsRetriedSilently(t *testing.T) {
 // is not blamed.
 func TestUpstreamIdleTimeoutIsNoFailure(t *testing.T) {
 	b := echo(t, "s", func(s *http.Server) { s.IdleTimeout = 200 * time.Millisecond })
-	r := startProxy(t, defaults, stable("s", 1, b.addr()), canary("c", 0, named(t, "c").addr()))
+	r := startProxy(t, defaults, stable("s", 1, b.Addr()), canary("c", 0, testkit.StartBackend(t, "c").Addr()))
 	c := newClient(t)
 	for i := range 3 {
 		if status, body := post(t, c, r.url("/"), "hello"); status != http.StatusOK || body != "s:hello" {
 			t.Fatalf("POST %d: got %d %q", i+1, status, body)
 		}
-		eventually(t, 10*time.Second, "the upstream to close the idle connection", func() bool {
-			return b.closed.Load() == int64(i+1)
+		testkit.Eventually(t, 10*time.Second, "the upstream to close the idle connection", func() bool {
+			return b.Closed() == int64(i+1)
 		})
 	}
 	if n := r.errors(t, "s"); n != 0 {
@@ -399,8 +389,8 @@ func TestUpstreamIdleTimeoutIsNoFailure(t *testing.T) {
 // other while the canary serves: requests stop paying for its failures.
 func TestRefusedStableIsTakenOut(t *testing.T) {
 	r := startProxy(t, defaults,
-		stable("stable", 1, refusedAddr(t)),
-		canary("canary", 1, named(t, "canary").addr()))
+		stable("stable", 1, testkit.FreeAddr(t)),
+		canary("canary", 1, testkit.StartBackend(t, "canary").Addr()))
 	c := newClient(t)
 	for i := range 10 {
 		if status, body := get(t, c, r.url("/")); status != http.StatusOK || body != "canary" {
@@ -447,13 +437,13 @@ func TestUnreadableRequests(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := named(t, "s")
-			r := startProxy(t, defaults, stable("s", 1, b.addr()))
+			b := testkit.StartBackend(t, "s")
+			r := startProxy(t, defaults, stable("s", 1, b.Addr()))
 			resp, _ := rawRequest(t, r.addr, tt.request)
 			if resp.StatusCode != tt.status {
 				t.Errorf("status %d, want %d", resp.StatusCode, tt.status)
 			}
-			if n := b.conns.Load(); n != 0 {
+			if n := b.Conns(); n != 0 {
 				t.Error("the request reached the upstream")
 			}
 		})
@@ -463,7 +453,7 @@ func TestUnreadableRequests(t *testing.T) {
 // A client that asks before sending its body (Expect: 100-continue) gets
 // the go-ahead from the proxy, and the upstream gets the body.
 func TestExpectContinue(t *testing.T) {
-	r := startProxy(t, defaults, stable("s", 1, echo(t, "s").addr()))
+	r := startProxy(t, defaults, stable("s", 1, echo(t, "s").Addr()))
 	c := newClient(t)
 	c.Transport.(*http.Transport).ExpectContinueTimeout = 10 * time.Second
 	req, err := http.NewRequest(http.MethodPut, r.url("/"), strings.NewReader("the body"))
@@ -481,12 +471,12 @@ func TestExpectContinue(t *testing.T) {
 // connection for good.
 func TestStalledDownloadIsCut(t *testing.T) {
 	ended := make(chan error, 1)
-	b := newBackend(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	b := testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, err := io.Copy(w, payload(5, bodySize))
 		ended <- err
 	}))
 	r := startProxy(t, proxy.Options{IdleTimeout: 300 * time.Millisecond},
-		stable("s", 1, b.addr()), canary("c", 0, named(t, "c").addr()))
+		stable("s", 1, b.Addr()), canary("c", 0, testkit.StartBackend(t, "c").Addr()))
 	c, err := net.Dial("tcp", r.addr)
 	if err != nil {
 		t.Fatal(err)

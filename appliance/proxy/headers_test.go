@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
 // seen is what a backend received.
@@ -20,9 +22,9 @@ type seen struct {
 
 // recorder is a backend that answers "ok" and hands every request it gets
 // to the test.
-func recorder(t *testing.T) (*backend, <-chan seen) {
+func recorder(t *testing.T) (*testkit.Server, <-chan seen) {
 	got := make(chan seen, 16)
-	b := newBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	b := testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got <- seen{r.Host, r.RequestURI, r.Header.Clone()}
 		io.WriteString(w, "ok")
 	}))
@@ -59,7 +61,7 @@ func TestHopByHopHeadersAreStripped(t *testing.T) {
 	for _, sp := range spellings {
 		t.Run("request/"+sp.name, func(t *testing.T) {
 			b, got := recorder(t)
-			r := startProxy(t, defaults, stable("s", 1, b.addr()))
+			r := startProxy(t, defaults, stable("s", 1, b.Addr()))
 			h := sp.fix
 			resp, body := rawRequest(t, r.addr, "GET /h HTTP/1.1\r\n"+
 				"Host: app.example\r\n"+
@@ -145,7 +147,7 @@ func TestForwardedHeaders(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b, got := recorder(t)
-			r := startProxy(t, defaults, stable("s", 1, b.addr()))
+			r := startProxy(t, defaults, stable("s", 1, b.Addr()))
 			resp, _ := rawRequest(t, r.addr, "GET /where?x=1 HTTP/1.1\r\nHost: app.example:8443\r\n"+tt.headers+"\r\n")
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("status %d", resp.StatusCode)
@@ -171,13 +173,13 @@ func TestForwardedHeaders(t *testing.T) {
 // own name, and nobody is blamed.
 func TestHTTP10RequestWithoutHost(t *testing.T) {
 	b, got := recorder(t)
-	r := startProxy(t, defaults, stable("s", 1, b.addr()), canary("c", 1, named(t, "c").addr()))
+	r := startProxy(t, defaults, stable("s", 1, b.Addr()), canary("c", 1, testkit.StartBackend(t, "c").Addr()))
 	resp, body := rawRequest(t, r.addr, "GET /old HTTP/1.0\r\n\r\n")
 	if resp.StatusCode != http.StatusOK || body != "ok" {
 		t.Fatalf("got %d %q, want 200 ok", resp.StatusCode, body)
 	}
-	if s := receive(t, got); s.host != b.addr() {
-		t.Errorf("the upstream got Host %q, want its own address %s", s.host, b.addr())
+	if s := receive(t, got); s.host != b.Addr() {
+		t.Errorf("the upstream got Host %q, want its own address %s", s.host, b.Addr())
 	}
 	for _, name := range []string{"s", "c"} {
 		if n := r.errors(t, name); n != 0 {
@@ -199,7 +201,7 @@ func TestRequestTargetIsPassedUnchanged(t *testing.T) {
 		"/unicode/%C3%A9t%C3%A9",
 	}
 	b, got := recorder(t)
-	r := startProxy(t, defaults, stable("s", 1, b.addr()))
+	r := startProxy(t, defaults, stable("s", 1, b.Addr()))
 	for _, target := range targets {
 		resp, _ := rawRequest(t, r.addr, "GET "+target+" HTTP/1.1\r\nHost: app.example\r\n\r\n")
 		if resp.StatusCode != http.StatusOK {
@@ -215,11 +217,11 @@ func TestRequestTargetIsPassedUnchanged(t *testing.T) {
 // A HEAD answer keeps the length the upstream gave and carries no body, so
 // the client connection stays usable for the next request.
 func TestHeadKeepsContentLength(t *testing.T) {
-	b := newBackend(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	b := testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Length", "11")
 		io.WriteString(w, "hello world")
 	}))
-	r := startProxy(t, defaults, stable("s", 1, b.addr()))
+	r := startProxy(t, defaults, stable("s", 1, b.Addr()))
 	c := rawConn(t, r.addr)
 	br := bufio.NewReader(c)
 	io.WriteString(c, "HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -248,7 +250,7 @@ func TestHeadKeepsContentLength(t *testing.T) {
 func TestEndToEndHeadersPassUnchanged(t *testing.T) {
 	t.Run("request", func(t *testing.T) {
 		b, got := recorder(t)
-		r := startProxy(t, defaults, stable("s", 1, b.addr()))
+		r := startProxy(t, defaults, stable("s", 1, b.Addr()))
 		rawRequest(t, r.addr, "GET / HTTP/1.1\r\nHost: x\r\n"+
 			"Connection: keep-alive\r\n"+
 			"Keep-Alive: timeout=5\r\n"+

@@ -8,12 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/proxy"
 	"github.com/canary-pi/canary-pi/appliance/route"
 	"github.com/canary-pi/canary-pi/appliance/state"
+	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
 // upstream is one [[upstream]] entry for a backend listening on addr, with
@@ -163,7 +162,7 @@ func (r *rig) answers(t testing.TB, name string, c int) uint64 {
 // accounting of the last attempt is done.
 func (r *rig) idle(t testing.TB) {
 	t.Helper()
-	eventually(t, 5*time.Second, "requests in flight to finish", func() bool {
+	testkit.Eventually(t, 5*time.Second, "requests in flight to finish", func() bool {
 		for _, u := range r.router.Plan().Upstreams {
 			if u.Stats.InFlight.Load() != 0 {
 				return false
@@ -171,52 +170,6 @@ func (r *rig) idle(t testing.TB) {
 		}
 		return true
 	})
-}
-
-// backend is a net/http server on loopback that counts the connections it
-// accepts and closes.
-type backend struct {
-	*httptest.Server
-	conns  atomic.Int64
-	closed atomic.Int64
-}
-
-// newBackend starts a backend serving h; configure adjusts its server
-// before it starts.
-func newBackend(t testing.TB, h http.Handler, configure ...func(*http.Server)) *backend {
-	t.Helper()
-	b := &backend{Server: httptest.NewUnstartedServer(h)}
-	for _, f := range configure {
-		f(b.Config)
-	}
-	b.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		switch s {
-		case http.StateNew:
-			b.conns.Add(1)
-		case http.StateClosed, http.StateHijacked:
-			b.closed.Add(1)
-		}
-	}
-	b.Start()
-	t.Cleanup(b.Close)
-	return b
-}
-
-func (b *backend) addr() string { return b.Listener.Addr().String() }
-
-// named is a backend that answers every request with its name.
-func named(t testing.TB, name string) *backend {
-	return newBackend(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		io.WriteString(w, name)
-	}))
-}
-
-// failing is a backend that answers every request with status and its name.
-func failing(t testing.TB, name string, status int) *backend {
-	return newBackend(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.WriteHeader(status)
-		io.WriteString(w, name)
-	}))
 }
 
 // rawBackend accepts TCP connections on loopback and hands each to serve,
@@ -258,19 +211,6 @@ func rawBackend(t testing.TB, serve func(c *net.TCPConn)) string {
 		wg.Wait()
 	})
 	return ln.Addr().String()
-}
-
-// refusedAddr is a loopback address nothing listens on: connecting to it is
-// refused at once.
-func refusedAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 // newClient is a keep-alive HTTP client of its own, so that tests do not
@@ -350,18 +290,6 @@ func rawRequest(t testing.TB, addr, request string) (*http.Response, string) {
 		t.Fatalf("reading the body: %v", err)
 	}
 	return resp, string(body)
-}
-
-// eventually polls cond until it holds, failing the test after d.
-func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // gate holds back handlers until it opens. Tests defer open, so that a

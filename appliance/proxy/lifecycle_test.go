@@ -15,6 +15,7 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/proxy"
 	"github.com/canary-pi/canary-pi/appliance/route"
 	"github.com/canary-pi/canary-pi/appliance/state"
+	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
 func TestKeepAliveToUpstreamIsReused(t *testing.T) {
@@ -38,8 +39,8 @@ func TestKeepAliveToUpstreamIsReused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := named(t, "s")
-			r := startProxy(t, defaults, stable("s", 1, b.addr()))
+			b := testkit.StartBackend(t, "s")
+			r := startProxy(t, defaults, stable("s", 1, b.Addr()))
 			c := tt.client(t)
 			for range 20 {
 				if status, body := get(t, c, r.url("/")); status != http.StatusOK || body != "s" {
@@ -48,7 +49,7 @@ func TestKeepAliveToUpstreamIsReused(t *testing.T) {
 			}
 			// Sequential requests need one connection; allow a second for
 			// the race of a connection going back to the pool.
-			if n := b.conns.Load(); n > 2 {
+			if n := b.Conns(); n > 2 {
 				t.Errorf("the upstream saw %d connections for 20 sequential requests, want 1 or 2", n)
 			}
 		})
@@ -80,7 +81,7 @@ func TestIdleClientConnectionsAreClosed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := startProxy(t, proxy.Options{IdleTimeout: idle}, stable("s", 1, named(t, "s").addr()))
+			r := startProxy(t, proxy.Options{IdleTimeout: idle}, stable("s", 1, testkit.StartBackend(t, "s").Addr()))
 			c, err := net.Dial("tcp", r.addr)
 			if err != nil {
 				t.Fatal(err)
@@ -116,12 +117,12 @@ func TestIdleClientConnectionsAreClosed(t *testing.T) {
 func TestShutdownFinishesInFlightRequests(t *testing.T) {
 	started, release := make(chan struct{}), newGate()
 	defer release.open()
-	b := newBackend(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	b := testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		close(started)
 		release.wait()
 		io.WriteString(w, "finished")
 	}))
-	r := startProxy(t, defaults, stable("s", 1, b.addr()))
+	r := startProxy(t, defaults, stable("s", 1, b.Addr()))
 
 	type result struct {
 		status int
@@ -151,7 +152,7 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 		defer cancel()
 		stopped <- r.proxy.Shutdown(ctx)
 	}()
-	eventually(t, 10*time.Second, "new connections to be refused", func() bool {
+	testkit.Eventually(t, 10*time.Second, "new connections to be refused", func() bool {
 		c, err := net.DialTimeout("tcp", r.addr, time.Second)
 		if err != nil {
 			return true
@@ -187,14 +188,14 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 func TestRetireClosesRemovedUpstreamPools(t *testing.T) {
 	started, release := make(chan struct{}, 1), newGate()
 	defer release.open()
-	old := newBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	old := testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
 			started <- struct{}{}
 			release.wait()
 		}
 		io.WriteString(w, "old")
 	}))
-	r := startProxy(t, defaults, stable("old", 1, old.addr()))
+	r := startProxy(t, defaults, stable("old", 1, old.Addr()))
 
 	// One connection busy with a slow request, and one idle in the pool.
 	slow := make(chan string, 1)
@@ -216,17 +217,17 @@ func TestRetireClosesRemovedUpstreamPools(t *testing.T) {
 	if status, body := get(t, newClient(t), r.url("/")); status != http.StatusOK || body != "old" {
 		t.Fatalf("got %d %q", status, body)
 	}
-	if n := old.conns.Load(); n != 2 {
+	if n := old.Conns(); n != 2 {
 		t.Fatalf("the upstream has %d connections, want 2", n)
 	}
 
-	cfg := &config.Config{Upstreams: []config.Upstream{stable("new", 1, named(t, "new").addr())}}
+	cfg := &config.Config{Upstreams: []config.Upstream{stable("new", 1, testkit.StartBackend(t, "new").Addr())}}
 	next := route.NewPlan(cfg, state.NoCanary, r.router.Plan())
 	r.proxy.Prepare(next)
 	r.proxy.Retire(r.router.Publish(next), next)
 
-	eventually(t, 5*time.Second, "the idle connection to the retired upstream to close", func() bool {
-		return old.closed.Load() >= 1
+	testkit.Eventually(t, 5*time.Second, "the idle connection to the retired upstream to close", func() bool {
+		return old.Closed() >= 1
 	})
 	if _, body := get(t, newClient(t), r.url("/")); body != "new" {
 		t.Errorf("a new request went to %q after the reload, want new", body)
@@ -240,7 +241,7 @@ func TestRetireClosesRemovedUpstreamPools(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the request in flight on the retired upstream did not finish")
 	}
-	eventually(t, 5*time.Second, "the busy connection to the retired upstream to close once done", func() bool {
-		return old.closed.Load() >= 2
+	testkit.Eventually(t, 5*time.Second, "the busy connection to the retired upstream to close once done", func() bool {
+		return old.Closed() >= 2
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/route"
 	"github.com/canary-pi/canary-pi/appliance/state"
+	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
 func TestSplitFollowsWeights(t *testing.T) {
@@ -34,7 +35,7 @@ func TestSplitFollowsWeights(t *testing.T) {
 				if i == 0 {
 					role = config.Stable
 				}
-				ups = append(ups, upstream(name, role, w, named(t, name).addr()))
+				ups = append(ups, upstream(name, role, w, testkit.StartBackend(t, name).Addr()))
 			}
 			r := startProxy(t, defaults, ups...)
 			c := newClient(t)
@@ -55,8 +56,8 @@ func TestSplitFollowsWeights(t *testing.T) {
 
 func TestRollbackModeSendsNothingToCanary(t *testing.T) {
 	r := startProxy(t, defaults,
-		stable("v1", 10, named(t, "v1").addr()),
-		canary("v2", 5, named(t, "v2").addr()))
+		stable("v1", 10, testkit.StartBackend(t, "v1").Addr()),
+		canary("v2", 5, testkit.StartBackend(t, "v2").Addr()))
 	c := newClient(t)
 	count := func(n int) map[string]int {
 		t.Helper()
@@ -90,14 +91,14 @@ func TestRollbackModeSendsNothingToCanary(t *testing.T) {
 func TestRollbackLetsRequestsInFlightFinish(t *testing.T) {
 	started, release := make(chan struct{}), newGate()
 	defer release.open()
-	slow := newBackend(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	slow := testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		close(started)
 		release.wait()
 		w.Write([]byte("v2"))
 	}))
 	r := startProxy(t, defaults,
-		canary("v2", 1, slow.addr()),
-		stable("v1", 1, named(t, "v1").addr()))
+		canary("v2", 1, slow.Addr()),
+		stable("v1", 1, testkit.StartBackend(t, "v1").Addr()))
 
 	type result struct {
 		status int
@@ -143,15 +144,15 @@ func TestRollbackLetsRequestsInFlightFinish(t *testing.T) {
 // A reload publishes a new table; upstreams it keeps keep their pools, so
 // their warm connections carry on.
 func TestReloadKeepsWarmConnections(t *testing.T) {
-	v1, v2 := named(t, "v1"), named(t, "v2")
-	r := startProxy(t, defaults, stable("v1", 1, v1.addr()))
+	v1, v2 := testkit.StartBackend(t, "v1"), testkit.StartBackend(t, "v2")
+	r := startProxy(t, defaults, stable("v1", 1, v1.Addr()))
 	c := newClient(t)
 	for range 5 {
 		get(t, c, r.url("/"))
 	}
 
 	cfg := &config.Config{Upstreams: []config.Upstream{
-		stable("v1", 1, v1.addr()), canary("v2", 1, v2.addr()),
+		stable("v1", 1, v1.Addr()), canary("v2", 1, v2.Addr()),
 	}}
 	next := route.NewPlan(cfg, state.Canary, r.router.Plan())
 	r.proxy.Prepare(next)
@@ -166,7 +167,7 @@ func TestReloadKeepsWarmConnections(t *testing.T) {
 	if seen["v1"] != 5 || seen["v2"] != 5 {
 		t.Errorf("after the reload: %v, want 5 each", seen)
 	}
-	if n := v1.conns.Load(); n != 1 {
+	if n := v1.Conns(); n != 1 {
 		t.Errorf("v1 saw %d connections across the reload, want 1", n)
 	}
 	if n := r.requests(t, "v1"); n != 10 {
@@ -178,8 +179,8 @@ func TestReloadKeepsWarmConnections(t *testing.T) {
 // the race detector finds nothing.
 func TestConcurrentRequestsWhileModeChanges(t *testing.T) {
 	r := startProxy(t, defaults,
-		stable("v1", 10, named(t, "v1").addr()),
-		canary("v2", 5, named(t, "v2").addr()))
+		stable("v1", 10, testkit.StartBackend(t, "v1").Addr()),
+		canary("v2", 5, testkit.StartBackend(t, "v2").Addr()))
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {

@@ -12,6 +12,8 @@ import (
 	"runtime/metrics"
 	"testing"
 	"time"
+
+	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
 const (
@@ -88,7 +90,7 @@ func TestRequestBodyIsStreamed(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			gotFirst, got := make(chan struct{}), make(chan upload, 1)
-			b := newBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b := testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				h := sha256.New()
 				n, err := io.CopyN(h, r.Body, firstPart)
 				close(gotFirst)
@@ -99,7 +101,7 @@ func TestRequestBodyIsStreamed(t *testing.T) {
 				}
 				got <- upload{[32]byte(h.Sum(nil)), n, r.ContentLength, r.TransferEncoding, err}
 			}))
-			r := startProxy(t, defaults, stable("s", 1, b.addr()))
+			r := startProxy(t, defaults, stable("s", 1, b.Addr()))
 			c := newClient(t)
 			release := newGate()
 			defer release.open()
@@ -174,7 +176,7 @@ func TestResponseBodyIsStreamed(t *testing.T) {
 			release := newGate()
 			defer release.open()
 			sums := make(chan [32]byte, 1)
-			b := newBackend(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			b := testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 				if !chunked {
 					w.Header().Set("Content-Length", "67108864")
 				}
@@ -187,7 +189,7 @@ func TestResponseBodyIsStreamed(t *testing.T) {
 				release.wait()
 				io.Copy(io.MultiWriter(w, h), payload(4, bodySize-firstPart))
 			}))
-			r := startProxy(t, defaults, stable("s", 1, b.addr()))
+			r := startProxy(t, defaults, stable("s", 1, b.Addr()))
 			c := newClient(t)
 
 			var got [32]byte
@@ -268,12 +270,12 @@ func TestBodyUntilCloseIsRelayed(t *testing.T) {
 // An HTTP/1.0 client cannot read chunked encoding: a chunked upstream body
 // reaches it whole, ended by the close of its connection.
 func TestHTTP10ClientGetsChunkedBodyWhole(t *testing.T) {
-	b := newBackend(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	b := testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "first piece, ")
 		w.(http.Flusher).Flush()
 		io.WriteString(w, "second piece")
 	}))
-	r := startProxy(t, defaults, stable("s", 1, b.addr()))
+	r := startProxy(t, defaults, stable("s", 1, b.Addr()))
 	c := rawConn(t, r.addr)
 	io.WriteString(c, "GET / HTTP/1.0\r\nHost: x\r\n\r\n")
 	raw, err := io.ReadAll(c)

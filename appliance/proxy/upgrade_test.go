@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
 const wsKey = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -143,7 +145,7 @@ func TestRefusedUpgradeIsPassedOn(t *testing.T) {
 // request whose connection was refused does.
 func TestUpgradeToRefusingUpstreamIsRetried(t *testing.T) {
 	addr, _ := wsBackend(t)
-	r := startProxy(t, defaults, canary("down", 1, refusedAddr(t)), stable("ws", 1, addr))
+	r := startProxy(t, defaults, canary("down", 1, testkit.FreeAddr(t)), stable("ws", 1, addr))
 	c := rawConn(t, r.addr)
 	io.WriteString(c, "GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: "+wsKey+"\r\nSec-WebSocket-Version: 13\r\n\r\n")

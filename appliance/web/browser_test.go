@@ -314,7 +314,7 @@ func TestStatusPageInChromium(t *testing.T) {
 
 	t.Run("a refusal shows the daemon's reason", func(t *testing.T) {
 		ctl := admintest.NewController(admintest.Canary())
-		ctl.Refuse("Promote", errors.New("rolled back: resume first, then promote"))
+		ctl.Refuse("Promote", errors.New("canary v2 is rolled back: resume first"))
 		srv := serveAdmin(t, ctl, admin.HandlerOptions{Cause: "api"})
 		tb := newTab(t, browser)
 		tb.do("loading the page", chromedp.Navigate(srv.url))
@@ -322,7 +322,7 @@ func TestStatusPageInChromium(t *testing.T) {
 
 		tb.do("clicking Promote", chromedp.Click(chromedp.ID("promote")))
 		tb.waitFor("the refusal", `document.getElementById('notice').classList.contains('error')`)
-		if got := eval[string](tb, `document.getElementById('notice').textContent`); got != "rolled back: resume first, then promote" {
+		if got := eval[string](tb, `document.getElementById('notice').textContent`); got != "canary v2 is rolled back: resume first" {
 			t.Errorf("notice says %q, want the daemon's reason", got)
 		}
 		if got := eval[bool](tb, `[...document.querySelectorAll('button[data-action]')].every(b => !b.disabled)`); !got {

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
 	"github.com/canary-pi/canary-pi/appliance/admin/admintest"
+	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
 // daemon serves the real admin API over a unix socket in front of a fake
@@ -82,7 +84,7 @@ func TestRefusalExits1WithTheReason(t *testing.T) {
 	if r.code != 1 {
 		t.Errorf("promote while rolled back: exit %d, want 1", r.code)
 	}
-	if r.stderr != "canaryctl: rolled back: resume first, then promote\n" {
+	if r.stderr != "canaryctl: canary v2 is rolled back: resume first\n" {
 		t.Errorf("stderr = %q, want the daemon's reason", r.stderr)
 	}
 	if r.stdout != "" {
@@ -116,7 +118,7 @@ func TestPauseExits1WithoutARollout(t *testing.T) {
 }
 
 func TestUnreachableDaemonExits2WithOneLine(t *testing.T) {
-	socket := admintest.SocketPath(t)
+	socket := filepath.Join(testkit.SocketDir(t), "admin.sock")
 	for _, args := range [][]string{{"status"}, {"status", "--json"}, {"rollback"}, {"incidents"}} {
 		r := canaryctl(nil, append([]string{"-socket", socket}, args...)...)
 		if r.code != 2 {
@@ -131,7 +133,7 @@ func TestUnreachableDaemonExits2WithOneLine(t *testing.T) {
 
 func TestSocketComesFromFlagThenEnvironmentThenDefault(t *testing.T) {
 	_, socket := daemon(t, admintest.Canary())
-	missing := admintest.SocketPath(t)
+	missing := filepath.Join(testkit.SocketDir(t), "admin.sock")
 	tests := []struct {
 		name string
 		env  map[string]string

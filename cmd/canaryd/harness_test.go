@@ -11,19 +11,18 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/canary-pi/canary-pi/appliance/admin"
+	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
 // bin holds the built canaryd and canaryctl; empty under -short, where no
@@ -90,71 +89,9 @@ func integration(t *testing.T) {
 	}
 }
 
-// backend is an upstream server that answers its name and counts the
-// requests it gets.
-type backend struct {
-	name string
-	addr string
-	hits atomic.Int64
-}
-
-// startBackend serves name on a free loopback port until the test ends.
-// delay, when set, holds every answer that long; started, when not nil,
-// receives a value as each request arrives.
-func startBackend(t *testing.T, name string, delay time.Duration, started chan<- struct{}) *backend {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &backend{name: name, addr: ln.Addr().String()}
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			b.hits.Add(1)
-			if started != nil {
-				select {
-				case started <- struct{}{}:
-				default:
-				}
-			}
-			if delay > 0 {
-				time.Sleep(delay)
-			}
-			fmt.Fprintln(w, name)
-		}),
-		ReadHeaderTimeout: 5 * time.Second,
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return b
-}
-
-// freeAddr is a loopback address with a port nobody listened on a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// shortDir is a temporary directory with a short path: a unix socket's
-// path must stay under 108 bytes, which t.TempDir's long names can exceed.
-func shortDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "cpi")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 // upstream is one [[upstream]] entry.
 type upstream struct {
-	b      *backend
+	b      *testkit.Backend
 	weight int
 	role   string
 }
@@ -177,8 +114,8 @@ func newAppliance(t *testing.T) *appliance {
 		t:         t,
 		configDir: filepath.Join(dir, "canaryd"),
 		stateDir:  filepath.Join(dir, "state"),
-		socket:    filepath.Join(shortDir(t), "admin.sock"),
-		listen:    freeAddr(t),
+		socket:    filepath.Join(testkit.SocketDir(t), "admin.sock"),
+		listen:    testkit.FreeAddr(t),
 	}
 	for _, d := range []string{a.configDir, a.stateDir} {
 		if err := os.Mkdir(d, 0o755); err != nil {
@@ -198,7 +135,7 @@ func (a *appliance) config(version string, ups ...upstream) string {
 	}
 	for _, u := range ups {
 		fmt.Fprintf(&s, "\n[[upstream]]\nname = %q\nurl = \"http://%s\"\nweight = %d\nrole = %q\n",
-			u.b.name, u.b.addr, u.weight, u.role)
+			u.b.Name, u.b.Addr(), u.weight, u.role)
 	}
 	return s.String()
 }
@@ -238,8 +175,8 @@ func env() []string {
 type process struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *testkit.SyncBuffer
+	stderr *testkit.SyncBuffer
 	done   chan struct{} // closed when the process has exited
 	err    error         // Wait's result, once done is closed
 }
@@ -258,8 +195,8 @@ func startProcessEnv(t *testing.T, extraEnv []string, name string, args ...strin
 	p := &process{
 		t:      t,
 		cmd:    exec.Command(filepath.Join(bin, name), args...),
-		stdout: new(syncBuffer),
-		stderr: new(syncBuffer),
+		stdout: new(testkit.SyncBuffer),
+		stderr: new(testkit.SyncBuffer),
 		done:   make(chan struct{}),
 	}
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
@@ -347,24 +284,6 @@ func (p *process) stop() {
 	}
 }
 
-// syncBuffer is a bytes.Buffer a process may write while a test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // result is a finished canaryctl or canaryd run.
 type result struct {
 	code           int
@@ -412,35 +331,15 @@ func mustCtl(t *testing.T, socket string, args ...string) string {
 	return r.stdout
 }
 
-// status is `canaryctl status --json`, the contract's fields only.
-type status struct {
-	State         string  `json:"state"`
-	CanaryVersion string  `json:"canary_version"`
-	CanaryPercent float64 `json:"canary_percent"`
-	LEDs          struct {
-		Status string `json:"status"`
-		Canary string `json:"canary"`
-	} `json:"leds"`
-	Config struct {
-		Generation uint64 `json:"generation"`
-		Error      string `json:"error"`
-	} `json:"config"`
-	Upstreams []struct {
-		Name     string `json:"name"`
-		Role     string `json:"role"`
-		URL      string `json:"url"`
-		Weight   int    `json:"weight"`
-		Requests uint64 `json:"requests"`
-		Errors   uint64 `json:"errors"`
-		Healthy  bool   `json:"healthy"`
-	} `json:"upstreams"`
-}
-
-func getStatus(t *testing.T, socket string) status {
+// getStatus is `canaryctl status --json`, decoded as the admin API's own
+// type: a field the daemon does not have fails the decoding.
+func getStatus(t *testing.T, socket string) admin.Status {
 	t.Helper()
 	out := mustCtl(t, socket, "status", "--json")
-	var st status
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
+	var st admin.Status
+	dec := json.NewDecoder(strings.NewReader(out))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st); err != nil {
 		t.Fatalf("canaryctl status --json: %v\n%s", err, out)
 	}
 	return st
@@ -453,26 +352,11 @@ var client = &http.Client{Timeout: 10 * time.Second}
 // name of the backend that answered.
 func get(t *testing.T, addr string) string {
 	t.Helper()
-	resp, body := fetch(t, "http://"+addr+"/")
+	resp, body := testkit.Get(t, "http://"+addr+"/")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET http://%s/: %s: %s", addr, resp.Status, body)
 	}
 	return strings.TrimSpace(string(body))
-}
-
-// fetch GETs url and reads the whole answer.
-func fetch(t *testing.T, url string) (*http.Response, []byte) {
-	t.Helper()
-	resp, err := client.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, body
 }
 
 // sequence sends n sequential requests to addr and returns who answered each.

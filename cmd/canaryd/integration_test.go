@@ -16,6 +16,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/canary-pi/canary-pi/appliance/admin"
+	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
 // seedSequence is what 10:5 gives, request by request, as in nginx.
@@ -23,10 +26,10 @@ var seedSequence = strings.Fields("v1 v2 v1 v1 v2 v1 v1 v2 v1 v1 v2 v1 v1 v2 v1"
 
 // seed is an appliance configured as the seed demo: v1 stable at weight
 // 10, v2 the canary at weight 5, canary.version "v2".
-func seed(t *testing.T) (a *appliance, v1, v2 *backend) {
+func seed(t *testing.T) (a *appliance, v1, v2 *testkit.Backend) {
 	t.Helper()
-	v1 = startBackend(t, "v1", 0, nil)
-	v2 = startBackend(t, "v2", 0, nil)
+	v1 = testkit.StartBackend(t, "v1")
+	v2 = testkit.StartBackend(t, "v2")
 	a = newAppliance(t)
 	a.writeConfig(a.config("v2", upstream{v1, 10, "stable"}, upstream{v2, 5, "canary"}))
 	return a, v1, v2
@@ -44,16 +47,16 @@ func count(names []string, name string) int {
 }
 
 // requireNoCanary sends n requests and requires that none reaches canary.
-func requireNoCanary(t *testing.T, a *appliance, canary *backend, n int) {
+func requireNoCanary(t *testing.T, a *appliance, canary *testkit.Backend, n int) {
 	t.Helper()
-	before := canary.hits.Load()
+	before := canary.Hits()
 	got := sequence(t, a.listen, n)
-	if hits := canary.hits.Load() - before; hits != 0 || count(got, canary.name) != 0 {
+	if hits := canary.Hits() - before; hits != 0 || count(got, canary.Name) != 0 {
 		t.Fatalf("%d requests after the rollback: the canary backend got %d of them: %v", n, hits, got)
 	}
 }
 
-func requireRolledBack(t *testing.T, st status) {
+func requireRolledBack(t *testing.T, st admin.Status) {
 	t.Helper()
 	if st.State != "rolled_back" || st.LEDs.Canary != "red-blink" || st.CanaryPercent != 0 {
 		t.Fatalf("status: state %q, leds.canary %q, canary_percent %v; want rolled_back, red-blink, 0",
@@ -61,7 +64,7 @@ func requireRolledBack(t *testing.T, st status) {
 	}
 }
 
-func requireCanary(t *testing.T, st status) {
+func requireCanary(t *testing.T, st admin.Status) {
 	t.Helper()
 	if st.State != "canary" || st.LEDs.Canary != "green" || st.CanaryPercent == 0 {
 		t.Fatalf("status: state %q, leds.canary %q, canary_percent %v; want canary, green, more than 0",
@@ -71,7 +74,7 @@ func requireCanary(t *testing.T, st status) {
 
 func TestDemoServesTenToFive(t *testing.T) {
 	integration(t)
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	p := startProcess(t, "canaryd", "-demo", "-listen", addr)
 
 	var banner string
@@ -148,7 +151,7 @@ func TestDemoServesTenToFive(t *testing.T) {
 // answer, {"message":"pong-v1"}.
 func ping(t *testing.T, addr string) string {
 	t.Helper()
-	resp, body := fetch(t, "http://"+addr+"/ping")
+	resp, body := testkit.Get(t, "http://"+addr+"/ping")
 	var answer struct{ Message string }
 	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "application/json; charset=utf-8" ||
 		json.Unmarshal(body, &answer) != nil {
@@ -159,23 +162,22 @@ func ping(t *testing.T, addr string) string {
 
 func TestDemoBackendServesAlone(t *testing.T) {
 	integration(t)
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	p := startProcess(t, "canaryd", "-demo-backend", "pong-v2", "-listen", addr)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", addr); err == nil {
+	listening := testkit.Within(10*time.Second, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
 			c.Close()
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("canaryd -demo-backend did not listen on %s within 10 s: %s", addr, p.stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+		return err == nil
+	})
+	if !listening {
+		t.Fatalf("canaryd -demo-backend did not listen on %s within 10 s: %s", addr, p.stderr.String())
 	}
 	if got := ping(t, addr); got != "pong-v2" {
 		t.Errorf("GET /ping answered %q, want pong-v2", got)
 	}
-	if resp, _ := fetch(t, "http://"+addr+"/status/503"); resp.StatusCode != http.StatusServiceUnavailable {
+	if resp, _ := testkit.Get(t, "http://"+addr+"/status/503"); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("GET /status/503: %s, want 503", resp.Status)
 	}
 	p.signal(syscall.SIGTERM)
@@ -193,7 +195,7 @@ func TestDemoBackendServesAlone(t *testing.T) {
 func TestCheckConfig(t *testing.T) {
 	integration(t)
 	a := newAppliance(t)
-	a.writeConfig(a.config("v2", upstream{b: startBackend(t, "v1", 0, nil), weight: 10, role: "stable"}))
+	a.writeConfig(a.config("v2", upstream{b: testkit.StartBackend(t, "v1"), weight: 10, role: "stable"}))
 	if r := runBinary(t, "canaryd", "-check-config", a.configDir); r.code != 0 || !strings.Contains(r.stdout, "valid") {
 		t.Errorf("-check-config of a valid directory: exit %d, stdout %q, stderr %q; want 0 and \"valid\"", r.code, r.stdout, r.stderr)
 	}
@@ -208,7 +210,7 @@ func TestCheckConfig(t *testing.T) {
 func TestImportConfigInstallsAValidCopyAndRefusesABrokenOne(t *testing.T) {
 	integration(t)
 	a := newAppliance(t)
-	good := a.config("v2", upstream{b: startBackend(t, "v1", 0, nil), weight: 10, role: "stable"})
+	good := a.config("v2", upstream{b: testkit.StartBackend(t, "v1"), weight: 10, role: "stable"})
 	a.writeConfig(good)
 	card := t.TempDir()
 	edited := strings.Replace(good, "weight = 10", "weight = 20", 1)
@@ -265,13 +267,13 @@ func TestRollbackByCommandAndButton(t *testing.T) {
 
 			mustCtl(t, a.socket, tt.resume...)
 			requireCanary(t, getStatus(t, a.socket))
-			before := v2.hits.Load()
+			before := v2.Hits()
 			got := sequence(t, a.listen, 15)
-			if hits := v2.hits.Load() - before; hits < 4 || hits > 6 {
+			if hits := v2.Hits() - before; hits < 4 || hits > 6 {
 				t.Errorf("15 requests after %q: the canary got %d, want its share of 10:5 (about 5): %v",
 					strings.Join(tt.resume, " "), hits, got)
 			}
-			if v1.hits.Load() == 0 {
+			if v1.Hits() == 0 {
 				t.Errorf("the stable backend got no request at all")
 			}
 			p.stop()
@@ -311,15 +313,7 @@ func TestSameVersionReloadKeepsRollbackNewVersionRearms(t *testing.T) {
 	// SIGHUP reloads too, without waiting for anyone: wait for the weights.
 	a.writeConfig(a.config("v2", upstream{v1, 4, "stable"}, upstream{v2, 1, "canary"}))
 	p.signal(syscall.SIGHUP)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		st = getStatus(t, a.socket)
-		if st.Upstreams[0].Weight == 4 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("10s after SIGHUP the weights are still %d:%d, want 4:1", st.Upstreams[0].Weight, st.Upstreams[1].Weight)
-		}
-	}
+	st = waitStatus(t, a.socket, "SIGHUP to apply the weights 4:1", func(s admin.Status) bool { return s.Upstreams[0].Weight == 4 })
 	requireRolledBack(t, st)
 	requireNoCanary(t, a, v2, 30)
 
@@ -346,8 +340,8 @@ func TestPromoteSendsEverythingToCanary(t *testing.T) {
 		t.Fatalf("after promote: state %q, canary_percent %v, leds.canary %q; want promoted, 100, off",
 			st.State, st.CanaryPercent, st.LEDs.Canary)
 	}
-	if got := sequence(t, a.listen, 30); count(got, "v2") != 30 || v1.hits.Load() != 0 {
-		t.Errorf("30 requests after promote: %v (stable got %d), want all to v2", got, v1.hits.Load())
+	if got := sequence(t, a.listen, 30); count(got, "v2") != 30 || v1.Hits() != 0 {
+		t.Errorf("30 requests after promote: %v (stable got %d), want all to v2", got, v1.Hits())
 	}
 	p.stop()
 }
@@ -445,7 +439,7 @@ func TestStartupFailures(t *testing.T) {
 		{
 			name: "invalid config",
 			setup: func(t *testing.T, a *appliance) ([]string, string) {
-				cfg := a.config("", upstream{startBackend(t, "v1", 0, nil), 1, "stable"})
+				cfg := a.config("", upstream{testkit.StartBackend(t, "v1"), 1, "stable"})
 				a.writeConfig(cfg + "wieght = 3\n")
 				return nil, fmt.Sprintf("canaryd.toml:%d:", strings.Count(cfg, "\n")+1)
 			},
@@ -459,7 +453,7 @@ func TestStartupFailures(t *testing.T) {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { ln.Close() })
-				a.writeConfig(a.config("", upstream{startBackend(t, "v1", 0, nil), 1, "stable"}))
+				a.writeConfig(a.config("", upstream{testkit.StartBackend(t, "v1"), 1, "stable"}))
 				return nil, a.listen
 			},
 			oneLine: true,
@@ -511,7 +505,7 @@ func TestCanaryctlUnreachableExitsTwo(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			socket := filepath.Join(shortDir(t), "admin.sock")
+			socket := filepath.Join(testkit.SocketDir(t), "admin.sock")
 			tt.setup(t, socket)
 			for _, cmd := range [][]string{{"status"}, {"status", "--json"}, {"rollback"}} {
 				r := canaryctl(t, socket, cmd...)
@@ -530,7 +524,7 @@ func TestCanaryctlUnreachableExitsTwo(t *testing.T) {
 func TestSigtermFinishesInFlightRequest(t *testing.T) {
 	integration(t)
 	started := make(chan struct{}, 1)
-	slow := startBackend(t, "slow", time.Second, started)
+	slow := testkit.StartBackend(t, "slow", testkit.Delay(time.Second), testkit.Started(started))
 	a := newAppliance(t)
 	a.writeConfig(a.config("", upstream{slow, 1, "stable"}))
 	p := a.start()

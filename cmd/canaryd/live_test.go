@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,34 +13,21 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
 // notifySocket is a fake systemd: a datagram socket that collects what
 // canaryd sends to $NOTIFY_SOCKET.
 type notifySocket struct {
 	path string
-	msgs chan string
+	msgs <-chan string
 }
 
 func listenNotify(t *testing.T) *notifySocket {
 	t.Helper()
-	n := &notifySocket{path: filepath.Join(shortDir(t), "notify.sock"), msgs: make(chan string, 1000)}
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: n.path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			k, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			n.msgs <- string(buf[:k])
-		}
-	}()
-	return n
+	path, msgs := testkit.Datagrams(t)
+	return &notifySocket{path: path, msgs: msgs}
 }
 
 // expect waits for a message that contains want, skipping others, and
@@ -67,7 +53,7 @@ func TestSystemdNotifications(t *testing.T) {
 	integration(t)
 	notify := listenNotify(t)
 	a := newAppliance(t)
-	v1, v2 := startBackend(t, "v1", 0, nil), startBackend(t, "v2", 0, nil)
+	v1, v2 := testkit.StartBackend(t, "v1"), testkit.StartBackend(t, "v2")
 	a.writeConfig(a.config("v2", upstream{v1, 10, "stable"}, upstream{v2, 5, "canary"}))
 	p := startProcessEnv(t, []string{"NOTIFY_SOCKET=" + notify.path, "WATCHDOG_USEC=1000000"},
 		"canaryd", "-config-dir", a.configDir, "-state-dir", a.stateDir, "-gpio", "sim")
@@ -150,7 +136,7 @@ func (l *loadClient) run(addr string, workers int, stop <-chan struct{}, maxRequ
 func TestConfigRewritesUnderLoadLoseNoRequest(t *testing.T) {
 	integration(t)
 	a := newAppliance(t)
-	v1, v2 := startBackend(t, "v1", 0, nil), startBackend(t, "v2", 0, nil)
+	v1, v2 := testkit.StartBackend(t, "v1"), testkit.StartBackend(t, "v2")
 	a.writeConfig(a.config("v2", upstream{v1, 10, "stable"}, upstream{v2, 5, "canary"}))
 	p := a.start()
 

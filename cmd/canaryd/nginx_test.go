@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
 func TestNginxCompatibility(t *testing.T) {
@@ -35,10 +37,10 @@ func TestNginxCompatibility(t *testing.T) {
 	const requests = 45
 	for _, weights := range sets {
 		t.Run(weightsName(weights), func(t *testing.T) {
-			backends := make([]*backend, len(weights))
+			backends := make([]*testkit.Backend, len(weights))
 			ups := make([]upstream, len(weights))
 			for i, w := range weights {
-				backends[i] = startBackend(t, fmt.Sprintf("b%d", i+1), 0, nil)
+				backends[i] = testkit.StartBackend(t, fmt.Sprintf("b%d", i+1))
 				role := "canary"
 				if i == 0 {
 					role = "stable"
@@ -50,8 +52,8 @@ func TestNginxCompatibility(t *testing.T) {
 			want := sequence(t, n.addr, requests)
 			n.stop()
 			for i, w := range weights {
-				if w == 0 && slices.Contains(want, backends[i].name) {
-					t.Fatalf("nginx sent requests to %s, which is down: %v", backends[i].name, want)
+				if w == 0 && slices.Contains(want, backends[i].Name) {
+					t.Fatalf("nginx sent requests to %s, which is down: %v", backends[i].Name, want)
 				}
 			}
 
@@ -106,15 +108,15 @@ type nginxProcess struct {
 // startNginx runs nginx in the foreground with everything under a
 // temporary prefix, proxying to backends with weights, and returns once
 // it accepts connections.
-func startNginx(t *testing.T, nginx string, backends []*backend, weights []int) *nginxProcess {
+func startNginx(t *testing.T, nginx string, backends []*testkit.Backend, weights []int) *nginxProcess {
 	t.Helper()
 	dir := t.TempDir()
 	var servers strings.Builder
 	for i, b := range backends {
 		if weights[i] == 0 {
-			fmt.Fprintf(&servers, "        server %s down;\n", b.addr)
+			fmt.Fprintf(&servers, "        server %s down;\n", b.Addr())
 		} else {
-			fmt.Fprintf(&servers, "        server %s weight=%d;\n", b.addr, weights[i])
+			fmt.Fprintf(&servers, "        server %s weight=%d;\n", b.Addr(), weights[i])
 		}
 	}
 	user := ""
@@ -122,7 +124,7 @@ func startNginx(t *testing.T, nginx string, backends []*backend, weights []int) 
 		// Else the worker switches to nobody, who may not reach dir.
 		user = "user root root;"
 	}
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	// One worker: each worker has its own round-robin state.
 	conf := fmt.Sprintf(`worker_processes 1;
 %[1]s
@@ -151,7 +153,7 @@ http {
 
 	n := &nginxProcess{t: t, addr: addr, done: make(chan struct{})}
 	n.cmd = exec.Command(nginx, "-p", dir+"/", "-e", filepath.Join(dir, "error.log"), "-c", confPath, "-g", "daemon off;")
-	var out syncBuffer
+	var out testkit.SyncBuffer
 	n.cmd.Stdout, n.cmd.Stderr = &out, &out
 	// Its own process group: if the master must be killed, the worker goes too.
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -7,34 +7,55 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
+	"github.com/canary-pi/canary-pi/appliance/analysis"
+	"github.com/canary-pi/canary-pi/appliance/decide"
 	"github.com/canary-pi/canary-pi/appliance/state"
 	"github.com/canary-pi/canary-pi/gpio/led"
+	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
-// Controller is an admin.Controller with the contract's state changes and
-// none of the machinery: rollback, resume and promote move between the
-// contract's states, reload touches only the config generation, pause is
-// refused as canaryd refuses it (it has no progressive rollout), and every
-// call is recorded. A refusal set with Refuse is returned instead.
+// Controller is an admin.Controller with the daemon's own decisions and
+// none of its machinery: rollback, resume, promote and the button change
+// the latch, the state, the lights and the message as appliance/decide
+// decides them for canaryd, refusals included; reload applies a config
+// directory that changed, which only counts the generation up (a fake has no
+// directory); pause is refused as canaryd refuses it (it has no progressive
+// rollout). The fake never judges the canary: its verdict is the one in the
+// starting status until a resume resets it, as canaryd's is. Every call is
+// recorded. A refusal set with Refuse is returned instead.
 type Controller struct {
 	mu      sync.Mutex
 	status  admin.Status
+	latch   state.Latch
+	verdict analysis.Verdict
 	percent float64 // the canary's share to restore on resume
 	refuse  map[string]error
 	calls   []string
 }
 
-// NewController returns a Controller starting at s. s.CanaryPercent is
-// the share a resume restores.
+// latchedAt is when the fake takes every latch: a fixed moment, so that a
+// test can compare statuses whole.
+var latchedAt = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// NewController returns a Controller starting at s, whose State, Latch and
+// Verdict say whether a canary is configured, what is latched and how the
+// canary is judged. s.CanaryPercent is the share a resume restores.
 func NewController(s admin.Status) *Controller {
-	return &Controller{status: s, percent: s.CanaryPercent, refuse: map[string]error{}}
+	c := &Controller{status: s, percent: s.CanaryPercent, refuse: map[string]error{}}
+	if s.Latch != nil {
+		at, _ := time.Parse(time.RFC3339, s.Latch.At)
+		c.latch = state.Latch{Mode: s.Latch.State, Version: s.Latch.Version, Cause: s.Latch.Cause, At: at}
+	}
+	if s.Verdict != nil {
+		c.verdict = analysis.Verdict{State: s.Verdict.State, Reason: s.Verdict.Reason}
+	}
+	return c
 }
 
 // Canary is a status like the seed demo's: w1 stable with weight 10, w2
@@ -88,33 +109,21 @@ func (c *Controller) Status() admin.Status {
 func (c *Controller) Rollback(_ context.Context, cause state.Cause) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.call("Rollback", string(cause), func() error { return c.rollback(cause) })
+	return c.call("Rollback", string(cause), func() error { return c.act(decide.Rollback, cause) })
 }
 
 // Resume implements admin.Controller.
 func (c *Controller) Resume(_ context.Context, cause state.Cause) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.call("Resume", string(cause), c.resume)
+	return c.call("Resume", string(cause), func() error { return c.act(decide.Resume, cause) })
 }
 
 // Promote implements admin.Controller.
 func (c *Controller) Promote(_ context.Context, cause state.Cause) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.call("Promote", string(cause), func() error {
-		switch c.status.State {
-		case state.RolledBack:
-			return errors.New("rolled back: resume first, then promote")
-		case state.NoCanary:
-			return errors.New("no canary configured: nothing to promote")
-		}
-		c.status.State = state.Promoted
-		c.status.CanaryPercent = 100
-		c.status.LEDs.Canary = led.Off
-		c.status.Latch = c.latch(state.Promoted, cause)
-		return nil
-	})
+	return c.call("Promote", string(cause), func() error { return c.act(decide.Promote, cause) })
 }
 
 // Pause implements admin.Controller: it refuses, with canaryd's reason,
@@ -137,15 +146,23 @@ func (c *Controller) Reload(context.Context) error {
 	})
 }
 
-// Button implements admin.Controller: a short press rolls back, a long one
-// resumes, as the real button does.
+// Button implements admin.Controller as canaryd does: without a canary it
+// refuses; otherwise a short press rolls back and a long one resumes, and,
+// as with the real button, what the press changes is not reported back.
 func (c *Controller) Button(_ context.Context, long bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	arg := "short"
 	if long {
-		return c.call("Button", "long", c.resume)
+		arg = "long"
 	}
-	return c.call("Button", "short", func() error { return c.rollback(state.CauseButton) })
+	return c.call("Button", arg, func() error {
+		if !c.hasCanary() {
+			return state.ErrNoCanary
+		}
+		c.act(decide.Press(long), state.CauseButton)
+		return nil
+	})
 }
 
 func (c *Controller) call(method, arg string, do func() error) error {
@@ -156,55 +173,51 @@ func (c *Controller) call(method, arg string, do func() error) error {
 	return do()
 }
 
-func (c *Controller) rollback(cause state.Cause) error {
-	if c.status.State == state.NoCanary {
-		return errors.New("no canary configured: nothing to roll back")
-	}
-	c.status.State = state.RolledBack
-	c.status.CanaryPercent = 0
-	c.status.LEDs.Canary = led.RedBlink
-	c.status.Latch = c.latch(state.RolledBack, cause)
-	return nil
-}
+func (c *Controller) hasCanary() bool { return c.status.State != state.NoCanary }
 
-func (c *Controller) resume() error {
-	if c.status.State == state.NoCanary {
-		return errors.New("no canary configured: nothing to resume")
+// act carries out decide.Act's decision on op on the status, as canaryd
+// carries it out on its router, state file and panel.
+func (c *Controller) act(op decide.Op, cause state.Cause) error {
+	dec, err := decide.Act(c.latch, c.hasCanary(), c.status.CanaryVersion, op, cause, latchedAt)
+	if err != nil || dec.Steps == nil {
+		return err
 	}
-	c.status.State = state.Canary
-	c.status.CanaryPercent = c.percent
-	c.status.LEDs.Canary = led.Green
+	for _, step := range dec.Steps {
+		if step == decide.ResetCanary {
+			c.verdict = analysis.Verdict{}
+			if c.status.Verdict != nil {
+				v := *c.status.Verdict
+				v.State, v.Reason = c.verdict.State, c.verdict.Reason
+				c.status.Verdict = &v
+			}
+		}
+	}
+	c.latch = dec.Latch
+	c.status.State = dec.Mode
+	switch dec.Mode {
+	case state.Canary:
+		c.status.CanaryPercent = c.percent
+	case state.Promoted:
+		c.status.CanaryPercent = 100
+	default:
+		c.status.CanaryPercent = 0
+	}
+	status, canary := decide.Lights(dec.Mode, c.status.Config.Error, c.verdict.State)
+	c.status.LEDs = admin.LEDs{Status: status, Canary: canary}
+	c.status.Message = decide.Message(dec.Mode, dec.Latch, c.verdict)
 	c.status.Latch = nil
+	if dec.Latch.Latched() {
+		c.status.Latch = &admin.Latch{State: dec.Latch.Mode, Version: dec.Latch.Version,
+			Cause: dec.Latch.Cause, At: dec.Latch.At.UTC().Format(time.RFC3339)}
+	}
 	return nil
-}
-
-func (c *Controller) latch(m state.Mode, cause state.Cause) *admin.Latch {
-	return &admin.Latch{
-		State:   m,
-		Version: c.status.CanaryVersion,
-		Cause:   cause,
-		At:      time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC).Format(time.RFC3339),
-	}
-}
-
-// SocketPath returns a path for a unix socket that goes away with the
-// test. It is short on purpose: socket paths are limited to about 108
-// bytes, which a test's TempDir can exceed.
-func SocketPath(t testing.TB) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "cp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return filepath.Join(dir, "admin.sock")
 }
 
 // Serve serves h on a new unix socket, as canaryd does, until the test
 // ends, and returns the socket's path.
 func Serve(t testing.TB, h http.Handler) string {
 	t.Helper()
-	path := SocketPath(t)
+	path := filepath.Join(testkit.SocketDir(t), "admin.sock")
 	ln, err := admin.ListenUnix(path)
 	if err != nil {
 		t.Fatal(err)
