@@ -10,9 +10,8 @@ import (
 type Counts struct {
 	Requests uint64
 	Errors   uint64
-	// Hist counts the latencies per bucket; Bounds gives the buckets'
-	// upper bounds.
-	Hist [HistBuckets]uint64
+	// Hist counts the latencies per log-linear bucket (see WindowBuckets).
+	Hist [WindowBuckets]uint64
 }
 
 // Add returns the sum of c and o, as for all the upstreams of one role.
@@ -44,9 +43,9 @@ func (c Counts) PerMinute(span time.Duration) float64 {
 
 // Quantile returns the latency below which a share q (0 to 1) of the
 // requests answered, as the upper bound of the histogram bucket it falls
-// in: a bound the true quantile does not exceed, so never an underestimate,
-// except above the highest bound (60 s), which it returns then, as
-// Prometheus' histogram_quantile does. It is 0 when there were no requests.
+// in: a bound the true quantile does not exceed, and at most 12.5% above it,
+// except beyond the highest bucket (about 67 s), which it returns then. It
+// is 0 when there were no requests.
 func (c Counts) Quantile(q float64) time.Duration {
 	var total uint64
 	for _, n := range c.Hist {
@@ -67,8 +66,8 @@ func (c Counts) Quantile(q float64) time.Duration {
 	for i, n := range c.Hist {
 		seen += n
 		if seen >= rank {
-			return time.Duration(boundsNS[min(i, len(boundsNS)-1)])
+			return windowBound(i)
 		}
 	}
-	return time.Duration(boundsNS[len(boundsNS)-1])
+	return windowBound(WindowBuckets - 1)
 }

@@ -49,20 +49,23 @@ func TestQuantileIsTheUpperBoundOfItsBucket(t *testing.T) {
 	}
 	w.Record(t0, true, 2*time.Second)
 	c := w.Snapshot(t0)
+	// The buckets holding 0.8 ms, 40 ms and 2 s end at 832 µs, 40.96 ms
+	// and 2.097152 s.
+	fast, slow, slowest := 832*time.Microsecond, 40960*time.Microsecond, 2097152*time.Microsecond
 	tests := []struct {
 		q    float64
 		want time.Duration
 	}{
-		{0, time.Millisecond},
-		{0.5, time.Millisecond},
-		{0.9, time.Millisecond},
-		{0.91, 50 * time.Millisecond},
-		{0.99, 50 * time.Millisecond},
-		{0.995, 2500 * time.Millisecond},
-		{1, 2500 * time.Millisecond},
-		{-1, time.Millisecond},
-		{2, 2500 * time.Millisecond},
-		{math.NaN(), time.Millisecond},
+		{0, fast},
+		{0.5, fast},
+		{0.9, fast},
+		{0.91, slow},
+		{0.99, slow},
+		{0.995, slowest},
+		{1, slowest},
+		{-1, fast},
+		{2, slowest},
+		{math.NaN(), fast},
 	}
 	for _, tt := range tests {
 		if got := c.Quantile(tt.q); got != tt.want {
@@ -71,14 +74,33 @@ func TestQuantileIsTheUpperBoundOfItsBucket(t *testing.T) {
 	}
 }
 
+func TestWindowBucketsAreAtMostAnEighthWide(t *testing.T) {
+	for d := time.Duration(0); d < 70*time.Second; d = d*17/16 + time.Microsecond {
+		i := windowBucket(d)
+		bound := windowBound(i)
+		if i < WindowBuckets-1 && bound < d {
+			t.Fatalf("%v counts in bucket %d, which ends at %v, below it", d, i, bound)
+		}
+		if d >= 64*time.Microsecond && i < WindowBuckets-1 && float64(bound) > 1.125*float64(d)+float64(time.Microsecond) {
+			t.Fatalf("%v counts in bucket %d ending at %v: more than 12.5%% above it", d, i, bound)
+		}
+		if i > 0 && windowBound(i-1) > d && d >= 64*time.Microsecond {
+			t.Fatalf("%v counts in bucket %d, but bucket %d already ends at %v", d, i, i-1, windowBound(i-1))
+		}
+	}
+	if windowBucket(-time.Second) != 0 || windowBucket(time.Hour) != WindowBuckets-1 {
+		t.Error("a negative latency or one of an hour is not in the first or last bucket")
+	}
+}
+
 func TestQuantileEdges(t *testing.T) {
 	if got := (Counts{}).Quantile(0.99); got != 0 {
 		t.Errorf("Quantile of no requests = %v, want 0", got)
 	}
 	var c Counts
-	c.Hist[HistBuckets-1] = 3 // all slower than the highest bound
-	if got := c.Quantile(0.5); got != 60*time.Second {
-		t.Errorf("Quantile of requests above all bounds = %v, want the highest bound, 60s", got)
+	c.Hist[WindowBuckets-1] = 3 // all slower than the highest bucket
+	if got, want := c.Quantile(0.5), 67108864*time.Microsecond; got != want {
+		t.Errorf("Quantile of requests above all buckets = %v, want the highest bound, %v", got, want)
 	}
 }
 
@@ -97,11 +119,12 @@ func TestCountsOfARoleAddUp(t *testing.T) {
 	if got := role.ErrorRate(); got != 3.0/40 {
 		t.Errorf("role error rate %v, want %v", got, 3.0/40)
 	}
-	if got := role.Quantile(0.25); got != 10*time.Millisecond {
-		t.Errorf("role p25 %v, want 10ms", got)
+	// 10 ms and 30 ms fall in the buckets up to 10.24 ms and 30.72 ms.
+	if got := role.Quantile(0.25); got != 10240*time.Microsecond {
+		t.Errorf("role p25 %v, want 10.24ms", got)
 	}
-	if got := role.Quantile(0.26); got != 50*time.Millisecond {
-		t.Errorf("role p26 %v, want 50ms", got)
+	if got := role.Quantile(0.26); got != 30720*time.Microsecond {
+		t.Errorf("role p26 %v, want 30.72ms", got)
 	}
 	if got := role.PerMinute(30 * time.Second); got != 80 {
 		t.Errorf("role rate %v a minute, want 80", got)

@@ -87,14 +87,6 @@ func (h *Histogram) Snapshot() (counts [HistBuckets]uint64, sum time.Duration, b
 	return counts, time.Duration(h.sum.Load()), Bounds()
 }
 
-// reset empties h. It is not atomic as a whole: see Window.
-func (h *Histogram) reset() {
-	for i := range h.counts {
-		h.counts[i].Store(0)
-	}
-	h.sum.Store(0)
-}
-
 // Cumulative turns per-bucket counts into Prometheus' cumulative ones: entry
 // i counts the latencies up to bound i, and the last entry is the total.
 func Cumulative(counts [HistBuckets]uint64) [HistBuckets]uint64 {

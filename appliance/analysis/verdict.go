@@ -4,13 +4,17 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
-// Policy is when a canary counts as failing: canary.error_rate and
-// canary.min_requests from the config.
+// Policy is when a canary counts as failing: canary.error_rate,
+// canary.min_requests and canary.latency_ratio from the config.
 type Policy struct {
 	ErrorRate   float64 // share of failed requests, 0 to 1, that is too many
 	MinRequests int     // fewer canary requests in the window: no verdict
+	// LatencyRatio is how many times the stable's p99 the canary's may
+	// reach before it counts as failing; 0 turns the comparison off.
+	LatencyRatio float64
 }
 
 // State is the outcome of a verdict. The zero value is NotEnough: no
@@ -23,8 +27,9 @@ const (
 	NotEnough State = iota
 	// Good: the canary fails less often than the policy allows.
 	Good
-	// Bad: the canary fails too often, and more often than stable; the
-	// light turns red and, with auto_rollback, the canary is rolled back.
+	// Bad: the canary fails too often, and more often than stable, or it
+	// is slower than stable by more than the policy allows; the light
+	// turns red and, with auto_rollback, the canary is rolled back.
 	Bad
 	// Shared: the canary fails too often, but stable fails as often or
 	// more, as when a database both versions use is down. Rolling back
@@ -114,7 +119,31 @@ func Judge(canary, stable Counts, p Policy) Verdict {
 	default:
 		v.State, v.Reason = Shared, c+" ≥ "+limit+" but "+s+" fails at least as much: a shared failure, not the canary's fault"
 	}
+	if v.State == Good {
+		if slow, why := slower(canary, stable, p, need); slow {
+			v.State, v.Reason = Bad, why
+		}
+	}
 	return v
+}
+
+// slower reports whether the canary's p99 exceeds LatencyRatio times the
+// stable's, and says so with both numbers. Unlike the error rate, a
+// latency needs a comparison: stable must have had need requests too.
+func slower(canary, stable Counts, p Policy, need uint64) (bool, string) {
+	if p.LatencyRatio <= 0 || stable.Requests < need {
+		return false, ""
+	}
+	c, s := canary.Quantile(0.99), stable.Quantile(0.99)
+	if float64(c) <= p.LatencyRatio*float64(s) {
+		return false, ""
+	}
+	return true, fmt.Sprintf("canary p99 %s > %s × stable p99 %s", millis(c), strconv.FormatFloat(p.LatencyRatio, 'f', -1, 64), millis(s))
+}
+
+// millis formats a latency in milliseconds with what precision it has.
+func millis(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'g', 3, 64) + " ms"
 }
 
 // threshold formats an error rate as a percentage with one decimal, or two

@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -202,5 +203,83 @@ func TestStateNamesInStatusJSON(t *testing.T) {
 	var s State
 	if err := json.Unmarshal([]byte(`"meh"`), &s); err == nil || !strings.Contains(err.Error(), `unknown verdict "meh"`) {
 		t.Errorf("json.Unmarshal of an unknown verdict: %v, want an error naming it", err)
+	}
+}
+
+// lanLatencies records n requests into w over 20 s, with latencies around
+// mean as a LAN service gives them: mostly near it, a tail up to four times
+// it. seed picks the sequence.
+func lanLatencies(w *Window, n int, mean time.Duration, seed uint64) time.Time {
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	now := t0
+	for range n {
+		now = now.Add(20 * time.Second / time.Duration(n))
+		f := 0.5 + r.Float64() // 0.5 to 1.5 times the mean
+		if r.IntN(50) == 0 {
+			f *= 1 + 1.5*r.Float64() // one in fifty up to four times
+		}
+		w.Record(now, false, time.Duration(f*float64(mean)))
+	}
+	return now
+}
+
+var latencyPolicy = Policy{ErrorRate: 0.05, MinRequests: 20, LatencyRatio: 2}
+
+func TestACanaryAsFastAsStableIsNeverSlow(t *testing.T) {
+	for _, mean := range []time.Duration{300 * time.Microsecond, 3 * time.Millisecond, 40 * time.Millisecond} {
+		for seed := range uint64(20) {
+			canary, stable := NewWindow(30*time.Second), NewWindow(30*time.Second)
+			lanLatencies(canary, 3000, mean, seed)
+			now := lanLatencies(stable, 6000, mean, seed+1000)
+			if v := Judge(canary.Snapshot(now), stable.Snapshot(now), latencyPolicy); v.State != Good {
+				t.Fatalf("mean %v, seed %d: both sides alike gave %v (%s), want good", mean, seed, v.State, v.Reason)
+			}
+		}
+	}
+}
+
+func TestASlowerCanaryIsBadWithBothNumbers(t *testing.T) {
+	canary, stable := NewWindow(30*time.Second), NewWindow(30*time.Second)
+	lanLatencies(canary, 1000, 9*time.Millisecond, 1)
+	now := lanLatencies(stable, 2000, 3*time.Millisecond, 2)
+	v := Judge(canary.Snapshot(now), stable.Snapshot(now), latencyPolicy)
+	if v.State != Bad || !strings.HasPrefix(v.Reason, "canary p99 ") || !strings.Contains(v.Reason, " > 2 × stable p99 ") {
+		t.Fatalf("a canary three times slower: %v (%s), want bad naming both p99s", v.State, v.Reason)
+	}
+	// Off, the same numbers are good.
+	off := latencyPolicy
+	off.LatencyRatio = 0
+	if v := Judge(canary.Snapshot(now), stable.Snapshot(now), off); v.State != Good {
+		t.Errorf("latency_ratio 0: %v (%s), want good", v.State, v.Reason)
+	}
+	// A ratio above the difference: good.
+	lax := latencyPolicy
+	lax.LatencyRatio = 10
+	if v := Judge(canary.Snapshot(now), stable.Snapshot(now), lax); v.State != Good {
+		t.Errorf("latency_ratio 10: %v (%s), want good", v.State, v.Reason)
+	}
+}
+
+func TestLatencyNeedsEnoughStableRequestsToCompare(t *testing.T) {
+	canary, stable := NewWindow(30*time.Second), NewWindow(30*time.Second)
+	lanLatencies(canary, 100, 30*time.Millisecond, 1)
+	now := lanLatencies(stable, 5, time.Millisecond, 2)
+	if v := Judge(canary.Snapshot(now), stable.Snapshot(now), latencyPolicy); v.State != Good {
+		t.Errorf("5 stable requests against min_requests 20: %v (%s), want good (nothing to compare with)", v.State, v.Reason)
+	}
+}
+
+func TestErrorsAreJudgedBeforeLatency(t *testing.T) {
+	slowFailing := Counts{Requests: 100, Errors: 50}
+	slowFailing.Hist[windowBucket(time.Second)] = 100
+	fastStable := Counts{Requests: 100, Errors: 0}
+	fastStable.Hist[windowBucket(time.Millisecond)] = 100
+	if v := Judge(slowFailing, fastStable, latencyPolicy); v.State != Bad || !strings.Contains(v.Reason, "errors") {
+		t.Errorf("slow and failing: %v (%s), want bad for its errors", v.State, v.Reason)
+	}
+	bothFailing := fastStable
+	bothFailing.Errors = 100
+	if v := Judge(slowFailing, bothFailing, latencyPolicy); v.State != Shared {
+		t.Errorf("slow, but failing no more than stable: %v (%s), want a shared failure", v.State, v.Reason)
 	}
 }

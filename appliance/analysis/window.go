@@ -13,8 +13,8 @@ import (
 const (
 	// slots is how many buckets a window is cut into: enough that a
 	// request leaves the window within a thirtieth of the span of the
-	// moment it should, few enough that a window takes about 5 KB and a
-	// Snapshot well under a microsecond.
+	// moment it should, few enough that a window, with its fine latency buckets,
+	// takes about 40 KB and a Snapshot a few microseconds.
 	slots = 30
 	// minWidth bounds how often a bucket is recycled, which costs a reset
 	// and is the only moment counts can be off (see Window). Finer slots
@@ -49,7 +49,7 @@ type bucket struct {
 	epoch    atomic.Int64
 	requests atomic.Uint64
 	errors   atomic.Uint64
-	latency  Histogram
+	latency  latencies
 }
 
 // NewWindow returns an empty window over span, which is cut into 30 buckets,
@@ -118,7 +118,7 @@ func (w *Window) Record(now time.Time, failed bool, latency time.Duration) {
 	if failed {
 		b.errors.Add(1)
 	}
-	b.latency.Observe(latency)
+	b.latency.observe(latency)
 }
 
 // Snapshot sums the buckets of the window that ends at now: the current,
@@ -135,8 +135,8 @@ func (w *Window) Snapshot(now time.Time) Counts {
 		}
 		c.Errors += b.errors.Load()
 		c.Requests += b.requests.Load()
-		for j := range b.latency.counts {
-			c.Hist[j] += b.latency.counts[j].Load()
+		for j := range b.latency {
+			c.Hist[j] += b.latency[j].Load()
 		}
 	}
 	// A bucket being recycled under the Snapshot may break the order

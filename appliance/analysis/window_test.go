@@ -143,7 +143,7 @@ func TestWindowKeepsOneSpanOfSteadyTraffic(t *testing.T) {
 	if got.Requests != 300 || got.Errors != 100 {
 		t.Errorf("after 10 minutes at 10/s: %d requests, %d errors; want 300, 100", got.Requests, got.Errors)
 	}
-	if got.Hist[bucketOf(5*time.Millisecond)] != 300 {
+	if got.Hist[windowBucket(5*time.Millisecond)] != 300 {
 		t.Errorf("histogram %v, want all 300 requests in the 5 ms bucket", got.Hist)
 	}
 	if rate := got.PerMinute(w.Span()); rate != 600 {
@@ -202,14 +202,12 @@ func TestConcurrentRecordsInOneBucketAreExact(t *testing.T) {
 		t.Errorf("%d requests, %d errors; want %d, %d", got.Requests, got.Errors, wantRequests, goroutines*each/4)
 	}
 	// Goroutine g recorded each request with g+1 ms, the first request
-	// 0 ms: 1 ms, 2 ms, 3 to 5 ms and 6 to 8 ms fall in the buckets up to
-	// 1, 2.5, 5 and 10 ms.
-	var want [HistBuckets]uint64
-	want[bucketOf(0)] = 1
-	want[bucketOf(1*time.Millisecond)] += each
-	want[bucketOf(2*time.Millisecond)] += each
-	want[bucketOf(5*time.Millisecond)] += 3 * each
-	want[bucketOf(8*time.Millisecond)] += 3 * each
+	// 0 ms: each latency in a bucket of its own.
+	var want [WindowBuckets]uint64
+	want[windowBucket(0)] = 1
+	for g := range goroutines {
+		want[windowBucket(time.Duration(g+1)*time.Millisecond)] += each
+	}
 	if got.Hist != want {
 		t.Errorf("histogram %v, want %v", got.Hist, want)
 	}

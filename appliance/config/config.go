@@ -70,6 +70,7 @@ type CanaryPolicy struct {
 	MinRequests    int           // default 20
 	Window         time.Duration // default 30s
 	AutoRollback   bool
+	LatencyRatio   float64   // default 2; 0 turns the latency comparison off
 	Steps          []float64 // percent of traffic to the canary, ascending
 	StepInterval   time.Duration
 	StickyHeader   string

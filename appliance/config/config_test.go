@@ -111,7 +111,7 @@ func TestLoadReadsTheContractExample(t *testing.T) {
 			{Name: "w1", URL: mustURL("http://127.0.0.2:8001"), Weight: 10, Role: Stable, MaxFails: 1, FailTimeout: 10 * time.Second, Pos: Pos{"canaryd.toml", 9}},
 			{Name: "w2", URL: mustURL("http://127.0.0.3:8002"), Weight: 5, Role: Canary, MaxFails: 1, FailTimeout: 10 * time.Second, Pos: Pos{"canaryd.toml", 17}},
 		},
-		Canary: CanaryPolicy{Version: "v2", ErrorRate: 0.05, MinRequests: 20, Window: 30 * time.Second, Promote: "manual"},
+		Canary: CanaryPolicy{Version: "v2", ErrorRate: 0.05, MinRequests: 20, Window: 30 * time.Second, LatencyRatio: 2, Promote: "manual"},
 		GPIO:   GPIO{StatusLED: "GPIO22", CanaryGreen: "GPIO27", CanaryRed: "GPIO17", Button: "GPIO23"},
 		Files:  []string{filepath.Join(dir, "canaryd.toml")},
 	}
@@ -142,7 +142,7 @@ func TestLoadFillsDefaults(t *testing.T) {
 		Upstreams: []Upstream{
 			{Name: "w1", URL: mustURL("http://10.0.0.1:8001"), Weight: 1, Role: Stable, MaxFails: 1, FailTimeout: 10 * time.Second, Pos: Pos{"canaryd.toml", 4}},
 		},
-		Canary: CanaryPolicy{ErrorRate: 0.05, MinRequests: 20, Window: 30 * time.Second, Promote: "manual"},
+		Canary: CanaryPolicy{ErrorRate: 0.05, MinRequests: 20, Window: 30 * time.Second, LatencyRatio: 2, Promote: "manual"},
 		GPIO:   GPIO{StatusLED: "GPIO22", CanaryGreen: "GPIO27", CanaryRed: "GPIO17", Button: "GPIO23"},
 		Files:  []string{filepath.Join(dir, "canaryd.toml")},
 	}
@@ -188,6 +188,7 @@ error_rate = 1
 min_requests = 1_000
 window = "1m30s"
 auto_rollback = true
+latency_ratio = 3.5
 steps = [1, 5.5, 25, 100]
 sticky_header = "X-User-ID"
 sticky_cookie = "uid"
@@ -215,7 +216,7 @@ button = "GPIO4"
 		t.Errorf("Upstreams[1] = %+v, want %+v", got.Upstreams[1], wantW2)
 	}
 	wantCanary := CanaryPolicy{
-		Version: "v2", ErrorRate: 1, MinRequests: 1000, Window: 90 * time.Second, AutoRollback: true,
+		Version: "v2", ErrorRate: 1, MinRequests: 1000, Window: 90 * time.Second, AutoRollback: true, LatencyRatio: 3.5,
 		Steps: []float64{1, 5.5, 25, 100}, StepInterval: 5 * time.Minute,
 		StickyHeader: "X-User-ID", StickyCookie: "uid", Promote: "auto", OverrideHeader: "X-Canary",
 	}
@@ -573,6 +574,10 @@ func TestLoadErrors(t *testing.T) {
 			`a.toml:8: canary.error_rate: 1.5 is out of range ...`},
 		{"error_rate nan", map[string]string{"a.toml": listen + stable + "[canary]\nerror_rate = nan\n"},
 			`a.toml:8: canary.error_rate: NaN is out of range ...`},
+		{"latency_ratio within the buckets' width", map[string]string{"a.toml": listen + stable + "[canary]\nlatency_ratio = 1.1\n"},
+			`a.toml:8: canary.latency_ratio: 1.1 is out of range (want 0 for off, or 1.25 to 1000; 2 is twice the stable's p99)`},
+		{"latency_ratio negative", map[string]string{"a.toml": listen + stable + "[canary]\nlatency_ratio = -2\n"},
+			`a.toml:8: canary.latency_ratio: -2 is out of range ...`},
 		{"min_requests zero", map[string]string{"a.toml": listen + stable + "[canary]\nmin_requests = 0\n"},
 			`a.toml:8: canary.min_requests: 0 is too small (want at least 1)`},
 		{"step above 100", map[string]string{"a.toml": listen + stable + "[canary]\nsteps = [50, 101]\n"},

@@ -257,6 +257,11 @@ func checkCanary(c *CanaryPolicy, t *table, ups []Upstream) {
 	if c.MinRequests < 1 {
 		t.errs.add(t.at("min_requests"), "canary.min_requests: %d is too small (want at least 1)", c.MinRequests)
 	}
+	// The window's latency buckets are up to 12.5% wide: a ratio closer to
+	// 1 would judge the buckets rather than the canary.
+	if c.LatencyRatio != 0 && !(c.LatencyRatio >= 1.25 && c.LatencyRatio <= 1000) {
+		t.errs.add(t.at("latency_ratio"), "canary.latency_ratio: %v is out of range (want 0 for off, or 1.25 to 1000; 2 is twice the stable's p99)", c.LatencyRatio)
+	}
 	for i, s := range c.Steps {
 		if !(s > 0 && s <= 100) {
 			t.errs.add(t.at("steps"), "canary.steps: %v is not a share of traffic (want percentages more than 0 and at most 100)", s)

@@ -78,6 +78,8 @@ var keys = []keyDecl{
 		func(c *CanaryPolicy) any { return &c.Window }),
 	canaryKey("auto_rollback", false, live, "a bad verdict rolls back by itself",
 		func(c *CanaryPolicy) any { return &c.AutoRollback }),
+	canaryKey("latency_ratio", 2.0, live, "canary p99 above this many times the stable's makes the verdict bad; 0 off",
+		func(c *CanaryPolicy) any { return &c.LatencyRatio }),
 	canaryKey("steps", nil, live, "progressive rollout, percent of traffic to the canary, ascending",
 		func(c *CanaryPolicy) any { return &c.Steps }),
 	// The default, 5m, applies only with steps: see checkCanary.

@@ -53,7 +53,8 @@ func (d *Daemon) judge(now time.Time) {
 	canary, stable := roles(plan, now)
 
 	d.mu.Lock()
-	policy := analysis.Policy{ErrorRate: d.cfg.Canary.ErrorRate, MinRequests: d.cfg.Canary.MinRequests}
+	policy := analysis.Policy{ErrorRate: d.cfg.Canary.ErrorRate, MinRequests: d.cfg.Canary.MinRequests,
+		LatencyRatio: d.cfg.Canary.LatencyRatio}
 	v := analysis.Judge(canary, stable, policy)
 	if !plan.HasCanary {
 		v = analysis.Verdict{}
