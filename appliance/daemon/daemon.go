@@ -396,9 +396,6 @@ func (d *Daemon) warnUnsupported(cfg *config.Config) {
 		set bool
 	}{
 		{"canary.steps", len(c.Steps) > 0},
-		{"canary.sticky_header", c.StickyHeader != ""},
-		{"canary.sticky_cookie", c.StickyCookie != ""},
-		{"canary.override_header", c.OverrideHeader != ""},
 		{"canary.promote", c.Promote == "auto"},
 	} {
 		if k.set {

@@ -368,7 +368,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	}
 
 	var t tries
-	u := p.first(&t)
+	u := p.first(&t, &ctx.Request)
 	if u == nil {
 		p.fail(ctx, fasthttp.StatusBadGateway, "no upstream is available")
 		return
@@ -411,9 +411,36 @@ type tries struct {
 }
 
 // first picks the upstream of a new request; nil when none is available.
-func (p *Proxy) first(t *tries) *route.Upstream {
+// A request with a user key (canary.sticky_header or sticky_cookie) or a
+// tester's override header goes to the role its key or override names.
+func (p *Proxy) first(t *tries, req *fasthttp.Request) *route.Upstream {
 	t.plan = p.router.Plan()
-	return t.plan.Pick(&t.tried, time.Now())
+	if !t.plan.Keyed() {
+		return t.plan.Pick(&t.tried, time.Now())
+	}
+	var key, override []byte
+	if name := t.plan.StickyHeader(); name != nil {
+		key = header(&req.Header, name)
+	}
+	if name := t.plan.StickyCookie(); name != nil && len(key) == 0 {
+		key = req.Header.CookieBytes(name)
+	}
+	if name := t.plan.OverrideHeader(); name != nil {
+		override = header(&req.Header, name)
+	}
+	return t.plan.PickFor(t.plan.Affinity(key, override), &t.tried, time.Now())
+}
+
+// header is the value of the request header name, in any case: the server
+// keeps header names as the client wrote them, so fasthttp's Peek, which
+// then compares them exactly, would miss "x-user-id" for "X-User-ID".
+func header(h *fasthttp.RequestHeader, name []byte) []byte {
+	for k, v := range h.All() {
+		if bytes.EqualFold(k, name) {
+			return v
+		}
+	}
+	return nil
 }
 
 // retry picks the upstream for the retry after a failed attempt, on the

@@ -218,3 +218,72 @@ func TestConcurrentRequestsWhileModeChanges(t *testing.T) {
 		t.Errorf("%d requests counted, want 400", got)
 	}
 }
+
+// Users by key, through the proxy: the header or else the cookie keeps a
+// user on one version, a tester's override picks one, a rollback moves
+// everyone back.
+func TestStickyUsersStayOnTheirVersion(t *testing.T) {
+	ups := []config.Upstream{
+		stable("v1", 10, testkit.StartBackend(t, "v1").Addr()),
+		canary("v2", 5, testkit.StartBackend(t, "v2").Addr()),
+	}
+	r := startProxy(t, defaults, ups...)
+	cfg := &config.Config{Upstreams: ups, Canary: config.CanaryPolicy{
+		Version: "v2", StickyHeader: "X-User-ID", StickyCookie: "uid", OverrideHeader: "X-Canary"}}
+	next := route.NewPlan(cfg, state.Canary, r.router.Plan())
+	r.proxy.Prepare(next)
+	r.router.Publish(next)
+
+	c := newClient(t)
+	send := func(header, value string) string {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, r.url("/"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if header == "Cookie" {
+			req.AddCookie(&http.Cookie{Name: "uid", Value: value})
+		} else if header != "" {
+			req.Header.Set(header, value)
+		}
+		status, body := do(t, c, req)
+		if status != http.StatusOK {
+			t.Fatalf("status %d, body %q", status, body)
+		}
+		return body
+	}
+	users := map[string]int{}
+	for u := range 60 {
+		key := "user-" + string(rune('A'+u%26)) + string(rune('a'+u/26))
+		first := send("X-User-ID", key)
+		users[first]++
+		for range 4 {
+			if got := send("X-User-ID", key); got != first {
+				t.Fatalf("user %s saw %s, then %s", key, first, got)
+			}
+		}
+		if got := send("Cookie", key); got != first {
+			t.Fatalf("user %s by cookie saw %s, by header %s: one key, one bucket", key, got, first)
+		}
+	}
+	if users["v1"] == 0 || users["v2"] == 0 {
+		t.Errorf("60 users: %v; want both versions to have some", users)
+	}
+	for range 5 {
+		if got := send("X-Canary", "always"); got != "v2" {
+			t.Fatalf("override always reached %s", got)
+		}
+		if got := send("X-Canary", "never"); got != "v1" {
+			t.Fatalf("override never reached %s", got)
+		}
+	}
+	r.router.SetMode(state.RolledBack)
+	for u := range 30 {
+		if got := send("X-User-ID", "user-"+string(rune('A'+u))); got != "v1" {
+			t.Fatalf("rolled back, a user reached %s", got)
+		}
+	}
+	if got := send("X-Canary", "always"); got != "v1" {
+		t.Fatalf("rolled back, override always reached %s", got)
+	}
+}

@@ -18,7 +18,7 @@ import (
 // answers 101 the two connections are spliced until either side closes.
 func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, upgrade string) {
 	var t tries
-	u := p.first(&t)
+	u := p.first(&t, &ctx.Request)
 	if u == nil {
 		p.fail(ctx, fasthttp.StatusBadGateway, "no upstream is available")
 		return

@@ -116,6 +116,7 @@ type Plan struct {
 	canary   swrr.Set // indexes of canary upstreams
 	stable   swrr.Set
 	excluded swrr.Set // what Mode keeps out of the rotation
+	split    split    // users by key (canary.sticky_*, override_header)
 }
 
 // NewPlan builds the plan for cfg in mode m. Upstreams that prev also had
@@ -154,7 +155,20 @@ func NewPlan(cfg *config.Config, m state.Mode, prev *Plan) *Plan {
 		p.bal.Carry(prev.bal, from)
 	}
 	p.Mode, p.excluded = m, p.exclusions(m)
+	canary, all := p.weights()
+	p.split = newSplit(cfg, canary, all)
 	return p
+}
+
+// weights is the canary upstreams' weight and all upstreams' weight.
+func (p *Plan) weights() (canary, all int) {
+	for _, u := range p.Upstreams {
+		all += u.Weight
+		if u.Role == config.Canary {
+			canary += u.Weight
+		}
+	}
+	return canary, all
 }
 
 // WithMode is the same generation's plan in mode m.
@@ -235,13 +249,7 @@ func (p *Plan) CanaryPercent() float64 {
 	case state.Promoted:
 		return 100
 	case state.Canary:
-		var canary, all int
-		for _, u := range p.Upstreams {
-			all += u.Weight
-			if u.Role == config.Canary {
-				canary += u.Weight
-			}
-		}
+		canary, all := p.weights()
 		if all == 0 {
 			return 0
 		}
