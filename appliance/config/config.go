@@ -60,7 +60,11 @@ type Upstream struct {
 	Role        Role
 	MaxFails    int           // 0 disables failure accounting, as in nginx
 	FailTimeout time.Duration // default 10s
-	Pos         Pos           // where the [[upstream]] entry starts
+	// HealthPath, when set, is probed every HealthInterval: the upstream
+	// takes traffic only once it answers there (see appliance/health).
+	HealthPath     string
+	HealthInterval time.Duration // default 2s
+	Pos            Pos           // where the [[upstream]] entry starts
 }
 
 // CanaryPolicy is the [canary] section.
@@ -101,6 +105,20 @@ func (p Pos) String() string {
 	}
 	return p.File + ":" + strconv.Itoa(p.Line)
 }
+
+// HealthCheck identifies u's active health check: "" without a health_path;
+// otherwise the URL it probes and how often. Two configs with the same
+// HealthCheck for an upstream share the check's outcome; a changed one
+// starts over, out of the rotation until it passes.
+func (u Upstream) HealthCheck() string {
+	if u.HealthPath == "" || u.URL == nil {
+		return ""
+	}
+	return u.URL.String() + u.HealthPath + " every " + u.HealthInterval.String()
+}
+
+// HealthURL is what u's health check GETs.
+func (u Upstream) HealthURL() string { return u.URL.String() + u.HealthPath }
 
 // HasCanary reports whether any canary upstream is configured.
 func (c *Config) HasCanary() bool {

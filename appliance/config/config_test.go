@@ -108,8 +108,8 @@ func TestLoadReadsTheContractExample(t *testing.T) {
 		},
 		Admin: Admin{Socket: "/run/canaryd/admin.sock", Listen: "127.0.0.1:9090"},
 		Upstreams: []Upstream{
-			{Name: "w1", URL: mustURL("http://127.0.0.2:8001"), Weight: 10, Role: Stable, MaxFails: 1, FailTimeout: 10 * time.Second, Pos: Pos{"canaryd.toml", 9}},
-			{Name: "w2", URL: mustURL("http://127.0.0.3:8002"), Weight: 5, Role: Canary, MaxFails: 1, FailTimeout: 10 * time.Second, Pos: Pos{"canaryd.toml", 17}},
+			{Name: "w1", URL: mustURL("http://127.0.0.2:8001"), Weight: 10, Role: Stable, MaxFails: 1, FailTimeout: 10 * time.Second, HealthInterval: 2 * time.Second, Pos: Pos{"canaryd.toml", 9}},
+			{Name: "w2", URL: mustURL("http://127.0.0.3:8002"), Weight: 5, Role: Canary, MaxFails: 1, FailTimeout: 10 * time.Second, HealthInterval: 2 * time.Second, Pos: Pos{"canaryd.toml", 17}},
 		},
 		Canary: CanaryPolicy{Version: "v2", ErrorRate: 0.05, MinRequests: 20, Window: 30 * time.Second, LatencyRatio: 2, Promote: "manual"},
 		GPIO:   GPIO{StatusLED: "GPIO22", CanaryGreen: "GPIO27", CanaryRed: "GPIO17", Button: "GPIO23"},
@@ -140,7 +140,7 @@ func TestLoadFillsDefaults(t *testing.T) {
 		},
 		Admin: Admin{Socket: "/run/canaryd/admin.sock", Listen: "127.0.0.1:9090"},
 		Upstreams: []Upstream{
-			{Name: "w1", URL: mustURL("http://10.0.0.1:8001"), Weight: 1, Role: Stable, MaxFails: 1, FailTimeout: 10 * time.Second, Pos: Pos{"canaryd.toml", 4}},
+			{Name: "w1", URL: mustURL("http://10.0.0.1:8001"), Weight: 1, Role: Stable, MaxFails: 1, FailTimeout: 10 * time.Second, HealthInterval: 2 * time.Second, Pos: Pos{"canaryd.toml", 4}},
 		},
 		Canary: CanaryPolicy{ErrorRate: 0.05, MinRequests: 20, Window: 30 * time.Second, LatencyRatio: 2, Promote: "manual"},
 		GPIO:   GPIO{StatusLED: "GPIO22", CanaryGreen: "GPIO27", CanaryRed: "GPIO17", Button: "GPIO23"},
@@ -168,6 +168,8 @@ weight = 0
 role = "canary"
 max_fails = 0
 fail_timeout = "1m"
+health_path = "/healthz"
+health_interval = "500ms"
 
 [proxy]
 listen = ":8080"
@@ -211,7 +213,8 @@ button = "GPIO4"
 	if got.Admin != wantAdmin {
 		t.Errorf("Admin = %+v, want %+v", got.Admin, wantAdmin)
 	}
-	wantW2 := Upstream{Name: "w2", URL: mustURL("https://Example.com:443"), Weight: 0, Role: Canary, MaxFails: 0, FailTimeout: time.Minute, Pos: Pos{"canaryd.toml", 6}}
+	wantW2 := Upstream{Name: "w2", URL: mustURL("https://Example.com:443"), Weight: 0, Role: Canary, MaxFails: 0, FailTimeout: time.Minute,
+		HealthPath: "/healthz", HealthInterval: 500 * time.Millisecond, Pos: Pos{"canaryd.toml", 6}}
 	if !reflect.DeepEqual(got.Upstreams[1], wantW2) {
 		t.Errorf("Upstreams[1] = %+v, want %+v", got.Upstreams[1], wantW2)
 	}
@@ -576,6 +579,10 @@ func TestLoadErrors(t *testing.T) {
 			`a.toml:8: canary.error_rate: NaN is out of range ...`},
 		{"latency_ratio within the buckets' width", map[string]string{"a.toml": listen + stable + "[canary]\nlatency_ratio = 1.1\n"},
 			`a.toml:8: canary.latency_ratio: 1.1 is out of range (want 0 for off, or 1.25 to 1000; 2 is twice the stable's p99)`},
+		{"health_path without a slash", map[string]string{"a.toml": listen + upstream("w1", "stable", `health_path = "healthz"`)},
+			`a.toml:7: upstream "w1": health_path "healthz" is not a path (want one that starts with "/", e.g. "/healthz")`},
+		{"health_interval too short", map[string]string{"a.toml": listen + upstream("w1", "stable", `health_interval = "10ms"`)},
+			`a.toml:7: upstream "w1": health_interval 10ms is out of range (want 100ms to 1h)`},
 		{"latency_ratio negative", map[string]string{"a.toml": listen + stable + "[canary]\nlatency_ratio = -2\n"},
 			`a.toml:8: canary.latency_ratio: -2 is out of range ...`},
 		{"min_requests zero", map[string]string{"a.toml": listen + stable + "[canary]\nmin_requests = 0\n"},

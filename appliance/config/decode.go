@@ -189,6 +189,12 @@ func checkUpstream(u *Upstream, t *table) {
 	if u.MaxFails < 0 {
 		t.errs.add(t.at("max_fails"), "%s: max_fails %d is negative (want 0 or more; 0 turns failure accounting off)", who, u.MaxFails)
 	}
+	if u.HealthPath != "" && (!strings.HasPrefix(u.HealthPath, "/") || strings.ContainsAny(u.HealthPath, " \t\r\n")) {
+		t.errs.add(t.at("health_path"), `%s: health_path %q is not a path (want one that starts with "/", e.g. "/healthz")`, who, u.HealthPath)
+	}
+	if u.HealthInterval < 100*time.Millisecond || u.HealthInterval > time.Hour {
+		t.errs.add(t.at("health_interval"), "%s: health_interval %v is out of range (want 100ms to 1h)", who, u.HealthInterval)
+	}
 }
 
 // parseUpstreamURL accepts the one URL shape the proxy can use as it is: a

@@ -67,6 +67,10 @@ var keys = []keyDecl{
 		func(u *Upstream) any { return &u.MaxFails }),
 	upstreamKey("fail_timeout", 10*time.Second, live, "the window for max_fails, and how long it stays out",
 		func(u *Upstream) any { return &u.FailTimeout }),
+	upstreamKey("health_path", "", live, "optional active health check: no traffic until it passes",
+		func(u *Upstream) any { return &u.HealthPath }),
+	upstreamKey("health_interval", 2*time.Second, live, "time between health checks",
+		func(u *Upstream) any { return &u.HealthInterval }),
 
 	canaryKey("version", "", live, "required with a canary upstream; a new value re-arms after a rollback",
 		func(c *CanaryPolicy) any { return &c.Version }),

@@ -93,6 +93,11 @@ type Daemon struct {
 	bootRefused bool
 	latch       state.Latch
 
+	// checks are the running health checks, by upstream and check, and
+	// checksCtx what they run in: Run's, nil before it.
+	checks    map[string]context.CancelFunc
+	checksCtx context.Context
+
 	verdict    analysis.Verdict
 	rollbacks  map[state.Cause]uint64 // since start
 	cfgRejects uint64                 // rejected reloads, since start
@@ -108,7 +113,7 @@ func New(opts Options) (*Daemon, error) {
 		opts.Notifier = noNotifier{}
 	}
 	d := &Daemon{opts: opts, log: opts.Logger, notify: opts.Notifier, started: time.Now(),
-		rollbacks: map[state.Cause]uint64{}}
+		rollbacks: map[state.Cause]uint64{}, checks: map[string]context.CancelFunc{}}
 	d.watcher = watch.New(opts.ConfigDir, watch.Options{Logger: opts.Logger})
 
 	cfg, err := config.Load(opts.ConfigDir)
@@ -236,6 +241,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.mu.Lock()
 	version := d.cfg.Canary.Version
+	d.checksCtx = ctx
+	d.syncChecks(d.cfg)
 	d.mu.Unlock()
 	background(func() { d.handlePresses(ctx) })
 	background(func() { d.watcher.Run(ctx, func() { d.reload() }) })
@@ -372,6 +379,7 @@ func (d *Daemon) reload() error {
 	d.proxy.SetAccessLog(cfg.Proxy.AccessLog)
 	old := d.router.Publish(plan)
 	d.proxy.Retire(old, plan)
+	d.syncChecks(cfg)
 	d.showLights()
 	d.log.Info("config applied", "MESSAGE_ID", MsgConfigApplied, "GENERATION", d.gen,
 		"UPSTREAMS", len(cfg.Upstreams), "CANARY_VERSION", cfg.Canary.Version, "STATE", string(d.router.Plan().Mode))

@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,6 +92,41 @@ func canaryPickable(d *Daemon) bool {
 		}
 	}
 	return false
+}
+
+// A canary with a health_path takes traffic only once its check passes,
+// and leaves the rotation when it fails, while stable keeps serving.
+func TestACanaryJoinsWhenItsHealthCheckPasses(t *testing.T) {
+	var status atomic.Int32
+	status.Store(http.StatusServiceUnavailable)
+	canary := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(int(status.Load()))
+	}))
+	defer canary.Close()
+	d := startedWith(t, gpio.Absent{}, func(dir string) {
+		path := filepath.Join(dir, "canaryd.toml")
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Replace(string(data), `url = "http://127.0.0.1:9"
+weight = 5`, fmt.Sprintf("url = %q\nweight = 5\nhealth_path = \"/healthz\"\nhealth_interval = \"100ms\"", canary.URL), 1)
+		if text == string(data) {
+			t.Fatal("the canary upstream was not rewritten")
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
+	healthy := func() bool { return d.Status().Upstreams[1].Healthy }
+	time.Sleep(300 * time.Millisecond) // three failed checks
+	if canaryPickable(d) || healthy() {
+		t.Fatal("the canary takes traffic before its health check passed")
+	}
+	status.Store(http.StatusOK)
+	testkit.Eventually(t, 10*time.Second, "the canary to join after two passed checks", func() bool { return canaryPickable(d) && healthy() })
+	status.Store(http.StatusInternalServerError)
+	testkit.Eventually(t, 10*time.Second, "the canary to leave after three failed checks", func() bool { return !canaryPickable(d) && !healthy() })
 }
 
 func TestButtonPressRollsBackAndLongPressResumes(t *testing.T) {

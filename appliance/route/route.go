@@ -115,7 +115,8 @@ type Plan struct {
 	bal      *swrr.Balancer
 	canary   swrr.Set // indexes of canary upstreams
 	stable   swrr.Set
-	excluded swrr.Set // what Mode keeps out of the rotation
+	excluded swrr.Set // what Mode and the health checks keep out of the rotation
+	down     swrr.Set // upstreams whose health check has not passed
 	split    split    // users by key (canary.sticky_*, override_header)
 }
 
@@ -142,6 +143,13 @@ func NewPlan(cfg *config.Config, m state.Mode, prev *Plan) *Plan {
 			st.Window.Store(analysis.NewWindow(cfg.Canary.Window))
 		}
 		p.Upstreams = append(p.Upstreams, &Upstream{Upstream: cu, Index: i, Stats: st})
+		// An upstream with a health check takes traffic once the check
+		// passed: the same check in prev carries its outcome over.
+		if hc := cu.HealthCheck(); hc != "" {
+			if o := old[cu.Name]; o == nil || o.HealthCheck() != hc || prev.down.Has(o.Index) {
+				p.down.Add(i)
+			}
+		}
 		peers[i] = swrr.Peer{Weight: cu.Weight, MaxFails: cu.MaxFails, FailTimeout: cu.FailTimeout}
 		if cu.Role == config.Canary {
 			p.canary.Add(i)
@@ -178,15 +186,37 @@ func (p *Plan) WithMode(m state.Mode) *Plan {
 	return &next
 }
 
-// exclusions is what mode m keeps out of this plan's rotation.
+// WithHealth is the same plan with the upstream named name in the rotation
+// (up) or out of it, as its health check says; p itself when it has no
+// health check of that name.
+func (p *Plan) WithHealth(name string, up bool) *Plan {
+	for _, u := range p.Upstreams {
+		if u.Name != name || u.HealthPath == "" || p.down.Has(u.Index) == !up {
+			continue
+		}
+		next := *p
+		if up {
+			next.down.Remove(u.Index)
+		} else {
+			next.down.Add(u.Index)
+		}
+		next.excluded = next.exclusions(next.Mode)
+		return &next
+	}
+	return p
+}
+
+// exclusions is what mode m and the health checks keep out of this plan's
+// rotation.
 func (p *Plan) exclusions(m state.Mode) swrr.Set {
+	s := p.down
 	switch m {
 	case state.RolledBack:
-		return p.canary
+		s.Union(&p.canary)
 	case state.Promoted:
-		return p.stable
+		s.Union(&p.stable)
 	}
-	return swrr.Set{}
+	return s
 }
 
 // ResetWindows gives the upstreams of role a new, empty analysis window.
@@ -237,9 +267,10 @@ func (p *Plan) Done(u *Upstream, failed bool, now time.Time) {
 	p.bal.Done(u.Index, failed, now)
 }
 
-// Healthy reports whether u is in the rotation as far as its failures go.
+// Healthy reports whether u is in the rotation as far as its failures and
+// its health check go.
 func (p *Plan) Healthy(u *Upstream, now time.Time) bool {
-	return !p.bal.Down(u.Index, now)
+	return !p.bal.Down(u.Index, now) && !p.down.Has(u.Index)
 }
 
 // CanaryPercent is the share of new requests the canary gets under this

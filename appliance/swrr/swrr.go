@@ -28,6 +28,9 @@ type Set [MaxPeers / 64]uint64
 // Add puts peer i in the set.
 func (s *Set) Add(i int) { s[i>>6] |= 1 << (uint(i) & 63) }
 
+// Remove takes peer i out of the set.
+func (s *Set) Remove(i int) { s[i>>6] &^= 1 << (uint(i) & 63) }
+
 // Has reports whether peer i is in the set.
 func (s *Set) Has(i int) bool { return s[i>>6]&(1<<(uint(i)&63)) != 0 }
 
