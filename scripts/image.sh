@@ -295,30 +295,30 @@ need_dir() {
 	esac
 	made[$d]=1
 }
-# put_file SRC DEST MODE [UID GID]: DEST replaced by SRC's contents.
-put_file() {
-	local src=$1 dst=$2 mode uid=${4:-0} gid=${5:-0} ty
-	mode=$(printf '%04o' $((8#$3)))
+# clear_for DEST WHAT: a place for a new WHAT (file or link) at DEST: its
+# directory made, a file or link there removed, anything else refused.
+clear_for() {
+	local dst=$1 what=$2 ty
 	need_dir "$(dirname "$dst")"
 	ty=$(e2type "$dst")
 	case $ty in
 	"") ;;
 	regular | symlink) printf 'rm "%s"\n' "$dst" >>"$cmds" ;;
-	*) die "$bname: $dst in the root file system is a $ty, cannot replace it with a file" ;;
+	*) die "$bname: $dst in the root file system is a $ty, cannot replace it with a $what" ;;
 	esac
+}
+# put_file SRC DEST MODE [UID GID]: DEST replaced by SRC's contents.
+put_file() {
+	local src=$1 dst=$2 mode uid=${4:-0} gid=${5:-0}
+	mode=$(printf '%04o' $((8#$3)))
+	clear_for "$dst" file
 	printf 'write "%s" "%s"\nsif "%s" mode 010%s\nsif "%s" uid %s\nsif "%s" gid %s\n' \
 		"$src" "$dst" "$dst" "$mode" "$dst" "$uid" "$dst" "$gid" >>"$cmds"
 }
 # put_link TARGET DEST: the symlink DEST -> TARGET, replacing what was there.
 put_link() {
-	local target=$1 dst=$2 ty
-	need_dir "$(dirname "$dst")"
-	ty=$(e2type "$dst")
-	case $ty in
-	"") ;;
-	regular | symlink) printf 'rm "%s"\n' "$dst" >>"$cmds" ;;
-	*) die "$bname: $dst in the root file system is a $ty, cannot replace it with a link" ;;
-	esac
+	local target=$1 dst=$2
+	clear_for "$dst" link
 	printf 'symlink "%s" "%s"\nsif "%s" uid 0\nsif "%s" gid 0\n' "$dst" "$target" "$dst" "$dst" >>"$cmds"
 }
 # rm_if PATH: removes a regular file or link left by an earlier run.
