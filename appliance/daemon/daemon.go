@@ -136,6 +136,8 @@ func New(opts Options) (*Daemon, error) {
 			"CONFIG_DIR", opts.ConfigDir, "error", refusal)
 	}
 	d.latch = latch
+	// The latch file against the first config; its version is "the
+	// running one", so the windows, new anyway, are not reset.
 	dec := decide.Configured(latch, cfg, cfg.Canary.Version)
 	plan := route.NewPlan(cfg, dec.Mode, nil)
 	d.applyConfigured(dec, plan)
@@ -311,6 +313,14 @@ func readOnlyUnlessToken(h http.Handler, token string, addr net.Addr) http.Handl
 	})
 }
 
+// resetCanary gives the canary of plan a clean slate: empty analysis
+// windows and no verdict, so that a new release, or one re-armed after a
+// rollback, is judged on its own requests; d.mu is held.
+func (d *Daemon) resetCanary(plan *route.Plan) {
+	plan.ResetWindows(config.Canary)
+	d.verdict = analysis.Verdict{}
+}
+
 // applyConfigured carries out what the config d.cfg does to the latch and
 // to plan, its new routing plan, before plan is published; d.mu is held.
 func (d *Daemon) applyConfigured(dec decide.Decision, plan *route.Plan) {
@@ -326,10 +336,7 @@ func (d *Daemon) applyConfigured(dec decide.Decision, plan *route.Plan) {
 				d.log.Error("cannot save the latch", "error", err.Error())
 			}
 		case decide.ResetCanary:
-			// A new release is judged on its own requests, not its
-			// predecessor's errors.
-			plan.ResetWindows(config.Canary)
-			d.verdict = analysis.Verdict{}
+			d.resetCanary(plan)
 		}
 	}
 }
@@ -446,8 +453,7 @@ func (d *Daemon) Promote(ctx context.Context, cause state.Cause) error {
 // act carries out the decision on op, with d.mu held; reason is an
 // automatic rollback's, for the log.
 func (d *Daemon) act(op decide.Op, cause state.Cause, reason string) error {
-	prev := d.latch
-	dec, err := decide.Act(prev, d.router.Plan().HasCanary, d.cfg.Canary.Version, op, cause, time.Now())
+	dec, err := decide.Act(d.latch, d.router.Plan().HasCanary, d.cfg.Canary.Version, op, cause, time.Now())
 	if err != nil || dec.Steps == nil {
 		return err
 	}
@@ -463,8 +469,7 @@ func (d *Daemon) act(op decide.Op, cause state.Cause, reason string) error {
 				return fmt.Errorf("the latch could not be saved, nothing changed: %w", saveErr)
 			}
 		case decide.ResetCanary:
-			d.router.Plan().ResetWindows(config.Canary)
-			d.verdict = analysis.Verdict{}
+			d.resetCanary(d.router.Plan())
 		}
 	}
 	d.latch = dec.Latch
