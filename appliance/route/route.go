@@ -241,10 +241,16 @@ func (p *Plan) Pick(tried *swrr.Set, now time.Time) *Upstream {
 // be newer than the plan the request started on: a rollback reaches the
 // retries of requests already in flight too.
 func (p *Plan) PickRetry(tried *swrr.Set, mode state.Mode, now time.Time) *Upstream {
-	excluded := p.exclusions(mode)
+	return p.prefer(tried, p.exclusions(mode), &p.canary, now)
+}
+
+// prefer picks outside excluded and outside not when it can, without
+// nginx's reset of the failure counts, and else as pick does: a preference,
+// not a refusal.
+func (p *Plan) prefer(tried *swrr.Set, excluded swrr.Set, not *swrr.Set, now time.Time) *Upstream {
 	avoid := excluded
 	avoid.Union(tried)
-	avoid.Union(&p.canary)
+	avoid.Union(not)
 	if i := p.bal.TryPick(&avoid, now); i >= 0 {
 		tried.Add(i)
 		return p.Upstreams[i]

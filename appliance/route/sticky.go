@@ -89,18 +89,11 @@ func (p *Plan) Affinity(key, override []byte) Affinity {
 // by SWRR among the role's upstreams; when none of them is live, the split
 // picks, so a user is moved rather than refused.
 func (p *Plan) PickFor(a Affinity, tried *swrr.Set, now time.Time) *Upstream {
-	if a != Either {
-		avoid := p.excluded
-		avoid.Union(tried)
-		if a == CanaryOnly {
-			avoid.Union(&p.stable)
-		} else {
-			avoid.Union(&p.canary)
-		}
-		if i := p.bal.TryPick(&avoid, now); i >= 0 {
-			tried.Add(i)
-			return p.Upstreams[i]
-		}
+	switch a {
+	case CanaryOnly:
+		return p.prefer(tried, p.excluded, &p.stable, now)
+	case StableOnly:
+		return p.prefer(tried, p.excluded, &p.canary, now)
 	}
 	return p.Pick(tried, now)
 }
