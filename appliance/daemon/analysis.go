@@ -49,10 +49,12 @@ func roles(plan *route.Plan, now time.Time) (canary, stable analysis.Counts) {
 // logs a change, and rolls back when the verdict is bad and the config
 // asks for it.
 func (d *Daemon) judge(now time.Time) {
+	// The windows are read under d.mu: a resume or a new version resets
+	// them under it, and numbers read before that reset must not judge
+	// the clean slate (they would roll a resumed canary straight back).
+	d.mu.Lock()
 	plan := d.router.Plan()
 	canary, stable := roles(plan, now)
-
-	d.mu.Lock()
 	policy := analysis.Policy{ErrorRate: d.cfg.Canary.ErrorRate, MinRequests: d.cfg.Canary.MinRequests,
 		LatencyRatio: d.cfg.Canary.LatencyRatio}
 	v := analysis.Judge(canary, stable, policy)
