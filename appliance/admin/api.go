@@ -19,6 +19,7 @@ type Status struct {
 	CanaryPercent float64    `json:"canary_percent"`
 	LEDs          LEDs       `json:"leds"`
 	Config        ConfigInfo `json:"config"`
+	Rollout       *Rollout   `json:"rollout,omitempty"` // with canary.steps
 	Upstreams     []Upstream `json:"upstreams"`
 
 	// Beyond the contract.
@@ -73,6 +74,19 @@ type Verdict struct {
 	Reason       string         `json:"reason"` // one line with the numbers
 	AutoRollback bool           `json:"auto_rollback"`
 	Window       string         `json:"window"` // e.g. "30s"
+}
+
+// Rollout is a progressive rollout (canary.steps) as of now.
+type Rollout struct {
+	Steps   []float64 `json:"steps"`   // canary.steps, percent
+	Step    int       `json:"step"`    // 0-based index into Steps
+	Percent float64   `json:"percent"` // Steps[Step]
+	Entered string    `json:"entered"` // RFC 3339: when the step began
+	// NextAt is when the next step is due (RFC 3339); null at the last
+	// step and while holding.
+	NextAt  *string `json:"next_at"`
+	Paused  bool    `json:"paused"`  // canaryctl pause
+	Holding string  `json:"holding"` // why it does not advance, in one line; "" when on schedule
 }
 
 // Latch is the persisted rollback or promotion.
