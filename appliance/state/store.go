@@ -62,16 +62,19 @@ func (s *Store) Path() string { return filepath.Join(s.dir, FileName) }
 // Save writes the latch durably: a temporary file is written and synced,
 // renamed over the old one, and the directory is synced so that the rename
 // itself survives a power cut.
-func (s *Store) Save(l Latch) error {
+func (s *Store) Save(l Latch) error { return s.write(s.Path(), "latch", l) }
+
+// write puts v, as JSON, in the file at path durably; what names it in
+// an error.
+func (s *Store) write(path, what string, v any) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	data, err := json.MarshalIndent(l, "", "  ")
+	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	data = append(data, '\n')
-	if err := atomicfile.Write(s.Path(), data, 0o600); err != nil {
-		return fmt.Errorf("save latch: %w", err)
+	if err := atomicfile.Write(path, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("save %s: %w", what, err)
 	}
 	return nil
 }
