@@ -100,3 +100,17 @@ func TestJoinRampsUpARoleAgain(t *testing.T) {
 		t.Errorf("first second after Join: %v, want v2 well below half", got)
 	}
 }
+
+func TestAReloadDuringSlowStartKeepsTheRampGoing(t *testing.T) {
+	canary := checked("v2", 10, config.Canary)
+	canary.SlowStart = 10 * time.Second
+	cfg := &config.Config{Upstreams: []config.Upstream{upstream("v1", 10, config.Stable), canary}}
+	p := NewPlan(cfg, state.Canary, nil).WithHealth("v2", true, now)
+	picksBetween(p, now, now.Add(9*time.Second), 100*time.Millisecond)
+	// Reloaded 9 s in: a restarted ramp would give v2 at most 1 in 11.
+	reloaded := NewPlan(cfg, state.Canary, p)
+	got := picksBetween(reloaded, now.Add(9*time.Second), now.Add(10*time.Second), 10*time.Millisecond)
+	if got["v2"]*3 < got["v1"]+got["v2"] {
+		t.Errorf("the second after a reload 9 s into a 10 s slow_start: %v, want v2 near half", got)
+	}
+}
