@@ -172,7 +172,7 @@ func (b *Balancer) next(skip *Set, t int64) int {
 		// nginx's single-server upstream: max_fails does not apply.
 		if p := &b.peers[0]; p.Weight > 0 && !skip.Has(0) {
 			if p.SlowStart > 0 {
-				p.ramp(t)
+				p.ramp(t) // no one to compete with, but it joins: Share reads its progress
 			}
 			return 0
 		}
