@@ -64,7 +64,10 @@ type Upstream struct {
 	// takes traffic only once it answers there (see appliance/health).
 	HealthPath     string
 	HealthInterval time.Duration // default 2s
-	Pos            Pos           // where the [[upstream]] entry starts
+	// SlowStart is how long the upstream takes to ramp up to its weight
+	// when it joins or recovers; 0 (the default) takes it at once.
+	SlowStart time.Duration
+	Pos       Pos // where the [[upstream]] entry starts
 }
 
 // CanaryPolicy is the [canary] section.

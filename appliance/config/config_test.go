@@ -170,6 +170,7 @@ max_fails = 0
 fail_timeout = "1m"
 health_path = "/healthz"
 health_interval = "500ms"
+slow_start = "45s"
 
 [proxy]
 listen = ":8080"
@@ -214,7 +215,7 @@ button = "GPIO4"
 		t.Errorf("Admin = %+v, want %+v", got.Admin, wantAdmin)
 	}
 	wantW2 := Upstream{Name: "w2", URL: mustURL("https://Example.com:443"), Weight: 0, Role: Canary, MaxFails: 0, FailTimeout: time.Minute,
-		HealthPath: "/healthz", HealthInterval: 500 * time.Millisecond, Pos: Pos{"canaryd.toml", 6}}
+		HealthPath: "/healthz", HealthInterval: 500 * time.Millisecond, SlowStart: 45 * time.Second, Pos: Pos{"canaryd.toml", 6}}
 	if !reflect.DeepEqual(got.Upstreams[1], wantW2) {
 		t.Errorf("Upstreams[1] = %+v, want %+v", got.Upstreams[1], wantW2)
 	}
@@ -229,6 +230,27 @@ button = "GPIO4"
 	wantGPIO := GPIO{StatusLED: "", CanaryGreen: "GPIO27", CanaryRed: "GPIO17", Button: "GPIO4"}
 	if got.GPIO != wantGPIO {
 		t.Errorf("GPIO = %+v, want %+v", got.GPIO, wantGPIO)
+	}
+}
+
+func TestSlowStartTakesZeroForOffAndOneSecondToAnHour(t *testing.T) {
+	for _, tt := range []struct {
+		value string
+		want  time.Duration
+	}{
+		{`"0s"`, 0},
+		{`"1s"`, time.Second},
+		{`"30s"`, 30 * time.Second},
+		{`"1h"`, time.Hour},
+	} {
+		c, err := Load(writeDir(t, map[string]string{"canaryd.toml": "[proxy]\nlisten = \":8080\"\n" + upstream("w1", "stable", "slow_start = "+tt.value)}))
+		if err != nil {
+			t.Errorf("slow_start = %s: %v", tt.value, err)
+			continue
+		}
+		if got := c.Upstreams[0].SlowStart; got != tt.want {
+			t.Errorf("slow_start = %s: got %v, want %v", tt.value, got, tt.want)
+		}
 	}
 }
 
@@ -583,6 +605,12 @@ func TestLoadErrors(t *testing.T) {
 			`a.toml:7: upstream "w1": health_path "healthz" is not a path (want one that starts with "/", e.g. "/healthz")`},
 		{"health_interval too short", map[string]string{"a.toml": listen + upstream("w1", "stable", `health_interval = "10ms"`)},
 			`a.toml:7: upstream "w1": health_interval 10ms is out of range (want 100ms to 1h)`},
+		{"slow_start under a second", map[string]string{"a.toml": listen + upstream("w1", "stable", `slow_start = "500ms"`)},
+			`a.toml:7: upstream "w1": slow_start 500ms is out of range (want "0s" for off, or 1s to 1h)`},
+		{"slow_start over an hour", map[string]string{"a.toml": listen + upstream("w1", "stable", `slow_start = "2h"`)},
+			`a.toml:7: upstream "w1": slow_start 2h0m0s is out of range (want "0s" for off, or 1s to 1h)`},
+		{"slow_start negative", map[string]string{"a.toml": listen + upstream("w1", "stable", `slow_start = "-1s"`)},
+			`a.toml:7: upstream.slow_start: "-1s" is negative (want "0s" for off, or a duration such as "30s")`},
 		{"latency_ratio negative", map[string]string{"a.toml": listen + stable + "[canary]\nlatency_ratio = -2\n"},
 			`a.toml:8: canary.latency_ratio: -2 is out of range ...`},
 		{"min_requests zero", map[string]string{"a.toml": listen + stable + "[canary]\nmin_requests = 0\n"},

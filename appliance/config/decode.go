@@ -195,6 +195,9 @@ func checkUpstream(u *Upstream, t *table) {
 	if u.HealthInterval < 100*time.Millisecond || u.HealthInterval > time.Hour {
 		t.errs.add(t.at("health_interval"), "%s: health_interval %v is out of range (want 100ms to 1h)", who, u.HealthInterval)
 	}
+	if u.SlowStart != 0 && (u.SlowStart < time.Second || u.SlowStart > time.Hour) {
+		t.errs.add(t.at("slow_start"), `%s: slow_start %v is out of range (want "0s" for off, or 1s to 1h)`, who, u.SlowStart)
+	}
 }
 
 // parseUpstreamURL accepts the one URL shape the proxy can use as it is: a
@@ -472,7 +475,9 @@ func (t *table) set(key string, s *setting, dst any) bool {
 	case *[]float64:
 		return t.setNumbers(key, s, dst)
 	case *time.Duration:
-		return t.setDuration(key, s, dst)
+		return t.setDuration(key, s, dst, false)
+	case *durationOrOff:
+		return t.setDuration(key, s, (*time.Duration)(dst), true)
 	case **url.URL:
 		return t.setURL(key, s, dst)
 	default:
@@ -499,10 +504,14 @@ func (t *table) setNumbers(key string, s *setting, dst *[]float64) bool {
 	return true
 }
 
+// durationOrOff is the type a key's field is decoded as when its duration
+// may be zero, meaning off.
+type durationOrOff time.Duration
+
 // setDuration reads a duration written as a Go duration string. A duration
 // of zero or less is never what a timeout or a window means, so it is
-// refused.
-func (t *table) setDuration(key string, s *setting, dst *time.Duration) bool {
+// refused, but for a key whose zero means off.
+func (t *table) setDuration(key string, s *setting, dst *time.Duration, zeroIsOff bool) bool {
 	if s.val.kind != unstable.String {
 		t.wrongType(key, s, `a duration string such as "30s"`)
 		return false
@@ -512,7 +521,11 @@ func (t *table) setDuration(key string, s *setting, dst *time.Duration) bool {
 		t.errs.add(s.pos, `%s.%s: %q is not a duration (want e.g. "500ms", "30s" or "5m")`, t.name, key, s.val.text)
 		return false
 	}
-	if d <= 0 {
+	switch {
+	case d < 0 && zeroIsOff:
+		t.errs.add(s.pos, `%s.%s: %q is negative (want "0s" for off, or a duration such as "30s")`, t.name, key, s.val.text)
+		return false
+	case d <= 0 && !zeroIsOff:
 		t.errs.add(s.pos, "%s.%s: %q is not more than zero", t.name, key, s.val.text)
 		return false
 	}

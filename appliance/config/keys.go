@@ -71,6 +71,8 @@ var keys = []keyDecl{
 		func(u *Upstream) any { return &u.HealthPath }),
 	upstreamKey("health_interval", 2*time.Second, live, "time between health checks",
 		func(u *Upstream) any { return &u.HealthInterval }),
+	upstreamKey("slow_start", nil, live, "a joining or recovered upstream ramps up to its weight over this time; 0 off",
+		func(u *Upstream) any { return (*durationOrOff)(&u.SlowStart) }),
 
 	canaryKey("version", "", live, "required with a canary upstream; a new value re-arms after a rollback",
 		func(c *CanaryPolicy) any { return &c.Version }),

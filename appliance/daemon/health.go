@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/health"
@@ -51,7 +52,7 @@ func (d *Daemon) healthChanged(check context.Context, u config.Upstream, up bool
 	if check.Err() != nil {
 		return // stopped: a reload changed or removed the check meanwhile
 	}
-	d.router.Publish(d.router.Plan().WithHealth(u.Name, up))
+	d.router.Publish(d.router.Plan().WithHealth(u.Name, up, time.Now()))
 	if up {
 		d.log.Info("health check passed: in the rotation", "UPSTREAM", u.Name, "HEALTH_URL", u.HealthURL())
 		return

@@ -150,7 +150,7 @@ func NewPlan(cfg *config.Config, m state.Mode, prev *Plan) *Plan {
 				p.down.Add(i)
 			}
 		}
-		peers[i] = swrr.Peer{Weight: cu.Weight, MaxFails: cu.MaxFails, FailTimeout: cu.FailTimeout}
+		peers[i] = swrr.Peer{Weight: cu.Weight, MaxFails: cu.MaxFails, FailTimeout: cu.FailTimeout, SlowStart: cu.SlowStart}
 		if cu.Role == config.Canary {
 			p.canary.Add(i)
 			p.HasCanary = true
@@ -187,9 +187,10 @@ func (p *Plan) WithMode(m state.Mode) *Plan {
 }
 
 // WithHealth is the same plan with the upstream named name in the rotation
-// (up) or out of it, as its health check says; p itself when it has no
-// health check of that name.
-func (p *Plan) WithHealth(name string, up bool) *Plan {
+// (up) or out of it, as its health check says at now; p itself when it has
+// no health check of that name. An upstream that comes up joins: its
+// slow_start begins.
+func (p *Plan) WithHealth(name string, up bool, now time.Time) *Plan {
 	for _, u := range p.Upstreams {
 		if u.Name != name || u.HealthPath == "" || p.down.Has(u.Index) == !up {
 			continue
@@ -197,6 +198,7 @@ func (p *Plan) WithHealth(name string, up bool) *Plan {
 		next := *p
 		if up {
 			next.down.Remove(u.Index)
+			p.bal.Join(u.Index, now)
 		} else {
 			next.down.Add(u.Index)
 		}
@@ -204,6 +206,16 @@ func (p *Plan) WithHealth(name string, up bool) *Plan {
 		return &next
 	}
 	return p
+}
+
+// Join starts the slow_start of every upstream of role at now, as if they
+// had just joined: for a canary that comes back into the rotation.
+func (p *Plan) Join(role config.Role, now time.Time) {
+	for _, u := range p.Upstreams {
+		if u.Role == role {
+			p.bal.Join(u.Index, now)
+		}
+	}
 }
 
 // exclusions is what mode m and the health checks keep out of this plan's

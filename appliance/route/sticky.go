@@ -9,8 +9,9 @@ import (
 )
 
 // Buckets is how many buckets users are hashed into: the canary's share in
-// hundredths of a percent picks how many of them go to the canary.
-const Buckets = 10000
+// hundredths of a percent picks how many of them go to the canary, as it
+// picks swrr.PickSplit's share of requests.
+const Buckets = swrr.Whole
 
 // Affinity is the role a request must go to, decided before the pick.
 type Affinity int

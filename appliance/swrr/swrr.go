@@ -1,6 +1,7 @@
 // Package swrr is nginx's smooth weighted round-robin, with nginx's failure
-// bookkeeping (max_fails, fail_timeout, effective weight). For the same
-// weights it picks the same sequence of peers as nginx's upstream module.
+// bookkeeping (max_fails, fail_timeout, effective weight) and nginx Plus's
+// slow_start. For the same weights, and no slow start, it picks the same
+// sequence of peers as nginx's upstream module.
 //
 // The balancer keeps no clock of its own: callers pass the time, so tests
 // drive it with a fake clock and the proxy reuses the time it already read.
@@ -14,11 +15,19 @@ import (
 // MaxPeers is the most peers a Balancer takes; a Set holds that many.
 const MaxPeers = 256
 
+// Whole is a share of all picks, in hundredths of a percent: PickSplit's
+// share of 1000 is 10%.
+const Whole = 10000
+
 // Peer is one server's configuration.
 type Peer struct {
 	Weight      int           // 0 means off (nginx's "down")
 	MaxFails    int           // failures within FailTimeout that take it out; 0: never
 	FailTimeout time.Duration // how long it stays out, and the window for MaxFails
+	// SlowStart is how long a peer that joins takes to ramp up to its
+	// weight: a new peer, one back from max_fails, or one the caller Joins.
+	// 0 turns the ramp off.
+	SlowStart time.Duration
 }
 
 // Set is a set of peer indexes: the peers a request already tried, or a
@@ -46,6 +55,9 @@ func (s *Set) Union(o *Set) {
 type Balancer struct {
 	mu    sync.Mutex
 	peers []state
+	// lean is the group's current weight in PickSplit's two-way round-robin;
+	// the rest's is -lean, as the currents of smooth round-robin sum to 0.
+	lean int
 }
 
 // state is nginx's ngx_http_upstream_rr_peer_t, reduced to what
@@ -57,6 +69,45 @@ type state struct {
 	fails     int
 	checked   int64
 	accessed  int64
+	joined    int64 // when the slow start began; 0: at the next pick
+}
+
+// joinedLongAgo is the join time of a peer that served before it had a slow
+// start: its ramp is over.
+const joinedLongAgo = 1
+
+// out reports whether max_fails has p out of the rotation at t.
+func (p *state) out(t int64) bool {
+	return p.MaxFails > 0 && p.fails >= p.MaxFails && t-p.checked <= int64(p.FailTimeout)
+}
+
+// ramp is the weight p's slow start lets it compete with at t, at least 1;
+// a peer that has not joined yet joins now. Only for SlowStart > 0.
+func (p *state) ramp(t int64) int {
+	if p.joined == 0 {
+		p.joined = t
+	}
+	elapsed := t - p.joined
+	if elapsed >= int64(p.SlowStart) {
+		return p.Weight
+	}
+	return max(1, int(int64(p.Weight)*max(elapsed, 0)/int64(p.SlowStart)))
+}
+
+// progress is how far p's slow start is at t, 0 to Whole, as ramp but in
+// fixed point and without joining.
+func (p *state) progress(t int64) int64 {
+	if p.SlowStart <= 0 {
+		return Whole
+	}
+	if p.joined == 0 {
+		return 0
+	}
+	elapsed := t - p.joined
+	if elapsed >= int64(p.SlowStart) {
+		return Whole
+	}
+	return max(elapsed, 0) * Whole / int64(p.SlowStart)
 }
 
 // New returns a balancer over peers, in order; the order matters for ties,
@@ -94,11 +145,35 @@ func (b *Balancer) pick(tried *Set, now time.Time, reset bool) int {
 	t := now.UnixNano()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	i := b.next(tried, t)
+	if i < 0 {
+		if reset {
+			b.forgive()
+		}
+		return -1
+	}
+	tried.Add(i)
+	return i
+}
 
+// forgive is nginx's answer to a pick that found no peer: every peer's
+// failure count cleared, so that the next request finds them live again.
+// b.mu is held.
+func (b *Balancer) forgive() {
+	for i := range b.peers {
+		b.peers[i].fails = 0
+	}
+}
+
+// next is one step of smooth round-robin among the peers not in skip; b.mu
+// is held. Skipped peers keep their state.
+func (b *Balancer) next(skip *Set, t int64) int {
 	if len(b.peers) == 1 {
 		// nginx's single-server upstream: max_fails does not apply.
-		if p := &b.peers[0]; p.Weight > 0 && !tried.Has(0) {
-			tried.Add(0)
+		if p := &b.peers[0]; p.Weight > 0 && !skip.Has(0) {
+			if p.SlowStart > 0 {
+				p.ramp(t) // no one to compete with, but it joins: Share reads its progress
+			}
 			return 0
 		}
 		return -1
@@ -107,14 +182,15 @@ func (b *Balancer) pick(tried *Set, now time.Time, reset bool) int {
 	best, total := -1, 0
 	for i := range b.peers {
 		p := &b.peers[i]
-		if tried.Has(i) || p.Weight == 0 {
+		if skip.Has(i) || p.Weight == 0 || p.out(t) {
 			continue
 		}
-		if p.MaxFails > 0 && p.fails >= p.MaxFails && t-p.checked <= int64(p.FailTimeout) {
-			continue
+		w := p.effective
+		if p.SlowStart > 0 {
+			w = min(w, p.ramp(t))
 		}
-		p.current += p.effective
-		total += p.effective
+		p.current += w
+		total += w
 		if p.effective < p.Weight {
 			p.effective++
 		}
@@ -123,11 +199,6 @@ func (b *Balancer) pick(tried *Set, now time.Time, reset bool) int {
 		}
 	}
 	if best < 0 {
-		if reset {
-			for i := range b.peers {
-				b.peers[i].fails = 0
-			}
-		}
 		return -1
 	}
 	p := &b.peers[best]
@@ -135,8 +206,90 @@ func (b *Balancer) pick(tried *Set, now time.Time, reset bool) int {
 	if t-p.checked > int64(p.FailTimeout) {
 		p.checked = t
 	}
-	tried.Add(best)
 	return best
+}
+
+// PickSplit is Pick with a share of the picks, share out of Whole, going to
+// the peers in group and the rest to the others: a smooth two-way
+// round-robin chooses the side (10% is every tenth pick, never two in a
+// row), then smooth round-robin by weight among that side's peers, whose
+// sequence the other side's picks leave alone. The share ramps up with the
+// group's slow start (see Share). When the chosen side has no peer left to
+// pick, the other side gets the pick.
+func (b *Balancer) PickSplit(tried, group *Set, share int, now time.Time) int {
+	t := now.UnixNano()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	inGroup, inRest, share := b.sides(tried, group, share, t, true)
+	var toGroup bool
+	switch {
+	case inGroup && inRest:
+		// Two peers of weight share and Whole-share, the rest first: the
+		// group's current after the step beats the rest's.
+		rest := Whole - share
+		toGroup = share > 0 && (rest == 0 || 2*b.lean+share-rest > 0)
+		b.lean += share
+		if toGroup {
+			b.lean -= Whole
+		}
+	case inGroup:
+		toGroup = true
+	case !inRest:
+		b.forgive()
+		return -1
+	}
+	skip := *tried
+	if toGroup {
+		for i := range skip {
+			skip[i] |= ^group[i]
+		}
+	} else {
+		skip.Union(group)
+	}
+	i := b.next(&skip, t)
+	if i >= 0 { // always: sides found a peer there
+		tried.Add(i)
+	}
+	return i
+}
+
+// Share is the share of PickSplit's picks the peers in group get at now:
+// share scaled by the group's slow start, the mean of its live peers'
+// progress weighted by their weights.
+func (b *Balancer) Share(group *Set, share int, now time.Time) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, _, share = b.sides(&Set{}, group, share, now.UnixNano(), false)
+	return share
+}
+
+// sides reports whether the group and the rest have a peer not in tried
+// that can be picked, and the group's share, clamped to 0..Whole and
+// ramped; b.mu is held. join starts the slow start of peers that have not
+// joined yet, as their first pick does.
+func (b *Balancer) sides(tried, group *Set, share int, t int64, join bool) (inGroup, inRest bool, ramped int) {
+	share = min(max(share, 0), Whole)
+	var weight, progress int64
+	for i := range b.peers {
+		p := &b.peers[i]
+		if tried.Has(i) || p.Weight == 0 || len(b.peers) > 1 && p.out(t) {
+			continue
+		}
+		if !group.Has(i) {
+			inRest = true
+			continue
+		}
+		inGroup = true
+		if join && p.SlowStart > 0 && p.joined == 0 {
+			p.joined = t
+		}
+		weight += int64(p.Weight)
+		progress += int64(p.Weight) * p.progress(t)
+	}
+	if weight == 0 {
+		return inGroup, inRest, share
+	}
+	return inGroup, inRest, int(int64(share) * progress / (weight * Whole))
 }
 
 // Done reports how a request to peer i ended. failed means the peer itself
@@ -150,8 +303,12 @@ func (b *Balancer) Done(i int, failed bool, now time.Time) {
 	defer b.mu.Unlock()
 	p := &b.peers[i]
 	if !failed {
-		// A success after the last failure check makes the peer live again.
+		// A success after the last failure check makes the peer live again;
+		// one that was out joins anew.
 		if p.accessed < p.checked {
+			if p.MaxFails > 0 && p.fails >= p.MaxFails {
+				p.joined = t
+			}
 			p.fails = 0
 		}
 		return
@@ -171,19 +328,29 @@ func (b *Balancer) Done(i int, failed bool, now time.Time) {
 func (b *Balancer) Down(i int, now time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	p := &b.peers[i]
-	return p.MaxFails > 0 && p.fails >= p.MaxFails && now.UnixNano()-p.checked <= int64(p.FailTimeout)
+	return b.peers[i].out(now.UnixNano())
+}
+
+// Join starts peer i's slow start at now, as when it first joined: for a
+// peer the caller kept out of the rotation and lets back in.
+func (b *Balancer) Join(i int, now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.peers[i].joined = now.UnixNano()
 }
 
 // Carry gives the peers of b that old also has (from[i] is peer i's index
-// in old, or -1 for a new peer) old's round-robin position and failure
-// state, so that a reload neither restarts the sequence (a burst toward the
-// first peers, as nginx's reload gives) nor forgives a failing peer.
+// in old, or -1 for a new peer) old's round-robin position, failure state
+// and join time, and b old's place in PickSplit's two-way round-robin, so
+// that a reload neither restarts the sequence (a burst toward the first
+// peers, as nginx's reload gives), nor forgives a failing peer, nor ramps
+// up a peer again.
 func (b *Balancer) Carry(old *Balancer, from []int) {
 	old.mu.Lock()
 	defer old.mu.Unlock()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.lean = old.lean
 	for i, j := range from {
 		if j < 0 || i >= len(b.peers) || j >= len(old.peers) {
 			continue
@@ -191,6 +358,11 @@ func (b *Balancer) Carry(old *Balancer, from []int) {
 		p, o := &b.peers[i], &old.peers[j]
 		p.current = o.current
 		p.fails, p.checked, p.accessed = o.fails, o.checked, o.accessed
+		p.joined = o.joined
+		if o.SlowStart == 0 {
+			// Without a slow start it has served at its weight all along.
+			p.joined = joinedLongAgo
+		}
 		if o.effective < o.Weight {
 			// Still recovering from a failure: keep recovering from there.
 			p.effective = min(o.effective, p.Weight)
