@@ -118,6 +118,9 @@ type Plan struct {
 	excluded swrr.Set // what Mode and the health checks keep out of the rotation
 	down     swrr.Set // upstreams whose health check has not passed
 	split    split    // users by key (canary.sticky_*, override_header)
+	// stepped: canary.steps sets the canary's share (split.share), not
+	// the weights; see AtStep.
+	stepped bool
 }
 
 // NewPlan builds the plan for cfg in mode m. Upstreams that prev also had
@@ -186,6 +189,18 @@ func (p *Plan) WithMode(m state.Mode) *Plan {
 	return &next
 }
 
+// AtStep is the same generation's plan with the canary's share at a
+// progressive rollout's step, percent of new requests: keyless requests
+// are split between the roles smoothly (10% is one request in every ten,
+// evenly spaced) and by SWRR within each role, and users with a key go by
+// their bucket against the same share.
+func (p *Plan) AtStep(percent float64) *Plan {
+	next := *p
+	next.stepped = true
+	next.split.share = uint32(min(max(percent, 0), 100)*Buckets/100 + 0.5)
+	return &next
+}
+
 // WithHealth is the same plan with the upstream named name in the rotation
 // (up) or out of it, as its health check says at now; p itself when it has
 // no health check of that name. An upstream that comes up joins: its
@@ -244,6 +259,15 @@ func (p *Plan) ResetWindows(role config.Role) {
 // this request already tried; Pick adds the one it returns. It returns nil
 // when no upstream is left.
 func (p *Plan) Pick(tried *swrr.Set, now time.Time) *Upstream {
+	if p.stepped && p.Mode == state.Canary {
+		avoid := p.excluded
+		avoid.Union(tried)
+		if i := p.bal.PickSplit(&avoid, &p.canary, int(p.split.share), now); i >= 0 {
+			tried.Add(i)
+			return p.Upstreams[i]
+		}
+		return nil
+	}
 	return p.pick(tried, p.excluded, now)
 }
 
@@ -292,12 +316,15 @@ func (p *Plan) Healthy(u *Upstream, now time.Time) bool {
 }
 
 // CanaryPercent is the share of new requests the canary gets under this
-// plan, from the configured weights.
-func (p *Plan) CanaryPercent() float64 {
-	switch p.Mode {
-	case state.Promoted:
+// plan at now: its rollout step's, as far as a slow start lets it, or its
+// share of the configured weights.
+func (p *Plan) CanaryPercent(now time.Time) float64 {
+	switch {
+	case p.Mode == state.Promoted:
 		return 100
-	case state.Canary:
+	case p.Mode == state.Canary && p.stepped:
+		return float64(p.bal.Share(&p.canary, int(p.split.share), now)) * 100 / Buckets
+	case p.Mode == state.Canary:
 		canary, all := p.weights()
 		if all == 0 {
 			return 0
@@ -330,6 +357,13 @@ func (r *Router) Publish(p *Plan) *Plan {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.plan.Swap(p)
+}
+
+// SetStep publishes the current plan at a rollout step's percent (AtStep).
+func (r *Router) SetStep(percent float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.plan.Store(r.plan.Load().AtStep(percent))
 }
 
 // SetMode publishes the current plan in mode m. Once it returns, no pick

@@ -124,7 +124,7 @@ func TestCanaryPercent(t *testing.T) {
 	for mode, want := range map[state.Mode]float64{
 		state.Canary: 100.0 / 3, state.RolledBack: 0, state.Promoted: 100, state.NoCanary: 0,
 	} {
-		if got := tab.WithMode(mode).CanaryPercent(); got < want-0.01 || got > want+0.01 {
+		if got := tab.WithMode(mode).CanaryPercent(now); got < want-0.01 || got > want+0.01 {
 			t.Errorf("%s: %.2f%%, want %.2f%%", mode, got, want)
 		}
 	}
