@@ -621,6 +621,8 @@ func TestLoadErrors(t *testing.T) {
 			`a.toml:8: canary.steps: 0 is not a share of traffic ...`},
 		{"steps not ascending", map[string]string{"a.toml": listen + stable + "[canary]\nsteps = [1, 25, 25]\n"},
 			`a.toml:8: canary.steps: 25 follows 25 (want strictly ascending steps)`},
+		{"step_interval too short", map[string]string{"a.toml": listen + stable + "[canary]\nsteps = [10, 50]\nstep_interval = \"100ms\"\n"},
+			`a.toml:9: canary.step_interval: 100ms is out of range (want 1s to 720h; 5m is five minutes at each step)`},
 		{"bad promote", map[string]string{"a.toml": listen + stable + "[canary]\npromote = \"always\"\n"},
 			`a.toml:8: canary.promote: "always" is not "manual" or "auto"`},
 		{"bad sticky header", map[string]string{"a.toml": listen + stable + "[canary]\nsticky_header = \"X User\"\n"},

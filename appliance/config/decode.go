@@ -281,6 +281,10 @@ func checkCanary(c *CanaryPolicy, t *table, ups []Upstream) {
 			break
 		}
 	}
+	// The rollout is judged four times a second; a step needs a verdict.
+	if len(c.Steps) > 0 && !(c.StepInterval >= time.Second && c.StepInterval <= 30*24*time.Hour) {
+		t.errs.add(t.at("step_interval"), "canary.step_interval: %v is out of range (want 1s to 720h; 5m is five minutes at each step)", c.StepInterval)
+	}
 	if c.Promote != "manual" && c.Promote != "auto" {
 		t.errs.add(t.at("promote"), `canary.promote: %q is not "manual" or "auto"`, c.Promote)
 	}

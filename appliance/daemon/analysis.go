@@ -80,5 +80,6 @@ func (d *Daemon) judge(now time.Time) {
 	if decide.AutoRollback(d.cfg.Canary.AutoRollback, d.router.Plan().Mode, v) {
 		d.act(decide.Rollback, state.CauseAuto, v.Reason)
 	}
+	d.progress(now, v)
 	d.mu.Unlock()
 }

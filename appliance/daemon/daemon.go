@@ -98,6 +98,12 @@ type Daemon struct {
 	checks    map[string]context.CancelFunc
 	checksCtx context.Context
 
+	// rollout is where canary.steps stands, stepBase the canary's request
+	// counts when its step began, holding why it last held ("" for not).
+	rollout  state.Rollout
+	stepBase map[string]uint64
+	holding  string
+
 	verdict    analysis.Verdict
 	rollbacks  map[state.Cause]uint64 // since start
 	cfgRejects uint64                 // rejected reloads, since start
@@ -128,8 +134,13 @@ func New(opts Options) (*Daemon, error) {
 		d.log.Warn(warning)
 	}
 	d.store = store
+	if d.rollout, warning, err = store.LoadRollout(); err != nil {
+		return nil, err
+	}
+	if warning != "" {
+		d.log.Warn(warning)
+	}
 	d.cfg, d.gen = cfg, 1
-	d.warnUnsupported(cfg)
 	if refusal := config.ImportRefusal(opts.ConfigDir); refusal != "" {
 		d.cfgErr, d.bootRefused = refusal, true
 		d.log.Error("config rejected, the last good one keeps serving", "MESSAGE_ID", MsgConfigRejected,
@@ -139,8 +150,7 @@ func New(opts Options) (*Daemon, error) {
 	// The latch file against the first config; its version is "the
 	// running one", so the windows, new anyway, are not reset.
 	dec := decide.Configured(latch, cfg, cfg.Canary.Version)
-	plan := route.NewPlan(cfg, dec.Mode, nil)
-	d.applyConfigured(dec, plan)
+	plan := d.applyConfigured(dec, route.NewPlan(cfg, dec.Mode, nil))
 
 	if d.panel = opts.Panel; d.panel == nil {
 		if d.panel, err = openPanel(opts.GPIO, cfg.GPIO, d.log); err != nil {
@@ -149,6 +159,7 @@ func New(opts Options) (*Daemon, error) {
 	}
 
 	d.router = route.NewRouter(plan)
+	d.stepBase = canaryRequests(plan)
 	d.proxy = proxy.New(d.router, proxy.Options{
 		ConnectTimeout: cfg.Proxy.ConnectTimeout,
 		ReadTimeout:    cfg.Proxy.HeaderTimeout,
@@ -321,9 +332,11 @@ func (d *Daemon) resetCanary(plan *route.Plan) {
 	d.verdict = analysis.Verdict{}
 }
 
-// applyConfigured carries out what the config d.cfg does to the latch and
-// to plan, its new routing plan, before plan is published; d.mu is held.
-func (d *Daemon) applyConfigured(dec decide.Decision, plan *route.Plan) {
+// applyConfigured carries out what the config d.cfg does to the latch, the
+// rollout and plan, its new routing plan, and returns the plan to publish;
+// d.mu is held.
+func (d *Daemon) applyConfigured(dec decide.Decision, plan *route.Plan) *route.Plan {
+	now := time.Now()
 	if decide.Rearmed(d.latch, dec) {
 		d.log.Info("a new canary version re-arms the canary", "CANARY_VERSION", d.cfg.Canary.Version,
 			"LATCHED_VERSION", d.latch.Version, "LATCH", string(d.latch.Mode))
@@ -337,8 +350,10 @@ func (d *Daemon) applyConfigured(dec decide.Decision, plan *route.Plan) {
 			}
 		case decide.ResetCanary:
 			d.resetCanary(plan)
+			plan.Join(config.Canary, now)
 		}
 	}
+	return d.rolloutPlan(plan, now)
 }
 
 // Reload re-reads the config directory. A directory that does not validate
@@ -376,12 +391,10 @@ func (d *Daemon) reload() error {
 		return fmt.Errorf("config rejected: %w", err)
 	}
 	d.warnUnappliable(cfg)
-	d.warnUnsupported(cfg)
 	dec := decide.Configured(d.latch, cfg, d.cfg.Canary.Version)
 	d.gen++
 	d.cfg, d.cfgErr, d.bootRefused = cfg, "", false
-	plan := route.NewPlan(cfg, dec.Mode, d.router.Plan())
-	d.applyConfigured(dec, plan)
+	plan := d.applyConfigured(dec, route.NewPlan(cfg, dec.Mode, d.router.Plan()))
 	d.proxy.Prepare(plan)
 	d.proxy.SetAccessLog(cfg.Proxy.AccessLog)
 	old := d.router.Publish(plan)
@@ -402,23 +415,6 @@ func errorFile(err error) string {
 	return ""
 }
 
-// warnUnsupported logs [canary] settings this version accepts but does not
-// act on yet, so that nobody believes users are sticky when they are not.
-func (d *Daemon) warnUnsupported(cfg *config.Config) {
-	c := cfg.Canary
-	for _, k := range []struct {
-		key string
-		set bool
-	}{
-		{"canary.steps", len(c.Steps) > 0},
-		{"canary.promote", c.Promote == "auto"},
-	} {
-		if k.set {
-			d.log.Warn(k.key+" is not acted on by this version: the split is the weighted round-robin", "KEY", k.key)
-		}
-	}
-}
-
 // warnUnappliable logs settings that only take effect at a restart.
 func (d *Daemon) warnUnappliable(cfg *config.Config) {
 	for _, key := range config.RestartNeeded(d.cfg, cfg) {
@@ -436,11 +432,11 @@ func (d *Daemon) Rollback(ctx context.Context, cause state.Cause) error {
 	return d.act(decide.Rollback, cause, "")
 }
 
-// Resume clears a rollback or a promotion.
+// Resume clears a rollback or a promotion, and else a pause.
 func (d *Daemon) Resume(ctx context.Context, cause state.Cause) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.act(decide.Resume, cause, "")
+	return d.resume(cause, time.Now())
 }
 
 // Promote sends every new request to the canary, latched.
@@ -453,7 +449,8 @@ func (d *Daemon) Promote(ctx context.Context, cause state.Cause) error {
 // act carries out the decision on op, with d.mu held; reason is an
 // automatic rollback's, for the log.
 func (d *Daemon) act(op decide.Op, cause state.Cause, reason string) error {
-	dec, err := decide.Act(d.latch, d.router.Plan().HasCanary, d.cfg.Canary.Version, op, cause, time.Now())
+	now := time.Now()
+	dec, err := decide.Act(d.latch, d.router.Plan().HasCanary, d.cfg.Canary.Version, op, cause, now)
 	if err != nil || dec.Steps == nil {
 		return err
 	}
@@ -469,7 +466,10 @@ func (d *Daemon) act(op decide.Op, cause state.Cause, reason string) error {
 				return fmt.Errorf("the latch could not be saved, nothing changed: %w", saveErr)
 			}
 		case decide.ResetCanary:
-			d.resetCanary(d.router.Plan())
+			plan := d.router.Plan()
+			d.resetCanary(plan)
+			plan.Join(config.Canary, now)
+			d.restartRollout(now)
 		}
 	}
 	d.latch = dec.Latch
@@ -501,7 +501,9 @@ var (
 
 // Pause holds a progressive rollout at its step.
 func (d *Daemon) Pause(ctx context.Context) error {
-	return errors.New("no progressive rollout is configured (canary.steps): nothing to pause")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pause(time.Now())
 }
 
 // Button presses the button through the panel's own path.
@@ -524,7 +526,12 @@ func (d *Daemon) handlePresses(ctx context.Context) {
 			return
 		case p := <-d.panel.Presses():
 			d.mu.Lock()
-			err := d.act(decide.Press(p.Long), state.CauseButton, "")
+			var err error
+			if op := decide.Press(p.Long); op == decide.Resume {
+				err = d.resume(state.CauseButton, time.Now())
+			} else {
+				err = d.act(op, state.CauseButton, "")
+			}
 			d.mu.Unlock()
 			if err != nil {
 				d.log.Warn("button press changed nothing", "LONG", p.Long, "error", err.Error())
@@ -541,20 +548,22 @@ func (d *Daemon) showLights() {
 
 // Status is the daemon's state as the admin API shows it.
 func (d *Daemon) Status() admin.Status {
+	now := time.Now()
 	d.mu.Lock()
 	cfg, gen, cfgErr, latch, verdict, plan := d.cfg, d.gen, d.cfgErr, d.latch, d.verdict, d.router.Plan()
+	rollout := d.rolloutStatus(now)
 	d.mu.Unlock()
 	mode := plan.Mode
 	// The lights as the state sets them, whether or not a panel shows them
 	// (-gpio off): status "off" means canaryd is not running.
 	status, canary := decide.Lights(mode, cfgErr, verdict.State)
-	now := time.Now()
 	st := admin.Status{
 		State:         mode,
 		CanaryVersion: cfg.Canary.Version,
-		CanaryPercent: round1(plan.CanaryPercent()),
+		CanaryPercent: round1(plan.CanaryPercent(now)),
 		LEDs:          admin.LEDs{Status: status, Canary: canary},
 		Config:        admin.ConfigInfo{Generation: gen, Error: cfgErr, Dir: d.opts.ConfigDir, Files: cfg.Files},
+		Rollout:       rollout,
 		Version:       d.opts.Version,
 		Listen:        d.ProxyAddr(),
 		GPIO:          d.panel.Mode(),

@@ -9,6 +9,8 @@ const (
 	MsgPromote        = "c6f17c4c836e48f2b2674d0aac2bdb45"
 	MsgConfigApplied  = "83b16d47a06145b0a53c319047bfcb57"
 	MsgConfigRejected = "895fc66d860a46a1815432d2b7304dc5"
+	MsgStep           = "0cd69c77fa834f9a944142ddac23df43" // a progressive rollout moved to its next step
+	MsgPause          = "3933819b53114479a55c52f14f374d9d" // canaryctl pause held the rollout
 )
 
 // MsgCanaryBad marks the canary's verdict turning bad (the light turns red).

@@ -25,8 +25,8 @@ func (d *Daemon) metricsSnapshot() web.Snapshot {
 
 	plan := d.router.Plan()
 	s.State = plan.Mode
-	s.CanaryPercent = plan.CanaryPercent()
 	now := time.Now()
+	s.CanaryPercent = plan.CanaryPercent(now)
 	for _, u := range plan.Upstreams {
 		counts, sum, bounds := u.Stats.Latency.Snapshot()
 		cum := analysis.Cumulative(counts)

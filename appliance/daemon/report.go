@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/canary-pi/canary-pi/appliance/analysis"
+	"github.com/canary-pi/canary-pi/appliance/decide"
 	"github.com/canary-pi/canary-pi/appliance/state"
 )
 
@@ -50,7 +51,8 @@ func (d *Daemon) reportStatus(ctx context.Context) {
 	}
 }
 
-// statusLine is e.g. "canary v2 33% healthy · 1520 req/min". The word
+// statusLine is e.g. "canary v2 33% healthy · 1520 req/min", or with
+// canary.steps "canary v2 5% step 2/4 healthy · 1520 req/min". The word
 // after the share is the canary light's: "failing" when the verdict is bad
 // and the light red, "healthy" while it is green.
 func (d *Daemon) statusLine(now time.Time) string {
@@ -63,6 +65,13 @@ func (d *Daemon) statusLine(now time.Time) string {
 	perMin := d.rate.add(now, total)
 	d.mu.Lock()
 	version, cfgErr, verdict := d.cfg.Canary.Version, d.cfgErr, d.verdict.State
+	steps := ""
+	if s, ok := decide.ScheduleOf(d.cfg); ok {
+		steps = fmt.Sprintf(" step %d/%d", d.rollout.Step+1, len(s.Steps))
+		if d.rollout.Paused {
+			steps += " paused"
+		}
+	}
 	d.mu.Unlock()
 
 	var line string
@@ -72,7 +81,7 @@ func (d *Daemon) statusLine(now time.Time) string {
 		if verdict == analysis.Bad {
 			word = "failing"
 		}
-		line = fmt.Sprintf("canary %s %.0f%% %s", version, plan.CanaryPercent(), word)
+		line = fmt.Sprintf("canary %s %.0f%%%s %s", version, plan.CanaryPercent(now), steps, word)
 	case state.RolledBack:
 		line = fmt.Sprintf("ROLLED BACK %s: all traffic to stable", version)
 	case state.Promoted:

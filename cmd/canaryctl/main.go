@@ -190,7 +190,11 @@ func commands() map[string]command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.stdout, "%s: %s\n", done, where(st, "canary "+st.CanaryVersion))
+			line := done + ": " + where(st, "canary "+st.CanaryVersion)
+			if st.Rollout != nil {
+				line += "; rollout " + rolloutLine(st.Rollout, time.Now())
+			}
+			fmt.Fprintln(c.stdout, line)
 			return nil
 		}}
 	}
@@ -205,7 +209,7 @@ func commands() map[string]command {
 			if err != nil {
 				return err
 			}
-			return printStatus(c.stdout, st)
+			return printStatus(c.stdout, st, time.Now())
 		}},
 		"rollback": mutation("rolled back", (*admin.Client).Rollback),
 		"resume":   mutation("resumed", (*admin.Client).Resume),
@@ -290,7 +294,9 @@ func percent(p float64) string {
 	return strconv.FormatFloat(math.Round(p*10)/10, 'f', -1, 64) + "%"
 }
 
-func printStatus(w io.Writer, st admin.Status) error {
+// printStatus prints st for people; now is the clock the time to the next
+// step is counted on.
+func printStatus(w io.Writer, st admin.Status, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	mode := string(st.State)
 	if st.State != state.NoCanary {
@@ -299,6 +305,9 @@ func printStatus(w io.Writer, st admin.Status) error {
 	fmt.Fprintf(tw, "state\t%s, %s\n", mode, where(st, "canary"))
 	if l := st.Latch; l != nil {
 		fmt.Fprintf(tw, "latch\t%s %s by %s at %s\n", l.State, l.Version, l.Cause, l.At)
+	}
+	if r := st.Rollout; r != nil {
+		fmt.Fprintf(tw, "rollout\t%s\n", rolloutLine(r, now))
 	}
 	if v := st.Verdict; v != nil {
 		auto := "auto_rollback off"
@@ -335,6 +344,23 @@ func printStatus(w io.Writer, st admin.Status) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", u.Name, u.Role, u.Weight, u.Requests, u.Errors, healthy, u.URL)
 	}
 	return tw.Flush()
+}
+
+// rolloutLine is e.g. "step 1 of 2 (10%), next 50% in 4m10s at
+// 2026-12-01T10:05:00Z", or the step and why it holds.
+func rolloutLine(r *admin.Rollout, now time.Time) string {
+	line := fmt.Sprintf("step %d of %d (%s) since %s", r.Step+1, len(r.Steps), percent(r.Percent), r.Entered)
+	switch {
+	case r.Holding != "":
+		line += ", holding: " + r.Holding
+	case r.NextAt != nil && r.Step+1 < len(r.Steps):
+		in := "due now"
+		if at, err := time.Parse(time.RFC3339, *r.NextAt); err == nil && at.After(now) {
+			in = "in " + at.Sub(now).Round(time.Second).String()
+		}
+		line += fmt.Sprintf(", next %s %s at %s", percent(r.Steps[r.Step+1]), in, *r.NextAt)
+	}
+	return line
 }
 
 // printIncidents lists the contract's fields of each incident in body;

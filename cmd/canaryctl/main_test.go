@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
 	"github.com/canary-pi/canary-pi/appliance/admin/admintest"
@@ -99,7 +100,7 @@ func TestRefusalExits1WithTheReason(t *testing.T) {
 	oneLine(t, "refused reload's stderr", r.stderr, `canaryctl: canaryd.toml:4: unknown key "listn"; canaryd.toml:9`)
 }
 
-// canaryd has no progressive rollout yet, so it refuses every pause.
+// Without canary.steps there is nothing to pause: canaryd refuses.
 func TestPauseExits1WithoutARollout(t *testing.T) {
 	ctl, socket := daemon(t, admintest.Canary())
 	r := canaryctl(nil, "-socket", socket, "pause")
@@ -114,6 +115,57 @@ func TestPauseExits1WithoutARollout(t *testing.T) {
 	}
 	if got := ctl.Calls(); !slices.Equal(got, []string{"Pause()"}) {
 		t.Errorf("calls = %q, want [Pause()]", got)
+	}
+}
+
+func TestPauseAndResumeARollout(t *testing.T) {
+	next := "2026-12-01T10:05:00Z"
+	st := admintest.Canary()
+	st.CanaryPercent = 10
+	st.Rollout = &admin.Rollout{Steps: []float64{10, 50}, Percent: 10, Entered: "2026-12-01T10:00:00Z", NextAt: &next}
+	ctl, socket := daemon(t, st)
+
+	r := canaryctl(nil, "-socket", socket, "pause")
+	if r.code != 0 || r.stdout != "paused: canary v2 gets 10% of new requests; rollout step 1 of 2 (10%) since 2026-12-01T10:00:00Z, holding: paused: canaryctl resume lets it go on\n" {
+		t.Errorf("pause: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if got := ctl.Status().Rollout; !got.Paused || got.NextAt != nil {
+		t.Errorf("after pause, rollout %+v: want paused, no next_at", got)
+	}
+	r = canaryctl(nil, "-socket", socket, "resume")
+	if r.code != 0 || strings.Contains(r.stdout, "paused") || ctl.Status().Rollout.Paused {
+		t.Errorf("resume: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if got := ctl.Calls(); !slices.Equal(got, []string{"Pause()", "Resume(command)"}) {
+		t.Errorf("calls = %q", got)
+	}
+	ctl.Rollback(t.Context(), "command")
+	if r := canaryctl(nil, "-socket", socket, "pause"); r.code != 1 || !strings.Contains(r.stderr, "rolled back: nothing to pause") {
+		t.Errorf("pause while rolled back: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+func TestRolloutLine(t *testing.T) {
+	now := time.Date(2026, 12, 1, 10, 0, 50, 0, time.UTC)
+	next := "2026-12-01T10:05:00Z"
+	base := admin.Rollout{Steps: []float64{1, 5, 25}, Step: 1, Percent: 5, Entered: "2026-12-01T10:00:00Z"}
+	for _, tt := range []struct {
+		name string
+		edit func(*admin.Rollout)
+		want string
+	}{
+		{"on schedule", func(r *admin.Rollout) { r.NextAt = &next }, "step 2 of 3 (5%) since 2026-12-01T10:00:00Z, next 25% in 4m10s at 2026-12-01T10:05:00Z"},
+		{"holding", func(r *admin.Rollout) { r.Holding = "the canary is failing: 9 errors" }, "step 2 of 3 (5%) since 2026-12-01T10:00:00Z, holding: the canary is failing: 9 errors"},
+		{"due", func(r *admin.Rollout) { past := "2026-12-01T09:00:00Z"; r.NextAt = &past }, "step 2 of 3 (5%) since 2026-12-01T10:00:00Z, next 25% due now at 2026-12-01T09:00:00Z"},
+		{"last step", func(r *admin.Rollout) { r.Step, r.Percent = 2, 25 }, "step 3 of 3 (25%) since 2026-12-01T10:00:00Z"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := base
+			tt.edit(&r)
+			if got := rolloutLine(&r, now); got != tt.want {
+				t.Errorf("got  %q\nwant %q", got, tt.want)
+			}
+		})
 	}
 }
 

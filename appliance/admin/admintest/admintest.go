@@ -4,7 +4,6 @@ package admintest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -25,8 +24,8 @@ import (
 // the latch, the state, the lights and the message as appliance/decide
 // decides them for canaryd, refusals included; reload applies a config
 // directory that changed, which only counts the generation up (a fake has no
-// directory); pause is refused as canaryd refuses it (it has no progressive
-// rollout). The fake never judges the canary: its verdict is the one in the
+// directory); pause holds the starting status's rollout, as canaryd's
+// decide.Pause does, and is refused without one. The fake never judges the canary: its verdict is the one in the
 // starting status until a resume resets it, as canaryd's is. Every call is
 // recorded. A refusal set with Refuse is returned instead.
 type Controller struct {
@@ -116,7 +115,13 @@ func (c *Controller) Rollback(_ context.Context, cause state.Cause) error {
 func (c *Controller) Resume(_ context.Context, cause state.Cause) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.call("Resume", string(cause), func() error { return c.act(decide.Resume, cause) })
+	return c.call("Resume", string(cause), func() error {
+		if ro := c.status.Rollout; ro != nil && ro.Paused && !c.latch.Latched() {
+			c.showRollout(false)
+			return nil
+		}
+		return c.act(decide.Resume, cause)
+	})
 }
 
 // Promote implements admin.Controller.
@@ -126,14 +131,33 @@ func (c *Controller) Promote(_ context.Context, cause state.Cause) error {
 	return c.call("Promote", string(cause), func() error { return c.act(decide.Promote, cause) })
 }
 
-// Pause implements admin.Controller: it refuses, with canaryd's reason,
-// as canaryd has no progressive rollout to hold.
+// Pause implements admin.Controller: it holds the status's rollout, and
+// refuses with canaryd's reasons without one or while latched.
 func (c *Controller) Pause(context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.call("Pause", "", func() error {
-		return errors.New("no progressive rollout is configured (canary.steps): nothing to pause")
+		ro := c.status.Rollout
+		if ro == nil {
+			return decide.ErrNoRollout
+		}
+		r, err := decide.Pause(state.Rollout{Version: c.status.CanaryVersion, Paused: ro.Paused}, c.status.State, latchedAt)
+		if err != nil {
+			return err
+		}
+		c.showRollout(r.Paused)
+		return nil
 	})
+}
+
+// showRollout shows the rollout paused or not, as canaryd's status does.
+func (c *Controller) showRollout(paused bool) {
+	r := *c.status.Rollout
+	r.Paused, r.Holding, r.NextAt = paused, "", nil
+	if paused {
+		r.Holding = "paused: canaryctl resume lets it go on"
+	}
+	c.status.Rollout = &r
 }
 
 // Reload implements admin.Controller.
@@ -185,6 +209,13 @@ func (c *Controller) act(op decide.Op, cause state.Cause) error {
 	for _, step := range dec.Steps {
 		if step == decide.ResetCanary {
 			c.verdict = analysis.Verdict{}
+			if ro := c.status.Rollout; ro != nil {
+				// canaryd starts the canary again at the first step.
+				r := *ro
+				r.Step, r.Percent, r.Paused, r.Holding = 0, r.Steps[0], false, ""
+				c.status.Rollout = &r
+				c.percent = r.Percent
+			}
 			if c.status.Verdict != nil {
 				v := *c.status.Verdict
 				v.State, v.Reason = c.verdict.State, c.verdict.Reason
