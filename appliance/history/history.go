@@ -35,6 +35,9 @@ const (
 	Version  Kind = "version"  // canary.version changed
 )
 
+// Kinds returns every Kind, in the order above.
+func Kinds() []Kind { return []Kind{Step, Rollback, Resume, Promote, Pause, Version} }
+
 // Totals are one role's cumulative counters, summed over its upstreams, and
 // its p99 latency over the analysis window, as of one moment.
 type Totals struct {
