@@ -126,6 +126,9 @@ func TestStatusPageChartsInChromium(t *testing.T) {
 			if n := eval[int](tb, `document.querySelectorAll('#chart-`+c+` line.mark.rollback').length`); n != 1 {
 				t.Errorf("chart %s: %d rollback marks, want 1", c, n)
 			}
+			if n := eval[int](tb, `document.querySelectorAll('#chart-`+c+` path.glyph.rollback').length`); n != 1 {
+				t.Errorf("chart %s: %d rollback glyphs, want 1: the mark must not need colour to be told apart", c, n)
+			}
 			if n := eval[int](tb, `document.querySelectorAll('#chart-`+c+` line.mark.step').length`); n != 1 {
 				t.Errorf("chart %s: %d step marks, want 1", c, n)
 			}
@@ -135,6 +138,9 @@ func TestStatusPageChartsInChromium(t *testing.T) {
 		}
 		if got := eval[string](tb, `document.getElementById('chart-legend').innerText`); !strings.Contains(got, "stable") || !strings.Contains(got, "canary") {
 			t.Errorf("legend %q", got)
+		}
+		if got := eval[string](tb, `document.getElementById('chart-rps').getAttribute('aria-label')`); !regexp.MustCompile(`^Requests per second, last 15 minutes: stable \d+/s, canary 0/s$`).MatchString(got) {
+			t.Errorf("the requests chart reads %q to a screen reader", got)
 		}
 		if got := eval[[]string](tb, `[...document.querySelectorAll('#chart-err text')].map(e => e.textContent)`); !slices.Contains(got, "now") || !slices.Contains(got, "15m ago") || !slices.ContainsFunc(got, func(s string) bool { return strings.HasSuffix(s, "%") }) {
 			t.Errorf("error chart's axis labels: %q", got)
@@ -174,7 +180,7 @@ func TestStatusPageChartsInChromium(t *testing.T) {
 		if got := eval[[]string](tb, `[...document.querySelectorAll('#charts text.none')].map(e => e.textContent)`); !slices.Equal(got, []string{"no traffic yet", "no traffic yet", "no traffic yet"}) {
 			t.Errorf("empty charts say %q", got)
 		}
-		if n := eval[int](tb, `document.querySelectorAll('#charts path').length`); n != 0 {
+		if n := eval[int](tb, `document.querySelectorAll('#charts path.ln').length`); n != 0 {
 			t.Errorf("%d lines drawn without traffic", n)
 		}
 		if !eval[bool](tb, `document.getElementById('rollout-card').hidden`) {
