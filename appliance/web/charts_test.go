@@ -171,6 +171,35 @@ func TestStatusPageChartsInChromium(t *testing.T) {
 		}
 	})
 
+	t.Run("a pause in sampling breaks the lines", func(t *testing.T) {
+		// Ten samples, a minute the daemon did not sample (a restart), one
+		// sample alone, another gap, and five more.
+		now := time.Now()
+		h := history.New()
+		var n uint64
+		for _, i := range []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 22, 40, 41, 42, 43, 44} {
+			n += 50
+			h.Record(now.Add(time.Duration(i-44)*history.Interval), history.Totals{Requests: n / 2, P99: time.Millisecond}, history.Totals{Requests: n, P99: time.Millisecond})
+		}
+		ctl := admintest.NewController(admintest.Canary())
+		ctl.SetHistory(h.Snapshot(now))
+		srv := serveAdmin(t, ctl, admin.HandlerOptions{Cause: "api"})
+		tb := newTab(t, browser)
+		tb.do("loading the page", chromedp.Navigate(srv.url))
+		tb.waitFor("the charts", `document.getElementById('charts').dataset.state === 'data'`)
+		paths := eval[map[string]map[string]string](tb, chartPaths)
+		for _, c := range []string{"rps", "err", "p99"} {
+			d := paths[c]["stable"]
+			coords(t, c, d)
+			if got := strings.Count(d, "M"); got != 3 {
+				t.Errorf("chart %s: the stable line has %d runs, want 3: %q", c, got, d)
+			}
+			if !strings.Contains(d, " h0 M") {
+				t.Errorf("chart %s: the lone sample is not drawn as a dot: %q", c, d)
+			}
+		}
+	})
+
 	t.Run("an empty history says there is no traffic yet", func(t *testing.T) {
 		ctl := admintest.NewController(admintest.Canary())
 		srv := serveAdmin(t, ctl, admin.HandlerOptions{Cause: "api"})
