@@ -7,6 +7,7 @@ import (
 	"context"
 
 	"github.com/canary-pi/canary-pi/appliance/analysis"
+	"github.com/canary-pi/canary-pi/appliance/history"
 	"github.com/canary-pi/canary-pi/appliance/state"
 	"github.com/canary-pi/canary-pi/gpio/led"
 )
@@ -102,6 +103,9 @@ type Latch struct {
 // operator can act on (its text is shown to them as it is).
 type Controller interface {
 	Status() Status
+	// History is the last fifteen minutes of traffic per role and the
+	// rollout's marks: the body of GET /v1/history.
+	History() history.Snapshot
 	Rollback(ctx context.Context, cause state.Cause) error
 	Resume(ctx context.Context, cause state.Cause) error
 	Promote(ctx context.Context, cause state.Cause) error

@@ -49,6 +49,7 @@ func NewHandler(c Controller, opts HandlerOptions) *Handler {
 		h.token = []byte("Bearer " + opts.Token)
 	}
 	h.mux.HandleFunc("GET /v1/status", h.status)
+	h.mux.HandleFunc("GET /v1/history", h.history)
 	h.mux.HandleFunc("POST /v1/rollback", h.command(func(ctx context.Context) error {
 		return c.Rollback(ctx, opts.Cause)
 	}))
@@ -100,6 +101,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) status(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, h.ctl.Status())
+}
+
+// history answers compactly: it is 180 samples a page asks for every few
+// seconds, and nobody reads it by eye.
+func (h *Handler) history(w http.ResponseWriter, _ *http.Request) {
+	b, err := json.Marshal(h.ctl.History())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "history: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	// A failed write means the client is gone.
+	_, _ = w.Write(append(b, '\n'))
 }
 
 // command wraps a mutation: the request body, if any, is ignored (every

@@ -11,10 +11,12 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
 	"github.com/canary-pi/canary-pi/appliance/admin/admintest"
 	"github.com/canary-pi/canary-pi/appliance/analysis"
+	"github.com/canary-pi/canary-pi/appliance/history"
 	"github.com/canary-pi/canary-pi/appliance/state"
 	"github.com/canary-pi/canary-pi/gpio/led"
 )
@@ -305,5 +307,51 @@ func TestStatusJSONValuesAreTheTypesText(t *testing.T) {
 	}
 	if back.State != st.State || back.LEDs != st.LEDs || *back.Latch != *st.Latch || back.Verdict.State != st.Verdict.State {
 		t.Errorf("read back %+v, want %+v", back, st)
+	}
+}
+
+func TestHistoryIsServedBesideTheStatus(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	h := history.New()
+	h.Record(t0, history.Totals{Requests: 10, Errors: 2, P99: 40 * time.Millisecond}, history.Totals{Requests: 90})
+	h.Mark(t0.Add(time.Second), history.Rollback, 0, "rolled back by the button")
+	ctl := admintest.NewController(admintest.Canary())
+	ctl.SetHistory(h.Snapshot(t0.Add(history.Interval)))
+	srv := httptest.NewServer(admin.NewHandler(ctl, admin.HandlerOptions{Cause: "api", Token: "s3cret"}))
+	t.Cleanup(srv.Close)
+
+	// Reading needs no token, as the status does.
+	res, err := http.Get(srv.URL + "/v1/history")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "application/json" || res.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("GET /v1/history: %s, Content-Type %q, Cache-Control %q", res.Status, res.Header.Get("Content-Type"), res.Header.Get("Cache-Control"))
+	}
+	var got history.Snapshot
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatalf("history is not JSON: %v\n%s", err, body)
+	}
+	if got.IntervalS != 5 || len(got.Samples) != 1 || got.Samples[0].Canary.Errors != 2 || got.Samples[0].Canary.P99Ms != 40 ||
+		len(got.Marks) != 1 || got.Marks[0].Kind != history.Rollback {
+		t.Errorf("history %+v", got)
+	}
+	if strings.Count(string(body), "\n") != 1 {
+		t.Errorf("history is not compact JSON on one line:\n%s", body)
+	}
+	if calls := ctl.Calls(); len(calls) != 0 {
+		t.Errorf("reading the history changed something: %q", calls)
+	}
+
+	// A fresh fake, as a fresh daemon, has empty lists, not nulls.
+	c := onSocket(t, admintest.NewController(admintest.Canary()))
+	empty, err := c.Get(context.Background(), "/v1/history")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(empty), `"samples":[]`) || !strings.Contains(string(empty), `"marks":[]`) {
+		t.Errorf("an empty history: %s", empty)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/analysis"
 	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/decide"
+	"github.com/canary-pi/canary-pi/appliance/history"
 	"github.com/canary-pi/canary-pi/appliance/proxy"
 	"github.com/canary-pi/canary-pi/appliance/route"
 	"github.com/canary-pi/canary-pi/appliance/state"
@@ -107,6 +108,7 @@ type Daemon struct {
 	verdict    analysis.Verdict
 	rollbacks  map[state.Cause]uint64 // since start
 	cfgRejects uint64                 // rejected reloads, since start
+	hist       *history.History       // the status page's charts
 }
 
 // New loads the configuration and the latch and binds every listener, so
@@ -119,7 +121,7 @@ func New(opts Options) (*Daemon, error) {
 		opts.Notifier = noNotifier{}
 	}
 	d := &Daemon{opts: opts, log: opts.Logger, notify: opts.Notifier, started: time.Now(),
-		rollbacks: map[state.Cause]uint64{}, checks: map[string]context.CancelFunc{}}
+		rollbacks: map[state.Cause]uint64{}, checks: map[string]context.CancelFunc{}, hist: history.New()}
 	d.watcher = watch.New(opts.ConfigDir, watch.Options{Logger: opts.Logger})
 
 	cfg, err := config.Load(opts.ConfigDir)
@@ -263,6 +265,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.notify.Ready()
 	background(func() { d.reportStatus(ctx) })
 	background(func() { d.analyze(ctx) })
+	background(func() { d.recordHistory(ctx) })
 
 	d.log.Info("canaryd serving", "LISTEN", d.ProxyAddr(), "ADMIN_SOCKET", d.Socket(),
 		"ADMIN_LISTEN", d.AdminAddr(), "GPIO", d.panel.Mode(), "STATE", string(d.router.Plan().Mode),
@@ -392,6 +395,7 @@ func (d *Daemon) reload() error {
 	}
 	d.warnUnappliable(cfg)
 	dec := decide.Configured(d.latch, cfg, d.cfg.Canary.Version)
+	prevVersion := d.cfg.Canary.Version
 	d.gen++
 	d.cfg, d.cfgErr, d.bootRefused = cfg, "", false
 	plan := d.applyConfigured(dec, route.NewPlan(cfg, dec.Mode, d.router.Plan()))
@@ -399,6 +403,9 @@ func (d *Daemon) reload() error {
 	d.proxy.SetAccessLog(cfg.Proxy.AccessLog)
 	old := d.router.Publish(plan)
 	d.proxy.Retire(old, plan)
+	if cfg.Canary.Version != prevVersion {
+		d.mark(time.Now(), "version", versionText(prevVersion, cfg.Canary.Version), plan.CanaryPercent())
+	}
 	d.syncChecks(cfg)
 	d.showLights()
 	d.log.Info("config applied", "MESSAGE_ID", MsgConfigApplied, "GENERATION", d.gen,
@@ -474,6 +481,7 @@ func (d *Daemon) act(op decide.Op, cause state.Cause, reason string) error {
 	}
 	d.latch = dec.Latch
 	d.showLights()
+	d.mark(time.Now(), string(op), actText(op, cause, d.cfg.Canary.Version, reason), d.router.Plan().CanaryPercent())
 	attrs := []any{"MESSAGE_ID", opMessageIDs[op], "CAUSE", cause, "CANARY_VERSION", d.cfg.Canary.Version}
 	if reason != "" {
 		attrs = append(attrs, "REASON", reason)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/canary-pi/canary-pi/appliance/analysis"
+	"github.com/canary-pi/canary-pi/appliance/history"
 	"github.com/canary-pi/canary-pi/appliance/state"
 	gpioled "github.com/canary-pi/canary-pi/gpio/led"
 )
@@ -33,6 +34,7 @@ func TestPageSpellsValuesAsTheTypes(t *testing.T) {
 		{"const STATE =", modes},
 		{"const VERDICT =", verdicts},
 		{"const CAUSE =", causes},
+		{"const MARK =", texts(history.Kinds())},
 	} {
 		if got := objectKeys(t, page, tc.table); !sameSet(got, tc.want) {
 			t.Errorf("%s has keys %v, want %v", tc.table, got, tc.want)

@@ -14,6 +14,7 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/admin"
 	"github.com/canary-pi/canary-pi/appliance/analysis"
 	"github.com/canary-pi/canary-pi/appliance/decide"
+	"github.com/canary-pi/canary-pi/appliance/history"
 	"github.com/canary-pi/canary-pi/appliance/state"
 	"github.com/canary-pi/canary-pi/gpio/led"
 	"github.com/canary-pi/canary-pi/internal/testkit"
@@ -27,10 +28,12 @@ import (
 // directory); pause holds the starting status's rollout, as canaryd's
 // decide.Pause does, and is refused without one. The fake never judges the canary: its verdict is the one in the
 // starting status until a resume resets it, as canaryd's is. Every call is
-// recorded. A refusal set with Refuse is returned instead.
+// recorded. A refusal set with Refuse is returned instead. Its history is
+// empty until SetHistory gives it one; the actions add no marks to it.
 type Controller struct {
 	mu      sync.Mutex
 	status  admin.Status
+	history history.Snapshot
 	latch   state.Latch
 	verdict analysis.Verdict
 	percent float64 // the canary's share to restore on resume
@@ -46,7 +49,8 @@ var latchedAt = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 // Verdict say whether a canary is configured, what is latched and how the
 // canary is judged. s.CanaryPercent is the share a resume restores.
 func NewController(s admin.Status) *Controller {
-	c := &Controller{status: s, percent: s.CanaryPercent, refuse: map[string]error{}}
+	c := &Controller{status: s, percent: s.CanaryPercent, refuse: map[string]error{},
+		history: history.New().Snapshot(latchedAt)}
 	if s.Latch != nil {
 		at, _ := time.Parse(time.RFC3339, s.Latch.At)
 		c.latch = state.Latch{Mode: s.Latch.State, Version: s.Latch.Version, Cause: s.Latch.Cause, At: at}
@@ -102,6 +106,20 @@ func (c *Controller) Status() admin.Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.status
+}
+
+// History implements admin.Controller.
+func (c *Controller) History() history.Snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.history
+}
+
+// SetHistory makes History return s from now on.
+func (c *Controller) SetHistory(s history.Snapshot) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.history = s
 }
 
 // Rollback implements admin.Controller.
