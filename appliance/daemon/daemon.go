@@ -404,7 +404,7 @@ func (d *Daemon) reload() error {
 	old := d.router.Publish(plan)
 	d.proxy.Retire(old, plan)
 	if cfg.Canary.Version != prevVersion {
-		d.mark(time.Now(), "version", versionText(prevVersion, cfg.Canary.Version), plan.CanaryPercent())
+		d.mark(time.Now(), history.Version, versionText(prevVersion, cfg.Canary.Version))
 	}
 	d.syncChecks(cfg)
 	d.showLights()
@@ -481,7 +481,7 @@ func (d *Daemon) act(op decide.Op, cause state.Cause, reason string) error {
 	}
 	d.latch = dec.Latch
 	d.showLights()
-	d.mark(time.Now(), string(op), actText(op, cause, d.cfg.Canary.Version, reason), d.router.Plan().CanaryPercent())
+	d.mark(now, opKinds[op], actText(op, cause, d.cfg.Canary.Version, reason))
 	attrs := []any{"MESSAGE_ID", opMessageIDs[op], "CAUSE", cause, "CANARY_VERSION", d.cfg.Canary.Version}
 	if reason != "" {
 		attrs = append(attrs, "REASON", reason)
@@ -505,6 +505,7 @@ var (
 		decide.Promote:  "promoted: all new requests go to the canary",
 	}
 	opMessageIDs = map[decide.Op]string{decide.Rollback: MsgRollback, decide.Resume: MsgResume, decide.Promote: MsgPromote}
+	opKinds      = map[decide.Op]history.Kind{decide.Rollback: history.Rollback, decide.Resume: history.Resume, decide.Promote: history.Promote}
 )
 
 // Pause holds a progressive rollout at its step.

@@ -46,9 +46,9 @@ func totals(plan *route.Plan, now time.Time) (canary, stable history.Totals) {
 }
 
 // mark records on the charts' time line what changed the canary's share:
-// kind is one of history's kinds, percent the share after it.
-func (d *Daemon) mark(now time.Time, kind, text string, percent float64) {
-	d.hist.Mark(now, history.Kind(kind), percent, text)
+// the share it shows is the plan's now, after the change.
+func (d *Daemon) mark(now time.Time, kind history.Kind, text string) {
+	d.hist.Mark(now, kind, d.router.Plan().CanaryPercent(now), text)
 }
 
 // actText is a mark's line for an action, such as "rollback of v2 by the

@@ -9,6 +9,7 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/analysis"
 	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/decide"
+	"github.com/canary-pi/canary-pi/appliance/history"
 	"github.com/canary-pi/canary-pi/appliance/route"
 	"github.com/canary-pi/canary-pi/appliance/state"
 )
@@ -99,6 +100,8 @@ func (d *Daemon) progress(now time.Time, v analysis.Verdict) {
 		d.log.Warn(fmt.Sprintf("rollout: step %d of %d, %s of new requests to the canary", pos.Rollout.Step+1, len(s.Steps),
 			percent(pos.Rollout.Percent)), "MESSAGE_ID", MsgStep, "CANARY_VERSION", d.cfg.Canary.Version,
 			"STEP", pos.Rollout.Step, "PERCENT", pos.Rollout.Percent)
+		d.mark(now, history.Step, fmt.Sprintf("step %d of %d: %s to %s", pos.Rollout.Step+1, len(s.Steps),
+			percent(pos.Rollout.Percent), d.cfg.Canary.Version))
 	case decide.Finish:
 		reason := fmt.Sprintf("the last step (%s) passed with a good verdict", percent(pos.Rollout.Percent))
 		if err := d.act(decide.Promote, state.CauseAuto, reason); err != nil {
@@ -138,6 +141,7 @@ func (d *Daemon) pause(now time.Time) error {
 	d.rollout = next
 	d.log.Warn("paused: the rollout holds at "+percent(next.Percent), "MESSAGE_ID", MsgPause,
 		"CANARY_VERSION", d.cfg.Canary.Version, "STEP", next.Step)
+	d.mark(now, history.Pause, "rollout of "+d.cfg.Canary.Version+" paused at "+percent(next.Percent))
 	return nil
 }
 
@@ -154,6 +158,7 @@ func (d *Daemon) resume(cause state.Cause, now time.Time) error {
 	d.rollout = next
 	d.log.Warn("resumed: the rollout goes on at "+percent(next.Percent), "MESSAGE_ID", MsgResume,
 		"CAUSE", cause, "CANARY_VERSION", d.cfg.Canary.Version, "STEP", next.Step)
+	d.mark(now, history.Resume, "rollout of "+d.cfg.Canary.Version+" resumed at "+percent(next.Percent))
 	return nil
 }
 
