@@ -2,6 +2,7 @@ package route
 
 import (
 	"testing"
+	"time"
 
 	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/state"
@@ -77,5 +78,35 @@ func TestUsersFollowTheStepsShare(t *testing.T) {
 	}
 	if share := float64(canary) * 100 / n; share < 4 || share > 6 {
 		t.Errorf("%.2f%% of users on the canary at the 5%% step, want 4 to 6", share)
+	}
+}
+
+// TestANewVersionRampsUpToItsStep: with slow_start on the canary, a join
+// (a new canary.version, a re-arm) starts its step's share small.
+func TestANewVersionRampsUpToItsStep(t *testing.T) {
+	c := upstream("c1", 5, config.Canary)
+	c.SlowStart = 10 * time.Second
+	p := plan(state.Canary, upstream("s1", 10, config.Stable), c).AtStep(50)
+	p.Join(config.Canary, now)
+	canaryAt := func(at time.Time) int {
+		n := 0
+		for range 100 {
+			var tried swrr.Set
+			u := p.Pick(&tried, at)
+			p.Done(u, false, at)
+			if u.Name == "c1" {
+				n++
+			}
+		}
+		return n
+	}
+	if n := canaryAt(now.Add(time.Second)); n > 15 {
+		t.Errorf("1 s into a 10 s slow start the canary got %d of 100 at the 50%% step, want at most 15", n)
+	}
+	if got := p.CanaryPercent(now.Add(time.Second)); got > 15 {
+		t.Errorf("canary percent %v 1 s into the ramp", got)
+	}
+	if n := canaryAt(now.Add(11 * time.Second)); n != 50 {
+		t.Errorf("after the slow start the canary got %d of 100 at the 50%% step, want 50", n)
 	}
 }
