@@ -212,3 +212,29 @@ func TestPauseHoldsAndResumeReleasesTheRollout(t *testing.T) {
 	atStep(t, a.socket, 1)
 	p.stop()
 }
+
+// TestAutoPromoteAfterTheLastStep: promote = "auto" promotes a healthy
+// canary once its last step has passed, latched with cause auto.
+func TestAutoPromoteAfterTheLastStep(t *testing.T) {
+	integration(t)
+	a := newAppliance(t)
+	v1, v2 := testkit.StartBackend(t, "v1"), testkit.StartBackend(t, "v2")
+	a.writeConfig(withCanary(a.config("v2", upstream{v1, 10, "stable"}, upstream{v2, 5, "canary"}),
+		"steps = [50]", `step_interval = "1s"`, "min_requests = 10", `promote = "auto"`))
+	p := a.start()
+	for range 20 {
+		statuses(t, a.listen, 50)
+		if getStatus(t, a.socket).State == "promoted" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	st := waitStatus(t, a.socket, "promoted", func(s admin.Status) bool { return s.State == "promoted" })
+	if st.Latch == nil || st.Latch.Cause != "auto" || st.CanaryPercent != 100 {
+		t.Errorf("after the last step: latch %+v, canary_percent %v; want promoted by auto, 100", st.Latch, st.CanaryPercent)
+	}
+	if names := sequence(t, a.listen, 10); count(names, "v2") != 10 {
+		t.Errorf("promoted, the canary got %d of 10", count(names, "v2"))
+	}
+	p.stop()
+}
