@@ -408,19 +408,8 @@ func TestStatusPageScreenshots(t *testing.T) {
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	dir := os.Getenv("CANARYPI_SCREENSHOT_DIR")
-	if dir == "" {
-		dir = t.TempDir()
-	}
-
-	for _, size := range []struct {
-		name          string
-		width, height int64
-		opts          []chromedp.EmulateViewportOption
-	}{
-		{"laptop", 1280, 900, nil},
-		{"phone", 390, 844, []chromedp.EmulateViewportOption{chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulateTouch}},
-	} {
+	dir := screenshotDir(t)
+	for _, size := range viewports {
 		t.Run(size.name, func(t *testing.T) {
 			tb := newTab(t, browser)
 			tb.do("loading the page",
@@ -442,17 +431,41 @@ func TestStatusPageScreenshots(t *testing.T) {
 			}
 			// Both blinking lights caught in their lit half.
 			tb.do("freezing the blink", chromedp.Evaluate[chromedp.Void](`document.getAnimations().forEach(a => { a.pause(); a.currentTime = 0; })`))
-			ctx, cancel := context.WithTimeout(tb.ctx, wait)
-			defer cancel()
-			png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-			if err != nil {
-				t.Fatal(err)
-			}
-			path := filepath.Join(dir, "canaryd-status-"+size.name+".png")
-			if err := os.WriteFile(path, png, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("screenshot: %s", path)
+			tb.screenshot(filepath.Join(dir, "canaryd-status-"+size.name+".png"), chromedp.FullScreenshot(100))
 		})
 	}
+}
+
+// viewports are the screens the page is looked at on: a laptop and a phone.
+var viewports = []struct {
+	name          string
+	width, height int64
+	opts          []chromedp.EmulateViewportOption
+}{
+	{"laptop", 1280, 900, nil},
+	{"phone", 390, 844, []chromedp.EmulateViewportOption{chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulateTouch}},
+}
+
+// screenshotDir is $CANARYPI_SCREENSHOT_DIR when set, to look at the
+// PNGs, else a directory the test removes.
+func screenshotDir(t *testing.T) string {
+	if dir := os.Getenv("CANARYPI_SCREENSHOT_DIR"); dir != "" {
+		return dir
+	}
+	return t.TempDir()
+}
+
+// screenshot takes shot in the tab and writes the PNG to path.
+func (tb *tab) screenshot(path string, shot chromedp.Action[[]byte]) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, wait)
+	defer cancel()
+	png, err := chromedp.Run(ctx, shot)
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		tb.t.Fatal(err)
+	}
+	tb.t.Logf("screenshot: %s", path)
 }

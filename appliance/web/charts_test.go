@@ -1,8 +1,6 @@
 package web_test
 
 import (
-	"context"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -217,18 +215,8 @@ func TestStatusPageChartsInChromium(t *testing.T) {
 		}
 	})
 
-	dir := os.Getenv("CANARYPI_SCREENSHOT_DIR")
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	for _, size := range []struct {
-		name          string
-		width, height int64
-		opts          []chromedp.EmulateViewportOption
-	}{
-		{"laptop", 1280, 900, nil},
-		{"phone", 390, 844, []chromedp.EmulateViewportOption{chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulateTouch}},
-	} {
+	dir := screenshotDir(t)
+	for _, size := range viewports {
 		t.Run("screenshot on a "+size.name, func(t *testing.T) {
 			ctl := admintest.NewController(withRollout(time.Now().Add(4*time.Minute+10*time.Second), ""))
 			ctl.SetHistory(badCanaryHistory(time.Now()))
@@ -256,17 +244,7 @@ func TestStatusPageChartsInChromium(t *testing.T) {
 				"-rollout": chromedp.Screenshot(chromedp.ID("rollout-card")),
 				"-history": chromedp.Screenshot(chromedp.ID("history-card")),
 			} {
-				ctx, cancel := context.WithTimeout(tb.ctx, wait)
-				png, err := chromedp.Run(ctx, shot)
-				cancel()
-				if err != nil {
-					t.Fatal(err)
-				}
-				path := filepath.Join(dir, "canaryd-charts-"+size.name+name+".png")
-				if err := os.WriteFile(path, png, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				t.Logf("screenshot: %s", path)
+				tb.screenshot(filepath.Join(dir, "canaryd-charts-"+size.name+name+".png"), shot)
 			}
 		})
 	}

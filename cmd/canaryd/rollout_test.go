@@ -25,6 +25,25 @@ func atStep(t *testing.T, socket string, step int) admin.Status {
 	})
 }
 
+// withTraffic sends requests, 50 at a time, until the status meets ok: at
+// most 1000 requests over 10 s, the bound of a hang.
+func withTraffic(t *testing.T, a *appliance, what string, ok func(admin.Status) bool) admin.Status {
+	t.Helper()
+	var st admin.Status
+	deadline := time.Now().Add(10 * time.Second)
+	for range 20 {
+		statuses(t, a.listen, 50)
+		if st = getStatus(t, a.socket); ok(st) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !ok(st) {
+		t.Fatalf("%s: not with 1000 requests within 10 s; rollout %+v, state %s", what, st.Rollout, st.State)
+	}
+	return st
+}
+
 // TestRolloutStepsSmoothlyAdvancesAndSurvivesARestart: at 10%, exactly one
 // keyless request in ten reaches the canary, never two in a row; a healthy
 // canary moves to the next step after the interval; a restart keeps it.
@@ -57,14 +76,7 @@ func TestRolloutStepsSmoothlyAdvancesAndSurvivesARestart(t *testing.T) {
 	}
 
 	// Enough traffic for a verdict: the interval passes and it advances.
-	for range 20 {
-		statuses(t, a.listen, 50)
-		if st = getStatus(t, a.socket); st.Rollout.Step == 1 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	st = atStep(t, a.socket, 1)
+	st = withTraffic(t, a, "rollout at step 1", func(s admin.Status) bool { return s.Rollout.Step == 1 })
 	if r := st.Rollout; r.Percent != 50 || r.NextAt != nil || !strings.Contains(r.Holding, "canaryctl promote") || st.CanaryPercent != 50 {
 		t.Errorf("at the last step: canary_percent %v, rollout %+v; want 50%%, no next_at, holding for canaryctl promote", st.CanaryPercent, st.Rollout)
 	}
@@ -202,14 +214,7 @@ func TestPauseHoldsAndResumeReleasesTheRollout(t *testing.T) {
 		t.Errorf("the pause did not survive a restart: %+v", r)
 	}
 	mustCtl(t, a.socket, "resume")
-	for range 20 {
-		statuses(t, a.listen, 50)
-		if getStatus(t, a.socket).Rollout.Step == 1 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	atStep(t, a.socket, 1)
+	withTraffic(t, a, "rollout at step 1", func(s admin.Status) bool { return s.Rollout.Step == 1 })
 	p.stop()
 }
 
@@ -222,14 +227,7 @@ func TestAutoPromoteAfterTheLastStep(t *testing.T) {
 	a.writeConfig(withCanary(a.config("v2", upstream{v1, 10, "stable"}, upstream{v2, 5, "canary"}),
 		"steps = [50]", `step_interval = "1s"`, "min_requests = 10", `promote = "auto"`))
 	p := a.start()
-	for range 20 {
-		statuses(t, a.listen, 50)
-		if getStatus(t, a.socket).State == "promoted" {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	st := waitStatus(t, a.socket, "promoted", func(s admin.Status) bool { return s.State == "promoted" })
+	st := withTraffic(t, a, "promoted", func(s admin.Status) bool { return s.State == "promoted" })
 	if st.Latch == nil || st.Latch.Cause != "auto" || st.CanaryPercent != 100 {
 		t.Errorf("after the last step: latch %+v, canary_percent %v; want promoted by auto, 100", st.Latch, st.CanaryPercent)
 	}
