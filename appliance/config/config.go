@@ -24,6 +24,8 @@ type Config struct {
 	Admin     Admin
 	Upstreams []Upstream
 	Canary    CanaryPolicy
+	Journal   Journal
+	Incidents Incidents
 	GPIO      GPIO
 	// Files are the config files that were merged, in the order read.
 	Files []string
@@ -43,6 +45,22 @@ type Proxy struct {
 	IdleTimeout    time.Duration // an idle client keep-alive connection (default 75s)
 	UpstreamIdle   time.Duration // an idle pooled upstream connection (default 60s)
 	AccessLog      bool          // one log entry per proxied request (default off)
+}
+
+// Journal is the record of the requests canary upstreams served, that
+// incident reports are made of.
+type Journal struct {
+	Records      int  // kept in memory, newest first out of a ring
+	File         bool // also written to the state directory, in batches
+	FileMaxBytes int  // the file is rotated past this size
+	Bodies       int  // bytes of each non-idempotent request body kept; 0 off
+}
+
+// Incidents bound the incident reports kept in the state directory: the
+// oldest go first, never the newest.
+type Incidents struct {
+	Keep     int // reports
+	MaxBytes int // all reports together
 }
 
 // Admin is where canaryctl and the status page reach the daemon.
@@ -84,6 +102,7 @@ type CanaryPolicy struct {
 	StickyCookie   string
 	Promote        string // "manual" (default) or "auto"
 	OverrideHeader string
+	VersionHeader  string // tells a canary upstream its Version; "" off
 }
 
 // GPIO names the header pins, as periph names them ("GPIO17"). An empty

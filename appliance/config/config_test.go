@@ -111,9 +111,11 @@ func TestLoadReadsTheContractExample(t *testing.T) {
 			{Name: "w1", URL: mustURL("http://127.0.0.2:8001"), Weight: 10, Role: Stable, MaxFails: 1, FailTimeout: 10 * time.Second, HealthInterval: 2 * time.Second, Pos: Pos{"canaryd.toml", 9}},
 			{Name: "w2", URL: mustURL("http://127.0.0.3:8002"), Weight: 5, Role: Canary, MaxFails: 1, FailTimeout: 10 * time.Second, HealthInterval: 2 * time.Second, Pos: Pos{"canaryd.toml", 17}},
 		},
-		Canary: CanaryPolicy{Version: "v2", ErrorRate: 0.05, MinRequests: 20, Window: 30 * time.Second, LatencyRatio: 2, Promote: "manual"},
-		GPIO:   GPIO{StatusLED: "GPIO22", CanaryGreen: "GPIO27", CanaryRed: "GPIO17", Button: "GPIO23"},
-		Files:  []string{filepath.Join(dir, "canaryd.toml")},
+		Canary:    CanaryPolicy{Version: "v2", ErrorRate: 0.05, MinRequests: 20, Window: 30 * time.Second, LatencyRatio: 2, Promote: "manual", VersionHeader: "X-Canary-Version"},
+		Journal:   Journal{Records: 100000, FileMaxBytes: 16 << 20},
+		Incidents: Incidents{Keep: 100, MaxBytes: 64 << 20},
+		GPIO:      GPIO{StatusLED: "GPIO22", CanaryGreen: "GPIO27", CanaryRed: "GPIO17", Button: "GPIO23"},
+		Files:     []string{filepath.Join(dir, "canaryd.toml")},
 	}
 	want.Digest = got.Digest // TestDigestFollowsContent covers it
 	if !reflect.DeepEqual(got, want) {
@@ -142,9 +144,11 @@ func TestLoadFillsDefaults(t *testing.T) {
 		Upstreams: []Upstream{
 			{Name: "w1", URL: mustURL("http://10.0.0.1:8001"), Weight: 1, Role: Stable, MaxFails: 1, FailTimeout: 10 * time.Second, HealthInterval: 2 * time.Second, Pos: Pos{"canaryd.toml", 4}},
 		},
-		Canary: CanaryPolicy{ErrorRate: 0.05, MinRequests: 20, Window: 30 * time.Second, LatencyRatio: 2, Promote: "manual"},
-		GPIO:   GPIO{StatusLED: "GPIO22", CanaryGreen: "GPIO27", CanaryRed: "GPIO17", Button: "GPIO23"},
-		Files:  []string{filepath.Join(dir, "canaryd.toml")},
+		Canary:    CanaryPolicy{ErrorRate: 0.05, MinRequests: 20, Window: 30 * time.Second, LatencyRatio: 2, Promote: "manual", VersionHeader: "X-Canary-Version"},
+		Journal:   Journal{Records: 100000, FileMaxBytes: 16 << 20},
+		Incidents: Incidents{Keep: 100, MaxBytes: 64 << 20},
+		GPIO:      GPIO{StatusLED: "GPIO22", CanaryGreen: "GPIO27", CanaryRed: "GPIO17", Button: "GPIO23"},
+		Files:     []string{filepath.Join(dir, "canaryd.toml")},
 	}
 	want.Digest = got.Digest // TestDigestFollowsContent covers it
 	if !reflect.DeepEqual(got, want) {
@@ -197,6 +201,17 @@ sticky_header = "X-User-ID"
 sticky_cookie = "uid"
 promote = "auto"
 override_header = "X-Canary"
+version_header = ""
+
+[journal]
+records = 5_000
+file = true
+file_max_bytes = 1_048_576
+bodies = 4096
+
+[incidents]
+keep = 7
+max_bytes = 2_097_152
 
 [gpio]
 status_led = ""
@@ -226,6 +241,12 @@ button = "GPIO4"
 	}
 	if !reflect.DeepEqual(got.Canary, wantCanary) {
 		t.Errorf("Canary = %+v, want %+v", got.Canary, wantCanary)
+	}
+	if want := (Journal{Records: 5000, File: true, FileMaxBytes: 1 << 20, Bodies: 4096}); got.Journal != want {
+		t.Errorf("Journal = %+v, want %+v", got.Journal, want)
+	}
+	if want := (Incidents{Keep: 7, MaxBytes: 2 << 20}); got.Incidents != want {
+		t.Errorf("Incidents = %+v, want %+v", got.Incidents, want)
 	}
 	wantGPIO := GPIO{StatusLED: "", CanaryGreen: "GPIO27", CanaryRed: "GPIO17", Button: "GPIO4"}
 	if got.GPIO != wantGPIO {
@@ -623,6 +644,14 @@ func TestLoadErrors(t *testing.T) {
 			`a.toml:8: canary.steps: 25 follows 25 (want strictly ascending steps)`},
 		{"step_interval too short", map[string]string{"a.toml": listen + stable + "[canary]\nsteps = [10, 50]\nstep_interval = \"100ms\"\n"},
 			`a.toml:9: canary.step_interval: 100ms is out of range (want 1s to 720h; 5m is five minutes at each step)`},
+		{"journal too large", map[string]string{"a.toml": listen + stable + "[journal]\nrecords = 2_000_000\n"},
+			`a.toml:8: journal.records: 2000000 is out of range (want 0 for off, up to 1000000; 256 bytes each)`},
+		{"bodies too large", map[string]string{"a.toml": listen + stable + "[journal]\nbodies = 1_000_000\n"},
+			`a.toml:8: journal.bodies: 1000000 is out of range (want 0 for off, up to 65536 bytes per request)`},
+		{"no incident kept", map[string]string{"a.toml": listen + stable + "[incidents]\nkeep = 0\n"},
+			`a.toml:8: incidents.keep: 0 is out of range (want 1 to 10000 reports)`},
+		{"bad version header", map[string]string{"a.toml": listen + stable + "[canary]\nversion_header = \"X Version\"\n"},
+			`a.toml:8: canary.version_header: "X Version" is not a valid HTTP header name`},
 		{"bad promote", map[string]string{"a.toml": listen + stable + "[canary]\npromote = \"always\"\n"},
 			`a.toml:8: canary.promote: "always" is not "manual" or "auto"`},
 		{"bad sticky header", map[string]string{"a.toml": listen + stable + "[canary]\nsticky_header = \"X User\"\n"},

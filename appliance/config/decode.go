@@ -82,6 +82,8 @@ func decode(m *merged, dir string, errs *errorList) *Config {
 	checkUpstreams(c.Upstreams, m.upstreams, m.first, errs)
 	checkGPIO(c, m.section("gpio"))
 	checkCanary(&c.Canary, m.section("canary"), c.Upstreams)
+	checkJournal(&c.Journal, m.section("journal"))
+	checkIncidents(&c.Incidents, m.section("incidents"))
 
 	// Decoding read every key it knows, so whatever is left is a typo.
 	for _, t := range m.sections {
@@ -292,10 +294,39 @@ func checkCanary(c *CanaryPolicy, t *table, ups []Upstream) {
 		{"sticky_header", c.StickyHeader, "HTTP header name"},
 		{"sticky_cookie", c.StickyCookie, "cookie name"},
 		{"override_header", c.OverrideHeader, "HTTP header name"},
+		{"version_header", c.VersionHeader, "HTTP header name"},
 	} {
 		if h.val != "" && !isToken(h.val) {
 			t.errs.add(t.at(h.key), "canary.%s: %q is not a valid %s", h.key, h.val, h.what)
 		}
+	}
+}
+
+// A Pi Zero has 512 MiB: the bounds keep the journal and the reports
+// from taking a good part of it, or of a small SD card.
+const (
+	maxJournalRecords = 1000000
+	maxBodyBytes      = 64 << 10
+)
+
+func checkJournal(j *Journal, t *table) {
+	if j.Records < 0 || j.Records > maxJournalRecords {
+		t.errs.add(t.at("records"), "journal.records: %d is out of range (want 0 for off, up to %d; 256 bytes each)", j.Records, maxJournalRecords)
+	}
+	if j.FileMaxBytes < 64<<10 || j.FileMaxBytes > 1<<30 {
+		t.errs.add(t.at("file_max_bytes"), "journal.file_max_bytes: %d is out of range (want 65536 to 1073741824 bytes)", j.FileMaxBytes)
+	}
+	if j.Bodies < 0 || j.Bodies > maxBodyBytes {
+		t.errs.add(t.at("bodies"), "journal.bodies: %d is out of range (want 0 for off, up to %d bytes per request)", j.Bodies, maxBodyBytes)
+	}
+}
+
+func checkIncidents(i *Incidents, t *table) {
+	if i.Keep < 1 || i.Keep > 10000 {
+		t.errs.add(t.at("keep"), "incidents.keep: %d is out of range (want 1 to 10000 reports)", i.Keep)
+	}
+	if i.MaxBytes < 1<<20 || i.MaxBytes > 1<<30 {
+		t.errs.add(t.at("max_bytes"), "incidents.max_bytes: %d is out of range (want 1048576 to 1073741824 bytes)", i.MaxBytes)
 	}
 }
 

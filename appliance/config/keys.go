@@ -9,7 +9,7 @@ import (
 // restart warning and the test of the README's reference all read this
 // declaration, so adding a key means adding it to keys and using its field.
 type keyDecl struct {
-	Section string // "proxy", "admin", "upstream", "canary" or "gpio"
+	Section string // "proxy", "admin", "upstream", "canary", "journal", "incidents" or "gpio"
 	Name    string // as written in a file
 	// Default is the value when no file sets the key, of the field's type;
 	// nil means the type's zero value.
@@ -99,6 +99,22 @@ var keys = []keyDecl{
 		func(c *CanaryPolicy) any { return &c.Promote }),
 	canaryKey("override_header", "", live, `request header a tester sets to "always" or "never"`,
 		func(c *CanaryPolicy) any { return &c.OverrideHeader }),
+	canaryKey("version_header", "X-Canary-Version", live, `request header that tells a canary upstream its canary.version; "" off`,
+		func(c *CanaryPolicy) any { return &c.VersionHeader }),
+
+	journalKey("records", 100000, restart, "canary requests kept in memory for incident reports (256 bytes each)",
+		func(j *Journal) any { return &j.Records }),
+	journalKey("file", false, live, "also write them to journal/ in the state directory, in batches",
+		func(j *Journal) any { return &j.File }),
+	journalKey("file_max_bytes", 16<<20, live, "the file is rotated past this size; one old file is kept",
+		func(j *Journal) any { return &j.FileMaxBytes }),
+	journalKey("bodies", 0, live, "bytes of each POST, PUT, PATCH and DELETE body the canary served to keep; 0 off",
+		func(j *Journal) any { return &j.Bodies }),
+
+	incidentsKey("keep", 100, live, "incident reports kept in the state directory; the oldest go first",
+		func(i *Incidents) any { return &i.Keep }),
+	incidentsKey("max_bytes", 64<<20, live, "all incident reports together; the oldest go first, never the newest",
+		func(i *Incidents) any { return &i.MaxBytes }),
 
 	gpioKey("status_led", "GPIO22", restart, `BCM pin name; "" means not wired`,
 		func(g *GPIO) any { return &g.StatusLED }),
@@ -124,6 +140,14 @@ func upstreamKey(name string, def any, live bool, doc string, f func(*Upstream) 
 
 func canaryKey(name string, def any, live bool, doc string, f func(*CanaryPolicy) any) keyDecl {
 	return keyDecl{"canary", name, def, doc, live, func(c *Config, _ int) any { return f(&c.Canary) }}
+}
+
+func journalKey(name string, def any, live bool, doc string, f func(*Journal) any) keyDecl {
+	return keyDecl{"journal", name, def, doc, live, func(c *Config, _ int) any { return f(&c.Journal) }}
+}
+
+func incidentsKey(name string, def any, live bool, doc string, f func(*Incidents) any) keyDecl {
+	return keyDecl{"incidents", name, def, doc, live, func(c *Config, _ int) any { return f(&c.Incidents) }}
 }
 
 func gpioKey(name string, def any, live bool, doc string, f func(*GPIO) any) keyDecl {
