@@ -251,7 +251,7 @@ func (s *slot) record(names []string) Record {
 		Method: string(s.method[:s.methodLen]), Path: string(path), PathTruncated: s.flags&pathCut != 0,
 		Status: int(s.status), BytesIn: s.bytesIn, BytesOut: s.bytesOut,
 		DurationMs: float64(s.dur) / float64(time.Millisecond),
-		Upstream: nameAt(names, s.upstream), Version: nameAt(names, s.version), User: string(key),
+		Upstream:   nameAt(names, s.upstream), Version: nameAt(names, s.version), User: string(key),
 	}
 }
 
