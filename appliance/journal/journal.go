@@ -7,6 +7,7 @@ package journal
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -92,7 +93,8 @@ type Journal struct {
 	names  []string
 	index  map[string]uint16
 	bodies []bodySlot
-	limit  int // body bytes kept per request
+	limit  int          // body bytes kept per request; j.mu
+	limitA atomic.Int64 // the same, for BodyLimit without the lock
 }
 
 // maxBodies is how many request bodies are kept at most, whatever the
@@ -104,11 +106,29 @@ const maxBodies = 1000
 // keeps nothing. The memory is taken as records arrive, up to about
 // RecordBytes per record.
 func New(records, bodyLimit int) *Journal {
-	j := &Journal{slots: make([]slot, records), index: map[string]uint16{}, limit: bodyLimit}
-	if bodyLimit > 0 {
-		j.bodies = make([]bodySlot, min(records, maxBodies))
-	}
+	j := &Journal{slots: make([]slot, records), index: map[string]uint16{}}
+	j.SetBodyLimit(bodyLimit)
 	return j
+}
+
+// SetBodyLimit changes how many bytes of each non-idempotent request body
+// are kept from now on (journal.bodies, which a reload applies); 0 stops
+// keeping them and lets the kept ones go.
+func (j *Journal) SetBodyLimit(n int) {
+	if j == nil || len(j.slots) == 0 {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	switch {
+	case n <= 0:
+		j.bodies, j.limit = nil, 0
+	case j.bodies == nil:
+		j.bodies, j.limit = make([]bodySlot, min(len(j.slots), maxBodies)), n
+	default:
+		j.limit = n
+	}
+	j.limitA.Store(int64(j.limit))
 }
 
 // RecordBytes is the memory one record takes in the ring.
@@ -117,10 +137,10 @@ const RecordBytes = unsafe.Sizeof(slot{})
 // BodyLimit is how many bytes of a non-idempotent request's body Add
 // keeps; 0 when bodies are off, so the proxy copies none.
 func (j *Journal) BodyLimit() int {
-	if j == nil || len(j.bodies) == 0 {
+	if j == nil {
 		return 0
 	}
-	return j.limit
+	return int(j.limitA.Load())
 }
 
 // Add records e. It does not allocate, but for a body and the first time
@@ -130,8 +150,10 @@ func (j *Journal) Add(e *Entry) {
 		return
 	}
 	var body []byte
-	if e.Body != nil && len(j.bodies) > 0 {
-		body = append([]byte(nil), e.Body[:min(len(e.Body), j.limit)]...)
+	if e.Body != nil {
+		// Copied before the lock; a limit changed meanwhile applies to
+		// the next body.
+		body = append([]byte(nil), e.Body...)
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -152,9 +174,9 @@ func (j *Journal) Add(e *Entry) {
 	if p < len(e.Path) {
 		s.flags |= pathCut
 	}
-	if body != nil {
+	if body != nil && len(j.bodies) > 0 {
 		b := &j.bodies[int((j.seq-1)%uint64(len(j.bodies)))]
-		*b = bodySlot{seq: j.seq, data: body, truncated: e.BodyTruncated || len(e.Body) > j.limit}
+		*b = bodySlot{seq: j.seq, data: body[:min(len(body), j.limit)], truncated: e.BodyTruncated || len(body) > j.limit}
 	}
 }
 
