@@ -70,3 +70,24 @@ func TestUnreadableRolloutFileStartsAtTheFirstStep(t *testing.T) {
 		})
 	}
 }
+
+func TestLiveSurvivesRestartAndGarbageIsNone(t *testing.T) {
+	dir := t.TempDir()
+	s, _, _, err := Open(dir, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.LoadLive(); got != (Live{}) {
+		t.Errorf("fresh dir: %+v", got)
+	}
+	if err := s.SaveLive(Live{Version: "v2", Since: now}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.LoadLive(); got.Version != "v2" || !got.Since.Equal(now) {
+		t.Errorf("after save: %+v", got)
+	}
+	os.WriteFile(s.LivePath(), []byte("{torn"), 0o600)
+	if got := s.LoadLive(); got != (Live{}) {
+		t.Errorf("a torn file reads as %+v, want none", got)
+	}
+}
