@@ -19,10 +19,13 @@ const textUsers = 20
 // the numbers, then the counts, the users and the requests to look at.
 func WriteText(w io.Writer, r Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	live := r.RolledBack.Sub(r.Started).Round(time.Second)
 	fmt.Fprintf(tw, "incident\t%s\n", r.ID)
 	fmt.Fprintf(tw, "version\t%s, rolled back by %s\n", r.Version, r.Cause)
-	fmt.Fprintf(tw, "live\tfrom %s to %s (%s)\n", stamp(r.Started), stamp(r.RolledBack), live)
+	if r.Started.IsZero() {
+		fmt.Fprintf(tw, "live\tuntil %s (since when is not known)\n", stamp(r.RolledBack))
+	} else {
+		fmt.Fprintf(tw, "live\tfrom %s to %s (%s)\n", stamp(r.Started), stamp(r.RolledBack), r.RolledBack.Sub(r.Started).Round(time.Second))
+	}
 	if r.Reason != "" {
 		fmt.Fprintf(tw, "reason\t%s\n", r.Reason)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestTextSaysWhatWasRolledBackWhyAndWhichWritesToCheck(t *testing.T) {
@@ -43,6 +44,18 @@ func TestTextOfAnIncompleteReportSaysSo(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "NOTE      incomplete: the journal overwrote 3 canary requests") {
 		t.Errorf("no note:\n%s", b.String())
+	}
+}
+
+func TestTextOfAnUnknownStartSaysSo(t *testing.T) {
+	in := fixture()
+	in.Started = time.Time{}
+	var b bytes.Buffer
+	if err := WriteText(&b, Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "live      until 2026-12-01T10:15:00Z (since when is not known)\n") {
+		t.Errorf("text:\n%s", b.String())
 	}
 }
 

@@ -80,6 +80,9 @@ func (s *Store) Dir() string { return s.dir }
 // the one just written. Temporary files a crash left are removed first.
 // An error with a path means the report is written but pruning failed.
 func (s *Store) Write(r Report, keep int, maxBytes int64) (string, error) {
+	if !validID(r.ID) {
+		return "", fmt.Errorf("%w: %q (make reports with Build)", ErrInvalidID, r.ID)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.removeTemporary()

@@ -194,6 +194,16 @@ func TestGetRefusesUnknownAndMalformedIDs(t *testing.T) {
 	}
 }
 
+func TestWriteRefusesAReportWithoutAnID(t *testing.T) {
+	s := open(t)
+	if _, err := s.Write(Report{}, 100, 64<<20); !errors.Is(err, ErrInvalidID) {
+		t.Errorf("Write of a report without an id: %v, want ErrInvalidID", err)
+	}
+	if entries, _ := os.ReadDir(s.Dir()); len(entries) != 0 {
+		t.Errorf("it left %d files", len(entries))
+	}
+}
+
 func TestReportsAreKeptAcrossReopening(t *testing.T) {
 	dir := t.TempDir()
 	s, _ := Open(dir)
@@ -294,6 +304,12 @@ func TestSIGKILLWhileWritingLeavesEveryReportWholeOrAbsent(t *testing.T) {
 		if err != nil || len(r.Requests) != 304 {
 			t.Errorf("%s: %d requests, %v; want a whole report", e.Name(), len(r.Requests), err)
 		}
+	}
+	if _, err := s.Write(reportAt(0), 100, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(s.Dir(), ".*")); len(left) > 0 {
+		t.Errorf("temporary files left after the next write: %v", left)
 	}
 	t.Logf("after 50 kills, %d of them mid-write: %d reports, all whole; %d temporary files", midWrite, len(sums), temporary)
 }
