@@ -8,6 +8,7 @@ import (
 
 	"github.com/canary-pi/canary-pi/appliance/analysis"
 	"github.com/canary-pi/canary-pi/appliance/history"
+	"github.com/canary-pi/canary-pi/appliance/incident"
 	"github.com/canary-pi/canary-pi/appliance/state"
 	"github.com/canary-pi/canary-pi/gpio/led"
 )
@@ -114,4 +115,18 @@ type Controller interface {
 	// Button presses the button through the same debounce path as the
 	// real one; long is a press of 3 s or more.
 	Button(ctx context.Context, long bool) error
+}
+
+// Incidents is what the API reads the incident reports from. A Controller
+// that also implements it serves GET /v1/incidents and
+// /v1/incidents/{id}; one that does not answers there, with 404, that this
+// canaryd records none, as canaryctl expects of an older daemon.
+type Incidents interface {
+	// Incidents are the summaries of the reports, newest first. An error
+	// wrapping incident.ErrUnreadable comes with the reports that could be
+	// read, and those are served.
+	Incidents() ([]incident.Summary, error)
+	// Incident is one report; an unknown id is an error wrapping
+	// incident.ErrNotFound, a malformed one incident.ErrInvalidID.
+	Incident(id string) (incident.Report, error)
 }

@@ -1,17 +1,20 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/canary-pi/canary-pi/appliance/incident"
 	"github.com/canary-pi/canary-pi/appliance/state"
 )
 
@@ -50,6 +53,8 @@ func NewHandler(c Controller, opts HandlerOptions) *Handler {
 	}
 	h.mux.HandleFunc("GET /v1/status", h.status)
 	h.mux.HandleFunc("GET /v1/history", h.history)
+	h.mux.HandleFunc("GET /v1/incidents", h.incidents)
+	h.mux.HandleFunc("GET /v1/incidents/{id}", h.incident)
 	h.mux.HandleFunc("POST /v1/rollback", h.command(func(ctx context.Context) error {
 		return c.Rollback(ctx, opts.Cause)
 	}))
@@ -115,6 +120,80 @@ func (h *Handler) history(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	// A failed write means the client is gone.
 	_, _ = w.Write(append(b, '\n'))
+}
+
+// notRecorded is the answer of a daemon without incident reports.
+const notRecorded = "incidents are not recorded by this canaryd yet"
+
+func (h *Handler) incidents(w http.ResponseWriter, _ *http.Request) {
+	src, ok := h.ctl.(Incidents)
+	if !ok {
+		writeError(w, http.StatusNotFound, notRecorded)
+		return
+	}
+	list, err := src.Incidents()
+	if err != nil && !errors.Is(err, incident.ErrUnreadable) {
+		writeError(w, http.StatusInternalServerError, oneLine(err.Error()))
+		return
+	}
+	if list == nil {
+		list = []incident.Summary{}
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+// incident answers one report as JSON, or with ?format=csv its requests
+// for a spreadsheet, or with ?format=text the text canaryctl prints, for
+// a browser.
+func (h *Handler) incident(w http.ResponseWriter, r *http.Request) {
+	src, ok := h.ctl.(Incidents)
+	if !ok {
+		writeError(w, http.StatusNotFound, notRecorded)
+		return
+	}
+	format := r.URL.Query().Get("format")
+	if format != "" && format != "json" && format != "csv" && format != "text" {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("format=%q: want json, csv or text", format))
+		return
+	}
+	rep, err := src.Incident(r.PathValue("id"))
+	switch {
+	case errors.Is(err, incident.ErrNotFound):
+		writeError(w, http.StatusNotFound, oneLine(err.Error()))
+		return
+	case errors.Is(err, incident.ErrInvalidID):
+		writeError(w, http.StatusBadRequest, oneLine(err.Error()))
+		return
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, oneLine(err.Error()))
+		return
+	}
+	var render func(io.Writer, incident.Report) error
+	hd := w.Header()
+	switch format {
+	case "", "json":
+		writeJSON(w, http.StatusOK, rep)
+		return
+	case "csv":
+		render = incident.WriteCSV
+		hd.Set("Content-Type", "text/csv; charset=utf-8")
+		hd.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", "incident-"+rep.ID+".csv"))
+	case "text":
+		render = incident.WriteText
+		hd.Set("Content-Type", "text/plain; charset=utf-8")
+	}
+	// Paths and users come from clients: a browser must show them as
+	// text, never run them.
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	hd.Set("Cache-Control", "no-store")
+	var b bytes.Buffer
+	if err := render(&b, rep); err != nil {
+		writeError(w, http.StatusInternalServerError, oneLine(err.Error()))
+		return
+	}
+	// A failed write means the client is gone.
+	_, _ = b.WriteTo(w)
 }
 
 // command wraps a mutation: the request body, if any, is ignored (every

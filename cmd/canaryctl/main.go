@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
+	"github.com/canary-pi/canary-pi/appliance/incident"
 	"github.com/canary-pi/canary-pi/appliance/state"
 )
 
@@ -53,7 +54,8 @@ commands:
   pause                    hold a progressive rollout at its step
   button [--long]          press the button (long: 3 s or more)
   incidents [--json]       the incident reports written at rollbacks
-  incident [--json|--csv] ID
+  incident ID [--json|--csv]
+                           one report: text, JSON, or its writes as CSV
   version                  canaryctl's version
 
 The socket is -socket, else $CANARYD_SOCKET, else ` + defaultSocket + `.
@@ -255,10 +257,19 @@ func commands() map[string]command {
 			},
 			run: func(ctx context.Context, c *cli, args []string) error {
 				path := "/v1/incidents/" + url.PathEscape(args[0])
-				if !csvOut {
+				switch {
+				case jsonOut && csvOut:
+					return errors.New("incident: --json or --csv, not both")
+				case jsonOut:
 					return c.printJSON(c.incidents(ctx, path))
+				case csvOut:
+					path += "?format=csv"
+				default:
+					// The daemon renders the text, for canaryctl and the
+					// status page alike.
+					path += "?format=text"
 				}
-				body, err := c.incidents(ctx, path+"?format=csv")
+				body, err := c.incidents(ctx, path)
 				if err != nil {
 					return err
 				}
@@ -363,23 +374,32 @@ func rolloutLine(r *admin.Rollout, now time.Time) string {
 	return line
 }
 
-// printIncidents lists the contract's fields of each incident in body;
-// --json shows the rest.
+// printIncidents lists the incidents in body, newest first as the daemon
+// sends them; --json shows every field.
 func (c *cli) printIncidents(body []byte) error {
-	var incidents []map[string]any
+	var incidents []incident.Summary
 	if err := json.Unmarshal(body, &incidents); err != nil {
 		return fmt.Errorf("unexpected answer from %s: %v", c.socket, err)
 	}
 	if len(incidents) == 0 {
-		fmt.Fprintln(c.stdout, "no incidents")
+		fmt.Fprintln(c.stdout, "no incidents: no rollbacks yet")
 		return nil
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "id\tcause\tstarted\trolled back")
+	fmt.Fprintln(tw, "id\tversion\tcause\tstarted\trolled back\twrites\tusers")
 	for _, in := range incidents {
-		fmt.Fprintf(tw, "%v\t%v\t%v\t%v\n", in["id"], in["cause"], in["started"], in["rolled_back"])
+		writes := strconv.Itoa(in.Requests)
+		if in.Lost > 0 {
+			writes += " (incomplete)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", in.ID, in.Version, in.Cause,
+			in.Started.UTC().Format(time.RFC3339), in.RolledBack.UTC().Format(time.RFC3339), writes, in.Users)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, "writes: the POST, PUT, PATCH and DELETE requests the canary served; `canaryctl incident ID` lists them")
+	return nil
 }
 
 // printJSON prints a JSON answer from the daemon, indented; it takes the
@@ -389,7 +409,7 @@ func (c *cli) printJSON(body []byte, err error) error {
 		return err
 	}
 	var out bytes.Buffer
-	if err := json.Indent(&out, body, "", "  "); err != nil {
+	if err := json.Indent(&out, bytes.TrimSpace(body), "", "  "); err != nil {
 		return fmt.Errorf("unexpected answer from %s: %v", c.socket, err)
 	}
 	out.WriteByte('\n')

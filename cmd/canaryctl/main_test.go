@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
-	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -284,8 +282,11 @@ func TestStatusJSONIsTheDaemonsObjectIndented(t *testing.T) {
 	}
 }
 
-func TestIncidentsWithoutIncidentReports(t *testing.T) {
-	_, socket := daemon(t, admintest.Canary())
+// olderController is the controller of a canaryd without incident reports.
+type olderController struct{ admin.Controller }
+
+func TestIncidentsOfACanarydWithoutThem(t *testing.T) {
+	socket := admintest.Serve(t, admin.NewHandler(olderController{admintest.NewController(admintest.Canary())}, admin.HandlerOptions{Cause: "command"}))
 	for _, args := range [][]string{{"incidents"}, {"incidents", "--json"}, {"incident", "7"}, {"incident", "7", "--csv"}} {
 		r := canaryctl(nil, append([]string{"-socket", socket}, args...)...)
 		if r.code != 1 {
@@ -297,22 +298,106 @@ func TestIncidentsWithoutIncidentReports(t *testing.T) {
 	}
 }
 
-func TestIncidentsFromADaemonThatHasThem(t *testing.T) {
-	h := admin.NewHandler(admintest.NewController(admintest.Canary()), admin.HandlerOptions{Cause: "command"})
-	h.HandleFunc("GET /v1/incidents", func(w http.ResponseWriter, _ *http.Request) {
-		io.WriteString(w, `[{"id":"20250102-030405","cause":"button","started":"2025-01-02T03:00:00Z","rolled_back":"2025-01-02T03:04:05Z","users":3}]`)
-	})
-	socket := admintest.Serve(t, h)
+// withIncidents is a daemon with two incident reports.
+func withIncidents(t *testing.T) string {
+	t.Helper()
+	ctl, socket := daemon(t, admintest.Canary())
+	ctl.SetIncidents(
+		admintest.Report("v2", time.Date(2026, 12, 1, 10, 15, 0, 0, time.UTC)),
+		admintest.Report("v3", time.Date(2026, 12, 1, 11, 0, 0, 0, time.UTC)))
+	return socket
+}
 
-	r := canaryctl(nil, "-socket", socket, "incidents")
-	want := "id               cause   started               rolled back\n" +
-		"20250102-030405  button  2025-01-02T03:00:00Z  2025-01-02T03:04:05Z\n"
+func TestIncidentsListsTheReportsNewestFirst(t *testing.T) {
+	r := canaryctl(nil, "-socket", withIncidents(t), "incidents")
+	want := "id                   version  cause   started               rolled back           writes  users\n" +
+		"20261201T110000Z-v3  v3       button  2026-12-01T10:45:00Z  2026-12-01T11:00:00Z  2       2\n" +
+		"20261201T101500Z-v2  v2       button  2026-12-01T10:00:00Z  2026-12-01T10:15:00Z  2       2\n" +
+		"writes: the POST, PUT, PATCH and DELETE requests the canary served; `canaryctl incident ID` lists them\n"
 	if r.code != 0 || r.stdout != want {
 		t.Errorf("incidents: exit %d, stdout\n%s\nwant\n%s(stderr %q)", r.code, r.stdout, want, r.stderr)
 	}
-	r = canaryctl(nil, "-socket", socket, "incident", "nope")
-	if r.code != 1 || !strings.HasPrefix(r.stderr, "canaryctl: no such endpoint") {
-		t.Errorf("missing incident: exit %d, stderr %q; want 1 and the daemon's reason", r.code, r.stderr)
+}
+
+func TestIncidentsWhenThereAreNone(t *testing.T) {
+	_, socket := daemon(t, admintest.Canary())
+	if r := canaryctl(nil, "-socket", socket, "incidents"); r.code != 0 || r.stdout != "no incidents: no rollbacks yet\n" {
+		t.Errorf("exit %d, stdout %q", r.code, r.stdout)
+	}
+	if r := canaryctl(nil, "-socket", socket, "incidents", "--json"); r.code != 0 || r.stdout != "[]\n" {
+		t.Errorf("--json: exit %d, stdout %q", r.code, r.stdout)
+	}
+}
+
+func TestIncidentsJSONHasTheContractFields(t *testing.T) {
+	r := canaryctl(nil, "-socket", withIncidents(t), "incidents", "--json")
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || r.code != 0 || len(list) != 2 {
+		t.Fatalf("exit %d, %v:\n%s", r.code, err, r.stdout)
+	}
+	for _, in := range list {
+		for _, k := range []string{"id", "cause", "version", "started", "rolled_back"} {
+			if _, ok := in[k]; !ok {
+				t.Errorf("an incident without %q: %v", k, in)
+			}
+		}
+	}
+}
+
+func TestIncidentPrintsOneReport(t *testing.T) {
+	socket := withIncidents(t)
+	tests := []struct {
+		name string
+		args []string
+		want []string // in the output, in this order
+	}{
+		{"text", []string{"incident", "20261201T101500Z-v2"}, []string{
+			"incident  20261201T101500Z-v2\n", "version   v2, rolled back by button\n",
+			"live      from 2026-12-01T10:00:00Z to 2026-12-01T10:15:00Z (15m0s)\n",
+			"users     2: alice, bob\n", "r-2", "POST", "/orders", "r-3", "PUT", "/orders/7"}},
+		{"flag first", []string{"incident", "--csv", "20261201T101500Z-v2"}, []string{
+			"time,request_id,method,path,status,bytes_in,bytes_out,duration_ms,upstream,user\n",
+			"2026-12-01T10:00:02Z,r-2,POST,/orders,201,12,34,5,w2,alice\n",
+			"2026-12-01T10:00:03Z,r-3,PUT,/orders/7,502,12,34,5,w2,bob\n"}},
+		{"json", []string{"incident", "20261201T101500Z-v2", "--json"}, []string{
+			`"id": "20261201T101500Z-v2"`, `"requests": [`, `"time": "2026-12-01T10:00:02Z"`, `"request_id": "r-2"`, `"method": "POST"`, `"path": "/orders"`, `"status": 201`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := canaryctl(nil, append([]string{"-socket", socket}, tt.args...)...)
+			if r.code != 0 {
+				t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+			}
+			rest := r.stdout
+			for _, w := range tt.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("output lacks %q after what came before:\n%s", w, r.stdout)
+				}
+				rest = rest[i+len(w):]
+			}
+		})
+	}
+}
+
+func TestIncidentRefusals(t *testing.T) {
+	socket := withIncidents(t)
+	tests := []struct {
+		name   string
+		args   []string
+		stderr string
+	}{
+		{"unknown id", []string{"incident", "20261201T101500Z-v9"}, "canaryctl: no such incident: \"20261201T101500Z-v9\""},
+		{"unknown id as CSV", []string{"incident", "nope", "--csv"}, "canaryctl: no such incident: \"nope\""},
+		{"both formats", []string{"incident", "20261201T101500Z-v2", "--json", "--csv"}, "canaryctl: incident: --json or --csv, not both\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := canaryctl(nil, append([]string{"-socket", socket}, tt.args...)...)
+			if r.code != 1 || !strings.HasPrefix(r.stderr, tt.stderr) || r.stdout != "" {
+				t.Errorf("exit %d, stdout %q, stderr %q; want 1 and %q", r.code, r.stdout, r.stderr, tt.stderr)
+			}
+		})
 	}
 }
 

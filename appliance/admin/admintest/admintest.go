@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +17,8 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/analysis"
 	"github.com/canary-pi/canary-pi/appliance/decide"
 	"github.com/canary-pi/canary-pi/appliance/history"
+	"github.com/canary-pi/canary-pi/appliance/incident"
+	"github.com/canary-pi/canary-pi/appliance/journal"
 	"github.com/canary-pi/canary-pi/appliance/state"
 	"github.com/canary-pi/canary-pi/gpio/led"
 	"github.com/canary-pi/canary-pi/internal/testkit"
@@ -30,10 +34,13 @@ import (
 // starting status until a resume resets it, as canaryd's is. Every call is
 // recorded. A refusal set with Refuse is returned instead. Its history is
 // empty until SetHistory gives it one; the actions add no marks to it.
+// It has no incident reports until SetIncidents gives it some: its
+// rollbacks write none.
 type Controller struct {
 	mu      sync.Mutex
 	status  admin.Status
 	history history.Snapshot
+	reports []incident.Report
 	latch   state.Latch
 	verdict analysis.Verdict
 	percent float64 // the canary's share to restore on resume
@@ -120,6 +127,43 @@ func (c *Controller) SetHistory(s history.Snapshot) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.history = s
+}
+
+// SetIncidents makes the reports the ones Incidents and Incident return
+// from now on.
+func (c *Controller) SetIncidents(reports ...incident.Report) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reports = slices.Clone(reports)
+}
+
+// Incidents implements admin.Incidents: the summaries of the reports
+// SetIncidents gave, newest first, as if in /var/lib/canaryd.
+func (c *Controller) Incidents() ([]incident.Summary, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sums := []incident.Summary{}
+	for _, r := range c.reports {
+		sums = append(sums, incident.Summary{
+			ID: r.ID, Version: r.Version, Cause: r.Cause, Started: r.Started, RolledBack: r.RolledBack,
+			Served: r.Served, Requests: len(r.Requests), Users: r.Users.Count, Lost: r.Lost,
+			Path: "/var/lib/canaryd/incidents/" + r.ID + ".json",
+		})
+	}
+	slices.SortFunc(sums, func(a, b incident.Summary) int { return strings.Compare(b.ID, a.ID) })
+	return sums, nil
+}
+
+// Incident implements admin.Incidents.
+func (c *Controller) Incident(id string) (incident.Report, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range c.reports {
+		if r.ID == id {
+			return r, nil
+		}
+	}
+	return incident.Report{}, fmt.Errorf("%w: %q (`canaryctl incidents` lists them)", incident.ErrNotFound, id)
 }
 
 // Rollback implements admin.Controller.
@@ -281,4 +325,29 @@ func Serve(t testing.TB, h http.Handler) string {
 		}
 	})
 	return path
+}
+
+// Report is an incident report of version rolled back by the button at
+// rolledBack, fifteen minutes after it went live: the canary served a
+// GET, a POST and a PUT with a query string, for two users.
+func Report(version string, rolledBack time.Time) incident.Report {
+	started := rolledBack.Add(-15 * time.Minute)
+	rec := func(s int, id, method, path string, status int, user string) journal.Record {
+		return journal.Record{Time: started.Add(time.Duration(s) * time.Second), RequestID: id, Method: method,
+			Path: path, Status: status, BytesIn: 12, BytesOut: 34, DurationMs: 5, Upstream: "w2", Version: version, User: user}
+	}
+	var canary, stable analysis.Counts
+	canary.Requests, canary.Errors = 30, 6
+	stable.Requests = 60
+	return incident.Build(incident.Input{
+		Version: version, Cause: state.CauseButton, Reason: "the button was pressed",
+		Started: started, RolledBack: rolledBack,
+		Verdict: analysis.Verdict{State: analysis.Bad, Reason: "canary 6/30 errors (20.0%) ≥ 5.0% and worse than stable 0/60 (0.0%)"},
+		Canary:  canary, Stable: stable,
+		Records: []journal.Record{
+			rec(1, "r-1", "GET", "/ping", 200, "alice"),
+			rec(2, "r-2", "POST", "/orders", 201, "alice"),
+			rec(3, "r-3", "PUT", "/orders/7", 502, "bob"),
+		},
+	})
 }
