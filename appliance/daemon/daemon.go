@@ -11,8 +11,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,6 +23,8 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/decide"
 	"github.com/canary-pi/canary-pi/appliance/history"
+	"github.com/canary-pi/canary-pi/appliance/incident"
+	"github.com/canary-pi/canary-pi/appliance/journal"
 	"github.com/canary-pi/canary-pi/appliance/proxy"
 	"github.com/canary-pi/canary-pi/appliance/route"
 	"github.com/canary-pi/canary-pi/appliance/state"
@@ -105,6 +109,18 @@ type Daemon struct {
 	stepBase map[string]uint64
 	holding  string
 
+	// journal is what the canary served, jfile its copy on disk, reports
+	// the incident reports written from it at every rollback, one at a
+	// time (incidentMu), the writes in flight counted by incidents. live
+	// is since when the canary serves.
+	journal    *journal.Journal
+	jfile      *journal.File
+	reports    *incident.Store
+	incidentMu sync.Mutex
+	incidents  sync.WaitGroup
+	listErr    atomic.Pointer[string] // the last error listing the reports, logged once
+	live       state.Live
+
 	verdict    analysis.Verdict
 	rollbacks  map[state.Cause]uint64 // since start
 	cfgRejects uint64                 // rejected reloads, since start
@@ -143,6 +159,15 @@ func New(opts Options) (*Daemon, error) {
 		d.log.Warn(warning)
 	}
 	d.cfg, d.gen = cfg, 1
+	if d.reports, err = openReports(opts.StateDir); err != nil {
+		return nil, err
+	}
+	d.journal = journal.New(cfg.Journal.Records, cfg.Journal.Bodies)
+	d.jfile = journal.NewFile(d.journal, filepath.Join(opts.StateDir, "journal"))
+	d.jfile.Configure(cfg.Journal.File, cfg.Journal.FileMaxBytes)
+	if d.live = store.LoadLive(); d.live.Version != cfg.Canary.Version {
+		d.setLive(time.Now())
+	}
 	if refusal := config.ImportRefusal(opts.ConfigDir); refusal != "" {
 		d.cfgErr, d.bootRefused = refusal, true
 		d.log.Error("config rejected, the last good one keeps serving", "MESSAGE_ID", MsgConfigRejected,
@@ -265,6 +290,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.notify.Ready()
 	background(func() { d.reportStatus(ctx) })
 	background(func() { d.analyze(ctx) })
+	background(func() { d.flushJournal(ctx) })
 	background(func() { d.recordHistory(ctx) })
 
 	d.log.Info("canaryd serving", "LISTEN", d.ProxyAddr(), "ADMIN_SOCKET", d.Socket(),
@@ -289,6 +315,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.closeListeners()
 	wg.Wait()
+	d.incidents.Wait()
+	if err := d.jfile.Close(time.Now()); err != nil {
+		d.log.Error("the journal file could not be written at shutdown", "error", err.Error())
+	}
 	d.panel.Close()
 	return runErr
 }
@@ -354,6 +384,7 @@ func (d *Daemon) applyConfigured(dec decide.Decision, plan *route.Plan) *route.P
 		case decide.ResetCanary:
 			d.resetCanary(plan)
 			plan.Join(config.Canary, now)
+			d.setLive(now)
 		}
 	}
 	return d.rolloutPlan(plan, now)
@@ -401,6 +432,8 @@ func (d *Daemon) reload() error {
 	plan := d.applyConfigured(dec, route.NewPlan(cfg, dec.Mode, d.router.Plan()))
 	d.proxy.Prepare(plan)
 	d.proxy.SetAccessLog(cfg.Proxy.AccessLog)
+	d.journal.SetBodyLimit(cfg.Journal.Bodies)
+	d.jfile.Configure(cfg.Journal.File, cfg.Journal.FileMaxBytes)
 	old := d.router.Publish(plan)
 	d.proxy.Retire(old, plan)
 	if cfg.Canary.Version != prevVersion {
@@ -477,7 +510,11 @@ func (d *Daemon) act(op decide.Op, cause state.Cause, reason string) error {
 			d.resetCanary(plan)
 			plan.Join(config.Canary, now)
 			d.restartRollout(now)
+			d.setLive(now)
 		}
+	}
+	if op == decide.Rollback {
+		d.reportIncident(cause, reason, now)
 	}
 	d.latch = dec.Latch
 	d.showLights()

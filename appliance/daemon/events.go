@@ -10,6 +10,7 @@ const (
 	MsgConfigApplied  = "83b16d47a06145b0a53c319047bfcb57"
 	MsgConfigRejected = "895fc66d860a46a1815432d2b7304dc5"
 	MsgStep           = "0cd69c77fa834f9a944142ddac23df43" // a progressive rollout moved to its next step
+	MsgIncident       = "063bc74377ab4d56b9f0decd00ba1287" // an incident report was written at a rollback
 	MsgPause          = "3933819b53114479a55c52f14f374d9d" // canaryctl pause held the rollout
 )
 
