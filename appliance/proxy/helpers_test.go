@@ -63,6 +63,16 @@ var defaults = proxy.Options{
 // opts take the values of defaults.
 func startProxy(t testing.TB, opts proxy.Options, ups ...config.Upstream) *rig {
 	t.Helper()
+	return startProxyPolicy(t, opts, config.CanaryPolicy{}, ups...)
+}
+
+// versioned is the canary policy of tests of the version header: the
+// configuration's defaults for it.
+var versioned = config.CanaryPolicy{Version: "v2", VersionHeader: "X-Canary-Version"}
+
+// startProxyPolicy is startProxy with the canary policy pol.
+func startProxyPolicy(t testing.TB, opts proxy.Options, pol config.CanaryPolicy, ups ...config.Upstream) *rig {
+	t.Helper()
 	if opts.ConnectTimeout == 0 {
 		opts.ConnectTimeout = defaults.ConnectTimeout
 	}
@@ -81,7 +91,7 @@ func startProxy(t testing.TB, opts proxy.Options, ups ...config.Upstream) *rig {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 
-	cfg := &config.Config{Upstreams: ups}
+	cfg := &config.Config{Upstreams: ups, Canary: pol}
 	mode := state.Canary
 	if !cfg.HasCanary() {
 		mode = state.NoCanary
