@@ -1,14 +1,18 @@
 package proxy_test
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/canary-pi/canary-pi/appliance/journal"
 	"github.com/canary-pi/canary-pi/appliance/proxy"
 	"github.com/canary-pi/canary-pi/internal/testkit"
 )
@@ -158,5 +162,54 @@ func TestEveryErrorOfTheProxyCarriesTheRequestID(t *testing.T) {
 				t.Errorf("%s, request %d: the %d carries X-Request-Id %q, want one (the client's when it sent one)", c.name, i+1, resp.StatusCode, ids)
 			}
 		}
+	}
+}
+
+func TestTheAccessLogHasTheRequestID(t *testing.T) {
+	be := testkit.StartBackend(t, "v1")
+	var log testkit.SyncBuffer
+	r := startProxy(t, proxy.Options{Logger: slog.New(slog.NewJSONHandler(&log, nil))}, stable("v1", 1, be.Addr()))
+	r.proxy.SetAccessLog(true)
+	rawRequest(t, r.addr, "GET /a?secret=1 HTTP/1.1\r\nHost: app\r\nX-Request-Id: logged-1\r\nConnection: close\r\n\r\n")
+	testkit.Eventually(t, 5*time.Second, "an access log entry", func() bool { return strings.Contains(log.String(), `"PATH"`) })
+	var entry struct{ REQUEST_ID, PATH string }
+	if err := json.Unmarshal([]byte(strings.TrimSpace(log.String())), &entry); err != nil {
+		t.Fatalf("%v: %s", err, log.String())
+	}
+	if entry.REQUEST_ID != "logged-1" || entry.PATH != "/a" {
+		t.Errorf("access log REQUEST_ID %q, PATH %q; want logged-1, /a", entry.REQUEST_ID, entry.PATH)
+	}
+}
+
+func TestAWebSocketUpgradeCarriesTheRequestIDAndTheVersion(t *testing.T) {
+	addr, got := wsBackend(t)
+	r := startProxyPolicy(t, defaults, versioned, canary("ws", 1, addr))
+	j := journal.New(10, 0)
+	r.proxy.SetJournal(j)
+	c := rawConn(t, r.addr)
+	io.WriteString(c, "GET /chat HTTP/1.1\r\nHost: app.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"X-Request-Id: ws-1\r\nX-Canary-Version: evil\r\n"+
+		"Sec-WebSocket-Key: "+wsKey+"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodGet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status %d, want 101", resp.StatusCode)
+	}
+	if ids := requestIDs(resp.Header); len(ids) != 1 || ids[0] != "ws-1" {
+		t.Errorf("the 101 carries X-Request-Id %q, want [ws-1]", ids)
+	}
+	up := <-got
+	if ids := requestIDs(up.Header); len(ids) != 1 || ids[0] != "ws-1" {
+		t.Errorf("the upstream got X-Request-Id %q, want [ws-1]", ids)
+	}
+	if v := versions(up.Header); len(v) != 1 || v[0] != "v2" {
+		t.Errorf("the canary got X-Canary-Version %q, want [v2]", v)
+	}
+	// The journal has it once the connection is done.
+	c.Close()
+	if rec := records(t, j, 1)[0]; rec.RequestID != "ws-1" || rec.Status != 101 || rec.Path != "/chat" || rec.Upstream != "ws" {
+		t.Errorf("journal record %+v, want ws-1, 101, /chat on ws", rec)
 	}
 }
