@@ -834,6 +834,11 @@ func hopByHopIn(conn [][]byte, name []byte) bool {
 	return false
 }
 
+// named reports whether the header name k is name, in any case. The
+// length goes first: most names differ in it, and EqualFold would compare
+// their bytes first.
+func named(k, name []byte) bool { return len(k) == len(name) && bytes.EqualFold(k, name) }
+
 // listed reports whether the comma-separated list v names token.
 func listed(v, token []byte) bool {
 	for len(v) > 0 {
@@ -906,14 +911,14 @@ func (p *Proxy) prepareRequest(ctx *fasthttp.RequestCtx, plan *route.Plan, buf *
 		switch {
 		case hopByHopIn(conn, k):
 			del = append(del, k)
-		case bytes.EqualFold(k, xRequestID):
+		case named(k, xRequestID):
 			idLines++
 			if id == nil && validID(v) {
 				id, idName = append(buf[:0], v...), k
 			} else {
 				del = append(del, k)
 			}
-		case version != nil && bytes.EqualFold(k, version):
+		case version != nil && named(k, version):
 			del = append(del, k)
 		case bytes.EqualFold(k, xForwardedFor):
 			if v = bytes.TrimSpace(v); len(v) > 0 {
@@ -1022,7 +1027,7 @@ func copyResponseHeader(dst, src *fasthttp.ResponseHeader) {
 	var connBuf [4][]byte
 	conn := connectionValues(connBuf[:0], src.All())
 	for k, v := range src.All() {
-		if !hopByHopIn(conn, k) && !bytes.EqualFold(k, xRequestID) {
+		if !hopByHopIn(conn, k) && !named(k, xRequestID) {
 			dst.AddBytesKV(k, v)
 		}
 	}
