@@ -822,7 +822,7 @@ var (
 // whose Connection headers are conn.
 func hopByHopIn(conn [][]byte, name []byte) bool {
 	for _, hb := range hopByHop {
-		if bytes.EqualFold(name, hb) {
+		if named(name, hb) {
 			return true
 		}
 	}
@@ -858,7 +858,7 @@ func listed(v, token []byte) bool {
 // connectionValues appends the values of the Connection headers in hs.
 func connectionValues(dst [][]byte, hs iter.Seq2[[]byte, []byte]) [][]byte {
 	for k, v := range hs {
-		if bytes.EqualFold(k, connectionHeader) {
+		if named(k, connectionHeader) {
 			dst = append(dst, v)
 		}
 	}
@@ -920,12 +920,12 @@ func (p *Proxy) prepareRequest(ctx *fasthttp.RequestCtx, plan *route.Plan, buf *
 			}
 		case version != nil && named(k, version):
 			del = append(del, k)
-		case bytes.EqualFold(k, xForwardedFor):
+		case named(k, xForwardedFor):
 			if v = bytes.TrimSpace(v); len(v) > 0 {
 				xff = append(append(xff, v...), ", "...)
 			}
 			del = append(del, k)
-		case bytes.EqualFold(k, xForwardedProto), bytes.EqualFold(k, xForwardedHost):
+		case named(k, xForwardedProto), named(k, xForwardedHost):
 			del = append(del, k)
 		default:
 			kept = append(kept, k)
