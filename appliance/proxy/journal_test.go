@@ -1,8 +1,10 @@
 package proxy_test
 
 import (
+	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -87,7 +89,13 @@ func TestTheJournalGetsExactlyTheCanaryServedRequests(t *testing.T) {
 }
 
 func TestTheJournalRecordsACanaryThatGaveNoAnswer(t *testing.T) {
-	r := startProxyPolicy(t, defaults, versioned, canary("v2", 1, testkit.FreeAddr(t)))
+	// It reads the request and hangs up: the POST may have done its work.
+	hangsUp := rawBackend(t, func(c *net.TCPConn) {
+		if req, err := readHead(bufio.NewReader(c)); err == nil {
+			io.Copy(io.Discard, req.Body)
+		}
+	})
+	r := startProxyPolicy(t, defaults, versioned, canary("v2", 1, hangsUp))
 	j := journal.New(10, 0)
 	r.proxy.SetJournal(j)
 	status, _ := post(t, newClient(t), r.url("/pay?card=4111"), "amount=5")
@@ -95,8 +103,21 @@ func TestTheJournalRecordsACanaryThatGaveNoAnswer(t *testing.T) {
 		t.Fatalf("status %d, want 502", status)
 	}
 	rec := records(t, j, 1)[0]
-	if rec.Status != 0 || rec.Method != "POST" || rec.Path != "/pay" || rec.Upstream != "v2" || rec.RequestID == "" {
-		t.Errorf("journal record %+v, want POST /pay on v2 with status 0 and an id", rec)
+	if rec.Status != 0 || rec.Method != "POST" || rec.Path != "/pay" || rec.Upstream != "v2" || rec.RequestID == "" || rec.BytesIn != 8 {
+		t.Errorf("journal record %+v, want POST /pay on v2 with status 0, 8 bytes in and an id", rec)
+	}
+}
+
+func TestTheJournalLeavesOutWhatNeverReachedTheCanary(t *testing.T) {
+	r := startProxyPolicy(t, defaults, versioned, canary("v2", 1, testkit.FreeAddr(t)))
+	j := journal.New(10, 0)
+	r.proxy.SetJournal(j)
+	if status, _ := post(t, newClient(t), r.url("/pay"), "amount=5"); status != http.StatusBadGateway {
+		t.Fatalf("status %d, want 502", status)
+	}
+	r.idle(t)
+	if n := j.Seq(); n != 0 {
+		t.Errorf("the journal holds %d records of a request the canary refused, want none", n)
 	}
 }
 
@@ -176,5 +197,25 @@ func TestTheJournalKeepsNothingOfStableRequests(t *testing.T) {
 	r.idle(t)
 	if n := j.Seq(); n != 0 {
 		t.Errorf("the journal holds %d records of stable requests, want none", n)
+	}
+}
+
+func TestARequestRetriedOnStableIsNotInTheJournal(t *testing.T) {
+	hangsUp := rawBackend(t, func(c *net.TCPConn) { readHead(bufio.NewReader(c)) })
+	be := testkit.StartBackend(t, "v1")
+	// The canary, picked first at 10:1, hangs up on the GET, which is
+	// retried on the stable upstream: that is where it was served.
+	r := startProxyPolicy(t, defaults, versioned, canary("v2", 10, hangsUp), stable("v1", 1, be.Addr()))
+	j := journal.New(10, 0)
+	r.proxy.SetJournal(j)
+	if _, body := get(t, newClient(t), r.url("/")); body != "v1" {
+		t.Fatalf("body %q, want v1 from the retry", body)
+	}
+	if r.failures(t, "v2") != 1 {
+		t.Fatalf("the canary failed %d times, want 1: the test did not go through it", r.failures(t, "v2"))
+	}
+	r.idle(t)
+	if n := j.Seq(); n != 0 {
+		t.Errorf("the journal holds %d records, want none", n)
 	}
 }

@@ -406,7 +406,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		if body.failed() {
-			rec.failed(ctx, body)
+			rec.failed(ctx, body, err)
 			p.clientFailed(ctx, id, body.err)
 			return
 		}
@@ -417,7 +417,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 				continue
 			}
 		}
-		rec.failed(ctx, body)
+		rec.failed(ctx, body, err)
 		p.failWith(ctx, id, err)
 		return
 	}
@@ -462,13 +462,26 @@ func (t *tries) follow(rec *record, j *journal.Journal, ctx *fasthttp.RequestCtx
 	return rec
 }
 
-// failed records a request whose last attempt, on a canary, got no answer.
-func (r *record) failed(ctx *fasthttp.RequestCtx, body *clientBody) {
+// failed records a request whose last attempt, on a canary, got no answer
+// (err): with status 0 when the canary may have seen it, not at all when it
+// cannot have, since the connection was never made.
+func (r *record) failed(ctx *fasthttp.RequestCtx, body *clientBody, err error) {
 	if r == nil {
+		return
+	}
+	if !sent(err) {
+		r.drop()
 		return
 	}
 	r.e.Status, r.e.BytesIn = 0, bytesIn(ctx, body)
 	r.finish(0)
+}
+
+// sent reports whether a request that met err may have reached its
+// upstream.
+func sent(err error) bool {
+	var de *dialError
+	return !errors.As(err, &de) && !errors.Is(err, fasthttp.ErrNoFreeConns)
 }
 
 // bytesIn is how many bytes of the request's body went on to an upstream.

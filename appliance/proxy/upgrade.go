@@ -70,7 +70,7 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, upgrade string) {
 		conn.Close()
 		o.Failed = true
 		p.account(t.plan, u, o, time.Now())
-		rec.failed(ctx, nil)
+		rec.failed(ctx, nil, err)
 		p.failWith(ctx, id, err)
 		return
 	}
@@ -83,7 +83,7 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, upgrade string) {
 		err := resp.ReadBody(br, 1<<20)
 		conn.Close()
 		if err != nil {
-			rec.failed(ctx, nil)
+			rec.failed(ctx, nil, err)
 			p.failWith(ctx, id, err)
 			return
 		}
