@@ -360,10 +360,6 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		defer ctx.SetConnectionClose()
 	}
 	j := p.journal.Load()
-	var start time.Time
-	if j != nil {
-		start = time.Now()
-	}
 	// An HTTP/1.0 client need not name a host. The upstream is then asked
 	// by its own name, as nginx does, since fasthttp (rightly) sends no
 	// request without one.
@@ -394,7 +390,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		}
 		t.tellVersion(&ctx.Request.Header, u)
 		if j != nil {
-			rec = t.follow(rec, j, ctx, start, id, u, body)
+			rec = t.follow(rec, j, ctx, id, u, body)
 		}
 		resp, err := p.attempt(ctx, t.plan, u, body)
 		if err == nil {
@@ -443,7 +439,7 @@ func (t *tries) tellVersion(h *fasthttp.RequestHeader, u *route.Upstream) {
 // follow keeps the journal's record of a request while its attempts are on
 // canary upstreams: rec is the record so far (nil before the first), the
 // result the record for the attempt on u, nil when u is stable.
-func (t *tries) follow(rec *record, j *journal.Journal, ctx *fasthttp.RequestCtx, start time.Time, id []byte, u *route.Upstream, body *clientBody) *record {
+func (t *tries) follow(rec *record, j *journal.Journal, ctx *fasthttp.RequestCtx, id []byte, u *route.Upstream, body *clientBody) *record {
 	if u.Role != config.Canary {
 		if rec != nil {
 			rec.drop()
@@ -452,7 +448,7 @@ func (t *tries) follow(rec *record, j *journal.Journal, ctx *fasthttp.RequestCtx
 		return nil
 	}
 	if rec == nil {
-		rec = newRecord(j, ctx, start, id, t.key)
+		rec = newRecord(j, ctx, id, t.key)
 		rec.e.Version = t.plan.Version()
 		if rec.capture {
 			body.teeTo(rec)
@@ -899,8 +895,8 @@ func upgradeOf(h *fasthttp.RequestHeader) []byte {
 
 // prepareRequest turns the client's request into the upstream's: it drops
 // hop-by-hop headers, says who the client was, and gives the request its
-// id, which it returns: the client's X-Request-Id when it sent one valid
-// one, else a new one in buf. It drops any version header plan names, which
+// id, which it returns: the client's X-Request-Id when it sent a valid one
+// (the first, of several), else a new one in buf. It drops any version header plan names, which
 // only the proxy sets (see tellVersion).
 func (p *Proxy) prepareRequest(ctx *fasthttp.RequestCtx, plan *route.Plan, buf *idBuf) []byte {
 	h := &ctx.Request.Header

@@ -40,12 +40,13 @@ type record struct {
 
 var records = sync.Pool{New: func() any { return new(record) }}
 
-// newRecord starts the record of the request in ctx, which arrived at
-// start with the given id and user key (nil without one).
-func newRecord(j *journal.Journal, ctx *fasthttp.RequestCtx, start time.Time, id, key []byte) *record {
+// newRecord starts the record of the request in ctx, with the given id and
+// user key (nil without one). It arrived when fasthttp had read its head:
+// ctx.Time.
+func newRecord(j *journal.Journal, ctx *fasthttp.RequestCtx, id, key []byte) *record {
 	r := records.Get().(*record)
 	r.j = j
-	r.e = journal.Entry{Time: start}
+	r.e = journal.Entry{Time: ctx.Time()}
 	r.e.RequestID = r.id[:copy(r.id[:], id)]
 	r.e.Method = r.method[:copy(r.method[:], ctx.Method())]
 	r.e.Path = r.path[:copy(r.path[:], pathOf(ctx))]

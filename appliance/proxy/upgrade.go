@@ -21,10 +21,6 @@ import (
 // connection closes, or when the upstream's refusal was passed on.
 func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, upgrade string) {
 	j := p.journal.Load()
-	var arrived time.Time
-	if j != nil {
-		arrived = time.Now()
-	}
 	t := tries{plan: p.router.Plan()}
 	var idb idBuf
 	id := p.prepareRequest(ctx, t.plan, &idb)
@@ -51,7 +47,7 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, upgrade string) {
 	t.tellVersion(&ctx.Request.Header, u)
 	var rec *record
 	if j != nil {
-		rec = t.follow(nil, j, ctx, arrived, id, u, nil)
+		rec = t.follow(nil, j, ctx, id, u, nil)
 	}
 
 	start := time.Now()
