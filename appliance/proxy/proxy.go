@@ -4,7 +4,8 @@
 // The engine is fasthttp, chosen for its CPU cost per request (close to
 // nginx's, about a fifth of net/http's reverse proxy on the same load). It
 // stays inside this package: the rest of the appliance sees New, Serve,
-// Prepare, Retire and Shutdown.
+// Prepare, Retire and Shutdown, and two switches, SetAccessLog and
+// SetJournal.
 package proxy
 
 import (
