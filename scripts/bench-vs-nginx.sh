@@ -3,17 +3,22 @@
 #
 # One nginx serves as the upstream (a fixed 200 answer). In front of it, on
 # their own ports, an nginx reverse proxy (keepalive to the upstream, one
-# worker) and canaryd (one upstream, the same weights). wrk loads each in
+# worker) and canaryd (one upstream, the same weights; with CANARY=1 a stable
+# and a canary upstream at 10:5, both that nginx, so that a third of the
+# requests take the canary's path: X-Canary-Version and the journal, which
+# JOURNAL=0 turns off for a side-by-side). wrk loads each in
 # turn, ROUNDS times, and the CPU time each front proxy used (utime+stime
 # from /proc) is divided by the requests it served. Prints the medians and
 # the ratio canaryd/nginx. Needs nginx and wrk (apt-get install nginx-light wrk).
 #
-#   scripts/bench-vs-nginx.sh [bin/canaryd]      ROUNDS=5 DURATION=5 CONNS=16
+#   scripts/bench-vs-nginx.sh [bin/canaryd]      ROUNDS=5 DURATION=5 CONNS=16 CANARY=0 JOURNAL=1
 set -euo pipefail
 CANARYD=${1:-bin/canaryd}
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-5}
 CONNS=${CONNS:-16}
+CANARY=${CANARY:-0}
+JOURNAL=${JOURNAL:-1}
 command -v wrk >/dev/null || { echo "bench-vs-nginx: wrk not found (apt-get install wrk)" >&2; exit 1; }
 command -v nginx >/dev/null || PATH=$PATH:/usr/sbin
 command -v nginx >/dev/null || { echo "bench-vs-nginx: nginx not found (apt-get install nginx-light)" >&2; exit 1; }
@@ -70,6 +75,20 @@ url = "http://127.0.0.1:$UP"
 weight = 10
 role = "stable"
 CONF
+if [ "$CANARY" = 1 ]; then
+	cat >>"$work/canaryd/conf/canaryd.toml" <<CONF
+[[upstream]]
+name = "app-v2"
+url = "http://127.0.0.1:$UP"
+weight = 5
+role = "canary"
+[canary]
+version = "v2"
+CONF
+fi
+if [ "$JOURNAL" = 0 ]; then
+	printf '[journal]\nrecords = 0\n' >>"$work/canaryd/conf/canaryd.toml"
+fi
 "$CANARYD" -config-dir "$work/canaryd/conf" -state-dir "$work/canaryd/state" -gpio off 2>"$work/canaryd.log" & pids+=($!)
 CANARYD_PID=$!
 
@@ -107,4 +126,5 @@ for r in $(seq "$ROUNDS"); do
 	echo "$ng" >>"$work/nginx.us"; echo "$cd" >>"$work/canaryd.us"
 done
 ng=$(median <"$work/nginx.us"); cd=$(median <"$work/canaryd.us")
+echo "canaryd: CANARY=$CANARY JOURNAL=$JOURNAL"
 echo "median CPU per request: nginx ${ng} us, canaryd ${cd} us, ratio canaryd/nginx $(awk -v a="$cd" -v b="$ng" 'BEGIN{printf "%.2f", a/b}')"

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/canary-pi/canary-pi/appliance/journal"
 	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
@@ -17,20 +18,45 @@ import (
 // the client's and the backend's on top. The client writes and reads raw
 // HTTP so that its own cost stays small.
 func BenchmarkProxyGET(b *testing.B) {
-	be := testkit.Serve(b, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	be := benchBackend(b)
+	r := startProxy(b, defaults,
+		stable("v1", 10, be),
+		canary("v2", 5, be))
+	benchGET(b, r)
+}
+
+// BenchmarkCanaryJournal is BenchmarkProxyGET with every request on the
+// canary, with X-Canary-Version, and the journal off and on: what a record
+// costs.
+func BenchmarkCanaryJournal(b *testing.B) {
+	be := benchBackend(b)
+	for _, on := range []bool{false, true} {
+		name := map[bool]string{false: "off", true: "on"}[on]
+		b.Run(name, func(b *testing.B) {
+			r := startProxyPolicy(b, defaults, versioned, canary("v2", 1, be))
+			if on {
+				r.proxy.SetJournal(journal.New(100_000, 0))
+			}
+			benchGET(b, r)
+		})
+	}
+}
+
+func benchBackend(b *testing.B) string {
+	return testkit.Serve(b, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Length", "5")
 		io.WriteString(w, "hello")
-	}))
-	r := startProxy(b, defaults,
-		stable("v1", 10, be.Addr()),
-		canary("v2", 5, be.Addr()))
+	})).Addr()
+}
+
+func benchGET(b *testing.B, r *rig) {
 	c, err := net.Dial("tcp", r.addr)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer c.Close()
 	br := bufio.NewReader(c)
-	request := []byte("GET /bench HTTP/1.1\r\nHost: app.example\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+	request := []byte("GET /bench?q=1 HTTP/1.1\r\nHost: app.example\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
 
 	b.ReportAllocs()
 	cpu := cpuTime()

@@ -60,8 +60,19 @@ var defaults = proxy.Options{
 
 // startProxy builds the routing table for ups, as the daemon does, and
 // serves it on a fresh loopback port until the test ends. Zero fields of
-// opts take the values of defaults.
+// opts take the values of defaults; without a Logger, the proxy logs
+// nothing.
 func startProxy(t testing.TB, opts proxy.Options, ups ...config.Upstream) *rig {
+	t.Helper()
+	return startProxyPolicy(t, opts, config.CanaryPolicy{}, ups...)
+}
+
+// versioned is the canary policy of tests of the version header: the
+// configuration's defaults for it.
+var versioned = config.CanaryPolicy{Version: "v2", VersionHeader: "X-Canary-Version"}
+
+// startProxyPolicy is startProxy with the canary policy pol.
+func startProxyPolicy(t testing.TB, opts proxy.Options, pol config.CanaryPolicy, ups ...config.Upstream) *rig {
 	t.Helper()
 	if opts.ConnectTimeout == 0 {
 		opts.ConnectTimeout = defaults.ConnectTimeout
@@ -75,13 +86,15 @@ func startProxy(t testing.TB, opts proxy.Options, ups ...config.Upstream) *rig {
 	if opts.UpstreamIdle == 0 {
 		opts.UpstreamIdle = defaults.UpstreamIdle
 	}
-	opts.Logger = slog.New(slog.DiscardHandler)
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	// PROXY_TEST_LOG=1 shows the proxy's debug log when a test puzzles.
 	if os.Getenv("PROXY_TEST_LOG") != "" {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 
-	cfg := &config.Config{Upstreams: ups}
+	cfg := &config.Config{Upstreams: ups, Canary: pol}
 	mode := state.Canary
 	if !cfg.HasCanary() {
 		mode = state.NoCanary

@@ -4,7 +4,8 @@
 // The engine is fasthttp, chosen for its CPU cost per request (close to
 // nginx's, about a fifth of net/http's reverse proxy on the same load). It
 // stays inside this package: the rest of the appliance sees New, Serve,
-// Prepare, Retire and Shutdown.
+// Prepare, Retire and Shutdown, and two switches, SetAccessLog and
+// SetJournal.
 package proxy
 
 import (
@@ -24,6 +25,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/canary-pi/canary-pi/appliance/config"
+	"github.com/canary-pi/canary-pi/appliance/journal"
 	"github.com/canary-pi/canary-pi/appliance/route"
 	"github.com/canary-pi/canary-pi/appliance/swrr"
 )
@@ -60,6 +63,8 @@ type Proxy struct {
 	srv       *fasthttp.Server
 	probePath string
 	accessLog atomic.Bool
+	journal   atomic.Pointer[journal.Journal]
+	ids       *ids
 
 	mu    sync.Mutex
 	pools map[string]*pool // by upstream URL
@@ -70,7 +75,7 @@ func New(r *route.Router, opts Options) *Proxy {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	p := &Proxy{router: r, opts: opts, log: opts.Logger, pools: map[string]*pool{}, probePath: newProbePath()}
+	p := &Proxy{router: r, opts: opts, log: opts.Logger, pools: map[string]*pool{}, probePath: newProbePath(), ids: newIDs()}
 	// ReadTimeout bounds the wait for a request head, so that silent or
 	// trickling clients cannot hold connections forever; clientBody bounds
 	// the body's reads.
@@ -355,11 +360,14 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		// Whatever the answer, error responses included.
 		defer ctx.SetConnectionClose()
 	}
+	j := p.journal.Load()
 	// An HTTP/1.0 client need not name a host. The upstream is then asked
 	// by its own name, as nginx does, since fasthttp (rightly) sends no
 	// request without one.
 	hostless := len(ctx.Request.Header.Host()) == 0
-	prepareRequest(ctx)
+	t := tries{plan: p.router.Plan()}
+	var idb idBuf
+	id := p.prepareRequest(ctx, t.plan, &idb)
 	var body *clientBody
 	if ctx.Request.IsBodyStream() {
 		body = &clientBody{ctx: ctx, r: ctx.Request.BodyStream(),
@@ -367,12 +375,13 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		ctx.Request.SetBodyStream(body, body.left)
 	}
 
-	var t tries
 	u := p.first(&t, &ctx.Request)
 	if u == nil {
-		p.fail(ctx, fasthttp.StatusBadGateway, "no upstream is available")
+		p.fail(ctx, id, fasthttp.StatusBadGateway, "no upstream is available")
 		return
 	}
+	// rec is the journal's record while the request is on a canary.
+	var rec *record
 	for {
 		if hostless {
 			ctx.Request.URI().SetHost(u.URL.Host)
@@ -380,13 +389,22 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		if p.accessLog.Load() {
 			ctx.SetUserValue(upstreamKey, u.Name)
 		}
+		t.tellVersion(&ctx.Request.Header, u)
+		if j != nil {
+			rec = t.follow(rec, j, ctx, id, u, body)
+		}
 		resp, err := p.attempt(ctx, t.plan, u, body)
 		if err == nil {
-			relay(ctx, resp)
+			if rec != nil {
+				rec.e.Status, rec.e.BytesIn = resp.resp.StatusCode(), bytesIn(ctx, body)
+				resp.rec = rec
+			}
+			relay(ctx, resp, id)
 			return
 		}
 		if body.failed() {
-			p.clientFailed(ctx, body.err)
+			rec.failed(ctx, body, err)
+			p.clientFailed(ctx, id, body.err)
 			return
 		}
 		if retryable(&ctx.Request, err) {
@@ -396,9 +414,79 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 				continue
 			}
 		}
-		p.failWith(ctx, err)
+		rec.failed(ctx, body, err)
+		p.failWith(ctx, id, err)
 		return
 	}
+}
+
+// tellVersion tells a canary upstream its version in the plan's version
+// header, and makes sure a stable one never sees that header: neither the
+// client's (prepareRequest drops it) nor the one an earlier attempt on a
+// canary set.
+func (t *tries) tellVersion(h *fasthttp.RequestHeader, u *route.Upstream) {
+	name := t.plan.VersionHeader()
+	switch {
+	case name == nil:
+	case u.Role == config.Canary:
+		h.SetCanonical(name, t.plan.CanaryVersion())
+		t.versioned = true
+	case t.versioned:
+		h.DelBytes(name)
+		t.versioned = false
+	}
+}
+
+// follow keeps the journal's record of a request while its attempts are on
+// canary upstreams: rec is the record so far (nil before the first), the
+// result the record for the attempt on u, nil when u is stable.
+func (t *tries) follow(rec *record, j *journal.Journal, ctx *fasthttp.RequestCtx, id []byte, u *route.Upstream, body *clientBody) *record {
+	if u.Role != config.Canary {
+		if rec != nil {
+			rec.drop()
+			body.teeTo(nil)
+		}
+		return nil
+	}
+	if rec == nil {
+		rec = newRecord(j, ctx, id, t.key)
+		rec.e.Version = t.plan.Version()
+		if rec.capture {
+			body.teeTo(rec)
+		}
+	}
+	rec.e.Upstream = u.Name
+	return rec
+}
+
+// failed records a request whose last attempt, on a canary, got no answer
+// (err): with status 0 when the canary may have seen it, not at all when it
+// cannot have, since the connection was never made.
+func (r *record) failed(ctx *fasthttp.RequestCtx, body *clientBody, err error) {
+	if r == nil {
+		return
+	}
+	if !sent(err) {
+		r.drop()
+		return
+	}
+	r.e.Status, r.e.BytesIn = 0, bytesIn(ctx, body)
+	r.finish(0)
+}
+
+// sent reports whether a request that met err may have reached its
+// upstream.
+func sent(err error) bool {
+	var de *dialError
+	return !errors.As(err, &de) && !errors.Is(err, fasthttp.ErrNoFreeConns)
+}
+
+// bytesIn is how many bytes of the request's body went on to an upstream.
+func bytesIn(ctx *fasthttp.RequestCtx, body *clientBody) int64 {
+	if body != nil {
+		return body.n
+	}
+	return int64(len(ctx.Request.Body()))
 }
 
 // tries is one request's way through the routing: the plan it started on,
@@ -408,13 +496,17 @@ type tries struct {
 	plan    *route.Plan
 	tried   swrr.Set
 	retried bool
+	key     []byte // the user key first found; nil without one
+	// versioned: the request carries the plan's version header, set for an
+	// attempt on a canary.
+	versioned bool
 }
 
-// first picks the upstream of a new request; nil when none is available.
+// first picks the upstream of a new request on t.plan; nil when none is
+// available.
 // A request with a user key (canary.sticky_header or sticky_cookie) or a
 // tester's override header goes to the role its key or override names.
 func (p *Proxy) first(t *tries, req *fasthttp.Request) *route.Upstream {
-	t.plan = p.router.Plan()
 	if !t.plan.Keyed() {
 		return t.plan.Pick(&t.tried, time.Now())
 	}
@@ -428,6 +520,7 @@ func (p *Proxy) first(t *tries, req *fasthttp.Request) *route.Upstream {
 	if name := t.plan.OverrideHeader(); name != nil {
 		override = header(&req.Header, name)
 	}
+	t.key = key
 	return t.plan.PickFor(t.plan.Affinity(key, override), &t.tried, time.Now())
 }
 
@@ -517,13 +610,16 @@ type upstreamResponse struct {
 	resp fasthttp.Response
 	pool *pool
 	body io.Reader
+	n    int64   // body bytes relayed
+	rec  *record // the journal's, finished with the response; nil without
 }
 
 var upstreamResponses = sync.Pool{New: func() any { return new(upstreamResponse) }}
 
-// relay makes resp the client's response.
-func relay(ctx *fasthttp.RequestCtx, up *upstreamResponse) {
+// relay makes resp the client's response, with the request's id.
+func relay(ctx *fasthttp.RequestCtx, up *upstreamResponse, id []byte) {
 	copyResponseHeader(&ctx.Response.Header, &up.resp.Header)
+	ctx.Response.Header.SetCanonical(xRequestID, id)
 	if !up.resp.IsBodyStream() {
 		up.release()
 		return
@@ -561,11 +657,16 @@ func relayUntilClose(ctx *fasthttp.RequestCtx, up *upstreamResponse) {
 	})
 }
 
-func (r *upstreamResponse) Read(b []byte) (int, error) { return r.body.Read(b) }
+func (r *upstreamResponse) Read(b []byte) (int, error) {
+	n, err := r.body.Read(b)
+	r.n += int64(n)
+	return n, err
+}
 
 // CloseWithError is called once the client's response is written, or
 // failed to be (err): the upstream connection goes back to the pool only
-// when its body was read whole.
+// when its body was read whole. That is the end of the request, for the
+// journal too.
 func (r *upstreamResponse) CloseWithError(err error) error {
 	if c, ok := r.body.(fasthttp.ReadCloserWithError); ok {
 		c.CloseWithError(err)
@@ -575,9 +676,12 @@ func (r *upstreamResponse) CloseWithError(err error) error {
 }
 
 func (r *upstreamResponse) release() {
+	if r.rec != nil {
+		r.rec.finish(r.n)
+	}
 	r.resp.Reset()
 	pl := r.pool
-	r.pool, r.body = nil, nil
+	r.pool, r.body, r.rec, r.n = nil, nil, nil, 0
 	upstreamResponses.Put(r)
 	pl.released()
 }
@@ -591,7 +695,9 @@ type clientBody struct {
 	r       io.Reader
 	left    int // bytes still to come; negative when chunked
 	timeout time.Duration
-	err     error // the client's failure
+	err     error   // the client's failure
+	n       int64   // bytes read
+	tee     *record // keeps the body's start for the journal; nil when not
 }
 
 func (b *clientBody) Read(p []byte) (int, error) {
@@ -599,6 +705,10 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		b.ctx.SetReadDeadline(time.Now().Add(b.timeout))
 	}
 	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if b.tee != nil {
+		b.tee.tee(p[:n])
+	}
 	if b.left >= 0 {
 		b.left -= n
 		if err == io.EOF && b.left > 0 {
@@ -612,6 +722,13 @@ func (b *clientBody) Read(p []byte) (int, error) {
 }
 
 func (b *clientBody) failed() bool { return b != nil && b.err != nil }
+
+// teeTo has the body's bytes kept in r (nil: no longer) as they pass.
+func (b *clientBody) teeTo(r *record) {
+	if b != nil {
+		b.tee = r
+	}
+}
 
 // retryable reports whether a request that met err may go to another
 // upstream: always when the connection was never made, otherwise only for
@@ -641,25 +758,30 @@ func isTimeout(err error) bool {
 
 // clientFailed answers a client whose request body broke off; it is
 // usually gone, and its connection is not reused either way.
-func (p *Proxy) clientFailed(ctx *fasthttp.RequestCtx, err error) {
+func (p *Proxy) clientFailed(ctx *fasthttp.RequestCtx, id []byte, err error) {
 	ctx.SetConnectionClose()
 	if isTimeout(err) {
-		p.fail(ctx, fasthttp.StatusRequestTimeout, "the request body stopped arriving")
+		p.fail(ctx, id, fasthttp.StatusRequestTimeout, "the request body stopped arriving")
 		return
 	}
-	p.fail(ctx, fasthttp.StatusBadRequest, "the request body ended early")
+	p.fail(ctx, id, fasthttp.StatusBadRequest, "the request body ended early")
 }
 
-func (p *Proxy) failWith(ctx *fasthttp.RequestCtx, err error) {
+func (p *Proxy) failWith(ctx *fasthttp.RequestCtx, id []byte, err error) {
 	if isTimeout(err) {
-		p.fail(ctx, fasthttp.StatusGatewayTimeout, "the upstream did not answer in time")
+		p.fail(ctx, id, fasthttp.StatusGatewayTimeout, "the upstream did not answer in time")
 		return
 	}
-	p.fail(ctx, fasthttp.StatusBadGateway, "the upstream failed")
+	p.fail(ctx, id, fasthttp.StatusBadGateway, "the upstream failed")
 }
 
-func (p *Proxy) fail(ctx *fasthttp.RequestCtx, code int, why string) {
+// fail answers with canaryd's own error response; id is the request's,
+// nil for a request that could not be read.
+func (p *Proxy) fail(ctx *fasthttp.RequestCtx, id []byte, code int, why string) {
 	ctx.Response.Reset()
+	if id != nil {
+		ctx.Response.Header.SetCanonical(xRequestID, id)
+	}
 	ctx.Response.SetStatusCode(code)
 	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
 	ctx.Response.SetBodyString(fasthttp.StatusMessage(code) + ": " + why + "\n")
@@ -671,11 +793,11 @@ func (p *Proxy) badRequest(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	switch {
 	case errors.As(err, &small):
-		p.fail(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "the request head is too large")
+		p.fail(ctx, nil, fasthttp.StatusRequestHeaderFieldsTooLarge, "the request head is too large")
 	case isTimeout(err):
-		p.fail(ctx, fasthttp.StatusRequestTimeout, "the request did not arrive in time")
+		p.fail(ctx, nil, fasthttp.StatusRequestTimeout, "the request did not arrive in time")
 	default:
-		p.fail(ctx, fasthttp.StatusBadRequest, "malformed request")
+		p.fail(ctx, nil, fasthttp.StatusBadRequest, "malformed request")
 	}
 	p.log.Debug("unreadable request", "client", ctx.RemoteAddr().String(), "error", err.Error())
 }
@@ -710,7 +832,7 @@ var (
 // whose Connection headers are conn.
 func hopByHopIn(conn [][]byte, name []byte) bool {
 	for _, hb := range hopByHop {
-		if bytes.EqualFold(name, hb) {
+		if named(name, hb) {
 			return true
 		}
 	}
@@ -721,6 +843,11 @@ func hopByHopIn(conn [][]byte, name []byte) bool {
 	}
 	return false
 }
+
+// named reports whether the header name k is name, in any case. The
+// length goes first: most names differ in it, and EqualFold would compare
+// their bytes first.
+func named(k, name []byte) bool { return len(k) == len(name) && bytes.EqualFold(k, name) }
 
 // listed reports whether the comma-separated list v names token.
 func listed(v, token []byte) bool {
@@ -741,7 +868,7 @@ func listed(v, token []byte) bool {
 // connectionValues appends the values of the Connection headers in hs.
 func connectionValues(dst [][]byte, hs iter.Seq2[[]byte, []byte]) [][]byte {
 	for k, v := range hs {
-		if bytes.EqualFold(k, connectionHeader) {
+		if named(k, connectionHeader) {
 			dst = append(dst, v)
 		}
 	}
@@ -768,8 +895,11 @@ func upgradeOf(h *fasthttp.RequestHeader) []byte {
 }
 
 // prepareRequest turns the client's request into the upstream's: it drops
-// hop-by-hop headers and says who the client was.
-func prepareRequest(ctx *fasthttp.RequestCtx) {
+// hop-by-hop headers, says who the client was, and gives the request its
+// id, which it returns: the client's X-Request-Id when it sent a valid one
+// (the first, of several), else a new one in buf. It drops any version header plan names, which
+// only the proxy sets (see tellVersion).
+func (p *Proxy) prepareRequest(ctx *fasthttp.RequestCtx, plan *route.Plan, buf *idBuf) []byte {
 	h := &ctx.Request.Header
 	var connBuf [4][]byte
 	conn := connectionValues(connBuf[:0], h.AllInOrder())
@@ -782,22 +912,46 @@ func prepareRequest(ctx *fasthttp.RequestCtx) {
 	var keptBuf [32][]byte
 	var delBuf [8][]byte
 	kept, del := keptBuf[:0], delBuf[:0]
+	// The client's id stays as it came when it is valid and alone; else
+	// every line of it goes and one is set.
+	var id, idName []byte
+	idLines := 0
+	version := plan.VersionHeader()
 	for k, v := range h.AllInOrder() {
 		switch {
 		case hopByHopIn(conn, k):
 			del = append(del, k)
-		case bytes.EqualFold(k, xForwardedFor):
+		case named(k, xRequestID):
+			idLines++
+			if id == nil && validID(v) {
+				id, idName = append(buf[:0], v...), k
+			} else {
+				del = append(del, k)
+			}
+		case version != nil && named(k, version):
+			del = append(del, k)
+		case named(k, xForwardedFor):
 			if v = bytes.TrimSpace(v); len(v) > 0 {
 				xff = append(append(xff, v...), ", "...)
 			}
 			del = append(del, k)
-		case bytes.EqualFold(k, xForwardedProto), bytes.EqualFold(k, xForwardedHost):
+		case named(k, xForwardedProto), named(k, xForwardedHost):
 			del = append(del, k)
 		default:
 			kept = append(kept, k)
 		}
 	}
+	setID := id == nil || idLines > 1
+	if setID && idName != nil {
+		del = append(del, idName)
+	}
 	deleteInOrder(h, del, kept)
+	if id == nil {
+		id = p.ids.next(buf)
+	}
+	if setID {
+		h.SetCanonical(xRequestID, id)
+	}
 	// The upstream connection is kept alive whatever the client asked.
 	h.ResetConnectionClose()
 
@@ -813,6 +967,7 @@ func prepareRequest(ctx *fasthttp.RequestCtx) {
 	if host := h.Host(); len(host) > 0 {
 		h.SetCanonical(xForwardedHost, host)
 	}
+	return id
 }
 
 // deleteInOrder deletes the headers named in del from h, whose other
@@ -869,7 +1024,8 @@ func deleteInOrder(h *fasthttp.RequestHeader, del, kept [][]byte) {
 
 // copyResponseHeader gives dst the status and the end-to-end headers of
 // src, in order. Whether the client connection stays open is our decision,
-// not the upstream's. Building dst afresh, rather than copying src and
+// not the upstream's, and the request id is the proxy's to send: the caller
+// sets it. Building dst afresh, rather than copying src and
 // deleting from the copy, keeps repeated lines in order (see deleteInOrder)
 // and leaves dst with the server's defaults. Date is the one header
 // fasthttp will not take: the proxy sends its own, as nginx does.
@@ -881,7 +1037,7 @@ func copyResponseHeader(dst, src *fasthttp.ResponseHeader) {
 	var connBuf [4][]byte
 	conn := connectionValues(connBuf[:0], src.All())
 	for k, v := range src.All() {
-		if !hopByHopIn(conn, k) {
+		if !hopByHopIn(conn, k) && !named(k, xRequestID) {
 			dst.AddBytesKV(k, v)
 		}
 	}
@@ -910,5 +1066,6 @@ func (p *Proxy) logAccess(ctx *fasthttp.RequestCtx, start time.Time) {
 		"PATH", string(ctx.Path()),
 		"STATUS", ctx.Response.StatusCode(),
 		"UPSTREAM", upstream,
+		"REQUEST_ID", string(ctx.Response.Header.PeekBytes(xRequestID)),
 		"DURATION_MS", float64(time.Since(start).Microseconds())/1000)
 }

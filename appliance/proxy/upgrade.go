@@ -16,11 +16,20 @@ import (
 // serveUpgrade passes a protocol upgrade (WebSocket) through: the request
 // goes to an upstream on a connection of its own, and once the upstream
 // answers 101 the two connections are spliced until either side closes.
+//
+// A canary upstream's upgrade is journaled at its end: when the spliced
+// connection closes, or when the upstream's refusal was passed on.
 func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, upgrade string) {
-	var t tries
+	j := p.journal.Load()
+	t := tries{plan: p.router.Plan()}
+	var idb idBuf
+	id := p.prepareRequest(ctx, t.plan, &idb)
+	// For the access log: the 101 itself is written from the upstream's
+	// head, below.
+	ctx.Response.Header.SetCanonical(xRequestID, id)
 	u := p.first(&t, &ctx.Request)
 	if u == nil {
-		p.fail(ctx, fasthttp.StatusBadGateway, "no upstream is available")
+		p.fail(ctx, id, fasthttp.StatusBadGateway, "no upstream is available")
 		return
 	}
 	var conn net.Conn
@@ -31,9 +40,14 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, upgrade string) {
 		}
 		p.account(t.plan, u, outcome{Failed: true}, time.Now())
 		if u = p.retry(&t); u == nil {
-			p.failWith(ctx, err)
+			p.failWith(ctx, id, err)
 			return
 		}
+	}
+	t.tellVersion(&ctx.Request.Header, u)
+	var rec *record
+	if j != nil {
+		rec = t.follow(nil, j, ctx, id, u, nil)
 	}
 
 	start := time.Now()
@@ -52,7 +66,8 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, upgrade string) {
 		conn.Close()
 		o.Failed = true
 		p.account(t.plan, u, o, time.Now())
-		p.failWith(ctx, err)
+		rec.failed(ctx, nil, err)
+		p.failWith(ctx, id, err)
 		return
 	}
 	o.Status = resp.StatusCode()
@@ -64,23 +79,37 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, upgrade string) {
 		err := resp.ReadBody(br, 1<<20)
 		conn.Close()
 		if err != nil {
-			p.failWith(ctx, err)
+			rec.failed(ctx, nil, err)
+			p.failWith(ctx, id, err)
 			return
 		}
 		copyResponseHeader(&ctx.Response.Header, &resp.Header)
+		ctx.Response.Header.SetCanonical(xRequestID, id)
 		ctx.Response.SetBody(resp.Body())
 		ctx.SetConnectionClose()
+		if rec != nil {
+			rec.e.Status = o.Status
+			rec.finish(int64(len(resp.Body())))
+		}
 		return
+	}
+	if rec != nil {
+		rec.e.Status = o.Status
 	}
 	conn.SetDeadline(time.Time{})
 	// The 101 goes out from the hijack handler: fasthttp skips a hijack
 	// handler whose response it wrote when it is shutting down, which would
 	// leave the upstream connection open and counted in flight for good.
+	resp.Header.Del(requestIDHeader)
+	resp.Header.SetCanonical(xRequestID, id)
 	head := resp.Header.AppendBytes(nil)
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(client net.Conn) {
 		u.Stats.InFlight.Add(1)
 		defer u.Stats.InFlight.Add(-1)
+		if rec != nil {
+			defer rec.finish(0)
+		}
 		if _, err := client.Write(head); err != nil {
 			conn.Close()
 			return
@@ -110,10 +139,9 @@ func (p *Proxy) dialUpgrade(u *route.Upstream) (net.Conn, error) {
 }
 
 // writeUpgradeRequest writes the client's request head to the upstream,
-// with the end-to-end headers and the upgrade the client asked for.
+// as prepareRequest left it, and the upgrade the client asked for.
 func writeUpgradeRequest(w io.Writer, ctx *fasthttp.RequestCtx, upgrade string) error {
 	h := &ctx.Request.Header
-	prepareRequest(ctx)
 	bw := bufio.NewWriter(w)
 	bw.Write(h.Method())
 	bw.WriteByte(' ')

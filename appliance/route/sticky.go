@@ -29,6 +29,9 @@ type split struct {
 	stickyHeader, stickyCookie, overrideHeader []byte // nil when not set
 	version                                    string
 	share                                      uint32 // buckets below it go to the canary
+	// versionHeader and versionValue tell a canary upstream its version
+	// (canary.version_header); nil when off or without a canary.
+	versionHeader, versionValue []byte
 }
 
 func newSplit(cfg *config.Config, canaryWeight, allWeight int) split {
@@ -44,6 +47,10 @@ func newSplit(cfg *config.Config, canaryWeight, allWeight int) split {
 		overrideHeader: name(cfg.Canary.OverrideHeader),
 		version:        cfg.Canary.Version,
 	}
+	if cfg.HasCanary() && cfg.Canary.VersionHeader != "" {
+		s.versionHeader = []byte(cfg.Canary.VersionHeader)
+		s.versionValue = []byte(cfg.Canary.Version)
+	}
 	if allWeight > 0 {
 		s.share = uint32((canaryWeight*Buckets + allWeight/2) / allWeight)
 	}
@@ -56,6 +63,17 @@ func newSplit(cfg *config.Config, canaryWeight, allWeight int) split {
 func (p *Plan) StickyHeader() []byte   { return p.split.stickyHeader }
 func (p *Plan) StickyCookie() []byte   { return p.split.stickyCookie }
 func (p *Plan) OverrideHeader() []byte { return p.split.overrideHeader }
+
+// VersionHeader is the header that tells a canary upstream its version
+// (canary.version_header), and CanaryVersion its value; both nil when the
+// header is off or the plan has no canary. A request to a stable upstream
+// must carry neither, whatever the client sent. The caller must not change
+// them.
+func (p *Plan) VersionHeader() []byte { return p.split.versionHeader }
+func (p *Plan) CanaryVersion() []byte { return p.split.versionValue }
+
+// Version is the plan's canary.version, "" without one.
+func (p *Plan) Version() string { return p.split.version }
 
 // Keyed reports whether requests may carry a user key or an override, so
 // the proxy looks for them only then.

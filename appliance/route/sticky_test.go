@@ -144,3 +144,31 @@ func BenchmarkBucket(b *testing.B) {
 		Bucket(key, "v2")
 	}
 }
+
+func TestVersionHeaderIsInThePlanOnlyWithACanary(t *testing.T) {
+	withCanary := []config.Upstream{upstream("v1", 10, config.Stable), upstream("v2", 5, config.Canary)}
+	stableOnly := withCanary[:1]
+	for _, c := range []struct {
+		name          string
+		ups           []config.Upstream
+		header        string
+		wantH, wantV  string
+		wantVersioned bool
+	}{
+		{"canary and header", withCanary, "X-Canary-Version", "X-Canary-Version", "v2", true},
+		{"header off", withCanary, "", "", "", false},
+		{"no canary", stableOnly, "X-Canary-Version", "", "", false},
+	} {
+		cfg := &config.Config{Upstreams: c.ups, Canary: config.CanaryPolicy{Version: "v2", VersionHeader: c.header}}
+		p := NewPlan(cfg, state.Canary, nil)
+		if h, v := p.VersionHeader(), p.CanaryVersion(); (h != nil) != c.wantVersioned || string(h) != c.wantH || string(v) != c.wantV {
+			t.Errorf("%s: VersionHeader %q (nil %v), CanaryVersion %q; want %q, %q", c.name, h, h == nil, v, c.wantH, c.wantV)
+		}
+		if got := p.WithMode(state.RolledBack).VersionHeader(); string(got) != c.wantH {
+			t.Errorf("%s: rolled back plan: VersionHeader %q, want %q (the attempt decides, by role)", c.name, got, c.wantH)
+		}
+		if got := p.Version(); got != "v2" {
+			t.Errorf("%s: Version %q, want v2", c.name, got)
+		}
+	}
+}

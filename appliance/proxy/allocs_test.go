@@ -1,0 +1,130 @@
+package proxy_test
+
+import (
+	"bytes"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/canary-pi/canary-pi/appliance/journal"
+)
+
+// quietBackend answers every GET on its connections with a fixed 200,
+// allocating nothing per request itself, so that what testing.AllocsPerRun
+// counts is the proxy's.
+func quietBackend(t testing.TB) string {
+	return rawBackend(t, func(c *net.TCPConn) {
+		answer := []byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+		var buf [16 << 10]byte
+		n := 0
+		for {
+			m, err := c.Read(buf[n:])
+			if err != nil {
+				return
+			}
+			n += m
+			for {
+				end := bytes.Index(buf[:n], []byte("\r\n\r\n"))
+				if end < 0 {
+					break
+				}
+				if _, err := c.Write(answer); err != nil {
+					return
+				}
+				n = copy(buf[:], buf[end+4:n])
+			}
+		}
+	})
+}
+
+// quietClient sends request on one keep-alive connection to addr and reads
+// a response of a known length, allocating nothing per request itself.
+type quietClient struct {
+	c   net.Conn
+	buf [16 << 10]byte
+}
+
+func newQuietClient(t testing.TB, addr string) *quietClient {
+	return &quietClient{c: rawConn(t, addr)}
+}
+
+// roundTrip sends request and returns the head of its response, whose body
+// is the 5 bytes quietBackend sends.
+func (q *quietClient) roundTrip(t testing.TB, request []byte) []byte {
+	q.c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := q.c.Write(request); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		m, err := q.c.Read(q.buf[n:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += m
+		if end := bytes.Index(q.buf[:n], []byte("\r\n\r\n")); end >= 0 && n >= end+4+5 {
+			return q.buf[:end]
+		}
+	}
+}
+
+// countsAllocs skips a test that counts allocations under the race
+// detector, which allocates on its own. It comes before the proxy starts:
+// fasthttp's Serve misses a Shutdown that came before it began.
+func countsAllocs(t *testing.T) {
+	if race {
+		t.Skip("the race detector allocates on its own")
+	}
+}
+
+// proxyAllocs is how many allocations one GET through r costs, client and
+// backend allocating nothing.
+func proxyAllocs(t *testing.T, r *rig, request []byte) float64 {
+	q := newQuietClient(t, r.addr)
+	for range 100 {
+		q.roundTrip(t, request)
+	}
+	return testing.AllocsPerRun(2000, func() { q.roundTrip(t, request) })
+}
+
+var quietGET = []byte("GET /allocs?token=secret HTTP/1.1\r\nHost: app.example\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+
+func TestAStableRequestAllocatesNothingNewForItsIDOrTheJournal(t *testing.T) {
+	countsAllocs(t)
+	be := quietBackend(t)
+	r := startProxy(t, defaults, stable("v1", 1, be))
+	off := proxyAllocs(t, r, quietGET)
+	r.proxy.SetJournal(journal.New(1000, 4096))
+	on := proxyAllocs(t, r, quietGET)
+	t.Logf("allocations per stable request: %.2f with the journal off, %.2f on", off, on)
+	if on > off {
+		t.Errorf("a stable request allocates %.2f times with the journal on, %.2f with it off", on, off)
+	}
+	if off > stableAllocs {
+		t.Errorf("a stable request allocates %.2f times, want at most %v", off, stableAllocs)
+	}
+}
+
+// stableAllocs is what a stable GET cost before request ids and the
+// journal: the iterators of fasthttp's header scans, which escape.
+const stableAllocs = 4
+
+func TestACanaryRequestAllocatesNothingForTheJournal(t *testing.T) {
+	countsAllocs(t)
+	be := quietBackend(t)
+	r := startProxyPolicy(t, defaults, versioned, canary("v2", 1, be))
+	off := proxyAllocs(t, r, quietGET)
+	j := journal.New(1000, 0)
+	r.proxy.SetJournal(j)
+	on := proxyAllocs(t, r, quietGET)
+	t.Logf("allocations per canary request: %.2f with the journal off, %.2f on", off, on)
+	if on > off {
+		t.Errorf("a canary request allocates %.2f times with the journal on, %.2f with it off", on, off)
+	}
+	if j.Seq() == 0 {
+		t.Error("the journal recorded nothing")
+	}
+	if off > stableAllocs {
+		t.Errorf("a canary request allocates %.2f times with the journal off, want at most %v, as a stable one", off, stableAllocs)
+	}
+}
