@@ -196,6 +196,9 @@ func New(opts Options) (*Daemon, error) {
 	})
 	d.proxy.Prepare(plan)
 	d.proxy.SetAccessLog(cfg.Proxy.AccessLog)
+	if cfg.Journal.Records > 0 {
+		d.proxy.SetJournal(d.journal)
+	}
 
 	if d.token, err = readToken(cfg.Admin.TokenFile); err != nil {
 		d.panel.Close()
