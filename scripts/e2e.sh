@@ -347,12 +347,15 @@ grep -q '^    CAUSE=' "$e/journal-verbose.txt" || fail "journal-verbose.txt: no 
 [[ $(jq -r .state "$e/status-after-reboot.json") == rolled_back ]] || fail "status-after-reboot.json: state is not rolled_back"
 [[ $(jq -r '.upstreams[] | select(.name == "v1") | .weight' "$e/status-after-reboot.json") == 20 ]] || fail "status-after-reboot.json: v1's weight is not 20"
 grep -q '^    MESSAGE=.*simulated' "$e/journal-verbose.txt" || fail "journal-verbose.txt: canaryd did not say that the front panel is simulated (-gpio auto on a machine without the Pi's pins)"
-# Not asserted (yet): the incident report of the button's rollback.
-if n=$(jq length "$outdir/guest/boot2/incidents.json" 2>/dev/null) && [[ $n -ge 1 ]]; then
-	note "canaryctl incidents --json after the reboot: $n incident(s)"
-else
-	note "warning: canaryctl incidents --json after the reboot: $(head -c 200 "$outdir/guest/boot2/incidents.json")"
-fi
+# The button's rollback in boot 1 wrote an incident report, kept across the reboot,
+# and its journal entry (MESSAGE_ID in appliance/daemon/events.go) with its path.
+inc=$outdir/guest/boot2/incidents.json
+[[ $(jq '[.[] | select(.cause == "button" and .version == "v2")] | length' "$inc" 2>/dev/null) -ge 1 ]] ||
+	fail "boot 2: canaryctl incidents --json lists no report of the button's rollback of v2: $(head -c 300 "$inc")"
+cp "$inc" "$outdir/incidents.json"
+grep -q '^    MESSAGE_ID=063bc74377ab4d56b9f0decd00ba1287' "$e/journal-verbose.txt" ||
+	fail "journal-verbose.txt: no incident report entry (MESSAGE_ID=063bc74377ab4d56b9f0decd00ba1287) from boot 1"
+note "canaryctl incidents --json after the reboot: $(jq length "$inc") report(s), $(jq -r '.[0].id' "$inc")"
 [[ $(cat "$e/arch.txt") == aarch64 ]] || fail "arch.txt: $(cat "$e/arch.txt"), want aarch64"
 boots=$(grep -c . "$outdir/guest/boot2/boots.txt" || true)
 note "journal: $(grep -c '^    SYSLOG_IDENTIFIER=canaryd' "$e/journal-verbose.txt") canaryd entries over $((boots - 1)) boots"
