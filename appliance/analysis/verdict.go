@@ -127,11 +127,18 @@ func Judge(canary, stable Counts, p Policy) Verdict {
 	return v
 }
 
+// LatencySamples is the fewest requests on each side whose p99s are
+// compared: the p99 of fewer is their slowest request, which one scheduler
+// hiccup on either side decides.
+const LatencySamples = 100
+
 // slower reports whether the canary's p99 exceeds LatencyRatio times the
 // stable's, and says so with both numbers. Unlike the error rate, a
-// latency needs a comparison: stable must have had need requests too.
+// latency needs a comparison: both sides must have had need requests, and
+// at least LatencySamples.
 func slower(canary, stable Counts, p Policy, need uint64) (bool, string) {
-	if p.LatencyRatio <= 0 || stable.Requests < need {
+	need = max(need, LatencySamples)
+	if p.LatencyRatio <= 0 || canary.Requests < need || stable.Requests < need {
 		return false, ""
 	}
 	c, s := canary.Quantile(0.99), stable.Quantile(0.99)

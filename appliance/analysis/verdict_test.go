@@ -269,6 +269,22 @@ func TestLatencyNeedsEnoughStableRequestsToCompare(t *testing.T) {
 	}
 }
 
+// TestAFewRequestsDoNotMakeAP99: 20 canary requests, one of them slow, is
+// not a slower canary: the p99 of 20 is their slowest.
+func TestAFewRequestsDoNotMakeAP99(t *testing.T) {
+	canary, stable := NewWindow(30*time.Second), NewWindow(30*time.Second)
+	lanLatencies(canary, 60, 500*time.Microsecond, 1)
+	canary.Record(t0.Add(time.Second), false, 3*time.Millisecond)
+	now := lanLatencies(stable, 3000, 500*time.Microsecond, 2)
+	if v := Judge(canary.Snapshot(now), stable.Snapshot(now), latencyPolicy); v.State != Good {
+		t.Errorf("61 canary requests, one slow: %v (%s), want good (too few for a p99)", v.State, v.Reason)
+	}
+	lanLatencies(canary, LatencySamples, 5*time.Millisecond, 3)
+	if v := Judge(canary.Snapshot(now), stable.Snapshot(now), latencyPolicy); v.State != Bad {
+		t.Errorf("then %d slow ones: %v (%s), want bad", LatencySamples, v.State, v.Reason)
+	}
+}
+
 func TestErrorsAreJudgedBeforeLatency(t *testing.T) {
 	slowFailing := Counts{Requests: 100, Errors: 50}
 	slowFailing.Hist[windowBucket(time.Second)] = 100
