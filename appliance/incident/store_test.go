@@ -1,6 +1,7 @@
 package incident
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -247,6 +248,7 @@ func writeForever(dir string) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
+		fmt.Println("written")
 	}
 }
 
@@ -268,9 +270,15 @@ func TestSIGKILLWhileWritingLeavesEveryReportWholeOrAbsent(t *testing.T) {
 			}
 			t.Fatal(err)
 		}
-		buf := make([]byte, 8)
-		if _, err := out.Read(buf); err != nil {
-			t.Fatalf("run %d: the writer did not start: %v", i, err)
+		// Wait for the writer to start and, in two runs of three, for
+		// a report or two to be whole, so that some are written however
+		// slow the machine (an emulated ARM one is); then kill it at a
+		// moment that varies from run to run.
+		lines := bufio.NewReader(out)
+		for range 1 + i%3 {
+			if _, err := lines.ReadString('\n'); err != nil {
+				t.Fatalf("run %d: the writer did not go on: %v", i, err)
+			}
 		}
 		time.Sleep(time.Duration(i%10) * time.Millisecond)
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
