@@ -66,8 +66,8 @@ func canaryRequests(plan *route.Plan) map[string]uint64 {
 // began; an upstream added since counts whole.
 func (d *Daemon) stepRequests(plan *route.Plan) uint64 {
 	var n uint64
-	for name, now := range canaryRequests(plan) {
-		if base := d.stepBase[name]; now > base {
+	for _, u := range plan.Upstreams {
+		if now, base := u.Stats.Requests.Load(), d.stepBase[u.Name]; u.Role == config.Canary && now > base {
 			n += now - base
 		}
 	}
