@@ -14,8 +14,8 @@
 # first in even ones, and divides the CPU time the proxy process used
 # (utime+stime from /proc/PID/stat, all nginx workers together) by the
 # requests it served. Then an open loop (vegeta as a go tool) offers 50% and
-# 80% of nginx's measured maximum for RATE_SECONDS each to both, for the
-# p50/p99/p999 latency that a closed loop at saturation hides.
+# 80% (OPEN_SHARES) of nginx's measured maximum for RATE_SECONDS each to
+# both, for the p50/p99/p999 latency that a closed loop at saturation hides.
 #
 #   one-core     nginx worker_processes 1 and canaryd GOMAXPROCS=1, both pinned
 #                to CPU 1; wrk, vegeta and the backends on CPU 0
@@ -28,13 +28,18 @@
 # and removes its temp dir on exit, Ctrl-C or failure.
 #
 #   scripts/bench-nginx.sh    ROUNDS=5 DURATION=5 CONNS=32 RATE_SECONDS=5
-#                             CONFIGS="one-core as-shipped" CANARYD=bin/canaryd
+#                             OPEN_SHARES="50 80" CONFIGS="one-core as-shipped"
+#                             CANARYD=bin/canaryd (else it runs make build)
+#
+# vegeta runs CONNS workers, at most 4 x CONNS: past that it falls behind the
+# offered rate rather than open thousands of connections, and says so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-5}
 CONNS=${CONNS:-32}
 RATE_SECONDS=${RATE_SECONDS:-5}
+OPEN_SHARES=${OPEN_SHARES:-50 80}
 CONFIGS=${CONFIGS:-one-core as-shipped}
 CANARYD=${CANARYD:-}
 UNIT=systemd/canaryd.service
@@ -280,7 +285,7 @@ bench() { # configuration
 
 	# The open loop, at fixed shares of nginx's closed-loop maximum.
 	local pct rate lat=()
-	for pct in 50 80; do
+	for pct in $OPEN_SHARES; do
 		rate=$(awk -v m="$ngr" -v p="$pct" 'BEGIN { printf "%d", m * p / 100 }')
 		local nl cl
 		nl=$(vegeta_run nginx "$work/nginx.targets" "$rate")
