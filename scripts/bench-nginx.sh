@@ -322,7 +322,7 @@ bench() { # configuration
 }
 
 echo "bench-nginx: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), Linux $(uname -r)"
-echo "             $(nginx -v 2>&1), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2), canaryd $("$CANARYD" -version 2>&1 | head -1), $(go version | cut -d' ' -f3)"
+echo "             $(nginx -v 2>&1), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2), $("$CANARYD" -version 2>&1 | head -1), $(go version | cut -d' ' -f3)"
 failed=0
 for cfg in $CONFIGS; do bench "$cfg"; done
 [ "$failed" = 0 ] || die "the open loop had errors (ERROR lines above)"
