@@ -12,7 +12,7 @@ ARMENV  := GOOS=linux CGO_ENABLED=0
 TESTFLAGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help build arm demo test vet staticcheck fmt-check test-race test-arm test-image bench deb image e2e clean
+.PHONY: help build arm demo test vet staticcheck fmt-check test-race test-arm test-image bench bench-nginx deb image e2e clean
 
 # The package version: Debian's rules (it starts with a digit), from the
 # newest v* tag, else 0.0 with the commit: 0.0~git20261201.fae91cf.
@@ -74,6 +74,9 @@ e2e: build deb ## lintian, the amd64 package into a Debian root, then boot a sta
 
 bench: ## benchmarks of the appliance packages
 	$(GO) test -run '^$$' -bench . -benchmem ./appliance/... ./gpio/
+
+bench-nginx: build ## canaryd against nginx, side by side (scripts/bench-nginx.sh)
+	CANARYD=$${CANARYD:-bin/canaryd} bash scripts/bench-nginx.sh
 
 clean: ## remove bin/ and the test binaries
 	rm -rf bin/ dist/ e2e-out/
