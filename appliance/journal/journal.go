@@ -106,7 +106,7 @@ const maxBodies = 1000
 // keeps nothing. The memory is taken as records arrive, up to about
 // RecordBytes per record.
 func New(records, bodyLimit int) *Journal {
-	j := &Journal{slots: make([]slot, records), index: map[string]uint16{}}
+	j := &Journal{slots: newSlots(records), index: map[string]uint16{}}
 	j.SetBodyLimit(bodyLimit)
 	return j
 }

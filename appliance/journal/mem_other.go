@@ -1,0 +1,5 @@
+//go:build !unix
+
+package journal
+
+func newSlots(n int) []slot { return make([]slot, n) }
