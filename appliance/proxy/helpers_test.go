@@ -157,8 +157,8 @@ func (r *rig) healthy(t testing.TB, name string) bool {
 	return r.router.Plan().Healthy(r.upstream(t, name), time.Now())
 }
 
-// failures counts the attempts on the named upstream that got no answer
-// (refused, reset, timed out): those that count toward max_fails.
+// failures counts the attempts on the named upstream that got no whole
+// answer (refused, reset, timed out, before the headers or in the body).
 func (r *rig) failures(t testing.TB, name string) uint64 {
 	t.Helper()
 	return r.upstream(t, name).Stats.Classes[0].Load()

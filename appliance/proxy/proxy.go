@@ -51,7 +51,7 @@ type Options struct {
 // outcome is how one attempt on an upstream ended.
 type outcome struct {
 	Status   int           // the upstream's status code; 0 when it gave none
-	Failed   bool          // refused, reset or timed out: counts toward max_fails
+	Failed   bool          // refused, reset or timed out before the headers: counts toward max_fails
 	Duration time.Duration // until the response headers (or the failure)
 }
 
@@ -563,32 +563,34 @@ func (p *Proxy) attempt(ctx *fasthttp.RequestCtx, plan *route.Plan, u *route.Ups
 	start := time.Now()
 	err := pl.hc.Do(&ctx.Request, &resp.resp)
 	end := time.Now()
-	u.Stats.InFlight.Add(-1)
 
 	o := outcome{Duration: end.Sub(start)}
 	switch {
 	case err == nil:
+		// Accounted for once the body is through (see release): an
+		// upstream can still fail in it.
 		o.Status = resp.resp.StatusCode()
+		resp.plan, resp.u, resp.o, resp.end = plan, u, o, end
+		return resp, nil
 	case body.failed():
 		// The client went away or sent a broken body: nobody's failure.
 		resp.release()
+		u.Stats.InFlight.Add(-1)
 		plan.Done(u, false, end)
 		return nil, err
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
 		// Our own pool limit, not the upstream's doing: not an attempt on
 		// it, and no sample for its error rate.
 		resp.release()
+		u.Stats.InFlight.Add(-1)
 		plan.Done(u, false, end)
 		return nil, err
-	default:
-		o.Failed = true
 	}
+	o.Failed = true
+	resp.release()
+	u.Stats.InFlight.Add(-1)
 	p.account(plan, u, o, end)
-	if err != nil {
-		resp.release()
-		return nil, err
-	}
-	return resp, nil
+	return nil, err
 }
 
 // account records the outcome of one attempt on u.
@@ -612,6 +614,16 @@ type upstreamResponse struct {
 	body io.Reader
 	n    int64   // body bytes relayed
 	rec  *record // the journal's, finished with the response; nil without
+	// The attempt that got it, accounted for once its body is through: u
+	// is nil for a response of no attempt (one that failed, and was
+	// accounted for there).
+	plan *route.Plan
+	u    *route.Upstream
+	o    outcome
+	end  time.Time // when the headers came
+	// broke is how the upstream's body failed (a reset, a read timeout,
+	// a body cut short); nil while it has not.
+	broke error
 }
 
 var upstreamResponses = sync.Pool{New: func() any { return new(upstreamResponse) }}
@@ -657,9 +669,14 @@ func relayUntilClose(ctx *fasthttp.RequestCtx, up *upstreamResponse) {
 	})
 }
 
+// Read reads the upstream's body. Its errors are the upstream's: the
+// client's side is written, not read, here.
 func (r *upstreamResponse) Read(b []byte) (int, error) {
 	n, err := r.body.Read(b)
 	r.n += int64(n)
+	if err != nil && err != io.EOF {
+		r.broke = err
+	}
 	return n, err
 }
 
@@ -668,6 +685,9 @@ func (r *upstreamResponse) Read(b []byte) (int, error) {
 // when its body was read whole. That is the end of the request, for the
 // journal too.
 func (r *upstreamResponse) CloseWithError(err error) error {
+	if err == nil {
+		err = r.broke
+	}
 	if c, ok := r.body.(fasthttp.ReadCloserWithError); ok {
 		c.CloseWithError(err)
 	}
@@ -675,13 +695,35 @@ func (r *upstreamResponse) CloseWithError(err error) error {
 	return nil
 }
 
+// release ends the response: it accounts for its attempt and gives the
+// response back to its pool.
+//
+// A body that broke off after the headers is an error of its upstream for
+// the verdict and the counters: the client got no whole answer, and fasthttp
+// closes its connection, having no way to tell it otherwise. It does not
+// count toward max_fails, as in nginx, whose peer.free is told of a failure
+// only by ngx_http_upstream_next, before a response was relayed: once the
+// headers went out there is no other upstream to try, and a body cut short
+// (a crashed worker, say) says less about the next request than a refused
+// connection does. A client that went away mid-body leaves broke nil: the
+// upstream answered, and is not blamed.
 func (r *upstreamResponse) release() {
+	if u := r.u; u != nil {
+		end := r.end
+		if r.body != nil {
+			end = time.Now()
+		}
+		u.Stats.Record(end, r.o.Status, r.broke != nil, r.o.Duration)
+		u.Stats.InFlight.Add(-1)
+		r.plan.Done(u, false, end)
+	}
 	if r.rec != nil {
 		r.rec.finish(r.n)
 	}
 	r.resp.Reset()
 	pl := r.pool
 	r.pool, r.body, r.rec, r.n = nil, nil, nil, 0
+	r.plan, r.u, r.broke = nil, nil, nil
 	upstreamResponses.Put(r)
 	pl.released()
 }

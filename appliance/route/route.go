@@ -18,7 +18,8 @@ import (
 )
 
 // Class is the status class of an attempt's answer, as /metrics labels
-// its count: Class1xx to Class5xx for a status code, Failed for no answer.
+// its count: Class1xx to Class5xx for a status code, Failed for no answer
+// or one whose body broke off.
 type Class int
 
 const (
@@ -70,14 +71,18 @@ func IsError(status int, failed bool) bool { return failed || status >= 500 }
 
 // Record accounts for one attempt that ended at now: status is the
 // upstream's status code (0 for none), failed whether the upstream failed,
-// d the time to its response headers or its failure.
+// before its headers or in its body, d the time to its response headers or
+// its failure. A failed attempt counts in class Failed whatever its status.
 func (s *Stats) Record(now time.Time, status int, failed bool, d time.Duration) {
 	s.Requests.Add(1)
 	isErr := IsError(status, failed)
 	if isErr {
 		s.Errors.Add(1)
 	}
-	c := ClassOf(status)
+	c := Failed
+	if !failed {
+		c = ClassOf(status)
+	}
 	s.Classes[c].Add(1)
 	if c != Failed {
 		s.Latency.Observe(d)
