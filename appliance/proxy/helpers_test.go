@@ -144,12 +144,12 @@ func (r *rig) upstream(t testing.TB, name string) *route.Upstream {
 
 func (r *rig) errors(t testing.TB, name string) uint64 {
 	t.Helper()
-	return r.upstream(t, name).Stats.Errors.Load()
+	return r.upstream(t, name).Stats.Errors()
 }
 
 func (r *rig) requests(t testing.TB, name string) uint64 {
 	t.Helper()
-	return r.upstream(t, name).Stats.Requests.Load()
+	return r.upstream(t, name).Stats.Requests()
 }
 
 func (r *rig) healthy(t testing.TB, name string) bool {
@@ -177,7 +177,7 @@ func (r *rig) idle(t testing.TB) {
 	t.Helper()
 	testkit.Eventually(t, 5*time.Second, "requests in flight to finish", func() bool {
 		for _, u := range r.router.Plan().Upstreams {
-			if u.Stats.InFlight.Load() != 0 {
+			if u.Stats.InFlight() != 0 {
 				return false
 			}
 		}

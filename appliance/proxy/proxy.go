@@ -559,7 +559,7 @@ func (p *Proxy) attempt(ctx *fasthttp.RequestCtx, plan *route.Plan, u *route.Ups
 	resp.pool = pl
 	// An upstream that names no type gets none made up for it.
 	resp.resp.Header.SetNoDefaultContentType(true)
-	u.Stats.InFlight.Add(1)
+	u.Stats.Begin()
 	start := time.Now()
 	err := pl.hc.Do(&ctx.Request, &resp.resp)
 	end := time.Now()
@@ -575,25 +575,25 @@ func (p *Proxy) attempt(ctx *fasthttp.RequestCtx, plan *route.Plan, u *route.Ups
 	case body.failed():
 		// The client went away or sent a broken body: nobody's failure.
 		resp.release()
-		u.Stats.InFlight.Add(-1)
+		u.Stats.Abandon()
 		plan.Done(u, false, end)
 		return nil, err
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
 		// Our own pool limit, not the upstream's doing: not an attempt on
 		// it, and no sample for its error rate.
 		resp.release()
-		u.Stats.InFlight.Add(-1)
+		u.Stats.Abandon()
 		plan.Done(u, false, end)
 		return nil, err
 	}
 	o.Failed = true
 	resp.release()
-	u.Stats.InFlight.Add(-1)
 	p.account(plan, u, o, end)
 	return nil, err
 }
 
-// account records the outcome of one attempt on u.
+// account records the outcome of one attempt on u, which Begin counted in
+// flight.
 func (p *Proxy) account(plan *route.Plan, u *route.Upstream, o outcome, end time.Time) {
 	u.Stats.Record(end, o.Status, o.Failed, o.Duration)
 	plan.Done(u, o.Failed, end)
@@ -714,7 +714,6 @@ func (r *upstreamResponse) release() {
 			end = time.Now()
 		}
 		u.Stats.Record(end, r.o.Status, r.broke != nil, r.o.Duration)
-		u.Stats.InFlight.Add(-1)
 		r.plan.Done(u, false, end)
 	}
 	if r.rec != nil {
