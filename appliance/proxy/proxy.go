@@ -284,8 +284,10 @@ func (e *dialError) Unwrap() error { return e.err }
 // anyway; a GET gets a second chance (retryStaleConn), but a POST would
 // fail, and the upstream would be blamed for it. So the first write of a
 // request on a connection that already carried one (the first write after a
-// read), however briefly it sat in the pool, checks it, and a closed one is
-// replaced by a new connection before any byte goes out.
+// read) checks it when it sat idle for longer than peekAfter, and a closed
+// one is replaced by a new connection before any byte goes out. Under load
+// connections go back out within milliseconds, and the check, a system
+// call, is skipped.
 type upstreamConn struct {
 	net.Conn
 	timeout time.Duration
@@ -305,9 +307,19 @@ func (c *upstreamConn) Read(b []byte) (int, error) {
 	return c.Conn.Read(b)
 }
 
+// peekAfter is how long a connection sits idle before its next request
+// checks that the upstream did not close it: far below the keep-alive
+// timeouts after which servers close idle connections (gunicorn's 2 s is
+// the shortest common one), and above the gaps between requests of steady
+// traffic. An upstream that closes a connection sooner after an answer,
+// without a Connection: close, fails a request that is not retried. The
+// idle time is taken from the start of the connection's last read, which
+// can only overstate it.
+const peekAfter = 100 * time.Millisecond
+
 func (c *upstreamConn) Write(b []byte) (int, error) {
 	now := time.Now()
-	if c.redial != nil && c.lastRead.After(c.lastWrite) && c.peerClosed() {
+	if c.redial != nil && c.lastRead.After(c.lastWrite) && now.Sub(c.lastRead) > peekAfter && c.peerClosed() {
 		nc, err := c.redial()
 		if err != nil {
 			// Nothing of the request went out: as good as refused.
