@@ -421,7 +421,10 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		}
 		if retryable(&ctx.Request, err) {
 			if next := p.retry(&t); next != nil {
-				p.log.Debug("retrying on another upstream", "UPSTREAM", u.Name, "error", err.Error())
+				if p.log.Enabled(ctx, slog.LevelDebug) {
+					// The arguments cost allocations even when dropped.
+					p.log.Debug("retrying on another upstream", "UPSTREAM", u.Name, "error", err.Error())
+				}
 				u = next
 				continue
 			}
