@@ -636,8 +636,8 @@ func (d *Daemon) Status() admin.Status {
 		}
 		st.Upstreams = append(st.Upstreams, admin.Upstream{
 			Name: u.Name, Role: string(u.Role), URL: u.URL.String(), Weight: u.Weight,
-			Requests: u.Stats.Requests.Load(), Errors: u.Stats.Errors.Load(),
-			Healthy: u.Weight > 0 && plan.Healthy(u, now), InFlight: u.Stats.InFlight.Load(),
+			Requests: u.Stats.Requests(), Errors: u.Stats.Errors(),
+			Healthy: u.Weight > 0 && plan.Healthy(u, now), InFlight: u.Stats.InFlight(),
 			WindowRequests: c.Requests, WindowErrors: c.Errors,
 			ErrorRate: round4(c.ErrorRate()), RatePerMin: round1(c.PerMinute(span)),
 			LatencyP50Ms: millis(c.Quantile(0.5)), LatencyP99Ms: millis(c.Quantile(0.99)),

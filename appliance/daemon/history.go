@@ -37,8 +37,8 @@ func totals(plan *route.Plan, now time.Time) (canary, stable history.Totals) {
 		if u.Role == config.Canary {
 			t = &canary
 		}
-		t.Requests += u.Stats.Requests.Load()
-		t.Errors += u.Stats.Errors.Load()
+		t.Requests += u.Stats.Requests()
+		t.Errors += u.Stats.Errors()
 	}
 	cw, sw := roles(plan, now)
 	canary.P99, stable.P99 = cw.Quantile(0.99), sw.Quantile(0.99)

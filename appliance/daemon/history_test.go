@@ -11,6 +11,7 @@ import (
 
 	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/history"
+	"github.com/canary-pi/canary-pi/appliance/route"
 	"github.com/canary-pi/canary-pi/gpio"
 )
 
@@ -73,8 +74,8 @@ func TestTotalsSumEachRolesCounters(t *testing.T) {
 		if u.Role == config.Canary {
 			n = 7
 		}
-		u.Stats.Requests.Add(n)
-		u.Stats.Errors.Add(n / 7)
+		u.Stats.Classes[route.Class2xx].Add(n - n/7)
+		u.Stats.Classes[route.Class5xx].Add(n / 7)
 	}
 	canary, stable := totals(plan, time.Now())
 	if canary.Requests != 7 || canary.Errors != 1 || stable.Requests != 100 || stable.Errors != 14 {

@@ -32,8 +32,8 @@ func (d *Daemon) metricsSnapshot() web.Snapshot {
 		cum := analysis.Cumulative(counts)
 		us := web.UpstreamSnapshot{
 			Name: u.Name, Role: string(u.Role), Weight: u.Weight,
-			Healthy: u.Weight > 0 && plan.Healthy(u, now), InFlight: u.Stats.InFlight.Load(),
-			Errors:         u.Stats.Errors.Load(),
+			Healthy: u.Weight > 0 && plan.Healthy(u, now), InFlight: u.Stats.InFlight(),
+			Errors:         u.Stats.Errors(),
 			LatencyBounds:  bounds,
 			LatencyBuckets: cum[:len(bounds)],
 			LatencyCount:   cum[len(cum)-1],

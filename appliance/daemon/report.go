@@ -60,7 +60,7 @@ func (d *Daemon) statusLine(now time.Time) string {
 	mode := plan.Mode
 	var total uint64
 	for _, u := range plan.Upstreams {
-		total += u.Stats.Requests.Load()
+		total += u.Stats.Requests()
 	}
 	perMin := d.rate.add(now, total)
 	d.mu.Lock()

@@ -56,7 +56,7 @@ func canaryRequests(plan *route.Plan) map[string]uint64 {
 	n := map[string]uint64{}
 	for _, u := range plan.Upstreams {
 		if u.Role == config.Canary {
-			n[u.Name] = u.Stats.Requests.Load()
+			n[u.Name] = u.Stats.Requests()
 		}
 	}
 	return n

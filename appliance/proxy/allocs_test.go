@@ -2,11 +2,14 @@ package proxy_test
 
 import (
 	"bytes"
+	"context"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/canary-pi/canary-pi/appliance/journal"
+	"github.com/canary-pi/canary-pi/appliance/proxy"
 )
 
 // quietBackend answers every GET on its connections with a fixed 200,
@@ -126,5 +129,33 @@ func TestACanaryRequestAllocatesNothingForTheJournal(t *testing.T) {
 	}
 	if off > stableAllocs {
 		t.Errorf("a canary request allocates %.2f times with the journal off, want at most %v, as a stable one", off, stableAllocs)
+	}
+}
+
+// debugSink takes every record and keeps none: the proxy's debug log
+// switched on, writing nowhere.
+type debugSink struct{}
+
+func (debugSink) Enabled(context.Context, slog.Level) bool  { return true }
+func (debugSink) Handle(context.Context, slog.Record) error { return nil }
+func (h debugSink) WithAttrs([]slog.Attr) slog.Handler      { return h }
+func (h debugSink) WithGroup(string) slog.Handler           { return h }
+
+func TestDebugLogArgumentsAreNotBuiltWhileDebugIsOff(t *testing.T) {
+	countsAllocs(t)
+	// Nearly every request goes to the resetting canary first, which stays
+	// in the rotation, and is retried on stable: the debug log's retry line.
+	failing := canary("canary", 100, resetting(t))
+	failing.MaxFails = 0
+	be := quietBackend(t)
+	allocs := func(l *slog.Logger) float64 {
+		r := startProxy(t, proxy.Options{Logger: l}, failing, stable("stable", 1, be))
+		return proxyAllocs(t, r, quietGET)
+	}
+	off := allocs(slog.New(slog.DiscardHandler))
+	on := allocs(slog.New(debugSink{}))
+	t.Logf("allocations per retried request: %.2f with debug off, %.2f on", off, on)
+	if off >= on {
+		t.Errorf("a retried request allocates %.2f times with debug off, %.2f with it on: its arguments are built either way", off, on)
 	}
 }

@@ -31,6 +31,7 @@ func (c *upstreamConn) watch() {
 
 // peerClosed reports whether the upstream closed the connection, or sent
 // something unasked (which leaves it as unusable), while it sat idle.
+// Write asks only of a connection idle for longer than peekAfter.
 func (c *upstreamConn) peerClosed() bool {
 	if c.raw == nil {
 		return false

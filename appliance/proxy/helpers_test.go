@@ -144,12 +144,12 @@ func (r *rig) upstream(t testing.TB, name string) *route.Upstream {
 
 func (r *rig) errors(t testing.TB, name string) uint64 {
 	t.Helper()
-	return r.upstream(t, name).Stats.Errors.Load()
+	return r.upstream(t, name).Stats.Errors()
 }
 
 func (r *rig) requests(t testing.TB, name string) uint64 {
 	t.Helper()
-	return r.upstream(t, name).Stats.Requests.Load()
+	return r.upstream(t, name).Stats.Requests()
 }
 
 func (r *rig) healthy(t testing.TB, name string) bool {
@@ -157,8 +157,8 @@ func (r *rig) healthy(t testing.TB, name string) bool {
 	return r.router.Plan().Healthy(r.upstream(t, name), time.Now())
 }
 
-// failures counts the attempts on the named upstream that got no answer
-// (refused, reset, timed out): those that count toward max_fails.
+// failures counts the attempts on the named upstream that got no whole
+// answer (refused, reset, timed out, before the headers or in the body).
 func (r *rig) failures(t testing.TB, name string) uint64 {
 	t.Helper()
 	return r.upstream(t, name).Stats.Classes[0].Load()
@@ -177,7 +177,7 @@ func (r *rig) idle(t testing.TB) {
 	t.Helper()
 	testkit.Eventually(t, 5*time.Second, "requests in flight to finish", func() bool {
 		for _, u := range r.router.Plan().Upstreams {
-			if u.Stats.InFlight.Load() != 0 {
+			if u.Stats.InFlight() != 0 {
 				return false
 			}
 		}

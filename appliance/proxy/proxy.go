@@ -51,7 +51,7 @@ type Options struct {
 // outcome is how one attempt on an upstream ended.
 type outcome struct {
 	Status   int           // the upstream's status code; 0 when it gave none
-	Failed   bool          // refused, reset or timed out: counts toward max_fails
+	Failed   bool          // refused, reset or timed out before the headers: counts toward max_fails
 	Duration time.Duration // until the response headers (or the failure)
 }
 
@@ -284,8 +284,10 @@ func (e *dialError) Unwrap() error { return e.err }
 // anyway; a GET gets a second chance (retryStaleConn), but a POST would
 // fail, and the upstream would be blamed for it. So the first write of a
 // request on a connection that already carried one (the first write after a
-// read), however briefly it sat in the pool, checks it, and a closed one is
-// replaced by a new connection before any byte goes out.
+// read) checks it when it sat idle for longer than peekAfter, and a closed
+// one is replaced by a new connection before any byte goes out. Under load
+// connections go back out within milliseconds, and the check, a system
+// call, is skipped.
 type upstreamConn struct {
 	net.Conn
 	timeout time.Duration
@@ -305,9 +307,19 @@ func (c *upstreamConn) Read(b []byte) (int, error) {
 	return c.Conn.Read(b)
 }
 
+// peekAfter is how long a connection sits idle before its next request
+// checks that the upstream did not close it: far below the keep-alive
+// timeouts after which servers close idle connections (gunicorn's 2 s is
+// the shortest common one), and above the gaps between requests of steady
+// traffic. An upstream that closes a connection sooner after an answer,
+// without a Connection: close, fails a request that is not retried. The
+// idle time is taken from the start of the connection's last read, which
+// can only overstate it.
+const peekAfter = 100 * time.Millisecond
+
 func (c *upstreamConn) Write(b []byte) (int, error) {
 	now := time.Now()
-	if c.redial != nil && c.lastRead.After(c.lastWrite) && c.peerClosed() {
+	if c.redial != nil && c.lastRead.After(c.lastWrite) && now.Sub(c.lastRead) > peekAfter && c.peerClosed() {
 		nc, err := c.redial()
 		if err != nil {
 			// Nothing of the request went out: as good as refused.
@@ -409,7 +421,10 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		}
 		if retryable(&ctx.Request, err) {
 			if next := p.retry(&t); next != nil {
-				p.log.Debug("retrying on another upstream", "UPSTREAM", u.Name, "error", err.Error())
+				if p.log.Enabled(ctx, slog.LevelDebug) {
+					// The arguments cost allocations even when dropped.
+					p.log.Debug("retrying on another upstream", "UPSTREAM", u.Name, "error", err.Error())
+				}
 				u = next
 				continue
 			}
@@ -559,39 +574,41 @@ func (p *Proxy) attempt(ctx *fasthttp.RequestCtx, plan *route.Plan, u *route.Ups
 	resp.pool = pl
 	// An upstream that names no type gets none made up for it.
 	resp.resp.Header.SetNoDefaultContentType(true)
-	u.Stats.InFlight.Add(1)
+	u.Stats.Begin()
 	start := time.Now()
 	err := pl.hc.Do(&ctx.Request, &resp.resp)
 	end := time.Now()
-	u.Stats.InFlight.Add(-1)
 
 	o := outcome{Duration: end.Sub(start)}
 	switch {
 	case err == nil:
+		// Accounted for once the body is through (see release): an
+		// upstream can still fail in it.
 		o.Status = resp.resp.StatusCode()
+		resp.plan, resp.u, resp.o, resp.end = plan, u, o, end
+		return resp, nil
 	case body.failed():
 		// The client went away or sent a broken body: nobody's failure.
 		resp.release()
+		u.Stats.Abandon()
 		plan.Done(u, false, end)
 		return nil, err
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
 		// Our own pool limit, not the upstream's doing: not an attempt on
 		// it, and no sample for its error rate.
 		resp.release()
+		u.Stats.Abandon()
 		plan.Done(u, false, end)
 		return nil, err
-	default:
-		o.Failed = true
 	}
+	o.Failed = true
+	resp.release()
 	p.account(plan, u, o, end)
-	if err != nil {
-		resp.release()
-		return nil, err
-	}
-	return resp, nil
+	return nil, err
 }
 
-// account records the outcome of one attempt on u.
+// account records the outcome of one attempt on u, which Begin counted in
+// flight.
 func (p *Proxy) account(plan *route.Plan, u *route.Upstream, o outcome, end time.Time) {
 	u.Stats.Record(end, o.Status, o.Failed, o.Duration)
 	plan.Done(u, o.Failed, end)
@@ -612,6 +629,16 @@ type upstreamResponse struct {
 	body io.Reader
 	n    int64   // body bytes relayed
 	rec  *record // the journal's, finished with the response; nil without
+	// The attempt that got it, accounted for once its body is through: u
+	// is nil for a response of no attempt (one that failed, and was
+	// accounted for there).
+	plan *route.Plan
+	u    *route.Upstream
+	o    outcome
+	end  time.Time // when the headers came
+	// broke is how the upstream's body failed (a reset, a read timeout,
+	// a body cut short); nil while it has not.
+	broke error
 }
 
 var upstreamResponses = sync.Pool{New: func() any { return new(upstreamResponse) }}
@@ -657,9 +684,14 @@ func relayUntilClose(ctx *fasthttp.RequestCtx, up *upstreamResponse) {
 	})
 }
 
+// Read reads the upstream's body. Its errors are the upstream's: the
+// client's side is written, not read, here.
 func (r *upstreamResponse) Read(b []byte) (int, error) {
 	n, err := r.body.Read(b)
 	r.n += int64(n)
+	if err != nil && err != io.EOF {
+		r.broke = err
+	}
 	return n, err
 }
 
@@ -668,6 +700,9 @@ func (r *upstreamResponse) Read(b []byte) (int, error) {
 // when its body was read whole. That is the end of the request, for the
 // journal too.
 func (r *upstreamResponse) CloseWithError(err error) error {
+	if err == nil {
+		err = r.broke
+	}
 	if c, ok := r.body.(fasthttp.ReadCloserWithError); ok {
 		c.CloseWithError(err)
 	}
@@ -675,13 +710,34 @@ func (r *upstreamResponse) CloseWithError(err error) error {
 	return nil
 }
 
+// release ends the response: it accounts for its attempt and gives the
+// response back to its pool.
+//
+// A body that broke off after the headers is an error of its upstream for
+// the verdict and the counters: the client got no whole answer, and fasthttp
+// closes its connection, having no way to tell it otherwise. It does not
+// count toward max_fails, as in nginx, whose peer.free is told of a failure
+// only by ngx_http_upstream_next, before a response was relayed: once the
+// headers went out there is no other upstream to try, and a body cut short
+// (a crashed worker, say) says less about the next request than a refused
+// connection does. A client that went away mid-body leaves broke nil: the
+// upstream answered, and is not blamed.
 func (r *upstreamResponse) release() {
+	if u := r.u; u != nil {
+		end := r.end
+		if r.body != nil {
+			end = time.Now()
+		}
+		u.Stats.Record(end, r.o.Status, r.broke != nil, r.o.Duration)
+		r.plan.Done(u, false, end)
+	}
 	if r.rec != nil {
 		r.rec.finish(r.n)
 	}
 	r.resp.Reset()
 	pl := r.pool
 	r.pool, r.body, r.rec, r.n = nil, nil, nil, 0
+	r.plan, r.u, r.broke = nil, nil, nil
 	upstreamResponses.Put(r)
 	pl.released()
 }

@@ -35,6 +35,7 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, upgrade string) {
 	var conn net.Conn
 	for {
 		var err error
+		u.Stats.Begin()
 		if conn, err = p.dialUpgrade(u); err == nil {
 			break
 		}
@@ -105,8 +106,8 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, upgrade string) {
 	head := resp.Header.AppendBytes(nil)
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(client net.Conn) {
-		u.Stats.InFlight.Add(1)
-		defer u.Stats.InFlight.Add(-1)
+		u.Stats.Begin()
+		defer u.Stats.Abandon()
 		if rec != nil {
 			defer rec.finish(0)
 		}

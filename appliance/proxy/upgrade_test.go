@@ -111,7 +111,7 @@ func TestWebSocketUpgradePassesThrough(t *testing.T) {
 					t.Fatalf("echo of %d bytes: got %d bytes, %v", len(msg), len(line), err)
 				}
 			}
-			if n := r.upstream(t, "ws").Stats.InFlight.Load(); n != 1 {
+			if n := r.upstream(t, "ws").Stats.InFlight(); n != 1 {
 				t.Errorf("%d requests in flight during the session, want 1", n)
 			}
 			c.Close()

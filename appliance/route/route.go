@@ -18,7 +18,8 @@ import (
 )
 
 // Class is the status class of an attempt's answer, as /metrics labels
-// its count: Class1xx to Class5xx for a status code, Failed for no answer.
+// its count: Class1xx to Class5xx for a status code, Failed for no answer
+// or one whose body broke off.
 type Class int
 
 const (
@@ -53,37 +54,75 @@ func (c Class) String() string {
 
 // Stats are one upstream's counters. They live as long as an upstream of
 // that name is configured, across reloads.
+//
+// They are counted on the hot path, in atomics that every core touches, so
+// what can be derived is: the requests and errors are sums of Classes, and
+// the attempts in flight are those begun less those ended.
 type Stats struct {
-	Requests atomic.Uint64 // attempts that were sent to it
-	Errors   atomic.Uint64 // 5xx answers, refused or reset connections, timeouts
-	InFlight atomic.Int64
-	Classes  [NumClasses]atomic.Uint64 // attempts by the class of their answer
-	Latency  analysis.Histogram        // time to the response headers, since start
+	Classes [NumClasses]atomic.Uint64 // attempts by the class of their answer
+	Latency analysis.Histogram        // time to the response headers, since start
 	// Window is the analysis window (canary.window); a reload that changes
 	// the span replaces it.
 	Window atomic.Pointer[analysis.Window]
+
+	begun     atomic.Uint64 // attempts and tunnels begun
+	abandoned atomic.Uint64 // those that ended without a Record
+}
+
+// Requests is how many attempts were sent to the upstream.
+func (s *Stats) Requests() uint64 {
+	var n uint64
+	for i := range s.Classes {
+		n += s.Classes[i].Load()
+	}
+	return n
+}
+
+// Errors is how many of them were errors (IsError): 5xx answers, and
+// attempts that got no whole answer (refused, reset, timed out).
+func (s *Stats) Errors() uint64 {
+	return s.Classes[Failed].Load() + s.Classes[Class5xx].Load()
+}
+
+// Begin counts an attempt (or a tunnel) on the upstream as in flight until
+// Record, or Abandon, ends it.
+func (s *Stats) Begin() { s.begun.Add(1) }
+
+// Abandon ends an attempt that is not Recorded: one nobody failed (the
+// client went away), or a tunnel that closed.
+func (s *Stats) Abandon() { s.abandoned.Add(1) }
+
+// InFlight is how many attempts and tunnels are in flight on the upstream.
+func (s *Stats) InFlight() int64 {
+	// The ended ones first: each was begun before it ended, so reading them
+	// before those begun never gives less than none.
+	ended := s.abandoned.Load() + s.Requests()
+	return int64(s.begun.Load() - ended)
 }
 
 // IsError reports whether an attempt counts as an error of its upstream:
-// a 5xx answer, or no answer at all.
-func IsError(status int, failed bool) bool { return failed || status >= 500 }
-
-// Record accounts for one attempt that ended at now: status is the
-// upstream's status code (0 for none), failed whether the upstream failed,
-// d the time to its response headers or its failure.
-func (s *Stats) Record(now time.Time, status int, failed bool, d time.Duration) {
-	s.Requests.Add(1)
-	isErr := IsError(status, failed)
-	if isErr {
-		s.Errors.Add(1)
-	}
+// a 5xx answer, or no whole answer (class Failed).
+func IsError(status int, failed bool) bool {
 	c := ClassOf(status)
+	return failed || c == Failed || c == Class5xx
+}
+
+// Record accounts for one attempt that ended at now, and that Begin
+// counted in flight: status is the upstream's status code (0 for none),
+// failed whether the upstream failed, before its headers or in its body, d
+// the time to its response headers or its failure. A failed attempt counts
+// in class Failed whatever its status.
+func (s *Stats) Record(now time.Time, status int, failed bool, d time.Duration) {
+	c := ClassOf(status)
+	if failed {
+		c = Failed
+	}
 	s.Classes[c].Add(1)
 	if c != Failed {
 		s.Latency.Observe(d)
 	}
 	if w := s.Window.Load(); w != nil {
-		w.Record(now, isErr, d)
+		w.Record(now, c == Failed || c == Class5xx, d)
 	}
 }
 

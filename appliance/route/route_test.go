@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/canary-pi/canary-pi/appliance/analysis"
 	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/state"
 	"github.com/canary-pi/canary-pi/appliance/swrr"
@@ -107,14 +108,14 @@ func TestRetryFallsBackToAnotherCanaryWhenPromoted(t *testing.T) {
 
 func TestCountersSurviveAReloadByName(t *testing.T) {
 	old := plan(state.Canary, upstream("v1", 1, config.Stable), upstream("v2", 1, config.Canary))
-	old.Upstreams[1].Stats.Requests.Add(7)
+	old.Upstreams[1].Stats.Classes[Class2xx].Add(7)
 	next := NewPlan(&config.Config{Upstreams: []config.Upstream{
 		upstream("v2", 3, config.Canary), upstream("v3", 1, config.Stable),
 	}}, state.Canary, old)
-	if got := next.Upstreams[0].Stats.Requests.Load(); got != 7 {
+	if got := next.Upstreams[0].Stats.Requests(); got != 7 {
 		t.Errorf("v2 kept %d requests, want 7", got)
 	}
-	if got := next.Upstreams[1].Stats.Requests.Load(); got != 0 {
+	if got := next.Upstreams[1].Stats.Requests(); got != 0 {
 		t.Errorf("new upstream v3 starts with %d requests", got)
 	}
 }
@@ -211,5 +212,49 @@ func TestStatusClassesAsMetricsLabelThem(t *testing.T) {
 	}
 	if got := strings.Join(names, " "); got != "failed 1xx 2xx 3xx 4xx 5xx" {
 		t.Errorf("the classes are %s", got)
+	}
+}
+
+func TestStatsDeriveRequestsErrorsAndInFlightFromTheClasses(t *testing.T) {
+	var s Stats
+	for _, a := range []struct {
+		status int
+		failed bool
+	}{{200, false}, {404, false}, {503, false}, {0, true}, {200, true}, {101, false}} {
+		s.Begin()
+		s.Record(time.Unix(0, 0), a.status, a.failed, time.Millisecond)
+	}
+	s.Begin() // ended without a record: a client that went away
+	s.Abandon()
+	s.Begin() // still in flight
+	if got := s.Requests(); got != 6 {
+		t.Errorf("Requests %d, want 6", got)
+	}
+	// The 503, and the two that got no whole answer, the 200 whose body
+	// broke off included.
+	if got := s.Errors(); got != 3 {
+		t.Errorf("Errors %d, want 3", got)
+	}
+	if got := s.Classes[Class2xx].Load(); got != 1 {
+		t.Errorf("2xx %d, want 1: a failed attempt is class failed", got)
+	}
+	if got := s.InFlight(); got != 1 {
+		t.Errorf("InFlight %d, want 1", got)
+	}
+	if c, _, _ := s.Latency.Snapshot(); c == [len(c)]uint64{} {
+		t.Error("no latency observed")
+	}
+}
+
+// BenchmarkRecord is what the proxy does for every attempt: Begin, and
+// Record when it ends.
+func BenchmarkRecord(b *testing.B) {
+	s := new(Stats)
+	s.Window.Store(analysis.NewWindow(30 * time.Second))
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Begin()
+		s.Record(now, 200, false, 3*time.Millisecond)
 	}
 }

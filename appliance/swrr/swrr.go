@@ -9,6 +9,7 @@ package swrr
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -67,14 +68,24 @@ type state struct {
 	current   int
 	effective int
 	fails     int
-	checked   int64
-	accessed  int64
-	joined    int64 // when the slow start began; 0: at the next pick
+	// failing is fails > 0, written with b.mu held, for Done to read
+	// without it: a success on a peer with no failures changes nothing.
+	// Pick's loop reads the plain fails.
+	failing  atomic.Bool
+	checked  int64
+	accessed int64
+	joined   int64 // when the slow start began; 0: at the next pick
 }
 
 // joinedLongAgo is the join time of a peer that served before it had a slow
 // start: its ramp is over.
 const joinedLongAgo = 1
+
+// setFails sets p's failure count; b.mu is held.
+func (p *state) setFails(n int) {
+	p.fails = n
+	p.failing.Store(n > 0)
+}
 
 // out reports whether max_fails has p out of the rotation at t.
 func (p *state) out(t int64) bool {
@@ -161,7 +172,7 @@ func (b *Balancer) pick(tried *Set, now time.Time, reset bool) int {
 // b.mu is held.
 func (b *Balancer) forgive() {
 	for i := range b.peers {
-		b.peers[i].fails = 0
+		b.peers[i].setFails(0)
 	}
 }
 
@@ -298,10 +309,17 @@ func (b *Balancer) Done(i int, failed bool, now time.Time) {
 	if len(b.peers) == 1 {
 		return
 	}
+	p := &b.peers[i]
+	if !failed && !p.failing.Load() {
+		// The success branch below could only clear a count that is
+		// already 0 (a new join too needs failures): the common case, done
+		// without the lock. A failure recorded meanwhile is ordered after
+		// this success, as it could have been with the lock.
+		return
+	}
 	t := now.UnixNano()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	p := &b.peers[i]
 	if !failed {
 		// A success after the last failure check makes the peer live again;
 		// one that was out joins anew.
@@ -309,11 +327,11 @@ func (b *Balancer) Done(i int, failed bool, now time.Time) {
 			if p.MaxFails > 0 && p.fails >= p.MaxFails {
 				p.joined = t
 			}
-			p.fails = 0
+			p.setFails(0)
 		}
 		return
 	}
-	p.fails++
+	p.setFails(p.fails + 1)
 	p.accessed = t
 	p.checked = t
 	if p.MaxFails > 0 {
@@ -357,7 +375,8 @@ func (b *Balancer) Carry(old *Balancer, from []int) {
 		}
 		p, o := &b.peers[i], &old.peers[j]
 		p.current = o.current
-		p.fails, p.checked, p.accessed = o.fails, o.checked, o.accessed
+		p.setFails(o.fails)
+		p.checked, p.accessed = o.checked, o.accessed
 		p.joined = o.joined
 		if o.SlowStart == 0 {
 			// Without a slow start it has served at its weight all along.

@@ -179,6 +179,26 @@ func TestSuccessAfterRecoveryClearsFails(t *testing.T) {
 	}
 }
 
+func TestSuccessOfAPeerWithoutFailuresTakesNoLock(t *testing.T) {
+	b := New(weights(1, 1))
+	b.Done(1, true, t0)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.Done(0, false, t0)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Done of a success on a peer without failures waited for the lock")
+	}
+	if b.peers[1].fails != 1 {
+		t.Fatal("the other peer's failure was lost")
+	}
+}
+
 func TestEffectiveWeightDropsOnFailureAndRecoversGradually(t *testing.T) {
 	b := New(weights(10, 10))
 	b.Done(0, true, t0)
