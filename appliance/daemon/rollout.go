@@ -67,7 +67,7 @@ func canaryRequests(plan *route.Plan) map[string]uint64 {
 func (d *Daemon) stepRequests(plan *route.Plan) uint64 {
 	var n uint64
 	for _, u := range plan.Upstreams {
-		if now, base := u.Stats.Requests.Load(), d.stepBase[u.Name]; u.Role == config.Canary && now > base {
+		if now, base := u.Stats.Requests(), d.stepBase[u.Name]; u.Role == config.Canary && now > base {
 			n += now - base
 		}
 	}
