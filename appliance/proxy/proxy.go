@@ -119,7 +119,7 @@ func (l clientListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	cc := &clientConn{Conn: c, timeout: l.timeout}
-	cc.head.rearm()
+	cc.head.start()
 	return cc, nil
 }
 

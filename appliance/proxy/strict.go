@@ -76,7 +76,9 @@ var errBareLF = errors.New("a line of the request head ends in a bare LF")
 // start of the connection and again once a request's body is read whole
 // (rearm), and off from the end of the head it watched.
 //
-// A rearmed scan cannot know what fasthttp has already buffered of the next
+// At the start of a connection the scan knows where it is, and skips the
+// empty lines a client may send before its request line (RFC 9112 section
+// 2.2 asks a server to ignore them). A rearmed scan cannot know what fasthttp has already buffered of the next
 // request (a pipelined one), so its first byte decides: a CR or LF could be
 // the end of a head already read, and the scan then stays off rather than
 // risk reading a body as a head. Heads it does not watch are still checked
@@ -85,6 +87,7 @@ var errBareLF = errors.New("a line of the request head ends in a bare LF")
 type headScan struct {
 	on    bool
 	fresh bool // nothing read since rearm
+	lead  bool // before the request line of a connection's first request
 	prev  byte // the last byte scanned
 	line  int  // bytes of the current line so far
 	bad   bool // a bare LF was seen
@@ -92,8 +95,21 @@ type headScan struct {
 
 func (s *headScan) rearm() { *s = headScan{on: true, fresh: true} }
 
+// start arms the scan for a new connection's first request.
+func (s *headScan) start() { *s = headScan{on: true, lead: true} }
+
 // scan looks at the next bytes b of the connection; false at a bare LF.
 func (s *headScan) scan(b []byte) bool {
+	if s.lead {
+		i := 0
+		for i < len(b) && (b[i] == '\r' || b[i] == '\n') {
+			i++
+		}
+		if i == len(b) {
+			return true
+		}
+		s.lead, b = false, b[i:]
+	}
 	if s.fresh {
 		s.fresh = false
 		if b[0] == '\r' || b[0] == '\n' {

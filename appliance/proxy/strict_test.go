@@ -69,6 +69,7 @@ var malformed = []struct {
 }{
 	{"bare LF line endings", "GET / HTTP/1.1\nHost: a\n\n"},
 	{"bare LF after the headers", "GET / HTTP/1.1\r\nHost: a\r\n\n"},
+	{"bare LF after an empty line", "\r\nGET / HTTP/1.1\nHost: a\n\n"},
 	{"CL and TE", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
 	{"TE and CL", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n"},
 	{"obs-fold", "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n 2\r\n\r\n"},
