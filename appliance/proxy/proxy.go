@@ -119,7 +119,7 @@ func (l clientListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	cc := &clientConn{Conn: c, timeout: l.timeout}
-	cc.head.start()
+	cc.head.begin()
 	return cc, nil
 }
 
@@ -127,6 +127,7 @@ type clientConn struct {
 	net.Conn
 	timeout time.Duration
 	head    headScan
+	served  int // requests read, for head
 }
 
 // Read checks the line endings of a request head as it arrives: see
@@ -371,9 +372,6 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	if up := upgradeOf(&ctx.Request.Header); up != nil {
 		p.serveUpgrade(ctx, string(up))
 		return
-	}
-	if !ctx.Request.IsBodyStream() {
-		expectHead(ctx)
 	}
 	if ctx.Request.Header.ConnectionClose() {
 		// Whatever the answer, error responses included.
@@ -734,9 +732,7 @@ func (b *clientBody) Read(p []byte) (int, error) {
 			err = io.ErrUnexpectedEOF
 		}
 	}
-	if err == io.EOF {
-		expectHead(b.ctx)
-	}
+
 	if err != nil && err != io.EOF {
 		b.err = err
 	}

@@ -70,55 +70,57 @@ func misframed(raw []byte) string {
 // errBareLF is a request head with a line that ends in a bare LF.
 var errBareLF = errors.New("a line of the request head ends in a bare LF")
 
-// headScan watches the bytes of a request head as the client connection
+// headScan watches the bytes of request heads as the client connection
 // reads them, for a line ended by a bare LF: fasthttp would wait for a
-// CRLFCRLF that never comes, until the idle timeout. It is on from the
-// start of the connection and again once a request's body is read whole
-// (rearm), and off from the end of the head it watched.
-//
-// At the start of a connection the scan knows where it is, and skips the
-// empty lines a client may send before its request line (RFC 9112 section
-// 2.2 asks a server to ignore them). A rearmed scan cannot know what fasthttp has already buffered of the next
-// request (a pipelined one), so its first byte decides: a CR or LF could be
-// the end of a head already read, and the scan then stays off rather than
-// risk reading a body as a head. Heads it does not watch are still checked
-// whole by misframed once fasthttp has them; only a pipelined bare-LF head
-// can still wait for the idle timeout.
+// CRLFCRLF that never comes, until the idle timeout. It follows the
+// connection's requests itself, so that it never reads a body as a head
+// whatever fasthttp has read ahead: past a head without a body it watches
+// the next one, past a Content-Length body it counts the body's bytes, and
+// at a chunked body or a protocol switch (Upgrade, CONNECT) it stops for
+// the rest of the connection, whose later heads misframed still checks once
+// fasthttp has them whole. Empty lines before a request line are skipped,
+// as RFC 9112 section 2.2 asks.
 type headScan struct {
 	on    bool
-	fresh bool // nothing read since rearm
-	lead  bool // before the request line of a connection's first request
-	prev  byte // the last byte scanned
-	line  int  // bytes of the current line so far
-	bad   bool // a bare LF was seen
+	lead  bool  // before a request line
+	skip  int64 // body bytes still to pass over
+	prev  byte  // the last byte scanned
+	line  int   // bytes of the current line so far
+	index int   // which request of the connection the head is, from 1
+	badAt int   // the request whose head has a bare LF; 0 for none
+	body  int64 // the head's Content-Length; -1 for none, -2 when it cannot be followed
+	start [48]byte
+	n     int // bytes of the line in start
 }
 
-func (s *headScan) rearm() { *s = headScan{on: true, fresh: true} }
-
-// start arms the scan for a new connection's first request.
-func (s *headScan) start() { *s = headScan{on: true, lead: true} }
+// begin arms the scan for a new connection.
+func (s *headScan) begin() { *s = headScan{on: true, lead: true, index: 1, body: -1} }
 
 // scan looks at the next bytes b of the connection; false at a bare LF.
 func (s *headScan) scan(b []byte) bool {
-	if s.lead {
-		i := 0
-		for i < len(b) && (b[i] == '\r' || b[i] == '\n') {
-			i++
-		}
-		if i == len(b) {
-			return true
-		}
-		s.lead, b = false, b[i:]
-	}
-	if s.fresh {
-		s.fresh = false
-		if b[0] == '\r' || b[0] == '\n' {
-			s.on = false
-			return true
-		}
-	}
 	for len(b) > 0 {
+		if s.skip > 0 {
+			n := min(s.skip, int64(len(b)))
+			s.skip -= n
+			b = b[n:]
+			continue
+		}
+		if s.lead {
+			i := 0
+			for i < len(b) && (b[i] == '\r' || b[i] == '\n') {
+				i++
+			}
+			if b = b[i:]; len(b) == 0 {
+				return true
+			}
+			s.lead = false
+		}
 		j := bytes.IndexByte(b, '\n')
+		seg := b
+		if j >= 0 {
+			seg = b[:j]
+		}
+		s.n += copy(s.start[s.n:], seg)
 		if j < 0 {
 			s.prev = b[len(b)-1]
 			s.line += len(b)
@@ -128,24 +130,85 @@ func (s *headScan) scan(b []byte) bool {
 			s.prev = b[j-1]
 		}
 		if s.prev != '\r' {
-			s.on, s.bad = false, true
+			s.on, s.badAt = false, s.index
 			return false
 		}
-		if s.line+j == 1 { // an empty line: the end of the head
-			s.on = false
-			return true
+		empty := s.line+j == 1
+		if !empty {
+			s.look()
 		}
-		s.prev, s.line, b = '\n', 0, b[j+1:]
+		s.prev, s.line, s.n, b = '\n', 0, 0, b[j+1:]
+		if empty { // the end of the head
+			if s.body == -2 {
+				s.on = false
+				return true
+			}
+			*s = headScan{on: true, lead: true, index: s.index + 1, body: -1, skip: max(s.body, 0)}
+		}
 	}
 	return true
+}
+
+var (
+	connectMethod = []byte("CONNECT ")
+	upgradeName   = []byte("Upgrade")
+)
+
+// look notes what the line in start says about what follows the head.
+func (s *headScan) look() {
+	l := s.start[:s.n]
+	switch {
+	case len(l) >= len(connectMethod) && bytes.EqualFold(l[:len(connectMethod)], connectMethod),
+		isField(l, upgradeName), isField(l, transferEncoding):
+		s.body = -2
+	case isField(l, contentLength):
+		if s.body != -1 || s.n == len(s.start) {
+			s.body = -2 // twice, or too long to read: fasthttp refuses or it is odd
+			return
+		}
+		v := l[len(contentLength):]
+		v = bytes.Trim(v[bytes.IndexByte(v, ':')+1:], " \t\r")
+		n := int64(0)
+		for _, c := range v {
+			if c < '0' || c > '9' || n > 1<<50 {
+				s.body = -2
+				return
+			}
+			n = n*10 + int64(c-'0')
+		}
+		if len(v) == 0 {
+			n = -2
+		}
+		s.body = n
+	}
+}
+
+// isField reports whether the header line l is of the field name.
+func isField(l, name []byte) bool {
+	if len(l) <= len(name) || !bytes.EqualFold(l[:len(name)], name) {
+		return false
+	}
+	for _, c := range l[len(name):] {
+		switch c {
+		case ':':
+			return true
+		case ' ', '\t':
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // refused answers a request whose framing is ambiguous with a 400 and
 // closes the connection; false when the request may go on.
 func (p *Proxy) refused(ctx *fasthttp.RequestCtx) bool {
 	why := misframed(ctx.Request.Header.RawHeaders())
-	if c, ok := ctx.Conn().(*clientConn); ok && why == "" && c.head.bad {
-		why = errBareLF.Error()
+	if c, ok := ctx.Conn().(*clientConn); ok {
+		c.served++
+		if why == "" && c.head.badAt == c.served {
+			why = errBareLF.Error()
+		}
 	}
 	if why == "" {
 		return false
@@ -154,12 +217,4 @@ func (p *Proxy) refused(ctx *fasthttp.RequestCtx) bool {
 	ctx.SetConnectionClose() // after fail, whose Reset would forget it
 	p.log.Debug("refused request", "client", ctx.RemoteAddr().String(), "why", why)
 	return true
-}
-
-// expectHead has the client connection watch the next request head: the
-// request's body is read whole.
-func expectHead(ctx *fasthttp.RequestCtx) {
-	if c, ok := ctx.Conn().(*clientConn); ok {
-		c.head.rearm()
-	}
 }

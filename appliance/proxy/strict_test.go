@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -150,5 +152,41 @@ func TestWellFramedRequestsPass(t *testing.T) {
 		if len(ex.statuses) == 0 || ex.statuses[0] != http.StatusOK {
 			t.Errorf("%q: statuses %v, want 200", raw, ex.statuses)
 		}
+	}
+}
+
+// TestPipelinedBodiesAreNotReadAsHeads: the head scan never mistakes a
+// body for a head, whatever fasthttp has read ahead: a bare LF in the body
+// of a pipelined request is data.
+func TestPipelinedBodiesAreNotReadAsHeads(t *testing.T) {
+	b := startWireBackend(t)
+	r := startProxy(t, defaults, stable("a", 1, b.addr))
+	body := strings.Repeat("line\n", 40<<10) // 200 KiB: streamed, past fasthttp's buffer
+	for _, raw := range []string{
+		"POST /1 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi" +
+			"POST /2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body,
+		"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n" +
+			"POST /2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body,
+		"POST /1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n" +
+			"POST /2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body,
+	} {
+		ex := rawExchange(t, r.addr, []byte(raw), 5*time.Second)
+		if len(ex.statuses) != 2 || ex.statuses[0] != 200 || ex.statuses[1] != 200 {
+			t.Errorf("%.40q...: statuses %v, want 200 200", raw, ex.statuses)
+		}
+	}
+}
+
+// TestBareLFPipelinedBehindAGet: a bare-LF head pipelined behind a GET
+// (read in the same segment) is refused at once too, and the GET served.
+func TestBareLFPipelinedBehindAGet(t *testing.T) {
+	b := startWireBackend(t)
+	r := startProxy(t, defaults, stable("a", 1, b.addr))
+	ex := rawExchange(t, r.addr, []byte("GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\nHost: a\n\n"), time.Second)
+	if len(ex.statuses) != 2 || ex.statuses[0] != 200 || ex.statuses[1] != 400 || !ex.closed {
+		t.Errorf("statuses %v closed %v, want 200 400, closed", ex.statuses, ex.closed)
+	}
+	if _, reqs := b.seen(); len(reqs) != 1 {
+		t.Errorf("the upstream got %d requests, want 1", len(reqs))
 	}
 }
