@@ -127,6 +127,8 @@ var conformance = []confCase{
 	{name: "bare LF line endings", raw: text("GET /lf HTTP/1.1\nHost: t\n\n"), responses: 1,
 		want:     "400 closed | -",
 		decision: "nginx serves a bare-LF head (RFC 9112 2.2 allows it); canaryd refuses it, the stricter reading, since no client that matters sends one"},
+	{name: "bare LF pipelined behind a GET", raw: text("GET /1 HTTP/1.1\r\nHost: t\r\n\r\nGET /lf HTTP/1.1\nHost: t\n\n"), responses: 2,
+		want: "200(2) 400 closed | GET /1 -", decision: "as for bare LF line endings"},
 	{name: "too-long header", raw: text("GET / HTTP/1.1\r\nHost: t\r\nX-Long: " + strings.Repeat("a", 20<<10) + "\r\n\r\n"), responses: 1,
 		want:     "431 closed | -",
 		decision: "nginx answers 400 (Request Header Or Cookie Too Large); canaryd the status made for it, 431"},

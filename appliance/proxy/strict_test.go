@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -188,5 +189,25 @@ func TestBareLFPipelinedBehindAGet(t *testing.T) {
 	}
 	if _, reqs := b.seen(); len(reqs) != 1 {
 		t.Errorf("the upstream got %d requests, want 1", len(reqs))
+	}
+}
+
+// TestBrokenStreamedBodyClosesTheConnection: a chunked body that turns
+// malformed after fasthttp began streaming it gets a 400 and a close; what
+// follows it on the connection is never read as a request.
+func TestBrokenStreamedBodyClosesTheConnection(t *testing.T) {
+	b := startWireBackend(t)
+	r := startProxy(t, defaults, stable("a", 1, b.addr))
+	chunk := strings.Repeat("x", 100<<10)
+	raw := fmt.Sprintf("POST /1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\nzz\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n", len(chunk), chunk)
+	ex := rawExchange(t, r.addr, []byte(raw), 2*time.Second)
+	if len(ex.statuses) != 1 || ex.statuses[0] != 400 || !ex.closed {
+		t.Errorf("statuses %v closed %v, want one 400, closed", ex.statuses, ex.closed)
+	}
+	_, reqs := b.seen()
+	for _, q := range reqs {
+		if q.URI == "/smuggled" {
+			t.Error("the bytes after the broken body reached the upstream as a request")
+		}
 	}
 }
