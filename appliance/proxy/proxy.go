@@ -102,12 +102,12 @@ func (p *Proxy) Serve(ln net.Listener) error {
 	return p.srv.Serve(clientListener{ln, p.opts.IdleTimeout})
 }
 
-// clientListener gives every write to a client its own deadline (when
-// there is a timeout), as
+// clientListener gives every write to a client its own deadline, as
 // nginx's send_timeout does: a client that stops reading a response is
 // given up on, rather than holding its upstream connection for good.
 // fasthttp's WriteTimeout would bound the whole response instead, and cut
-// long downloads.
+// long downloads. Its connections also watch request heads as they
+// arrive (headScan), with or without a timeout.
 type clientListener struct {
 	net.Listener
 	timeout time.Duration
@@ -732,7 +732,6 @@ func (b *clientBody) Read(p []byte) (int, error) {
 			err = io.ErrUnexpectedEOF
 		}
 	}
-
 	if err != nil && err != io.EOF {
 		b.err = err
 	}
