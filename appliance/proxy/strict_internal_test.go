@@ -40,3 +40,23 @@ func TestHeadScanSplits(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkHeadChecks is what the checks cost a typical browser request:
+// the scan of its bytes as they arrive and misframed on its head.
+func BenchmarkHeadChecks(b *testing.B) {
+	head := "Host: example.com\r\nUser-Agent: Mozilla/5.0 (X11; Linux aarch64; rv:128.0) Gecko/20100101 Firefox/128.0\r\n" +
+		"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\nAccept-Language: en-US,en;q=0.5\r\n" +
+		"Accept-Encoding: gzip, deflate\r\nConnection: keep-alive\r\nCookie: uid=12345; theme=dark\r\nUpgrade-Insecure-Requests: 1\r\n\r\n"
+	raw := []byte("GET /index.html HTTP/1.1\r\n" + head)
+	block := []byte(head)
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	var s headScan
+	for b.Loop() {
+		s.begin()
+		s.scan(raw)
+		if misframed(block) != "" {
+			b.Fatal("misframed")
+		}
+	}
+}
