@@ -12,7 +12,7 @@ ARMENV  := GOOS=linux CGO_ENABLED=0
 TESTFLAGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help build arm demo test vet staticcheck fmt-check test-race test-arm test-image bench bench-nginx deb image e2e clean
+.PHONY: help build arm demo test vet staticcheck fmt-check test-race test-fuzz test-arm test-image bench bench-nginx deb image e2e clean
 
 # The package version: Debian's rules (it starts with a digit), from the
 # newest v* tag, else 0.0 with the commit: 0.0~git20261201.fae91cf.
@@ -38,7 +38,7 @@ arm: ## static binaries for the Pi, into bin/linux_armv6, bin/linux_armv7, bin/l
 demo: build ## run canaryd -demo: pong-v1 and pong-v2 at 10:5 on 127.0.0.1:8080
 	bin/canaryd -demo
 
-test: vet staticcheck fmt-check test-race test-arm test-image ## everything CI runs
+test: vet staticcheck fmt-check test-race test-fuzz test-arm test-image ## everything CI runs
 
 vet: ## go vet
 	$(GO) vet ./...
@@ -52,6 +52,9 @@ fmt-check: ## fail on files that gofmt would change
 
 test-race: ## the tests on this machine, with the race detector
 	$(GO) test -race -timeout 15m $(TESTFLAGS) ./...
+
+test-fuzz: ## the proxy's request fuzzer, for a few seconds (its corpus: appliance/proxy/testdata/fuzz)
+	$(GO) test -run '^$$' -fuzz FuzzRequest -fuzztime 5s ./appliance/proxy
 
 test-arm: arm ## the tests on an ARMv6 (Pi Zero/1) and arm64 under qemu, then the ARMv6 demo
 	bash scripts/test-arm.sh

@@ -99,17 +99,15 @@ func New(r *route.Router, opts Options) *Proxy {
 
 // Serve accepts client connections on ln until Shutdown.
 func (p *Proxy) Serve(ln net.Listener) error {
-	if p.opts.IdleTimeout > 0 {
-		ln = clientListener{ln, p.opts.IdleTimeout}
-	}
-	return p.srv.Serve(ln)
+	return p.srv.Serve(clientListener{ln, p.opts.IdleTimeout})
 }
 
 // clientListener gives every write to a client its own deadline, as
 // nginx's send_timeout does: a client that stops reading a response is
 // given up on, rather than holding its upstream connection for good.
 // fasthttp's WriteTimeout would bound the whole response instead, and cut
-// long downloads.
+// long downloads. Its connections also watch request heads as they
+// arrive (headScan), with or without a timeout.
 type clientListener struct {
 	net.Listener
 	timeout time.Duration
@@ -120,16 +118,32 @@ func (l clientListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &clientConn{Conn: c, timeout: l.timeout}, nil
+	cc := &clientConn{Conn: c, timeout: l.timeout}
+	cc.head.begin()
+	return cc, nil
 }
 
 type clientConn struct {
 	net.Conn
 	timeout time.Duration
+	head    headScan
+	served  int // requests read, for head
+}
+
+// Read checks the line endings of a request head as it arrives: see
+// headScan.
+func (c *clientConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if c.head.on && n > 0 && !c.head.scan(b[:n]) && err == nil {
+		err = errBareLF
+	}
+	return n, err
 }
 
 func (c *clientConn) Write(b []byte) (int, error) {
-	c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	if c.timeout > 0 {
+		c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	}
 	return c.Conn.Write(b)
 }
 
@@ -357,6 +371,9 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 
 // serve proxies one request.
 func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
+	if p.refused(ctx) {
+		return
+	}
 	if p.isProbe(ctx) {
 		ctx.SetStatusCode(fasthttp.StatusNoContent)
 		return
