@@ -832,12 +832,14 @@ func isTimeout(err error) bool {
 // clientFailed answers a client whose request body broke off; it is
 // usually gone, and its connection is not reused either way.
 func (p *Proxy) clientFailed(ctx *fasthttp.RequestCtx, id []byte, err error) {
-	ctx.SetConnectionClose()
 	if isTimeout(err) {
 		p.fail(ctx, id, fasthttp.StatusRequestTimeout, "the request body stopped arriving")
-		return
+	} else {
+		p.fail(ctx, id, fasthttp.StatusBadRequest, "the request body ended early")
 	}
-	p.fail(ctx, id, fasthttp.StatusBadRequest, "the request body ended early")
+	// After fail, whose Reset would clear it: what is left of the body
+	// cannot be told from the next request.
+	ctx.SetConnectionClose()
 }
 
 func (p *Proxy) failWith(ctx *fasthttp.RequestCtx, id []byte, err error) {
