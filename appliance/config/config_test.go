@@ -105,6 +105,9 @@ func TestLoadReadsTheContractExample(t *testing.T) {
 			HeaderTimeout:  60 * time.Second,
 			IdleTimeout:    75 * time.Second,
 			UpstreamIdle:   60 * time.Second,
+
+			ClientHeaderTimeout: 10 * time.Second,
+			MaxConnections:      1024,
 		},
 		Admin: Admin{Socket: "/run/canaryd/admin.sock", Listen: "127.0.0.1:9090"},
 		Upstreams: []Upstream{
@@ -139,6 +142,9 @@ func TestLoadFillsDefaults(t *testing.T) {
 			HeaderTimeout:  60 * time.Second,
 			IdleTimeout:    75 * time.Second,
 			UpstreamIdle:   60 * time.Second,
+
+			ClientHeaderTimeout: 10 * time.Second,
+			MaxConnections:      1024,
 		},
 		Admin: Admin{Socket: "/run/canaryd/admin.sock", Listen: "127.0.0.1:9090"},
 		Upstreams: []Upstream{
@@ -181,6 +187,8 @@ listen = ":8080"
 connect_timeout = "1s"
 header_timeout = "2s"
 idle_timeout = "3s"
+client_header_timeout = "2s"
+max_connections = 64
 upstream_idle_timeout = "4s"
 access_log = true
 
@@ -221,7 +229,9 @@ button = "GPIO4"
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantProxy := Proxy{":8080", time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second, true}
+	wantProxy := Proxy{Listen: ":8080", ConnectTimeout: time.Second, HeaderTimeout: 2 * time.Second,
+		IdleTimeout: 3 * time.Second, UpstreamIdle: 4 * time.Second, AccessLog: true,
+		ClientHeaderTimeout: 2 * time.Second, MaxConnections: 64}
 	if got.Proxy != wantProxy {
 		t.Errorf("Proxy = %+v, want %+v", got.Proxy, wantProxy)
 	}
@@ -630,6 +640,10 @@ func TestLoadErrors(t *testing.T) {
 			`a.toml:7: upstream "w1": slow_start 500ms is out of range (want "0s" for off, or 1s to 1h)`},
 		{"slow_start over an hour", map[string]string{"a.toml": listen + upstream("w1", "stable", `slow_start = "2h"`)},
 			`a.toml:7: upstream "w1": slow_start 2h0m0s is out of range (want "0s" for off, or 1s to 1h)`},
+		{"client_header_timeout too short", map[string]string{"a.toml": "[proxy]\nlisten = \":8080\"\nclient_header_timeout = \"10ms\"\n" + stable},
+			`a.toml:3: proxy.client_header_timeout = 10ms: want 100ms or more (nginx's default is 60s, ours 10s)`},
+		{"max_connections too few", map[string]string{"a.toml": "[proxy]\nlisten = \":8080\"\nmax_connections = 4\n" + stable},
+			`a.toml:3: proxy.max_connections = 4: want 16 to 1048576 (each waiting client connection holds about 16 KiB)`},
 		{"slow_start negative", map[string]string{"a.toml": listen + upstream("w1", "stable", `slow_start = "-1s"`)},
 			`a.toml:7: upstream.slow_start: "-1s" is negative (want "0s" for off, or a duration such as "30s")`},
 		{"latency_ratio negative", map[string]string{"a.toml": listen + stable + "[canary]\nlatency_ratio = -2\n"},

@@ -101,6 +101,13 @@ func checkProxy(p *Proxy, t *table) {
 	} else if err := checkHostPort(p.Listen); err != nil {
 		t.errs.add(t.at("listen"), "proxy.listen: %q %v", p.Listen, err)
 	}
+	if p.ClientHeaderTimeout < 100*time.Millisecond {
+		t.errs.add(t.at("client_header_timeout"), "proxy.client_header_timeout = %v: want 100ms or more (nginx's default is 60s, ours 10s)",
+			p.ClientHeaderTimeout)
+	}
+	if p.MaxConnections < 16 || p.MaxConnections > 1<<20 {
+		t.errs.add(t.at("max_connections"), "proxy.max_connections = %d: want 16 to 1048576 (each waiting client connection holds about 16 KiB)", p.MaxConnections)
+	}
 }
 
 func checkAdmin(a *Admin, t *table, dir string) {

@@ -191,6 +191,8 @@ func New(opts Options) (*Daemon, error) {
 		ConnectTimeout: cfg.Proxy.ConnectTimeout,
 		ReadTimeout:    cfg.Proxy.HeaderTimeout,
 		IdleTimeout:    cfg.Proxy.IdleTimeout,
+		HeaderTimeout:  cfg.Proxy.ClientHeaderTimeout,
+		MaxConns:       cfg.Proxy.MaxConnections,
 		UpstreamIdle:   cfg.Proxy.UpstreamIdle,
 		Logger:         d.log,
 	})

@@ -10,6 +10,7 @@ package proxy
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -39,11 +40,18 @@ type Options struct {
 	// as nginx's proxy_read_timeout and proxy_send_timeout do.
 	ReadTimeout time.Duration
 	// IdleTimeout bounds every wait for a client: an idle keep-alive
-	// connection, a new one that has not sent its request head, each piece
-	// of a request body, and each write of a response (nginx's
-	// keepalive_timeout, client_header_timeout, client_body_timeout and
+	// connection, each piece of a request body, and each write of a
+	// response (nginx's keepalive_timeout, client_body_timeout and
 	// send_timeout).
-	IdleTimeout  time.Duration
+	IdleTimeout time.Duration
+	// HeaderTimeout bounds the arrival of a whole request head, from a new
+	// connection's start or a keep-alive request's first byte (nginx's
+	// client_header_timeout): a client trickling its head a byte at a time
+	// is cut off long before the idle timeout. 0 takes IdleTimeout.
+	HeaderTimeout time.Duration
+	// MaxConns bounds the client connections held at once (see conns);
+	// 0 for no bound.
+	MaxConns     int
 	UpstreamIdle time.Duration // an idle pooled upstream connection
 	Logger       *slog.Logger
 }
@@ -65,6 +73,7 @@ type Proxy struct {
 	accessLog atomic.Bool
 	journal   atomic.Pointer[journal.Journal]
 	ids       *ids
+	conns     *conns
 
 	mu    sync.Mutex
 	pools map[string]*pool // by upstream URL
@@ -75,15 +84,16 @@ func New(r *route.Router, opts Options) *Proxy {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	p := &Proxy{router: r, opts: opts, log: opts.Logger, pools: map[string]*pool{}, probePath: newProbePath(), ids: newIDs()}
+	p := &Proxy{router: r, opts: opts, log: opts.Logger, pools: map[string]*pool{}, probePath: newProbePath(), ids: newIDs(),
+		conns: newConns(opts.MaxConns)}
 	// ReadTimeout bounds the wait for a request head, so that silent or
 	// trickling clients cannot hold connections forever; clientBody bounds
 	// the body's reads.
 	p.srv = &fasthttp.Server{
-		Handler:                       p.serve,
+		Handler:                       p.handle,
 		ErrorHandler:                  p.badRequest,
 		IdleTimeout:                   opts.IdleTimeout,
-		ReadTimeout:                   opts.IdleTimeout,
+		ReadTimeout:                   cmp.Or(opts.HeaderTimeout, opts.IdleTimeout),
 		StreamRequestBody:             true,
 		MaxRequestBodySize:            64 << 10, // buffered before streaming starts
 		ReadBufferSize:                16 << 10, // the longest request head accepted
@@ -99,7 +109,7 @@ func New(r *route.Router, opts Options) *Proxy {
 
 // Serve accepts client connections on ln until Shutdown.
 func (p *Proxy) Serve(ln net.Listener) error {
-	return p.srv.Serve(clientListener{ln, p.opts.IdleTimeout})
+	return p.srv.Serve(clientListener{ln, p.opts.IdleTimeout, p.conns, p.log})
 }
 
 // clientListener gives every write to a client its own deadline, as
@@ -111,16 +121,28 @@ func (p *Proxy) Serve(ln net.Listener) error {
 type clientListener struct {
 	net.Listener
 	timeout time.Duration
+	conns   *conns
+	log     *slog.Logger
 }
 
 func (l clientListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		cc := &clientConn{Conn: c, timeout: l.timeout}
+		if !l.conns.admit(cc) {
+			c.Close()
+			if l.conns.shouldWarn() {
+				l.log.Warn("client connections at proxy.max_connections, all busy: refusing new ones",
+					"max_connections", l.conns.max)
+			}
+			continue
+		}
+		cc.head.begin()
+		return cc, nil
 	}
-	cc := &clientConn{Conn: c, timeout: l.timeout}
-	cc.head.begin()
-	return cc, nil
 }
 
 type clientConn struct {
@@ -128,11 +150,23 @@ type clientConn struct {
 	timeout time.Duration
 	head    headScan
 	served  int // requests read, for head
+
+	// since is when the connection began to wait for a request, in unix
+	// nanoseconds; 0 while it serves one. See conns.
+	since    atomic.Int64
+	answered bool // the request read last has been handled: a read now waits for the next
+	set      *conns
+	closed   atomic.Bool
 }
 
-// Read checks the line endings of a request head as it arrives: see
-// headScan.
+// Read checks the line endings of a request head as it arrives (see
+// headScan), and notes when the connection starts to wait for its next
+// request.
 func (c *clientConn) Read(b []byte) (int, error) {
+	if c.answered {
+		c.answered = false
+		c.waitFrom(time.Now())
+	}
 	n, err := c.Conn.Read(b)
 	if c.head.on && n > 0 && !c.head.scan(b[:n]) && err == nil {
 		err = errBareLF
@@ -370,6 +404,19 @@ type writerOnly struct{ io.Writer }
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // serve proxies one request.
+// handle serves one request; its connection, busy meanwhile, cannot be
+// evicted to make room for another (see conns).
+func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
+	c, _ := ctx.Conn().(*clientConn)
+	if c != nil {
+		c.busy()
+	}
+	p.serve(ctx)
+	if c != nil && !ctx.Hijacked() {
+		c.answered = true
+	}
+}
+
 func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	if p.refused(ctx) {
 		return
