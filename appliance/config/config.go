@@ -4,6 +4,7 @@
 package config
 
 import (
+	"net/netip"
 	"net/url"
 	"strconv"
 	"time"
@@ -48,8 +49,14 @@ type Proxy struct {
 	// (default 10s), much shorter than IdleTimeout so that slow clients
 	// cannot hold connections.
 	ClientHeaderTimeout time.Duration
-	MaxConnections      int  // client connections held at once (default 1024)
-	AccessLog           bool // one log entry per proxied request (default off)
+	MaxConnections      int // client connections held at once (default 1024)
+	// TrustedProxies are the peers whose forwarding headers are believed:
+	// from them, the client is the last address in X-Forwarded-For that is
+	// not one of them, and X-Forwarded-Proto and -Host pass as they came.
+	// From anyone else those headers are appended to or replaced, never
+	// believed.
+	TrustedProxies []netip.Prefix
+	AccessLog      bool // one log entry per proxied request (default off)
 }
 
 // Journal is the record of the requests canary upstreams served, that

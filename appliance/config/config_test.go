@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -189,6 +190,7 @@ header_timeout = "2s"
 idle_timeout = "3s"
 client_header_timeout = "2s"
 max_connections = 64
+trusted_proxies = ["10.1.2.0/24", "192.168.1.7", "::1"]
 upstream_idle_timeout = "4s"
 access_log = true
 
@@ -231,8 +233,9 @@ button = "GPIO4"
 	}
 	wantProxy := Proxy{Listen: ":8080", ConnectTimeout: time.Second, HeaderTimeout: 2 * time.Second,
 		IdleTimeout: 3 * time.Second, UpstreamIdle: 4 * time.Second, AccessLog: true,
-		ClientHeaderTimeout: 2 * time.Second, MaxConnections: 64}
-	if got.Proxy != wantProxy {
+		ClientHeaderTimeout: 2 * time.Second, MaxConnections: 64,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.1.2.0/24"), netip.MustParsePrefix("192.168.1.7/32"), netip.MustParsePrefix("::1/128")}}
+	if !reflect.DeepEqual(got.Proxy, wantProxy) {
 		t.Errorf("Proxy = %+v, want %+v", got.Proxy, wantProxy)
 	}
 	wantAdmin := Admin{Socket: filepath.Join(dir, "run/admin.sock"), Listen: "", TokenFile: "/etc/canaryd-token"}
@@ -642,6 +645,8 @@ func TestLoadErrors(t *testing.T) {
 			`a.toml:7: upstream "w1": slow_start 2h0m0s is out of range (want "0s" for off, or 1s to 1h)`},
 		{"client_header_timeout too short", map[string]string{"a.toml": "[proxy]\nlisten = \":8080\"\nclient_header_timeout = \"10ms\"\n" + stable},
 			`a.toml:3: proxy.client_header_timeout = 10ms: want 100ms or more (nginx's default is 60s, ours 10s)`},
+		{"trusted_proxies not an address", map[string]string{"a.toml": "[proxy]\nlisten = \":8080\"\ntrusted_proxies = [\"10.0.0.0/33\"]\n" + stable},
+			`a.toml:3: proxy.trusted_proxies: "10.0.0.0/33" is not an address or a CIDR prefix (e.g. "192.168.1.0/24" or "10.0.0.7")`},
 		{"max_connections too few", map[string]string{"a.toml": "[proxy]\nlisten = \":8080\"\nmax_connections = 4\n" + stable},
 			`a.toml:3: proxy.max_connections = 4: want 16 to 1048576 (each waiting client connection holds about 16 KiB)`},
 		{"slow_start negative", map[string]string{"a.toml": listen + upstream("w1", "stable", `slow_start = "-1s"`)},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"reflect"
@@ -516,6 +517,8 @@ func (t *table) set(key string, s *setting, dst any) bool {
 		*dst = f
 	case *[]float64:
 		return t.setNumbers(key, s, dst)
+	case *[]netip.Prefix:
+		return t.setPrefixes(key, s, dst)
 	case *time.Duration:
 		return t.setDuration(key, s, dst, false)
 	case *durationOrOff:
@@ -543,6 +546,34 @@ func (t *table) setNumbers(key string, s *setting, dst *[]float64) bool {
 		fs = append(fs, f)
 	}
 	*dst = fs
+	return true
+}
+
+// setPrefixes reads an array of addresses and CIDR prefixes; an address
+// is the prefix of itself alone.
+func (t *table) setPrefixes(key string, s *setting, dst *[]netip.Prefix) bool {
+	if s.val.kind != unstable.Array {
+		t.wrongType(key, s, `an array of addresses or prefixes such as ["192.168.1.0/24"]`)
+		return false
+	}
+	ps := make([]netip.Prefix, 0, len(s.val.items))
+	for _, item := range s.val.items {
+		if item.kind != unstable.String {
+			t.errs.add(s.pos, "%s.%s: want an array of address strings, got %s in it", t.name, key, describe(item))
+			return false
+		}
+		p, err := netip.ParsePrefix(item.text)
+		if err != nil {
+			a, aerr := netip.ParseAddr(item.text)
+			if aerr != nil {
+				t.errs.add(s.pos, `%s.%s: %q is not an address or a CIDR prefix (e.g. "192.168.1.0/24" or "10.0.0.7")`, t.name, key, item.text)
+				return false
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		ps = append(ps, p.Masked())
+	}
+	*dst = ps
 	return true
 }
 

@@ -49,6 +49,8 @@ var keys = []keyDecl{
 		func(p *Proxy) any { return &p.MaxConnections }),
 	proxyKey("upstream_idle_timeout", 60*time.Second, restart, "an idle pooled upstream connection",
 		func(p *Proxy) any { return &p.UpstreamIdle }),
+	proxyKey("trusted_proxies", nil, restart, "peers (addresses, CIDR prefixes) whose X-Forwarded-For, -Proto and -Host are believed; none by default",
+		func(p *Proxy) any { return &p.TrustedProxies }),
 	proxyKey("access_log", false, live, "one log entry per proxied request",
 		func(p *Proxy) any { return &p.AccessLog }),
 

@@ -193,6 +193,7 @@ func New(opts Options) (*Daemon, error) {
 		IdleTimeout:    cfg.Proxy.IdleTimeout,
 		HeaderTimeout:  cfg.Proxy.ClientHeaderTimeout,
 		MaxConns:       cfg.Proxy.MaxConnections,
+		TrustedProxies: cfg.Proxy.TrustedProxies,
 		UpstreamIdle:   cfg.Proxy.UpstreamIdle,
 		Logger:         d.log,
 	})

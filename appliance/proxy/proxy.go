@@ -51,9 +51,12 @@ type Options struct {
 	HeaderTimeout time.Duration
 	// MaxConns bounds the client connections held at once (see conns);
 	// 0 for no bound.
-	MaxConns     int
-	UpstreamIdle time.Duration // an idle pooled upstream connection
-	Logger       *slog.Logger
+	MaxConns int
+	// TrustedProxies are the peers whose X-Forwarded-* headers are
+	// believed (see forwarded).
+	TrustedProxies []netip.Prefix
+	UpstreamIdle   time.Duration // an idle pooled upstream connection
+	Logger         *slog.Logger
 }
 
 // outcome is how one attempt on an upstream ended.
@@ -1039,6 +1042,10 @@ func (p *Proxy) prepareRequest(ctx *fasthttp.RequestCtx, plan *route.Plan, buf *
 	var id, idName []byte
 	idLines := 0
 	version := plan.VersionHeader()
+	// A trusted proxy's X-Forwarded-Proto and -Host pass as it set them,
+	// and ours are not added beside them.
+	trusted := p.trusts(ctx.RemoteIP())
+	toldProto, toldHost := false, false
 	for k, v := range h.AllInOrder() {
 		switch {
 		case hopByHopIn(conn, k):
@@ -1058,7 +1065,16 @@ func (p *Proxy) prepareRequest(ctx *fasthttp.RequestCtx, plan *route.Plan, buf *
 			}
 			del = append(del, k)
 		case named(k, xForwardedProto), named(k, xForwardedHost):
-			del = append(del, k)
+			if !trusted {
+				del = append(del, k)
+				break
+			}
+			kept = append(kept, k)
+			if named(k, xForwardedProto) {
+				toldProto = true
+			} else {
+				toldHost = true
+			}
 		default:
 			kept = append(kept, k)
 		}
@@ -1081,12 +1097,14 @@ func (p *Proxy) prepareRequest(ctx *fasthttp.RequestCtx, plan *route.Plan, buf *
 		xff = ip.Unmap().AppendTo(xff)
 	}
 	h.SetCanonical(xForwardedFor, xff)
-	if ctx.IsTLS() {
+	switch {
+	case toldProto:
+	case ctx.IsTLS():
 		h.SetCanonical(xForwardedProto, schemeHTTPS)
-	} else {
+	default:
 		h.SetCanonical(xForwardedProto, schemeHTTP)
 	}
-	if host := h.Host(); len(host) > 0 {
+	if host := h.Host(); len(host) > 0 && !toldHost {
 		h.SetCanonical(xForwardedHost, host)
 	}
 	return id
@@ -1183,7 +1201,7 @@ const upstreamKey = "canaryd.upstream"
 func (p *Proxy) logAccess(ctx *fasthttp.RequestCtx, start time.Time) {
 	upstream, _ := ctx.UserValue(upstreamKey).(string)
 	p.log.Info("request",
-		"CLIENT", ctx.RemoteIP().String(),
+		"CLIENT", p.client(ctx),
 		"METHOD", string(ctx.Method()),
 		"PATH", string(ctx.Path()),
 		"STATUS", ctx.Response.StatusCode(),
