@@ -55,6 +55,9 @@ type Options struct {
 	// TrustedProxies are the peers whose X-Forwarded-* headers are
 	// believed (see forwarded).
 	TrustedProxies []netip.Prefix
+	// Dial connects to an upstream's host:port; nil dials TCP within
+	// ConnectTimeout. Benchmarks give it in-memory connections.
+	Dial func(addr string) (net.Conn, error)
 	UpstreamIdle   time.Duration // an idle pooled upstream connection
 	Logger         *slog.Logger
 }
@@ -266,9 +269,13 @@ func (pl *pool) released() {
 
 func (p *Proxy) newPool(u *route.Upstream) *pool {
 	pl := &pool{tls: u.URL.Scheme == "https", addr: u.URL.Host}
-	dialer := &net.Dialer{Timeout: p.opts.ConnectTimeout, KeepAlive: 30 * time.Second}
+	dial := p.opts.Dial
+	if dial == nil {
+		dialer := &net.Dialer{Timeout: p.opts.ConnectTimeout, KeepAlive: 30 * time.Second}
+		dial = func(addr string) (net.Conn, error) { return dialer.Dial("tcp", addr) }
+	}
 	pl.dial = func(addr string) (net.Conn, error) {
-		c, err := dialer.Dial("tcp", addr)
+		c, err := dial(addr)
 		if err != nil {
 			return nil, &dialError{err}
 		}
@@ -276,7 +283,7 @@ func (p *Proxy) newPool(u *route.Upstream) *pool {
 		if !pl.tls {
 			// Under TLS the session lives on the connection: it cannot be
 			// swapped for a new one.
-			uc.redial = func() (net.Conn, error) { return dialer.Dial("tcp", addr) }
+			uc.redial = func() (net.Conn, error) { return dial(addr) }
 		}
 		uc.watch()
 		return uc, nil
