@@ -57,9 +57,9 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// Dial connects to an upstream's host:port; nil dials TCP within
 	// ConnectTimeout. Benchmarks give it in-memory connections.
-	Dial func(addr string) (net.Conn, error)
-	UpstreamIdle   time.Duration // an idle pooled upstream connection
-	Logger         *slog.Logger
+	Dial         func(addr string) (net.Conn, error)
+	UpstreamIdle time.Duration // an idle pooled upstream connection
+	Logger       *slog.Logger
 }
 
 // outcome is how one attempt on an upstream ended.
