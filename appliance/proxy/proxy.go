@@ -163,6 +163,7 @@ type clientConn struct {
 	answered bool // the request read last has been handled: a read now waits for the next
 	set      *conns
 	closed   atomic.Bool
+	writeBy  deadline // see clientListener
 }
 
 // Read checks the line endings of a request head as it arrives (see
@@ -178,13 +179,6 @@ func (c *clientConn) Read(b []byte) (int, error) {
 		err = errBareLF
 	}
 	return n, err
-}
-
-func (c *clientConn) Write(b []byte) (int, error) {
-	if c.timeout > 0 {
-		c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
-	}
-	return c.Conn.Write(b)
 }
 
 // ReadFrom keeps a streamed response from waiting in a buffer: see
@@ -353,6 +347,7 @@ type upstreamConn struct {
 	// lastRead and lastWrite are when they began; a write after a read is
 	// the start of a new request.
 	lastRead, lastWrite time.Time
+	readBy, writeBy     deadline
 	closedCheck         // what peerClosed needs, set up once per connection
 }
 
@@ -360,7 +355,7 @@ func (c *upstreamConn) Read(b []byte) (int, error) {
 	now := time.Now()
 	c.lastRead = now
 	if c.timeout > 0 {
-		c.Conn.SetReadDeadline(now.Add(c.timeout))
+		c.readBy.extend(now, c.timeout, c.Conn.SetReadDeadline)
 	}
 	return c.Conn.Read(b)
 }
@@ -385,11 +380,13 @@ func (c *upstreamConn) Write(b []byte) (int, error) {
 		}
 		c.Conn.Close()
 		c.Conn = nc
+		c.readBy.forget()
+		c.writeBy.forget()
 		c.watch()
 	}
 	c.lastWrite = now
 	if c.timeout > 0 {
-		c.Conn.SetWriteDeadline(now.Add(c.timeout))
+		c.writeBy.extend(now, c.timeout, c.Conn.SetWriteDeadline)
 	}
 	return c.Conn.Write(b)
 }
@@ -413,7 +410,6 @@ type writerOnly struct{ io.Writer }
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-// serve proxies one request.
 // handle serves one request; its connection, busy meanwhile, cannot be
 // evicted to make room for another (see conns).
 func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
@@ -427,6 +423,7 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 	}
 }
 
+// serve proxies one request.
 func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	if p.refused(ctx) {
 		return
