@@ -310,3 +310,46 @@ func b2u(b bool) uint64 {
 	}
 	return 0
 }
+
+// TestStalledCloseDelimitedBodyIsCutWithinTheTimeout: an upstream whose
+// body ends when it closes, and that stalls instead. An HTTP/1.1 client
+// gets the body chunked, so the cut shows (no last chunk); an HTTP/1.0
+// client gets it ended by the close, as the upstream sent it, and cannot
+// tell. Either way the connection closes within the read timeout, and the
+// canary is blamed.
+func TestStalledCloseDelimitedBodyIsCutWithinTheTimeout(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
+		before, _ := goroutines()
+		t.Run(proto, func(t *testing.T) {
+			m := misbehave(t, answerThen("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"+part8K, drain))
+			r := startProxy(t, proxy.Options{ReadTimeout: timeout, UpstreamIdle: 200 * time.Millisecond}, canary("canary", 1, m.addr))
+			c := rawConn(t, r.addr)
+			start := time.Now()
+			io.WriteString(c, "GET / "+proto+"\r\nHost: app.example\r\n\r\n")
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("reading the head: %v", err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			if cut := err != nil; cut != (proto == "HTTP/1.1") || len(body) != len(part8K) {
+				t.Errorf("read %d bytes, %v; want the %d sent, and the cut to show to HTTP/1.1 only", len(body), err, len(part8K))
+			}
+			if _, err := br.ReadByte(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("the client's connection is still open: %v", err)
+			}
+			if took := time.Since(start); took < timeout || took > timeout+time.Second {
+				t.Errorf("the connection closed after %v, want the timeout of %v", took.Round(time.Millisecond), timeout)
+			}
+			r.idle(t)
+			if n := r.errors(t, "canary"); n != 1 {
+				t.Errorf("the canary counted %d errors, want 1", n)
+			}
+			if !testkit.Within(2*time.Second, func() bool { return m.open.Load() == 0 }) {
+				t.Errorf("the canary has %d connections open, want 0", m.open.Load())
+			}
+		})
+		settled(t, before)
+	}
+}
