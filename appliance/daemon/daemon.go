@@ -149,7 +149,7 @@ func New(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	for _, a := range aside {
-		d.log.Error(a.String()+": latched a rollback to be safe; `canaryctl resume` re-arms", "MESSAGE_ID", MsgUnreadable,
+		d.log.Error(a.String()+": starting rolled back to be safe; `canaryctl resume` re-arms", "MESSAGE_ID", MsgUnreadable,
 			"STATE_FILE", a.Path, "KEPT_AS", a.Kept, "error", a.Err.Error())
 	}
 	d.store = store

@@ -380,8 +380,8 @@ func TestGarbageStateFilesStartRolledBack(t *testing.T) {
 			st := getStatus(t, a.socket)
 			if tt.rolledBack {
 				requireRolledBack(t, st)
-				if st.Latch == nil || st.Latch.Cause != state.CauseUnreadable {
-					t.Errorf("latch %+v, want cause %q", st.Latch, state.CauseUnreadable)
+				if st.Latch == nil || st.Latch.Cause != state.CauseUnreadable || !strings.Contains(st.Message, "unreadable") {
+					t.Errorf("latch %+v, message %q; want cause %q, said", st.Latch, st.Message, state.CauseUnreadable)
 				}
 				requireNoCanary(t, a, v2, 20)
 			} else {
