@@ -32,7 +32,7 @@ func (c *clientConn) Write(b []byte) (int, error) {
 	if c.timeout > 0 {
 		c.writeBy.extend(time.Now(), c.timeout, c.Conn.SetWriteDeadline)
 	}
-	return c.Conn.Write(b)
+	return c.io.write(c.Conn, b)
 }
 
 func (c *clientConn) SetWriteDeadline(t time.Time) error {

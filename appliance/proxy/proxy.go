@@ -147,6 +147,7 @@ func (l clientListener) Accept() (net.Conn, error) {
 			continue
 		}
 		cc.head.begin()
+		cc.io.init(c)
 		return cc, nil
 	}
 }
@@ -164,6 +165,7 @@ type clientConn struct {
 	set      *conns
 	closed   atomic.Bool
 	writeBy  deadline // see clientListener
+	io       rawIO
 }
 
 // Read checks the line endings of a request head as it arrives (see
@@ -174,7 +176,7 @@ func (c *clientConn) Read(b []byte) (int, error) {
 		c.answered = false
 		c.waitFrom(time.Now())
 	}
-	n, err := c.Conn.Read(b)
+	n, err := c.io.read(c.Conn, b)
 	if c.head.on && n > 0 && !c.head.scan(b[:n]) && err == nil {
 		err = errBareLF
 	}
@@ -279,6 +281,7 @@ func (p *Proxy) newPool(u *route.Upstream) *pool {
 			// swapped for a new one.
 			uc.redial = func() (net.Conn, error) { return dial(addr) }
 		}
+		uc.io.init(c)
 		uc.watch()
 		return uc, nil
 	}
@@ -348,6 +351,7 @@ type upstreamConn struct {
 	// the start of a new request.
 	lastRead, lastWrite time.Time
 	readBy, writeBy     deadline
+	io                  rawIO
 	closedCheck         // what peerClosed needs, set up once per connection
 }
 
@@ -357,7 +361,7 @@ func (c *upstreamConn) Read(b []byte) (int, error) {
 	if c.timeout > 0 {
 		c.readBy.extend(now, c.timeout, c.Conn.SetReadDeadline)
 	}
-	return c.Conn.Read(b)
+	return c.io.read(c.Conn, b)
 }
 
 // peekAfter is how long a connection sits idle before its next request
@@ -382,13 +386,14 @@ func (c *upstreamConn) Write(b []byte) (int, error) {
 		c.Conn = nc
 		c.readBy.forget()
 		c.writeBy.forget()
+		c.io.init(nc)
 		c.watch()
 	}
 	c.lastWrite = now
 	if c.timeout > 0 {
 		c.writeBy.extend(now, c.timeout, c.Conn.SetWriteDeadline)
 	}
-	return c.Conn.Write(b)
+	return c.io.write(c.Conn, b)
 }
 
 // ReadFrom sends each piece of r on as soon as r gives it. fasthttp writes
