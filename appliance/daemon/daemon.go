@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -268,6 +267,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer cancel()
 
 	token := d.token
+	d.mu.Lock()
+	adminCfg := d.cfg.Admin // as at start: a change needs a restart
+	d.mu.Unlock()
 	var wg sync.WaitGroup
 	background := func(f func()) {
 		wg.Add(1)
@@ -279,8 +281,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		errs <- admin.Serve(ctx, d.socketLn, d.mountWeb(admin.NewHandler(d, admin.HandlerOptions{Cause: state.CauseCommand})))
 	}()
 	if d.adminLn != nil {
-		h := d.mountWeb(admin.NewHandler(d, admin.HandlerOptions{Cause: state.CauseAPI, Token: token}))
-		go func() { errs <- admin.Serve(ctx, d.adminLn, readOnlyUnlessToken(h, token, d.adminLn.Addr())) }()
+		// config.Load refused a listener off loopback without a token.
+		h := d.mountWeb(admin.NewHandler(d, admin.HandlerOptions{Cause: state.CauseAPI, Token: token,
+			PublicRead: adminCfg.PublicRead, Hosts: admin.NewHosts(adminCfg.Listen, adminCfg.Hosts)}))
+		go func() { errs <- admin.Serve(ctx, d.adminLn, h) }()
 	}
 	d.mu.Lock()
 	version := d.cfg.Canary.Version
@@ -340,24 +344,6 @@ func readToken(path string) (string, error) {
 		return "", fmt.Errorf("admin.token_file %s is empty", path)
 	}
 	return tok, nil
-}
-
-// readOnlyUnlessToken refuses changes on a non-loopback admin listener that
-// has no token: anyone on the network could otherwise roll back.
-func readOnlyUnlessToken(h http.Handler, token string, addr net.Addr) http.Handler {
-	tcp, ok := addr.(*net.TCPAddr)
-	if token != "" || (ok && tcp.IP.IsLoopback()) {
-		return h
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusForbidden)
-			fmt.Fprintln(w, `{"error": "changes over a non-loopback admin.listen need admin.token_file"}`)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
 }
 
 // resetCanary gives the canary of plan a clean slate: empty analysis
