@@ -49,7 +49,7 @@ func TestStatusPageListsIncidentsInChromium(t *testing.T) {
 	t.Run("lists the reports newest first, each linked to its text and CSV", func(t *testing.T) {
 		ctl := withIncidents(now)
 		sums, _ := ctl.Incidents()
-		srv := serveAdmin(t, ctl, admin.HandlerOptions{Cause: "api", Token: "s3cret"})
+		srv := serveAdmin(t, ctl, admin.HandlerOptions{Cause: "api", Token: "s3cret", PublicRead: true})
 		tb := newTab(t, browser)
 		tb.do("loading the page", chromedp.Navigate(srv.url))
 		tb.waitFor("the incidents", `document.querySelectorAll('#incidents li').length === 3`)
