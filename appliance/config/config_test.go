@@ -108,7 +108,7 @@ func TestLoadReadsTheContractExample(t *testing.T) {
 			IdleTimeout:    75 * time.Second,
 			UpstreamIdle:   60 * time.Second,
 		},
-		Admin: Admin{Socket: "/run/canaryd/admin.sock", Listen: "127.0.0.1:9090", SocketGroup: "canaryd"},
+		Admin: Admin{Socket: "/run/canaryd/admin.sock", Listen: "127.0.0.1:9090", SocketGroup: "canaryctl"},
 		Upstreams: []Upstream{
 			{Name: "w1", URL: mustURL("http://127.0.0.2:8001"), Weight: 10, Role: Stable, MaxFails: 1, FailTimeout: 10 * time.Second, HealthInterval: 2 * time.Second, Pos: Pos{"canaryd.toml", 9}},
 			{Name: "w2", URL: mustURL("http://127.0.0.3:8002"), Weight: 5, Role: Canary, MaxFails: 1, FailTimeout: 10 * time.Second, HealthInterval: 2 * time.Second, Pos: Pos{"canaryd.toml", 17}},
@@ -142,7 +142,7 @@ func TestLoadFillsDefaults(t *testing.T) {
 			IdleTimeout:    75 * time.Second,
 			UpstreamIdle:   60 * time.Second,
 		},
-		Admin: Admin{Socket: "/run/canaryd/admin.sock", Listen: "127.0.0.1:9090", SocketGroup: "canaryd"},
+		Admin: Admin{Socket: "/run/canaryd/admin.sock", Listen: "127.0.0.1:9090", SocketGroup: "canaryctl"},
 		Upstreams: []Upstream{
 			{Name: "w1", URL: mustURL("http://10.0.0.1:8001"), Weight: 1, Role: Stable, MaxFails: 1, FailTimeout: 10 * time.Second, HealthInterval: 2 * time.Second, Pos: Pos{"canaryd.toml", 4}},
 		},

@@ -132,7 +132,7 @@ func checkAdmin(a *Admin, t *table, dir string) {
 		}
 	}
 	if a.SocketGroup != "" && !validName.MatchString(a.SocketGroup) {
-		t.errs.add(t.at("socket_group"), `admin.socket_group: %q is not a group name (want e.g. "canaryd", or "" for the process's own group)`, a.SocketGroup)
+		t.errs.add(t.at("socket_group"), `admin.socket_group: %q is not a group name (want e.g. "canaryctl", or "" for the process's own group)`, a.SocketGroup)
 	}
 }
 

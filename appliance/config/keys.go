@@ -58,7 +58,7 @@ var keys = []keyDecl{
 		func(a *Admin) any { return &a.PublicRead }),
 	adminKey("hosts", nil, restart, "more names admin.listen answers to in the Host header (DNS rebinding defence)",
 		func(a *Admin) any { return &a.Hosts }),
-	adminKey("socket_group", "canaryd", restart, "group of the admin socket; the process's own when it does not exist",
+	adminKey("socket_group", "canaryctl", restart, "group of the admin socket; the process's own when it does not exist",
 		func(a *Admin) any { return &a.SocketGroup }),
 
 	upstreamKey("name", nil, live, "required, unique",

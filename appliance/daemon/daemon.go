@@ -226,8 +226,12 @@ func (d *Daemon) listen(cfg *config.Config) error {
 		}
 		return fmt.Errorf("proxy: %w", err)
 	}
-	if d.socketLn, err = admin.ListenUnix(cfg.Admin.Socket); err != nil {
+	var warning string
+	if d.socketLn, warning, err = admin.ListenUnix(cfg.Admin.Socket, cfg.Admin.SocketGroup); err != nil {
 		return fmt.Errorf("admin socket: %w", err)
+	}
+	if warning != "" {
+		d.log.Warn(warning)
 	}
 	if cfg.Admin.Listen != "" {
 		if d.adminLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
