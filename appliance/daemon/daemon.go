@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -287,7 +288,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.adminLn != nil {
 		// config.Load refused a listener off loopback without a token.
 		h := d.mountWeb(admin.NewHandler(d, admin.HandlerOptions{Cause: state.CauseAPI, Token: token,
-			PublicRead: adminCfg.PublicRead, Hosts: admin.NewHosts(adminCfg.Listen, adminCfg.Hosts)}))
+			PublicRead: adminCfg.PublicRead, Hosts: admin.NewHosts(adminCfg.Listen, adminHosts(adminCfg.Hosts, d.adminLn.Addr()))}))
 		go func() { errs <- admin.Serve(ctx, d.adminLn, h) }()
 	}
 	d.mu.Lock()
@@ -348,6 +349,17 @@ func readToken(path string) (string, error) {
 		return "", fmt.Errorf("admin.token_file %s is empty", path)
 	}
 	return tok, nil
+}
+
+// adminHosts are the names the admin listener answers to beside its
+// configured address: admin.hosts, and the address a host name in
+// admin.listen was bound to, so that a browser may use either.
+func adminHosts(hosts []string, bound net.Addr) []string {
+	names := slices.Clone(hosts)
+	if tcp, ok := bound.(*net.TCPAddr); ok && !tcp.IP.IsUnspecified() {
+		names = append(names, tcp.IP.String())
+	}
+	return names
 }
 
 // resetCanary gives the canary of plan a clean slate: empty analysis
