@@ -3,6 +3,7 @@ package admin
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -47,7 +48,7 @@ type Handler struct {
 	mux        *http.ServeMux
 	ctl        Controller
 	csrf       *http.CrossOriginProtection
-	token      []byte // "Bearer <token>", or nil when open
+	token      []byte // SHA-256 of "Bearer <token>", or nil when open
 	publicRead bool
 	hosts      *Hosts
 	open       map[string]bool // patterns read without the token: see HandleOpen
@@ -65,7 +66,8 @@ func NewHandler(c Controller, opts HandlerOptions) *Handler {
 		open:       map[string]bool{},
 	}
 	if opts.Token != "" {
-		h.token = []byte("Bearer " + opts.Token)
+		sum := sha256.Sum256([]byte("Bearer " + opts.Token))
+		h.token = sum[:]
 	}
 	h.mux.HandleFunc("GET /v1/status", h.status)
 	h.mux.HandleFunc("GET /v1/history", h.history)
@@ -141,10 +143,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mux.ServeHTTP(w, r)
 }
 
-// authorized reports whether r carries the token, or none is needed; the
-// comparison takes as long whatever r carries.
+// authorized reports whether r carries the token, or none is needed. The
+// comparison takes as long whatever r carries: digests, because
+// ConstantTimeCompare returns at once on a length that differs, which
+// would tell the token's length.
 func (h *Handler) authorized(r *http.Request) bool {
-	return h.token == nil || subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), h.token) == 1
+	if h.token == nil {
+		return true
+	}
+	got := sha256.Sum256([]byte(r.Header.Get("Authorization")))
+	return subtle.ConstantTimeCompare(got[:], h.token) == 1
 }
 
 func (h *Handler) unauthorized(w http.ResponseWriter, what string) {
