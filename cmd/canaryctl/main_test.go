@@ -455,6 +455,9 @@ func TestVersion(t *testing.T) {
 // says what to do, naming the socket's group, or the package's when the
 // socket is root's own.
 func TestPermissionDeniedSaysWhichGroupToJoin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds canaryctl")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, to run canaryctl as another user")
 	}
