@@ -4,8 +4,11 @@
 package atomicfile
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Write replaces path with data and mode perm: a temporary file in the same
@@ -50,4 +53,33 @@ func write(f *os.File, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return f.Close()
+}
+
+// RemoveTemporary removes the temporary files that a Write interrupted by a
+// crash or a power cut left in dir, and returns their names. Call it
+// before the first Write into dir, where no Write is running: a temporary
+// file then belongs to no one.
+func RemoveTemporary(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, e := range entries {
+		if !isTemporary(e.Name()) || !e.Type().IsRegular() {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, e.Name())
+	}
+	return removed, errors.Join(errs...)
+}
+
+// isTemporary reports whether name is one Write gives its temporary files.
+func isTemporary(name string) bool {
+	return strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-")
 }

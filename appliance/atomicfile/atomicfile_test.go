@@ -38,3 +38,35 @@ func TestWriteIntoAMissingDirectoryFailsAndCreatesNothing(t *testing.T) {
 		t.Errorf("a failed Write left %d entries", len(entries))
 	}
 }
+
+// TestRemoveTemporaryTakesWhatAnInterruptedWriteLeft: the temporary file a
+// kill between create and rename leaves goes, the files beside it stay.
+func TestRemoveTemporaryTakesWhatAnInterruptedWriteLeft(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]bool{ // name: whether RemoveTemporary removes it
+		".latch.json.tmp-123456": true,
+		".1.json.tmp-9":          true,
+		"latch.json":             false,
+		"latch.json.corrupt":     false,
+		".hidden":                false,
+		"x.tmp-1":                false,
+	}
+	for name := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(`{"sta`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed, err := RemoveTemporary(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 2 {
+		t.Errorf("removed %v, want the two temporary files", removed)
+	}
+	for name, gone := range files {
+		_, err := os.Stat(filepath.Join(dir, name))
+		if exists := err == nil; exists == gone {
+			t.Errorf("%s: exists %v after RemoveTemporary, want %v", name, exists, !gone)
+		}
+	}
+}

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"net/netip"
 	"net/url"
 	"strconv"
 	"time"
@@ -44,7 +45,18 @@ type Proxy struct {
 	HeaderTimeout  time.Duration // waiting for an upstream's response headers (default 60s)
 	IdleTimeout    time.Duration // an idle client keep-alive connection (default 75s)
 	UpstreamIdle   time.Duration // an idle pooled upstream connection (default 60s)
-	AccessLog      bool          // one log entry per proxied request (default off)
+	// ClientHeaderTimeout bounds the arrival of a client's request head
+	// (default 10s), much shorter than IdleTimeout so that slow clients
+	// cannot hold connections.
+	ClientHeaderTimeout time.Duration
+	MaxConnections      int // client connections held at once (default 1024)
+	// TrustedProxies are the peers whose forwarding headers are believed:
+	// from them, the client is the last address in X-Forwarded-For that is
+	// not one of them, and X-Forwarded-Proto and -Host pass as they came.
+	// From anyone else those headers are appended to or replaced, never
+	// believed.
+	TrustedProxies []netip.Prefix
+	AccessLog      bool // one log entry per proxied request (default off)
 }
 
 // Journal is the record of the requests canary upstreams served, that

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -107,6 +108,9 @@ func TestLoadReadsTheContractExample(t *testing.T) {
 			HeaderTimeout:  60 * time.Second,
 			IdleTimeout:    75 * time.Second,
 			UpstreamIdle:   60 * time.Second,
+
+			ClientHeaderTimeout: 10 * time.Second,
+			MaxConnections:      1024,
 		},
 		Admin: Admin{Socket: "/run/canaryd/admin.sock", Listen: "127.0.0.1:9090", SocketGroup: "canaryctl"},
 		Upstreams: []Upstream{
@@ -141,6 +145,9 @@ func TestLoadFillsDefaults(t *testing.T) {
 			HeaderTimeout:  60 * time.Second,
 			IdleTimeout:    75 * time.Second,
 			UpstreamIdle:   60 * time.Second,
+
+			ClientHeaderTimeout: 10 * time.Second,
+			MaxConnections:      1024,
 		},
 		Admin: Admin{Socket: "/run/canaryd/admin.sock", Listen: "127.0.0.1:9090", SocketGroup: "canaryctl"},
 		Upstreams: []Upstream{
@@ -183,6 +190,9 @@ listen = ":8080"
 connect_timeout = "1s"
 header_timeout = "2s"
 idle_timeout = "3s"
+client_header_timeout = "2s"
+max_connections = 64
+trusted_proxies = ["10.1.2.0/24", "192.168.1.7", "::1"]
 upstream_idle_timeout = "4s"
 access_log = true
 
@@ -226,8 +236,11 @@ button = "GPIO4"
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantProxy := Proxy{":8080", time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second, true}
-	if got.Proxy != wantProxy {
+	wantProxy := Proxy{Listen: ":8080", ConnectTimeout: time.Second, HeaderTimeout: 2 * time.Second,
+		IdleTimeout: 3 * time.Second, UpstreamIdle: 4 * time.Second, AccessLog: true,
+		ClientHeaderTimeout: 2 * time.Second, MaxConnections: 64,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.1.2.0/24"), netip.MustParsePrefix("192.168.1.7/32"), netip.MustParsePrefix("::1/128")}}
+	if !reflect.DeepEqual(got.Proxy, wantProxy) {
 		t.Errorf("Proxy = %+v, want %+v", got.Proxy, wantProxy)
 	}
 	wantAdmin := Admin{Socket: filepath.Join(dir, "run/admin.sock"), Listen: "", TokenFile: "/etc/canaryd-token",
@@ -701,6 +714,16 @@ func TestLoadErrors(t *testing.T) {
 			`a.toml:7: upstream "w1": slow_start 500ms is out of range (want "0s" for off, or 1s to 1h)`},
 		{"slow_start over an hour", map[string]string{"a.toml": listen + upstream("w1", "stable", `slow_start = "2h"`)},
 			`a.toml:7: upstream "w1": slow_start 2h0m0s is out of range (want "0s" for off, or 1s to 1h)`},
+		{"client_header_timeout too short", map[string]string{"a.toml": "[proxy]\nlisten = \":8080\"\nclient_header_timeout = \"10ms\"\n" + stable},
+			`a.toml:3: proxy.client_header_timeout = 10ms: want 100ms or more (nginx's default is 60s, ours 10s)`},
+		{"upstream is the admin listener", map[string]string{"a.toml": "[proxy]\nlisten = \":8080\"\n[admin]\nlisten = \"127.0.0.1:9090\"\n[[upstream]]\nname = \"w1\"\nurl = \"http://localhost:9090\"\nrole = \"stable\"\n"},
+			`a.toml:7: upstream "w1": url http://localhost:9090 is canaryd's own admin.listen (127.0.0.1:9090): the proxy never forwards to the admin side; name the service's address`},
+		{"upstream is the proxy itself", map[string]string{"a.toml": "[proxy]\nlisten = \":8080\"\n[[upstream]]\nname = \"w1\"\nurl = \"http://127.0.0.1:8080\"\nrole = \"stable\"\n"},
+			`a.toml:5: upstream "w1": url http://127.0.0.1:8080 is canaryd's own proxy.listen (:8080): requests would loop back into canaryd; name the service's address`},
+		{"trusted_proxies not an address", map[string]string{"a.toml": "[proxy]\nlisten = \":8080\"\ntrusted_proxies = [\"10.0.0.0/33\"]\n" + stable},
+			`a.toml:3: proxy.trusted_proxies: "10.0.0.0/33" is not an address or a CIDR prefix (e.g. "192.168.1.0/24" or "10.0.0.7")`},
+		{"max_connections too few", map[string]string{"a.toml": "[proxy]\nlisten = \":8080\"\nmax_connections = 4\n" + stable},
+			`a.toml:3: proxy.max_connections = 4: want 16 to 1048576 (each waiting client connection holds about 16 KiB)`},
 		{"slow_start negative", map[string]string{"a.toml": listen + upstream("w1", "stable", `slow_start = "-1s"`)},
 			`a.toml:7: upstream.slow_start: "-1s" is negative (want "0s" for off, or a duration such as "30s")`},
 		{"latency_ratio negative", map[string]string{"a.toml": listen + stable + "[canary]\nlatency_ratio = -2\n"},

@@ -86,6 +86,7 @@ func decode(m *merged, dir string, errs *errorList) *Config {
 	checkCanary(&c.Canary, m.section("canary"), c.Upstreams)
 	checkJournal(&c.Journal, m.section("journal"))
 	checkIncidents(&c.Incidents, m.section("incidents"))
+	checkLoops(c, m.upstreams)
 
 	// Decoding read every key it knows, so whatever is left is a typo.
 	for _, t := range m.sections {
@@ -102,6 +103,13 @@ func checkProxy(p *Proxy, t *table) {
 		t.errs.add(t.at("listen"), `proxy.listen is required (the public address, e.g. ":8080")`)
 	} else if err := checkHostPort(p.Listen); err != nil {
 		t.errs.add(t.at("listen"), "proxy.listen: %q %v", p.Listen, err)
+	}
+	if p.ClientHeaderTimeout < 100*time.Millisecond {
+		t.errs.add(t.at("client_header_timeout"), "proxy.client_header_timeout = %v: want 100ms or more (nginx's default is 60s, ours 10s)",
+			p.ClientHeaderTimeout)
+	}
+	if p.MaxConnections < 16 || p.MaxConnections > 1<<20 {
+		t.errs.add(t.at("max_connections"), "proxy.max_connections = %d: want 16 to 1048576 (each waiting client connection holds about 16 KiB)", p.MaxConnections)
 	}
 }
 
@@ -581,6 +589,8 @@ func (t *table) set(key string, s *setting, dst any) bool {
 		return t.setNumbers(key, s, dst)
 	case *[]string:
 		return t.setStrings(key, s, dst)
+	case *[]netip.Prefix:
+		return t.setPrefixes(key, s, dst)
 	case *time.Duration:
 		return t.setDuration(key, s, dst, false)
 	case *durationOrOff:
@@ -625,6 +635,34 @@ func (t *table) setStrings(key string, s *setting, dst *[]string) bool {
 		ss = append(ss, item.text)
 	}
 	*dst = ss
+	return true
+}
+
+// setPrefixes reads an array of addresses and CIDR prefixes; an address
+// is the prefix of itself alone.
+func (t *table) setPrefixes(key string, s *setting, dst *[]netip.Prefix) bool {
+	if s.val.kind != unstable.Array {
+		t.wrongType(key, s, `an array of addresses or prefixes such as ["192.168.1.0/24"]`)
+		return false
+	}
+	ps := make([]netip.Prefix, 0, len(s.val.items))
+	for _, item := range s.val.items {
+		if item.kind != unstable.String {
+			t.errs.add(s.pos, "%s.%s: want an array of address strings, got %s in it", t.name, key, describe(item))
+			return false
+		}
+		p, err := netip.ParsePrefix(item.text)
+		if err != nil {
+			a, aerr := netip.ParseAddr(item.text)
+			if aerr != nil {
+				t.errs.add(s.pos, `%s.%s: %q is not an address or a CIDR prefix (e.g. "192.168.1.0/24" or "10.0.0.7")`, t.name, key, item.text)
+				return false
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		ps = append(ps, p.Masked())
+	}
+	*dst = ps
 	return true
 }
 

@@ -144,24 +144,23 @@ func New(opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("no valid config: %w", err)
 	}
-	store, latch, warning, err := state.Open(opts.StateDir, time.Now())
+	store, latch, aside, err := state.Open(opts.StateDir, time.Now())
 	if err != nil {
 		return nil, err
 	}
-	if warning != "" {
-		d.log.Warn(warning)
+	for _, a := range aside {
+		d.log.Error(a.String()+": starting rolled back to be safe; `canaryctl resume` re-arms", "MESSAGE_ID", MsgUnreadable,
+			"STATE_FILE", a.Path, "KEPT_AS", a.Kept, "error", a.Err.Error())
 	}
 	d.store = store
-	if d.rollout, warning, err = store.LoadRollout(); err != nil {
-		return nil, err
-	}
-	if warning != "" {
-		d.log.Warn(warning)
-	}
+	d.rollout = store.LoadRollout()
 	d.cfg, d.gen = cfg, 1
 	if d.reports, err = openReports(opts.StateDir); err != nil {
 		return nil, err
 	}
+	// A report that cannot be read is kept aside now, and said once,
+	// rather than when the first list is asked for.
+	_, _ = d.Incidents()
 	d.journal = journal.New(cfg.Journal.Records, cfg.Journal.Bodies)
 	d.jfile = journal.NewFile(d.journal, filepath.Join(opts.StateDir, "journal"))
 	d.jfile.Configure(cfg.Journal.File, cfg.Journal.FileMaxBytes)
@@ -191,6 +190,9 @@ func New(opts Options) (*Daemon, error) {
 		ConnectTimeout: cfg.Proxy.ConnectTimeout,
 		ReadTimeout:    cfg.Proxy.HeaderTimeout,
 		IdleTimeout:    cfg.Proxy.IdleTimeout,
+		HeaderTimeout:  cfg.Proxy.ClientHeaderTimeout,
+		MaxConns:       cfg.Proxy.MaxConnections,
+		TrustedProxies: cfg.Proxy.TrustedProxies,
 		UpstreamIdle:   cfg.Proxy.UpstreamIdle,
 		Logger:         d.log,
 	})

@@ -12,6 +12,9 @@ const (
 	MsgStep           = "0cd69c77fa834f9a944142ddac23df43" // a progressive rollout moved to its next step
 	MsgIncident       = "063bc74377ab4d56b9f0decd00ba1287" // an incident report was written at a rollback
 	MsgPause          = "3933819b53114479a55c52f14f374d9d" // canaryctl pause held the rollout
+	// MsgUnreadable: a state file or an incident report could not be read
+	// (a failing SD card) and was kept aside as *.corrupt.
+	MsgUnreadable = "ff96e19b2ba9413d8718da27783353db"
 )
 
 // MsgCanaryBad marks the canary's verdict turning bad (the light turns red).

@@ -58,7 +58,8 @@ func (d *Daemon) reportIncident(cause state.Cause, reason string, now time.Time)
 }
 
 // Incidents lists the incident reports, newest first. A report that cannot
-// be read (a failing SD card) is logged once, and the others are listed.
+// be read (a failing SD card) is kept aside and logged once, and the others
+// are listed.
 func (d *Daemon) Incidents() ([]incident.Summary, error) {
 	list, err := d.reports.List()
 	msg := ""
@@ -66,7 +67,7 @@ func (d *Daemon) Incidents() ([]incident.Summary, error) {
 		msg = err.Error()
 	}
 	if old := d.listErr.Swap(&msg); msg != "" && (old == nil || *old != msg) {
-		d.log.Error("incident reports that cannot be read", "error", msg)
+		d.log.Error("incident reports that cannot be read", "MESSAGE_ID", MsgUnreadable, "error", msg)
 	}
 	return list, err
 }

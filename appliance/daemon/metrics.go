@@ -23,6 +23,8 @@ func (d *Daemon) metricsSnapshot() web.Snapshot {
 	}
 	d.mu.Unlock()
 
+	cs := d.proxy.Conns()
+	s.ClientConns, s.ClientConnsMax, s.ClientEvicted, s.ClientRefused = cs.Open, cs.Max, cs.Evicted, cs.Refused
 	plan := d.router.Plan()
 	s.State = plan.Mode
 	now := time.Now()

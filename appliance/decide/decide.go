@@ -168,6 +168,8 @@ func CauseName(cause state.Cause) string {
 		return "the analysis (auto_rollback)"
 	case state.CauseButton:
 		return "the button"
+	case state.CauseUnreadable:
+		return "canaryd, as a state file was unreadable (kept aside as *.corrupt, see the journal)"
 	}
 	return string(cause)
 }

@@ -61,10 +61,14 @@ type cached struct {
 }
 
 // Open prepares the incidents folder in the state directory stateDir,
-// creating it if needed.
+// creating it if needed, and removes the temporary files a write
+// interrupted by a crash or a power cut left there.
 func Open(stateDir string) (*Store, error) {
 	dir := filepath.Join(stateDir, DirName)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("incident reports: %w", err)
+	}
+	if _, err := atomicfile.RemoveTemporary(dir); err != nil {
 		return nil, fmt.Errorf("incident reports: %w", err)
 	}
 	return &Store{dir: dir, cache: map[string]cached{}}, nil
@@ -77,7 +81,7 @@ func (s *Store) Dir() string { return s.dir }
 // ... when a report has that id already, and returns the file's path.
 // Then it removes the oldest reports while there are more than keep or
 // they take more than maxBytes together (0 for either: no limit), never
-// the one just written. Temporary files a crash left are removed first.
+// the one just written.
 // An error with a path means the report is written but pruning failed.
 func (s *Store) Write(r Report, keep int, maxBytes int64) (string, error) {
 	if !validID(r.ID) {
@@ -85,7 +89,6 @@ func (s *Store) Write(r Report, keep int, maxBytes int64) (string, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.removeTemporary()
 	base := r.ID
 	for n := 2; ; n++ {
 		if _, err := os.Lstat(s.file(r.ID)); errors.Is(err, fs.ErrNotExist) {
@@ -163,23 +166,11 @@ func (s *Store) prune(newest string, keep int, maxBytes int64) error {
 	return errors.Join(errs...)
 }
 
-// removeTemporary removes what a write interrupted by a crash left: the
-// temporary files atomicfile names with a leading dot.
-func (s *Store) removeTemporary() {
-	entries, err := os.ReadDir(s.dir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".") && strings.Contains(e.Name(), ".json.tmp-") {
-			_ = os.Remove(filepath.Join(s.dir, e.Name()))
-		}
-	}
-}
-
 // List returns the summaries of the reports, newest first. A file that
-// does not parse is left out, and the error, wrapping ErrUnreadable, names
-// it; the summaries returned with that error are good.
+// cannot be read or does not parse (a failing SD card) is kept aside, with
+// ".corrupt" added to its name, where no list finds it again; the error,
+// wrapping ErrUnreadable, names it, and the summaries returned with that
+// error are good.
 func (s *Store) List() ([]Summary, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -199,7 +190,7 @@ func (s *Store) List() ([]Summary, error) {
 		}
 		sum, err := s.summary(r.id)
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, s.setAside(r.id, err))
 			continue
 		}
 		s.cache[r.id] = cached{size: r.size, mod: r.info.ModTime(), sum: sum}
@@ -211,6 +202,17 @@ func (s *Store) List() ([]Summary, error) {
 		}
 	}
 	return sums, errors.Join(errs...)
+}
+
+// setAside renames the report id, which could not be read for err, out of
+// the list, and returns the error to report.
+func (s *Store) setAside(id string, err error) error {
+	path := s.file(id)
+	kept := path + ".corrupt"
+	if rerr := os.Rename(path, kept); rerr != nil {
+		return fmt.Errorf("%w, and it cannot be moved aside: %v", err, rerr)
+	}
+	return fmt.Errorf("%w (kept as %s)", err, kept)
 }
 
 // head is what a summary needs of a report file.

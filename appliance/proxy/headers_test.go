@@ -3,8 +3,10 @@ package proxy_test
 import (
 	"bufio"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -313,4 +315,54 @@ func TestEndToEndHeadersPassUnchanged(t *testing.T) {
 			t.Errorf("Date %q: %v", v[0], err)
 		}
 	})
+}
+
+// TestOnlyATrustedProxysForwardingIsBelieved: behind a proxy named in
+// proxy.trusted_proxies, the client is the last untrusted address of
+// X-Forwarded-For and the proxy's scheme and host pass on; from anyone
+// else the same headers are appended to or replaced, and the access log
+// names the peer.
+func TestOnlyATrustedProxysForwardingIsBelieved(t *testing.T) {
+	const sent = "X-Forwarded-For: 198.51.100.9, 203.0.113.7, 127.0.0.5\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: shop.example\r\n"
+	tests := []struct {
+		name          string
+		trusted       []netip.Prefix
+		client, proto string
+		host          string
+	}{
+		{"not trusted", nil, "127.0.0.1", "http", "app.example"},
+		{"another network trusted", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, "127.0.0.1", "http", "app.example"},
+		{"loopback trusted", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "203.0.113.7", "https", "shop.example"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, got := recorder(t)
+			var log testkit.SyncBuffer
+			opts := defaults
+			opts.TrustedProxies = tt.trusted
+			opts.Logger = slog.New(slog.NewTextHandler(&log, nil))
+			r := startProxy(t, opts, stable("s", 1, b.Addr()))
+			r.proxy.SetAccessLog(true)
+			resp, _ := rawRequest(t, r.addr, "GET / HTTP/1.1\r\nHost: app.example\r\n"+sent+"\r\n")
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			s := receive(t, got)
+			if xff := s.header.Get("X-Forwarded-For"); xff != "198.51.100.9, 203.0.113.7, 127.0.0.5, 127.0.0.1" {
+				t.Errorf("X-Forwarded-For %q: appended to, whoever sent it", xff)
+			}
+			if got := s.header.Values("X-Forwarded-Proto"); !slices.Equal(got, []string{tt.proto}) {
+				t.Errorf("X-Forwarded-Proto %q, want [%s]", got, tt.proto)
+			}
+			if got := s.header.Values("X-Forwarded-Host"); !slices.Equal(got, []string{tt.host}) {
+				t.Errorf("X-Forwarded-Host %q, want [%s]", got, tt.host)
+			}
+			testkit.Eventually(t, 2*time.Second, "the access log entry", func() bool {
+				return strings.Contains(log.String(), "msg=request")
+			})
+			if !strings.Contains(log.String(), "CLIENT="+tt.client+" ") {
+				t.Errorf("the access log names another client than %s:\n%s", tt.client, log.String())
+			}
+		})
+	}
 }

@@ -10,6 +10,7 @@ package proxy
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -39,11 +40,24 @@ type Options struct {
 	// as nginx's proxy_read_timeout and proxy_send_timeout do.
 	ReadTimeout time.Duration
 	// IdleTimeout bounds every wait for a client: an idle keep-alive
-	// connection, a new one that has not sent its request head, each piece
-	// of a request body, and each write of a response (nginx's
-	// keepalive_timeout, client_header_timeout, client_body_timeout and
+	// connection, each piece of a request body, and each write of a
+	// response (nginx's keepalive_timeout, client_body_timeout and
 	// send_timeout).
-	IdleTimeout  time.Duration
+	IdleTimeout time.Duration
+	// HeaderTimeout bounds the arrival of a whole request head, from a new
+	// connection's start or a keep-alive request's first byte (nginx's
+	// client_header_timeout): a client trickling its head a byte at a time
+	// is cut off long before the idle timeout. 0 takes IdleTimeout.
+	HeaderTimeout time.Duration
+	// MaxConns bounds the client connections held at once (see conns);
+	// 0 for no bound.
+	MaxConns int
+	// TrustedProxies are the peers whose X-Forwarded-* headers are
+	// believed (see forwarded).
+	TrustedProxies []netip.Prefix
+	// Dial connects to an upstream's host:port; nil dials TCP within
+	// ConnectTimeout. Benchmarks give it in-memory connections.
+	Dial         func(addr string) (net.Conn, error)
 	UpstreamIdle time.Duration // an idle pooled upstream connection
 	Logger       *slog.Logger
 }
@@ -65,6 +79,7 @@ type Proxy struct {
 	accessLog atomic.Bool
 	journal   atomic.Pointer[journal.Journal]
 	ids       *ids
+	conns     *conns
 
 	mu    sync.Mutex
 	pools map[string]*pool // by upstream URL
@@ -75,15 +90,16 @@ func New(r *route.Router, opts Options) *Proxy {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	p := &Proxy{router: r, opts: opts, log: opts.Logger, pools: map[string]*pool{}, probePath: newProbePath(), ids: newIDs()}
+	p := &Proxy{router: r, opts: opts, log: opts.Logger, pools: map[string]*pool{}, probePath: newProbePath(), ids: newIDs(),
+		conns: newConns(opts.MaxConns)}
 	// ReadTimeout bounds the wait for a request head, so that silent or
 	// trickling clients cannot hold connections forever; clientBody bounds
 	// the body's reads.
 	p.srv = &fasthttp.Server{
-		Handler:                       p.serve,
+		Handler:                       p.handle,
 		ErrorHandler:                  p.badRequest,
 		IdleTimeout:                   opts.IdleTimeout,
-		ReadTimeout:                   opts.IdleTimeout,
+		ReadTimeout:                   cmp.Or(opts.HeaderTimeout, opts.IdleTimeout),
 		StreamRequestBody:             true,
 		MaxRequestBodySize:            64 << 10, // buffered before streaming starts
 		ReadBufferSize:                16 << 10, // the longest request head accepted
@@ -99,7 +115,7 @@ func New(r *route.Router, opts Options) *Proxy {
 
 // Serve accepts client connections on ln until Shutdown.
 func (p *Proxy) Serve(ln net.Listener) error {
-	return p.srv.Serve(clientListener{ln, p.opts.IdleTimeout})
+	return p.srv.Serve(clientListener{ln, p.opts.IdleTimeout, p.conns, p.log})
 }
 
 // clientListener gives every write to a client its own deadline, as
@@ -111,16 +127,28 @@ func (p *Proxy) Serve(ln net.Listener) error {
 type clientListener struct {
 	net.Listener
 	timeout time.Duration
+	conns   *conns
+	log     *slog.Logger
 }
 
 func (l clientListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		cc := &clientConn{Conn: c, timeout: l.timeout}
+		if !l.conns.admit(cc) {
+			c.Close()
+			if l.conns.shouldWarn() {
+				l.log.Warn("client connections at proxy.max_connections, all busy: refusing new ones",
+					"max_connections", l.conns.max)
+			}
+			continue
+		}
+		cc.head.begin()
+		return cc, nil
 	}
-	cc := &clientConn{Conn: c, timeout: l.timeout}
-	cc.head.begin()
-	return cc, nil
 }
 
 type clientConn struct {
@@ -128,23 +156,29 @@ type clientConn struct {
 	timeout time.Duration
 	head    headScan
 	served  int // requests read, for head
+
+	// since is when the connection began to wait for a request, in unix
+	// nanoseconds; 0 while it serves one. See conns.
+	since    atomic.Int64
+	answered bool // the request read last has been handled: a read now waits for the next
+	set      *conns
+	closed   atomic.Bool
+	writeBy  deadline // see clientListener
 }
 
-// Read checks the line endings of a request head as it arrives: see
-// headScan.
+// Read checks the line endings of a request head as it arrives (see
+// headScan), and notes when the connection starts to wait for its next
+// request.
 func (c *clientConn) Read(b []byte) (int, error) {
+	if c.answered {
+		c.answered = false
+		c.waitFrom(time.Now())
+	}
 	n, err := c.Conn.Read(b)
 	if c.head.on && n > 0 && !c.head.scan(b[:n]) && err == nil {
 		err = errBareLF
 	}
 	return n, err
-}
-
-func (c *clientConn) Write(b []byte) (int, error) {
-	if c.timeout > 0 {
-		c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
-	}
-	return c.Conn.Write(b)
 }
 
 // ReadFrom keeps a streamed response from waiting in a buffer: see
@@ -229,9 +263,13 @@ func (pl *pool) released() {
 
 func (p *Proxy) newPool(u *route.Upstream) *pool {
 	pl := &pool{tls: u.URL.Scheme == "https", addr: u.URL.Host}
-	dialer := &net.Dialer{Timeout: p.opts.ConnectTimeout, KeepAlive: 30 * time.Second}
+	dial := p.opts.Dial
+	if dial == nil {
+		dialer := &net.Dialer{Timeout: p.opts.ConnectTimeout, KeepAlive: 30 * time.Second}
+		dial = func(addr string) (net.Conn, error) { return dialer.Dial("tcp", addr) }
+	}
 	pl.dial = func(addr string) (net.Conn, error) {
-		c, err := dialer.Dial("tcp", addr)
+		c, err := dial(addr)
 		if err != nil {
 			return nil, &dialError{err}
 		}
@@ -239,7 +277,7 @@ func (p *Proxy) newPool(u *route.Upstream) *pool {
 		if !pl.tls {
 			// Under TLS the session lives on the connection: it cannot be
 			// swapped for a new one.
-			uc.redial = func() (net.Conn, error) { return dialer.Dial("tcp", addr) }
+			uc.redial = func() (net.Conn, error) { return dial(addr) }
 		}
 		uc.watch()
 		return uc, nil
@@ -309,6 +347,7 @@ type upstreamConn struct {
 	// lastRead and lastWrite are when they began; a write after a read is
 	// the start of a new request.
 	lastRead, lastWrite time.Time
+	readBy, writeBy     deadline
 	closedCheck         // what peerClosed needs, set up once per connection
 }
 
@@ -316,7 +355,7 @@ func (c *upstreamConn) Read(b []byte) (int, error) {
 	now := time.Now()
 	c.lastRead = now
 	if c.timeout > 0 {
-		c.Conn.SetReadDeadline(now.Add(c.timeout))
+		c.readBy.extend(now, c.timeout, c.Conn.SetReadDeadline)
 	}
 	return c.Conn.Read(b)
 }
@@ -341,11 +380,13 @@ func (c *upstreamConn) Write(b []byte) (int, error) {
 		}
 		c.Conn.Close()
 		c.Conn = nc
+		c.readBy.forget()
+		c.writeBy.forget()
 		c.watch()
 	}
 	c.lastWrite = now
 	if c.timeout > 0 {
-		c.Conn.SetWriteDeadline(now.Add(c.timeout))
+		c.writeBy.extend(now, c.timeout, c.Conn.SetWriteDeadline)
 	}
 	return c.Conn.Write(b)
 }
@@ -368,6 +409,19 @@ func copyThrough(w io.Writer, r io.Reader) (int64, error) {
 type writerOnly struct{ io.Writer }
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// handle serves one request; its connection, busy meanwhile, cannot be
+// evicted to make room for another (see conns).
+func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
+	c, _ := ctx.Conn().(*clientConn)
+	if c != nil {
+		c.busy()
+	}
+	p.serve(ctx)
+	if c != nil && !ctx.Hijacked() {
+		c.answered = true
+	}
+}
 
 // serve proxies one request.
 func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
@@ -992,6 +1046,10 @@ func (p *Proxy) prepareRequest(ctx *fasthttp.RequestCtx, plan *route.Plan, buf *
 	var id, idName []byte
 	idLines := 0
 	version := plan.VersionHeader()
+	// A trusted proxy's X-Forwarded-Proto and -Host pass as it set them,
+	// and ours are not added beside them.
+	trusted := p.trusts(ctx.RemoteIP())
+	toldProto, toldHost := false, false
 	for k, v := range h.AllInOrder() {
 		switch {
 		case hopByHopIn(conn, k):
@@ -1011,7 +1069,16 @@ func (p *Proxy) prepareRequest(ctx *fasthttp.RequestCtx, plan *route.Plan, buf *
 			}
 			del = append(del, k)
 		case named(k, xForwardedProto), named(k, xForwardedHost):
-			del = append(del, k)
+			if !trusted {
+				del = append(del, k)
+				break
+			}
+			kept = append(kept, k)
+			if named(k, xForwardedProto) {
+				toldProto = true
+			} else {
+				toldHost = true
+			}
 		default:
 			kept = append(kept, k)
 		}
@@ -1034,12 +1101,14 @@ func (p *Proxy) prepareRequest(ctx *fasthttp.RequestCtx, plan *route.Plan, buf *
 		xff = ip.Unmap().AppendTo(xff)
 	}
 	h.SetCanonical(xForwardedFor, xff)
-	if ctx.IsTLS() {
+	switch {
+	case toldProto:
+	case ctx.IsTLS():
 		h.SetCanonical(xForwardedProto, schemeHTTPS)
-	} else {
+	default:
 		h.SetCanonical(xForwardedProto, schemeHTTP)
 	}
-	if host := h.Host(); len(host) > 0 {
+	if host := h.Host(); len(host) > 0 && !toldHost {
 		h.SetCanonical(xForwardedHost, host)
 	}
 	return id
@@ -1136,7 +1205,7 @@ const upstreamKey = "canaryd.upstream"
 func (p *Proxy) logAccess(ctx *fasthttp.RequestCtx, start time.Time) {
 	upstream, _ := ctx.UserValue(upstreamKey).(string)
 	p.log.Info("request",
-		"CLIENT", ctx.RemoteIP().String(),
+		"CLIENT", p.client(ctx),
 		"METHOD", string(ctx.Method()),
 		"PATH", string(ctx.Path()),
 		"STATUS", ctx.Response.StatusCode(),

@@ -106,6 +106,9 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, upgrade string) {
 	head := resp.Header.AppendBytes(nil)
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(client net.Conn) {
+		// The head's deadline (proxy.client_header_timeout) is still armed
+		// on the client's side; an open tunnel has no time limit of its own.
+		client.SetReadDeadline(time.Time{})
 		u.Stats.Begin()
 		defer u.Stats.Abandon()
 		if rec != nil {

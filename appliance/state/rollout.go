@@ -2,9 +2,7 @@ package state
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -30,27 +28,32 @@ type Rollout struct {
 func (s *Store) RolloutPath() string { return filepath.Join(s.dir, RolloutFileName) }
 
 // LoadRollout reads the rollout's file. A missing file is no rollout (the
-// zero value, whose empty Version belongs to no canary). A file that cannot
-// be parsed is kept aside as rollout.json.corrupt and no rollout comes back:
-// the canary starts again at the first step, its smallest share, which is
-// the safe guess. The warning says so, for the log.
-func (s *Store) LoadRollout() (r Rollout, warning string, err error) {
-	path := s.RolloutPath()
-	data, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return Rollout{}, "", nil
-	case err != nil:
-		return Rollout{}, "", fmt.Errorf("rollout file: %w", err)
+// zero value, whose empty Version belongs to no canary): the canary starts
+// at the first step, its smallest share. Open has kept aside a file that
+// cannot be read, and latched a rollback for it; one that turned
+// unreadable since is no rollout too.
+func (s *Store) LoadRollout() Rollout {
+	data, err := os.ReadFile(s.RolloutPath())
+	if err != nil {
+		return Rollout{}
 	}
-	if err := json.Unmarshal(data, &r); err == nil && r.Step >= 0 && r.Percent >= 0 && r.Percent <= 100 {
-		return r, "", nil
+	r, err := parseRollout(data)
+	if err != nil {
+		return Rollout{}
 	}
-	aside := path + ".corrupt"
-	if err := os.Rename(path, aside); err != nil {
-		return Rollout{}, "", fmt.Errorf("rollout file %s is unreadable and cannot be moved aside: %w", path, err)
+	return r
+}
+
+// parseRollout is the rollout in data, the rollout file's content.
+func parseRollout(data []byte) (Rollout, error) {
+	var r Rollout
+	if err := json.Unmarshal(data, &r); err != nil {
+		return Rollout{}, err
 	}
-	return Rollout{}, fmt.Sprintf("rollout file %s was unreadable (kept as %s): the canary starts again at the first step", path, aside), nil
+	if r.Version == "" || r.Step < 0 || r.Percent < 0 || r.Percent > 100 {
+		return Rollout{}, fmt.Errorf("version %q, step %d, percent %g: not a rollout", r.Version, r.Step, r.Percent)
+	}
+	return r, nil
 }
 
 // SaveRollout writes the rollout durably, as Save writes the latch.

@@ -35,8 +35,8 @@ const (
 	CauseAPI     Cause = "api"     // the admin TCP listener: the status page, scripts
 	CauseButton  Cause = "button"  // the front panel's button, or canaryctl button
 	CauseAuto    Cause = "auto"    // the analysis, with canary.auto_rollback
-	// CauseUnreadable is the rollback Open latches when the state file
-	// cannot be read: the safe guess.
+	// CauseUnreadable is the rollback Open latches when a state file (the
+	// latch, the rollout, canary.json) cannot be read: the safe guess.
 	CauseUnreadable Cause = "unreadable-state-file"
 )
 

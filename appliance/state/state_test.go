@@ -1,6 +1,7 @@
 package state
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,15 +70,15 @@ func TestSameVersionKeepsTheLatchNewVersionRearms(t *testing.T) {
 func TestRollbackSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	s, l, warn, err := Open(dir, now)
-	if err != nil || warn != "" || l.Latched() {
-		t.Fatalf("fresh dir: %+v %q %v", l, warn, err)
+	if err != nil || warn != nil || l.Latched() {
+		t.Fatalf("fresh dir: %+v %v %v", l, warn, err)
 	}
 	want := Latch{Mode: RolledBack, Version: "v2", Cause: "button", At: now}
 	if err := s.Save(want); err != nil {
 		t.Fatal(err)
 	}
 	_, got, warn, err := Open(dir, now)
-	if err != nil || warn != "" {
+	if err != nil || warn != nil {
 		t.Fatal(err, warn)
 	}
 	if got.Mode != want.Mode || got.Version != want.Version || got.Cause != want.Cause || !got.At.Equal(want.At) {
@@ -89,29 +90,106 @@ func TestRollbackSurvivesRestart(t *testing.T) {
 	}
 }
 
-func TestUnreadableStateFileFailsSafeToRollback(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, FileName)
-	if err := os.WriteFile(path, []byte("{garbage"), 0o600); err != nil {
-		t.Fatal(err)
+// TestAnUnreadableStateFileIsKeptAsideAndLatchesARollback: a torn or
+// garbage latch, rollout or canary.json (a failing SD card) is renamed
+// aside, and Open comes back rolled back, saved, for whichever version
+// comes first; the other files are left as they are.
+func TestAnUnreadableStateFileIsKeptAsideAndLatchesARollback(t *testing.T) {
+	good := map[string]string{
+		FileName:        `{"state": "", "version": "", "cause": "", "at": "0001-01-01T00:00:00Z"}`,
+		RolloutFileName: `{"version": "v2", "step": 1, "percent": 50, "entered": "2026-12-01T10:00:00Z", "paused": false}`,
+		LiveFileName:    `{"version": "v2", "since": "2026-12-01T10:00:00Z"}`,
 	}
-	_, l, warn, err := Open(dir, now)
+	common := map[string]string{
+		"garbage":     "\x00\xff\x17garbage",
+		"torn":        `{"version": "v2", "st`,
+		"empty":       "",
+		"wrong shape": `[1, 2, 3]`,
+	}
+	only := map[string]map[string]string{
+		FileName:        {"unknown state": `{"state": "sideways"}`},
+		RolloutFileName: {"negative step": `{"version": "v2", "step": -1}`, "percent of 200": `{"version": "v2", "percent": 200}`, "no version": `{"step": 0}`},
+		LiveFileName:    {"no version": `{"since": "2026-12-01T10:00:00Z"}`, "no time": `{"version": "v2"}`},
+	}
+	for _, file := range []string{FileName, RolloutFileName, LiveFileName} {
+		cases := maps.Clone(common)
+		maps.Copy(cases, only[file])
+		for what, content := range cases {
+			t.Run(file+"/"+what, func(t *testing.T) {
+				dir := t.TempDir()
+				for name, text := range good {
+					if name == file {
+						text = content
+					}
+					if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+				s, l, aside, err := Open(dir, now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				path := filepath.Join(dir, file)
+				if len(aside) != 1 || aside[0].Path != path || aside[0].Kept != path+".corrupt" || aside[0].Err == nil {
+					t.Fatalf("kept aside %v, want %s only", aside, file)
+				}
+				if l.Mode != RolledBack || l.Cause != CauseUnreadable || l.Version != "" {
+					t.Errorf("latch %+v, want a rollback for an unreadable file, of no version yet", l)
+				}
+				if got, err := os.ReadFile(path + ".corrupt"); err != nil || string(got) != content {
+					t.Errorf("the unreadable file was not kept as it was: %q, %v", got, err)
+				}
+				for name, text := range good {
+					if got, _ := os.ReadFile(filepath.Join(dir, name)); name != file && name != FileName && string(got) != text {
+						t.Errorf("%s changed: %q", name, got)
+					}
+				}
+				if file == RolloutFileName && s.LoadRollout() != (Rollout{}) {
+					t.Errorf("a rollout was read from a file kept aside")
+				}
+				if file == LiveFileName && s.LoadLive() != (Live{}) {
+					t.Errorf("a Live was read from a file kept aside")
+				}
+				if got := l.ForVersion("v2"); got.Mode != RolledBack || got.Version != "v2" {
+					t.Errorf("the fail-safe latch must hold for the first version applied: %+v", got)
+				}
+				// The safe latch was itself persisted, whole.
+				_, again, aside, err := Open(dir, now)
+				if err != nil || again.Mode != RolledBack || aside != nil {
+					t.Errorf("reopened: latch %+v, kept aside %v, %v; want the saved rollback", again, aside, err)
+				}
+			})
+		}
+	}
+}
+
+// TestOpenKeepsARollbackAndRemovesWhatAKillLeft: a rollback taken by an
+// operator keeps its cause when another file is unreadable, and the
+// temporary files of a write a kill interrupted are removed.
+func TestOpenKeepsARollbackAndRemovesWhatAKillLeft(t *testing.T) {
+	dir := t.TempDir()
+	s, _, _, err := Open(dir, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.Mode != RolledBack || warn == "" {
-		t.Fatalf("latch %+v, warning %q", l, warn)
+	taken := Latch{Mode: RolledBack, Version: "v2", Cause: CauseButton, At: now}
+	if err := s.Save(taken); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := os.Stat(path + ".corrupt"); err != nil {
-		t.Errorf("corrupt file not kept: %v", err)
+	for name, text := range map[string]string{RolloutFileName: "{", ".latch.json.tmp-42": `{"sta`} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if got := l.ForVersion("v2"); got.Mode != RolledBack || got.Version != "v2" {
-		t.Errorf("the fail-safe latch must hold for the first version applied: %+v", got)
+	_, l, aside, err := Open(dir, now)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// The safe latch was itself persisted.
-	_, again, _, _ := Open(dir, now)
-	if again.Mode != RolledBack {
-		t.Errorf("fail-safe latch not persisted: %+v", again)
+	if l != taken || len(aside) != 1 {
+		t.Errorf("latch %+v, kept aside %v; want %+v and the rollout", l, aside, taken)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".latch.json.tmp-42")); !os.IsNotExist(err) {
+		t.Errorf("the temporary file a kill left is still there: %v", err)
 	}
 }
 
@@ -141,7 +219,7 @@ func TestStateFileFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, l, warn, err := Open(dir, now)
-	if err != nil || warn != "" {
+	if err != nil || warn != nil {
 		t.Fatal(err, warn)
 	}
 	if l.Mode != Promoted || l.Version != "v3" || l.Cause != CauseAPI || !l.At.Equal(now) {

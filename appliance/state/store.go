@@ -22,36 +22,88 @@ type Store struct {
 	dir string
 }
 
-// Open prepares dir (creating it if needed) and reads the latch in it. A
-// missing file is no latch. A file that cannot be parsed is kept aside as
-// latch.json.corrupt and the latch comes back as a rollback: when we cannot
-// know whether the canary was rolled back, the safe answer is that it was.
-// The returned warning says what happened, for the log.
-func Open(dir string, now time.Time) (s *Store, l Latch, warning string, err error) {
+// Open prepares dir (creating it if needed), removes the temporary files
+// an interrupted write left, and reads the latch in it. A missing latch
+// file is no latch. A state file in dir that cannot be read or parsed (the
+// latch, the rollout, canary.json: a failing SD card) is kept aside with
+// ".corrupt" added to its name, and the latch comes back as a rollback,
+// saved: when we cannot know what the canary was doing, the safe answer is
+// that it was rolled back. Aside lists the files kept aside, for the log.
+func Open(dir string, now time.Time) (s *Store, l Latch, aside []Aside, err error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, Latch{}, "", fmt.Errorf("state dir: %w", err)
+		return nil, Latch{}, nil, fmt.Errorf("state dir: %w", err)
+	}
+	if _, err := atomicfile.RemoveTemporary(dir); err != nil {
+		return nil, Latch{}, nil, fmt.Errorf("state dir: %w", err)
 	}
 	s = &Store{dir: dir}
-	path := s.Path()
+	for _, f := range []struct {
+		name  string
+		parse func([]byte) error
+	}{
+		{FileName, func(data []byte) (err error) { l, err = parseLatch(data); return err }},
+		{RolloutFileName, func(data []byte) error { _, err := parseRollout(data); return err }},
+		{LiveFileName, func(data []byte) error { _, err := parseLive(data); return err }},
+	} {
+		a, err := s.check(f.name, f.parse)
+		if err != nil {
+			return nil, Latch{}, nil, err
+		}
+		if a != nil {
+			aside = append(aside, *a)
+		}
+	}
+	if aside != nil && l.Mode != RolledBack {
+		l = Latch{Mode: RolledBack, Version: "", Cause: CauseUnreadable, At: now}
+		if err := s.Save(l); err != nil {
+			return nil, Latch{}, nil, err
+		}
+	}
+	return s, l, aside, nil
+}
+
+// Aside is a state file Open could not read, kept aside.
+type Aside struct {
+	Path string // where it was
+	Kept string // where it is now
+	Err  error  // why it could not be read
+}
+
+func (a Aside) String() string {
+	return fmt.Sprintf("state file %s is unreadable (kept as %s): %v", a.Path, a.Kept, a.Err)
+}
+
+// check reads the file name in the state dir with parse. A missing file
+// is fine; one that cannot be read or parsed is renamed aside, and the
+// Aside returned. An error means it could not be renamed either.
+func (s *Store) check(name string, parse func([]byte) error) (*Aside, error) {
+	path := filepath.Join(s.dir, name)
 	data, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return s, Latch{}, "", nil
-	case err != nil:
-		return nil, Latch{}, "", fmt.Errorf("state file: %w", err)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
 	}
-	if err := json.Unmarshal(data, &l); err == nil && validMode(l.Mode) {
-		return s, l, "", nil
+	if err == nil {
+		if err = parse(data); err == nil {
+			return nil, nil
+		}
 	}
-	aside := path + ".corrupt"
-	if err := os.Rename(path, aside); err != nil {
-		return nil, Latch{}, "", fmt.Errorf("state file %s is unreadable and cannot be moved aside: %w", path, err)
+	a := &Aside{Path: path, Kept: path + ".corrupt", Err: err}
+	if err := os.Rename(a.Path, a.Kept); err != nil {
+		return nil, fmt.Errorf("state file %s is unreadable and cannot be moved aside: %w", path, err)
 	}
-	l = Latch{Mode: RolledBack, Version: "", Cause: CauseUnreadable, At: now}
-	if err := s.Save(l); err != nil {
-		return nil, Latch{}, "", err
+	return a, nil
+}
+
+// parseLatch is the latch in data, the latch file's content.
+func parseLatch(data []byte) (Latch, error) {
+	var l Latch
+	if err := json.Unmarshal(data, &l); err != nil {
+		return Latch{}, err
 	}
-	return s, l, fmt.Sprintf("state file %s was unreadable (kept as %s): latched a rollback to be safe; `canaryctl resume` re-arms", path, aside), nil
+	if !validMode(l.Mode) {
+		return Latch{}, fmt.Errorf("state %q is none a latch can have", l.Mode)
+	}
+	return l, nil
 }
 
 func validMode(m Mode) bool { return m == "" || m == RolledBack || m == Promoted }

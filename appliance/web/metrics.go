@@ -35,6 +35,12 @@ type Snapshot struct {
 
 	Rollbacks map[state.Cause]uint64
 	Upstreams []UpstreamSnapshot
+
+	// Client connections: held now, the limit, and those closed at the
+	// limit (waiting ones evicted for new ones; new ones refused when
+	// every one was busy).
+	ClientConns, ClientConnsMax  int
+	ClientEvicted, ClientRefused uint64
 }
 
 // UpstreamSnapshot is one backend's counters since canaryd started.
@@ -101,6 +107,14 @@ var (
 		"Requests at the upstream now.", upstreamLabels, nil)
 	descWeight = prometheus.NewDesc("canaryd_upstream_weight",
 		"The upstream's configured weight.", upstreamLabels, nil)
+
+	descClientConns = prometheus.NewDesc("canaryd_client_connections",
+		"Client connections held now.", nil, nil)
+	descClientConnsMax = prometheus.NewDesc("canaryd_client_connections_max",
+		"proxy.max_connections: client connections held at most.", nil, nil)
+	descClientClosed = prometheus.NewDesc("canaryd_client_connections_closed_total",
+		"Client connections closed at proxy.max_connections: evicted (waiting for a request, closed for a new one) or refused (new, when every one was busy).",
+		[]string{"reason"}, nil)
 )
 
 // collector turns a Snapshot into metrics at scrape time.
@@ -113,6 +127,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 		descState, descCanaryInfo, descCanaryPercent, descVerdict, descRollbacks,
 		descConfigGeneration, descConfigErrors, descConfigValid,
 		descResponses, descErrors, descDuration, descHealthy, descInFlight, descWeight,
+		descClientConns, descClientConnsMax, descClientClosed,
 	} {
 		ch <- d
 	}
@@ -146,6 +161,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	send(descConfigGeneration, prometheus.GaugeValue, float64(s.ConfigGeneration))
 	send(descConfigErrors, prometheus.CounterValue, float64(s.ConfigErrors))
 	send(descConfigValid, prometheus.GaugeValue, bool01(s.ConfigValid))
+	send(descClientConns, prometheus.GaugeValue, float64(s.ClientConns))
+	send(descClientConnsMax, prometheus.GaugeValue, float64(s.ClientConnsMax))
+	send(descClientClosed, prometheus.CounterValue, float64(s.ClientEvicted), "evicted")
+	send(descClientClosed, prometheus.CounterValue, float64(s.ClientRefused), "refused")
 
 	for _, u := range s.Upstreams {
 		for class, n := range u.Responses {

@@ -287,3 +287,25 @@ func TestMetricsKeepGoingPastABrokenHistogram(t *testing.T) {
 		t.Errorf("canaryd_upstream_errors_total for w2 = %v, want 50", v)
 	}
 }
+
+// TestMetricsCountClientConnections: the connections held, the limit, and
+// those closed at the limit, by reason.
+func TestMetricsCountClientConnections(t *testing.T) {
+	families, _ := scrape(t, web.Metrics(func() web.Snapshot {
+		return web.Snapshot{ClientConns: 12, ClientConnsMax: 1024, ClientEvicted: 7, ClientRefused: 2}
+	}))
+	for _, tt := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"canaryd_client_connections", nil, 12},
+		{"canaryd_client_connections_max", nil, 1024},
+		{"canaryd_client_connections_closed_total", []string{"reason=evicted"}, 7},
+		{"canaryd_client_connections_closed_total", []string{"reason=refused"}, 2},
+	} {
+		if v, ok := series(families, tt.name, tt.labels...); !ok || v != tt.want {
+			t.Errorf("%s%v = %v (present %v), want %v", tt.name, tt.labels, v, ok, tt.want)
+		}
+	}
+}
