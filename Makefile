@@ -53,8 +53,11 @@ fmt-check: ## fail on files that gofmt would change
 test-race: ## the tests on this machine, with the race detector
 	$(GO) test -race -timeout 15m $(TESTFLAGS) ./...
 
-test-fuzz: ## the proxy's request fuzzer, for a few seconds (its corpus: appliance/proxy/testdata/fuzz)
+# A config is kilobytes: minimizing each new input for the default 60 s
+# would take the whole run, hence FuzzLoad's -fuzzminimizetime.
+test-fuzz: ## the proxy's request fuzzer and the config loader's, 5 s each (corpora: appliance/*/testdata/fuzz)
 	$(GO) test -run '^$$' -fuzz FuzzRequest -fuzztime 5s ./appliance/proxy
+	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 5s -fuzzminimizetime 1s ./appliance/config
 
 test-arm: arm ## the tests on an ARMv6 (Pi Zero/1) and arm64 under qemu, then the ARMv6 demo
 	bash scripts/test-arm.sh

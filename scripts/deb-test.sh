@@ -175,6 +175,8 @@ in_root dpkg-query -W -f='${Conffiles}\n' canaryd | grep -Eq "^ $conffile [0-9a-
 gpio=$(in_root getent group gpio) || fail "postinst did not create the gpio group"
 gid=$(cut -d: -f3 <<<"$gpio")
 [ "$gid" -lt 1000 ] || fail "gpio group $gpio is not a system group"
+ctlgroup=$(in_root getent group canaryctl) || fail "postinst did not create the canaryctl group (the admin socket's)"
+[ "$(cut -d: -f3 <<<"$ctlgroup")" -lt 1000 ] || fail "canaryctl group $ctlgroup is not a system group"
 [ -L "$root$link" ] || fail "no enable link $link"
 # deb-systemd-helper links to the path it finds first: /lib/systemd/system on
 # a merged-/usr root (bookworm's /lib is a link to usr/lib), /usr/lib otherwise.
@@ -203,6 +205,7 @@ dpkg-deb --fsys-tarfile "$new" | tar -xO ".$conffile" | cmp -s - "$root$conffile
 	fail "$conffile.dpkg-dist is not the new package's config"
 [ -L "$root$link" ] || fail "the upgrade removed the enable link"
 [ "$(in_root getent group gpio)" = "$gpio" ] || fail "the upgrade changed the gpio group"
+[ "$(in_root getent group canaryctl)" = "$ctlgroup" ] || fail "the upgrade changed the canaryctl group"
 run_root "edited config after the upgrade" /usr/bin/canaryd -check-config /etc/canaryd
 
 # An admin's `systemctl disable` (which removes the link) holds across

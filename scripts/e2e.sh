@@ -252,7 +252,8 @@ count_pongs() { # count_pongs N: N requests; prints "v1 v2 other"
 	done
 	echo "$v1 $v2 $other"
 }
-admin_status() { curl -fsS -m 10 "http://127.0.0.1:$admin_port/v1/status"; }
+# Reads need the token too: make image leaves admin.public_read false.
+admin_status() { curl -fsS -m 10 -H "Authorization: Bearer $token" "http://127.0.0.1:$admin_port/v1/status"; }
 fetch_out() { # fetch_out DIR: the guest's e2e-out/ from the FAT partition
 	rm -rf "$1"
 	mcopy -s -n -i "$fat" ::e2e-out "$1"
@@ -285,11 +286,15 @@ code=$(curl -sS -m 10 -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$
 [[ $code == 401 ]] || fail "boot 1: POST /v1/rollback without the token on the LAN port answered $code, want 401"
 code=$(curl -sS -m 10 -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer wrong-$token" "http://127.0.0.1:$admin_port/v1/rollback")
 [[ $code == 401 ]] || fail "boot 1: POST /v1/rollback with a wrong token answered $code, want 401"
+code=$(curl -sS -m 10 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin_port/v1/status")
+[[ $code == 401 ]] || fail "boot 1: GET /v1/status without the token on the LAN port answered $code, want 401 (admin.public_read is false)"
+code=$(curl -sS -m 10 -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $token" -H "Host: evil.example" "http://127.0.0.1:$admin_port/v1/rollback")
+[[ $code == 421 ]] || fail "boot 1: POST /v1/rollback with the token and Host evil.example answered $code, want 421"
 st=$(admin_status) || fail "boot 1: GET /v1/status on the LAN port"
 [[ $(jq -r .state <<<"$st") == canary ]] || fail "boot 1: state $(jq -r .state <<<"$st") before the button, want canary (did a refused rollback act?)"
 code=$(curl -sS -m 10 -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $token" "http://127.0.0.1:$admin_port/v1/reload")
 [[ $code == 200 ]] || fail "boot 1: POST /v1/reload with make image's token answered $code, want 200"
-stage "boot 1: 10 pong-v1 / 5 pong-v2, status page on :9090, 401 without the token, 200 with it"
+stage "boot 1: 10 pong-v1 / 5 pong-v2, status page on :9090, 401 without the token, 421 for a foreign Host, 200 with it"
 
 send button
 wait_reply button 60 || fail "boot 1: no answer to button"

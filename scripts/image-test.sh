@@ -199,6 +199,10 @@ check "gpio gid a free system gid < 1000" test "${gid:-x}" -lt 1000 -a "$(cut -d
 check "/etc/group keeps its other lines" cmp -s <(head -8 "$T/group") <(printf 'root:x:0:\ndaemon:x:1:\nadm:x:4:pi\nshadow:x:42:\nusers:x:100:pi\nsystemd-journal:x:999:\nsystemd-network:x:998:\npi:x:1000:\n')
 check "/etc/group keeps 0644 0:0" test "$(e2mode "$O" /etc/group) $(e2owner "$O" /etc/group)" = "0644 0:0"
 check "gpio group added to /etc/gshadow" grep -qx 'gpio:!::' <(e2cat "$O" /etc/gshadow)
+ctlgid=$(awk -F: '$1 == "canaryctl" { print $3 }' "$T/group")
+check "canaryctl group added to /etc/group (the admin socket's)" test -n "$ctlgid"
+check "canaryctl gid another free system gid < 1000" test "${ctlgid:-x}" -lt 1000 -a "${ctlgid:-x}" != "${gid:-x}" -a "$(cut -d: -f3 "$T/group" | grep -cx "${ctlgid:-x}")" -eq 1
+check "canaryctl group added to /etc/gshadow" grep -qx 'canaryctl:!::' <(e2cat "$O" /etc/gshadow)
 check "/etc/gshadow keeps 0640 0:42" test "$(e2mode "$O" /etc/gshadow) $(e2owner "$O" /etc/gshadow)" = "0640 0:42"
 check "admin.token mode 0640" test "$(e2mode "$O" /etc/canaryd/admin.token)" = 0640
 check "admin.token owner root:gpio" test "$(e2owner "$O" /etc/canaryd/admin.token)" = "0:${gid:-x}"
@@ -247,6 +251,7 @@ check "NO_LAN_ADMIN=1: no FAT canaryd/lan-admin.toml" test "$(mdir -b -i "$(fat 
 check "NO_LAN_ADMIN=1: config in /etc/canaryd" grep -q '^\[proxy\]' <(e2cat "$N" /etc/canaryd/canaryd.toml)
 check "NO_LAN_ADMIN=1: no token printed" test -z "$(grep -i 'bearer' "$T/nolan.out")"
 check "NO_LAN_ADMIN=1: gpio group not added twice" test "$(e2cat "$N" /etc/group | grep -c '^gpio:')" -eq 1
+check "NO_LAN_ADMIN=1: canaryctl group not added twice" test "$(e2cat "$N" /etc/group | grep -c '^canaryctl:')" -eq 1
 check "NO_LAN_ADMIN=1: still one enable link, e2fsck clean" e2fsck -fn "$(ext "$N")"
 
 # --- 2b: again over the image of run 1, LAN admin: the existing gpio group used --
@@ -297,7 +302,7 @@ check "CONFIG: exits 0" test $rc -eq 0
 check "CONFIG: /etc/canaryd/canaryd.toml is CONFIG" cmp -s <(e2cat "$T/cfg.img" /etc/canaryd/canaryd.toml) "$T/my.toml"
 check "CONFIG: FAT canaryd/canaryd.toml is CONFIG" cmp -s <(fatcat "$T/cfg.img" canaryd/canaryd.toml) "$T/my.toml"
 rm -f "$T/cfg.img" "$T/nolan.img"
-printf '\n[admin]\nlisten = "0.0.0.0:9999"\n' | cat "$T/my.toml" - >"$T/listen.toml"
+printf '\n[admin]\nlisten = "127.0.0.1:9999"\n' | cat "$T/my.toml" - >"$T/listen.toml"
 run listen --base "$T/base.img" --out "$T/listen.img" --arch arm64 --deb "$DEB" --config "$T/listen.toml"
 check "CONFIG with admin.listen: refused" test $rc -ne 0
 check "CONFIG with admin.listen: one line naming admin.listen and NO_LAN_ADMIN=1" \
@@ -305,6 +310,12 @@ check "CONFIG with admin.listen: one line naming admin.listen and NO_LAN_ADMIN=1
 check "CONFIG with admin.listen: no OUT" test ! -e "$T/listen.img"
 NO_LAN_ADMIN=1 bash "$IMAGE" --base "$T/base.img" --out "$T/listen.img" --arch arm64 --deb "$DEB" --config "$T/listen.toml" >/dev/null 2>&1
 check "CONFIG with admin.listen and NO_LAN_ADMIN=1: accepted" test -s "$T/listen.img"
+printf '\n[admin]\nlisten = "0.0.0.0:9999"\n' | cat "$T/my.toml" - >"$T/open.toml"
+rc=0
+NO_LAN_ADMIN=1 bash "$IMAGE" --base "$T/base.img" --out "$T/open.img" --arch arm64 --deb "$DEB" --config "$T/open.toml" >/dev/null 2>"$T/open.err" || rc=$?
+check "CONFIG with admin.listen on 0.0.0.0 without a token: refused" test $rc -ne 0 -a ! -e "$T/open.img"
+check "CONFIG with admin.listen on 0.0.0.0 without a token: one line naming admin.token_file" \
+	bash -c 'grep -c "" "$1" | grep -qx 1 && grep -q "admin.token_file" "$1"' _ "$T/open.err"
 rm -f "$T/listen.img"
 if [ $have_check = 1 ]; then
 	printf '[proxy]\nlisten = ":80"\nbogus_key = 1\n' >"$T/bad.toml"

@@ -13,7 +13,7 @@
 # What it writes:
 #   root fs: every file of the package (binaries 0755, the rest 0644, root:root),
 #            the enable link systemctl enable makes, the config in /etc/canaryd,
-#            the gpio group when missing, and (unless NO_LAN_ADMIN=1) an admin
+#            the gpio and canaryctl groups when missing, and (unless NO_LAN_ADMIN=1) an admin
 #            token (0640 root:gpio) and lan-admin.toml putting the status page
 #            on the LAN at port 9090.
 #   FAT:     canaryd/ with the same *.toml files (never the token). Every other
@@ -225,9 +225,12 @@ if [ "$NO_LAN_ADMIN" != 1 ]; then
 # Written by `make image`: the status page and /metrics on the LAN, port 9090,
 # so a headless Pi can be watched and driven from a laptop:
 #   http://<hostname>.local:9090/
-# Changes (rollback, resume, promote, reload, button) need the token from
-# admin.token in /etc/canaryd (printed once by make image, never copied to the
-# SD card's boot partition) as "Authorization: Bearer <token>".
+# The page, /metrics and every change (rollback, resume, promote, reload,
+# button) need the token from admin.token in /etc/canaryd (printed once by
+# make image, never copied to the SD card's boot partition) as
+# "Authorization: Bearer <token>"; the page asks for it once.
+# public_read = true would leave the status and /metrics open to the LAN.
+# Names other than the Pi's own that it is reached by go in hosts = [...].
 # Delete this file to keep the status page on loopback (127.0.0.1:9090).
 
 [admin]
@@ -347,28 +350,47 @@ done < <(cd "$pkg" && find . | LC_ALL=C sort)
 put_link /usr/lib/systemd/system/canaryd.service /etc/systemd/system/multi-user.target.wants/canaryd.service
 written+=("/etc/systemd/system/multi-user.target.wants/canaryd.service -> /usr/lib/systemd/system/canaryd.service")
 
-# --- the gpio group ---------------------------------------------------------
+# --- the gpio and canaryctl groups -----------------------------------------
+# canaryd.service runs in both (SupplementaryGroups=gpio canaryctl): gpio
+# drives the pins, canaryctl owns the admin socket and is for the people who
+# run canaryctl. systemd refuses to start a unit whose group does not exist.
 [ "$(e2type /etc/group)" = regular ] || die "$bname: no /etc/group in the root file system"
 e2cat /etc/group >"$tmp/group"
-gpiogid=$(awk -F: '$1 == "gpio" { print $3; exit }' "$tmp/group")
-if [ -z "$gpiogid" ]; then
-	for ((g = 999; g >= 100; g--)); do
-		awk -F: -v g=$g '$3 == g { f = 1 } END { exit !f }' "$tmp/group" || { gpiogid=$g; break; }
+group_gid() { awk -F: -v n="$1" '$1 == n { print $3; exit }' "$tmp/group"; }
+added=()
+# add_group NAME: a system group NAME in $tmp/group with the highest free gid
+# below 1000, unless it has one.
+add_group() {
+	local name=$1 id
+	[ -z "$(group_gid "$name")" ] || return 0
+	for ((id = 999; id >= 100; id--)); do
+		awk -F: -v g=$id '$3 == g { f = 1 } END { exit !f }' "$tmp/group" || break
 	done
-	[ -n "$gpiogid" ] || die "$bname: no free system group id below 1000 for the gpio group"
+	[ $id -ge 100 ] || die "$bname: no free system group id below 1000 for the $name group"
 	[ -z "$(tail -c1 "$tmp/group")" ] || echo >>"$tmp/group"
-	echo "gpio:x:$gpiogid:" >>"$tmp/group"
+	echo "$name:x:$id:" >>"$tmp/group"
+	added+=("$name")
+	written+=("/etc/group: $name group added (gid $id)")
+}
+add_group gpio
+add_group canaryctl
+gpiogid=$(group_gid gpio)
+if [ ${#added[@]} -gt 0 ]; then
 	read -r m u g < <(e2stat /etc/group)
 	put_file "$tmp/group" /etc/group "${m:-0644}" "${u:-0}" "${g:-0}"
-	written+=("/etc/group: gpio group added (gid $gpiogid)")
 	if [ "$(e2type /etc/gshadow)" = regular ]; then
 		e2cat /etc/gshadow >"$tmp/gshadow"
-		if ! grep -q '^gpio:' "$tmp/gshadow"; then
+		changed=
+		for name in "${added[@]}"; do
+			! grep -q "^$name:" "$tmp/gshadow" || continue
 			[ -z "$(tail -c1 "$tmp/gshadow")" ] || echo >>"$tmp/gshadow"
-			echo "gpio:!::" >>"$tmp/gshadow"
+			echo "$name:!::" >>"$tmp/gshadow"
+			changed=1
+			written+=("/etc/gshadow: $name group added")
+		done
+		if [ -n "$changed" ]; then
 			read -r m u g < <(e2stat /etc/gshadow)
 			put_file "$tmp/gshadow" /etc/gshadow "${m:-0640}" "${u:-0}" "${g:-0}"
-			written+=("/etc/gshadow: gpio group added")
 		fi
 	fi
 fi
@@ -450,7 +472,7 @@ it is in /etc/canaryd/admin.token on the Pi, not on the SD card's boot partition
 
     CANARY_TOKEN=$token
 
-  open  http://$host.local:9090/   (or the hostname you set in Raspberry Pi Imager)
+  open  http://$host.local:9090/   (or the hostname you set in Raspberry Pi Imager; it asks for the token)
   then  curl -X POST -H "Authorization: Bearer \$CANARY_TOKEN" http://$host.local:9090/v1/rollback
 EOF
 else

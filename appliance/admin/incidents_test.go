@@ -22,18 +22,18 @@ var (
 	secondRollback = time.Date(2026, 12, 1, 11, 0, 0, 0, time.UTC)
 )
 
-// incidentServer serves a fake with two reports on TCP with a token, as
-// the status page reaches canaryd.
+// incidentServer serves a fake with two reports on TCP with a token and
+// public_read, as the status page reaches canaryd.
 func incidentServer(t *testing.T) string {
 	t.Helper()
 	ctl := admintest.NewController(admintest.Canary())
 	ctl.SetIncidents(admintest.Report("v2", firstRollback), admintest.Report("v3", secondRollback))
-	srv := httptest.NewServer(admin.NewHandler(ctl, admin.HandlerOptions{Cause: "api", Token: "s3cret"}))
+	srv := httptest.NewServer(admin.NewHandler(ctl, admin.HandlerOptions{Cause: "api", Token: "s3cret", PublicRead: true}))
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
 
-// get fetches url without a token: reading incidents needs none.
+// get fetches url without a token: with public_read, reading incidents needs none.
 func get(t *testing.T, url string) (*http.Response, string) {
 	t.Helper()
 	res, err := http.Get(url)

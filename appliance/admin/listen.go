@@ -6,7 +6,9 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -14,27 +16,54 @@ import (
 // ListenUnix listens on the unix socket at path for canaryctl. It creates
 // the parent directory if needed and replaces a socket left behind by a
 // canaryd that died, but refuses to take over one that still answers.
-// The socket is mode 0660: its owner and group may drive the daemon.
+// The socket is mode 0660 and belongs to group, so that its members may
+// drive the daemon; without that group, or without the right to give the
+// socket to it, the socket keeps the process's group, and the warning says
+// so: canaryd starts all the same. "" leaves the process's group.
 // Closing the listener removes the socket file.
-func ListenUnix(path string) (net.Listener, error) {
+func ListenUnix(path, group string) (ln net.Listener, warning string, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("admin socket: %w", err)
+		return nil, "", fmt.Errorf("admin socket: %w", err)
 	}
 	if err := removeStale(path); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("admin socket: %w", err)
+	if ln, err = net.Listen("unix", path); err != nil {
+		return nil, "", fmt.Errorf("admin socket: %w", err)
 	}
-	// Until the chmod the socket has the umask's mode; with the usual 022
-	// that grants no one else write access, which connecting needs, so the
-	// window opens nothing.
+	// The group before the mode: until the chmod the socket has the
+	// umask's mode, which with the usual 022 or the unit's 007 grants no
+	// one outside the process's own group write access, which connecting
+	// needs, so the window opens nothing.
+	if group != "" {
+		warning = chgrp(path, group)
+	}
 	if err := os.Chmod(path, 0o660); err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("admin socket: %w", err)
+		return nil, "", fmt.Errorf("admin socket: %w", err)
 	}
-	return ln, nil
+	return ln, warning, nil
+}
+
+// chgrp gives the socket at path to group, and says why it could not.
+// A group that does not exist is no warning: outside the package (a demo,
+// a developer's machine) there is none, and the process's group is right.
+func chgrp(path, group string) string {
+	g, err := user.LookupGroup(group)
+	if err != nil {
+		if _, unknown := errors.AsType[user.UnknownGroupError](err); unknown {
+			return ""
+		}
+		return fmt.Sprintf("admin socket %s keeps the process's group: looking up group %s: %v", path, group, err)
+	}
+	gid, err := strconv.Atoi(g.Gid)
+	if err != nil {
+		return fmt.Sprintf("admin socket %s keeps the process's group: group %s has gid %q", path, group, g.Gid)
+	}
+	if err := os.Lchown(path, -1, gid); err != nil {
+		return fmt.Sprintf("admin socket %s keeps the process's group: it cannot be given to group %s (%v); run canaryd as a member of %s (the unit's SupplementaryGroups)", path, group, errors.Unwrap(err), group)
+	}
+	return ""
 }
 
 // removeStale removes the socket at path if nothing answers on it. Anything

@@ -6,8 +6,12 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
@@ -16,7 +20,7 @@ import (
 
 func TestListenUnixCreatesTheDirAndAGroupSocket(t *testing.T) {
 	path := filepath.Join(testkit.SocketDir(t), "run", "admin.sock")
-	ln, err := admin.ListenUnix(path)
+	ln, _, err := admin.ListenUnix(path, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,9 +37,59 @@ func TestListenUnixCreatesTheDirAndAGroupSocket(t *testing.T) {
 	}
 }
 
+// TestListenUnixGivesTheSocketToItsGroup: members of admin.socket_group
+// may connect; a group that does not exist leaves the process's.
+func TestListenUnixGivesTheSocketToItsGroup(t *testing.T) {
+	g, err := user.LookupGroup("nogroup")
+	if err != nil {
+		t.Skipf("no group nogroup to give the socket to: %v", err)
+	}
+	if os.Geteuid() != 0 && !slices.Contains(must(os.Getgroups()), atoi(t, g.Gid)) {
+		t.Skip("only root or a member may give a file to nogroup")
+	}
+	for _, tt := range []struct {
+		group string
+		gid   int
+	}{
+		{"nogroup", atoi(t, g.Gid)},
+		{"no-such-group-for-canaryd", os.Getegid()},
+		{"", os.Getegid()},
+	} {
+		path := filepath.Join(testkit.SocketDir(t), "admin.sock")
+		ln, warning, err := admin.ListenUnix(path, tt.group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gid := int(fi.Sys().(*syscall.Stat_t).Gid); gid != tt.gid || fi.Mode().Perm() != 0o660 || warning != "" {
+			t.Errorf("group %q: socket gid %d, mode %o, warning %q; want gid %d, mode 660, no warning", tt.group, gid, fi.Mode().Perm(), warning, tt.gid)
+		}
+		ln.Close()
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func TestClosingTheListenerRemovesTheSocket(t *testing.T) {
 	path := filepath.Join(testkit.SocketDir(t), "admin.sock")
-	ln, err := admin.ListenUnix(path)
+	ln, _, err := admin.ListenUnix(path, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +109,7 @@ func TestListenUnixReplacesAStaleSocket(t *testing.T) {
 	dead.SetUnlinkOnClose(false)
 	dead.Close()
 
-	ln, err := admin.ListenUnix(path)
+	ln, _, err := admin.ListenUnix(path, "")
 	if err != nil {
 		t.Fatalf("ListenUnix over a stale socket: %v", err)
 	}
@@ -69,13 +123,13 @@ func TestListenUnixReplacesAStaleSocket(t *testing.T) {
 
 func TestListenUnixRefusesALiveSocket(t *testing.T) {
 	path := filepath.Join(testkit.SocketDir(t), "admin.sock")
-	first, err := admin.ListenUnix(path)
+	first, _, err := admin.ListenUnix(path, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer first.Close()
 
-	second, err := admin.ListenUnix(path)
+	second, _, err := admin.ListenUnix(path, "")
 	if err == nil {
 		second.Close()
 		t.Fatal("a second ListenUnix on a live socket succeeded")
@@ -95,7 +149,7 @@ func TestListenUnixLeavesOtherFilesAlone(t *testing.T) {
 	if err := os.WriteFile(path, []byte("not a socket"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := admin.ListenUnix(path)
+	ln, _, err := admin.ListenUnix(path, "")
 	if err == nil {
 		ln.Close()
 		t.Fatal("ListenUnix replaced a regular file")

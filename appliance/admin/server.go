@@ -3,6 +3,7 @@ package admin
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -25,20 +27,31 @@ type HandlerOptions struct {
 	// listener.
 	Cause state.Cause
 	// Token, when set, must come as "Authorization: Bearer <token>" with
-	// every request that changes something. Reading stays open. The unix
-	// socket leaves it empty: its file permissions decide who may connect.
+	// every request that changes something, and with every read unless
+	// PublicRead. The unix socket leaves it empty: its file permissions
+	// decide who may connect.
 	Token string
+	// PublicRead leaves reads open when there is a Token: only changes
+	// need it then.
+	PublicRead bool
+	// Hosts, when set, are the only names requests may carry in their Host
+	// header, and changes in their Origin. The unix socket leaves it nil:
+	// no browser reaches it.
+	Hosts *Hosts
 }
 
 // Handler serves the admin API. More routes (the status page, /metrics)
 // are mounted with Handle and HandleFunc and get the same protection: any
 // request that is not GET, HEAD or OPTIONS must pass the token and the
-// cross-origin checks.
+// cross-origin checks, and reads the token unless PublicRead.
 type Handler struct {
-	mux   *http.ServeMux
-	ctl   Controller
-	csrf  *http.CrossOriginProtection
-	token []byte // "Bearer <token>", or nil when open
+	mux        *http.ServeMux
+	ctl        Controller
+	csrf       *http.CrossOriginProtection
+	token      []byte // SHA-256 of "Bearer <token>", or nil when open
+	publicRead bool
+	hosts      *Hosts
+	open       map[string]bool // patterns read without the token: see HandleOpen
 }
 
 // NewHandler returns the admin API driving c.
@@ -47,9 +60,14 @@ func NewHandler(c Controller, opts HandlerOptions) *Handler {
 		mux:  http.NewServeMux(),
 		ctl:  c,
 		csrf: http.NewCrossOriginProtection(),
+
+		publicRead: opts.PublicRead,
+		hosts:      opts.Hosts,
+		open:       map[string]bool{},
 	}
 	if opts.Token != "" {
-		h.token = []byte("Bearer " + opts.Token)
+		sum := sha256.Sum256([]byte("Bearer " + opts.Token))
+		h.token = sum[:]
 	}
 	h.mux.HandleFunc("GET /v1/status", h.status)
 	h.mux.HandleFunc("GET /v1/history", h.history)
@@ -79,9 +97,24 @@ func (h *Handler) HandleFunc(pattern string, handler func(http.ResponseWriter, *
 	h.mux.HandleFunc(pattern, handler)
 }
 
+// HandleOpen mounts a route that reads without the token even when reads
+// need it: the status page's HTML, which shows no data of its own and asks
+// for the token when the API answers 401. It must be a GET route.
+func (h *Handler) HandleOpen(pattern string, handler http.Handler) {
+	h.mux.Handle(pattern, handler)
+	h.open[pattern] = true
+}
+
 // ServeHTTP routes r after the checks that guard every change.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if _, pattern := h.mux.Handler(r); pattern == "" {
+	if h.hosts != nil && !h.hosts.Allows(r.Host) {
+		// Before anything else, 404s included: a page that rebound its
+		// own name to this address learns nothing.
+		writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("Host %q is not a name of this canaryd: use its address or host name, or add the name to [admin] hosts", r.Host))
+		return
+	}
+	_, pattern := h.mux.Handler(r)
+	if pattern == "" {
 		// No route: the mux knows whether that is 404 or 405 (and the Allow
 		// header); only its plain-text body is replaced, so that clients
 		// always get {"error": ...}.
@@ -91,17 +124,46 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions {
 		// Cross-origin first: a page elsewhere that a logged-in browser
 		// visits must not change anything, token or not.
+		if origin := r.Header.Get("Origin"); h.hosts != nil && origin != "" && !h.allowsOrigin(origin) {
+			writeError(w, http.StatusForbidden, fmt.Sprintf("cross-origin request refused: Origin %q is not this canaryd; changes come from canaryctl or the status page itself", origin))
+			return
+		}
 		if err := h.csrf.Check(r); err != nil {
 			writeError(w, http.StatusForbidden, "cross-origin request refused: changes come from canaryctl or the status page itself")
 			return
 		}
-		if h.token != nil && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), h.token) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="canaryd"`)
-			writeError(w, http.StatusUnauthorized, "this admin listener needs \"Authorization: Bearer <token>\" (the token in [admin] token_file) for changes")
+		if !h.authorized(r) {
+			h.unauthorized(w, "for changes")
 			return
 		}
+	} else if !h.publicRead && !h.open[pattern] && !h.authorized(r) {
+		h.unauthorized(w, "for reads too ([admin] public_read = false)")
+		return
 	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// authorized reports whether r carries the token, or none is needed. The
+// comparison takes as long whatever r carries: digests, because
+// ConstantTimeCompare returns at once on a length that differs, which
+// would tell the token's length.
+func (h *Handler) authorized(r *http.Request) bool {
+	if h.token == nil {
+		return true
+	}
+	got := sha256.Sum256([]byte(r.Header.Get("Authorization")))
+	return subtle.ConstantTimeCompare(got[:], h.token) == 1
+}
+
+func (h *Handler) unauthorized(w http.ResponseWriter, what string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="canaryd"`)
+	writeError(w, http.StatusUnauthorized, "this admin listener needs \"Authorization: Bearer <token>\" (the token in [admin] token_file) "+what)
+}
+
+// allowsOrigin reports whether a browser's Origin names this listener.
+func (h *Handler) allowsOrigin(origin string) bool {
+	u, err := url.Parse(origin)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && h.hosts.Allows(u.Host)
 }
 
 func (h *Handler) status(w http.ResponseWriter, _ *http.Request) {

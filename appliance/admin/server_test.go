@@ -144,8 +144,14 @@ func TestPauseReachesTheController(t *testing.T) {
 // would, and returns the answer's status code and error reason.
 func request(t *testing.T, h http.Handler, method, target string, header map[string]string) (int, string, http.Header) {
 	t.Helper()
+	return requestTo(t, h, method, target, "127.0.0.1:9090", header)
+}
+
+// requestTo is request with another Host header.
+func requestTo(t *testing.T, h http.Handler, method, target, host string, header map[string]string) (int, string, http.Header) {
+	t.Helper()
 	r := httptest.NewRequest(method, target, nil)
-	r.Host = "127.0.0.1:9090"
+	r.Host = host
 	for k, v := range header {
 		r.Header.Set(k, v)
 	}
@@ -167,24 +173,34 @@ func request(t *testing.T, h http.Handler, method, target string, header map[str
 
 func TestTokenGuardsChangesOnTCP(t *testing.T) {
 	tests := []struct {
-		name   string
-		method string
-		target string
-		auth   string
-		want   int
-		calls  []string
+		name       string
+		publicRead bool
+		method     string
+		target     string
+		auth       string
+		want       int
+		calls      []string
 	}{
-		{"status stays open", "GET", "/v1/status", "", 200, nil},
-		{"no token", "POST", "/v1/rollback", "", 401, nil},
-		{"wrong token", "POST", "/v1/rollback", "Bearer wrong", 401, nil},
-		{"token without Bearer", "POST", "/v1/rollback", "s3cret", 401, nil},
-		{"button without token", "POST", "/v1/button?long=1", "", 401, nil},
-		{"right token", "POST", "/v1/rollback", "Bearer s3cret", 200, []string{"Rollback(api)"}},
+		{"status open with public_read", true, "GET", "/v1/status", "", 200, nil},
+		{"incidents open with public_read", true, "GET", "/v1/incidents", "", 200, nil},
+		{"changes still need it with public_read", true, "POST", "/v1/rollback", "", 401, nil},
+		{"status needs it without public_read", false, "GET", "/v1/status", "", 401, nil},
+		{"status HEAD needs it without public_read", false, "HEAD", "/v1/status", "", 401, nil},
+		{"history needs it without public_read", false, "GET", "/v1/history", "", 401, nil},
+		{"incidents need it without public_read", false, "GET", "/v1/incidents", "", 401, nil},
+		{"an incident needs it without public_read", false, "GET", "/v1/incidents/x?format=csv", "Bearer wrong", 401, nil},
+		{"status with the token", false, "GET", "/v1/status", "Bearer s3cret", 200, nil},
+		{"no token", false, "POST", "/v1/rollback", "", 401, nil},
+		{"wrong token", false, "POST", "/v1/rollback", "Bearer wrong", 401, nil},
+		{"token without Bearer", false, "POST", "/v1/rollback", "s3cret", 401, nil},
+		{"a longer token", false, "POST", "/v1/rollback", "Bearer s3cretx", 401, nil},
+		{"button without token", false, "POST", "/v1/button?long=1", "", 401, nil},
+		{"right token", false, "POST", "/v1/rollback", "Bearer s3cret", 200, []string{"Rollback(api)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctl := admintest.NewController(admintest.Canary())
-			h := admin.NewHandler(ctl, admin.HandlerOptions{Cause: "api", Token: "s3cret"})
+			h := admin.NewHandler(ctl, admin.HandlerOptions{Cause: "api", Token: "s3cret", PublicRead: tt.publicRead})
 			code, _, hdr := request(t, h, tt.method, tt.target, map[string]string{"Authorization": tt.auth})
 			if code != tt.want {
 				t.Errorf("status = %d, want %d", code, tt.want)
@@ -196,6 +212,35 @@ func TestTokenGuardsChangesOnTCP(t *testing.T) {
 				t.Errorf("calls = %q, want %q", got, tt.calls)
 			}
 		})
+	}
+}
+
+// TestTheShellOfThePageLoadsWithoutTheToken: a route mounted with
+// HandleOpen answers without the token, so the page can ask for it.
+func TestTheShellOfThePageLoadsWithoutTheToken(t *testing.T) {
+	h := admin.NewHandler(admintest.NewController(admintest.Canary()), admin.HandlerOptions{Cause: "api", Token: "s3cret"})
+	h.HandleOpen("GET /{$}", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "<html>") }))
+	h.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "up 1\n") })
+	if code, _, _ := request(t, h, "GET", "/", nil); code != 200 {
+		t.Errorf("GET / = %d, want 200", code)
+	}
+	if code, _, _ := request(t, h, "GET", "/metrics", nil); code != 401 {
+		t.Errorf("GET /metrics = %d, want 401", code)
+	}
+	if code, _, _ := request(t, h, "GET", "/metrics", map[string]string{"Authorization": "Bearer s3cret"}); code != 200 {
+		t.Errorf("GET /metrics with the token = %d, want 200", code)
+	}
+}
+
+// TestTheSocketNeedsNoToken: the unix socket's handler has no token and no
+// host names; its file mode guards it.
+func TestTheSocketNeedsNoToken(t *testing.T) {
+	c := onSocket(t, admintest.NewController(admintest.Canary()))
+	if _, err := c.Get(context.Background(), "/v1/status"); err != nil {
+		t.Errorf("status over the socket: %v", err)
+	}
+	if _, err := c.Rollback(context.Background()); err != nil {
+		t.Errorf("rollback over the socket: %v", err)
 	}
 }
 
@@ -261,7 +306,7 @@ func TestWrongMethodOrPath(t *testing.T) {
 }
 
 func TestMountedRoutesShareTheGuards(t *testing.T) {
-	h := admin.NewHandler(admintest.NewController(admintest.Canary()), admin.HandlerOptions{Cause: "api", Token: "s3cret"})
+	h := admin.NewHandler(admintest.NewController(admintest.Canary()), admin.HandlerOptions{Cause: "api", Token: "s3cret", PublicRead: true})
 	h.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "up 1\n") })
 	reached := false
 	h.HandleFunc("POST /v1/extra", func(http.ResponseWriter, *http.Request) { reached = true })
@@ -317,10 +362,10 @@ func TestHistoryIsServedBesideTheStatus(t *testing.T) {
 	h.Mark(t0.Add(time.Second), history.Rollback, 0, "rolled back by the button")
 	ctl := admintest.NewController(admintest.Canary())
 	ctl.SetHistory(h.Snapshot(t0.Add(history.Interval)))
-	srv := httptest.NewServer(admin.NewHandler(ctl, admin.HandlerOptions{Cause: "api", Token: "s3cret"}))
+	srv := httptest.NewServer(admin.NewHandler(ctl, admin.HandlerOptions{Cause: "api", Token: "s3cret", PublicRead: true}))
 	t.Cleanup(srv.Close)
 
-	// Reading needs no token, as the status does.
+	// With public_read, reading needs no token, as the status does.
 	res, err := http.Get(srv.URL + "/v1/history")
 	if err != nil {
 		t.Fatal(err)

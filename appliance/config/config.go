@@ -80,6 +80,13 @@ type Admin struct {
 	Socket    string // unix socket path (default /run/canaryd/admin.sock)
 	Listen    string // optional TCP listener for the status page and /metrics; "" disables
 	TokenFile string // resolved to an absolute path; "" means no token
+	// PublicRead leaves the reads on Listen open when there is a token;
+	// false (the default) asks the token for them too.
+	PublicRead bool
+	// Hosts are names Listen answers to beside its own (see admin.Hosts).
+	Hosts []string
+	// SocketGroup owns Socket, so that its members may run canaryctl.
+	SocketGroup string
 }
 
 // Upstream is one backend server.

@@ -1,8 +1,10 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -110,7 +112,7 @@ func TestLoadReadsTheContractExample(t *testing.T) {
 			ClientHeaderTimeout: 10 * time.Second,
 			MaxConnections:      1024,
 		},
-		Admin: Admin{Socket: "/run/canaryd/admin.sock", Listen: "127.0.0.1:9090"},
+		Admin: Admin{Socket: "/run/canaryd/admin.sock", Listen: "127.0.0.1:9090", SocketGroup: "canaryctl"},
 		Upstreams: []Upstream{
 			{Name: "w1", URL: mustURL("http://127.0.0.2:8001"), Weight: 10, Role: Stable, MaxFails: 1, FailTimeout: 10 * time.Second, HealthInterval: 2 * time.Second, Pos: Pos{"canaryd.toml", 9}},
 			{Name: "w2", URL: mustURL("http://127.0.0.3:8002"), Weight: 5, Role: Canary, MaxFails: 1, FailTimeout: 10 * time.Second, HealthInterval: 2 * time.Second, Pos: Pos{"canaryd.toml", 17}},
@@ -147,7 +149,7 @@ func TestLoadFillsDefaults(t *testing.T) {
 			ClientHeaderTimeout: 10 * time.Second,
 			MaxConnections:      1024,
 		},
-		Admin: Admin{Socket: "/run/canaryd/admin.sock", Listen: "127.0.0.1:9090"},
+		Admin: Admin{Socket: "/run/canaryd/admin.sock", Listen: "127.0.0.1:9090", SocketGroup: "canaryctl"},
 		Upstreams: []Upstream{
 			{Name: "w1", URL: mustURL("http://10.0.0.1:8001"), Weight: 1, Role: Stable, MaxFails: 1, FailTimeout: 10 * time.Second, HealthInterval: 2 * time.Second, Pos: Pos{"canaryd.toml", 4}},
 		},
@@ -198,6 +200,9 @@ access_log = true
 socket = "run/admin.sock"
 listen = ""
 token_file = "/etc/canaryd-token"
+public_read = true
+hosts = ["pi.example.lan", "10.0.0.7"]
+socket_group = "operators"
 
 [canary]
 version = "v2"
@@ -238,8 +243,9 @@ button = "GPIO4"
 	if !reflect.DeepEqual(got.Proxy, wantProxy) {
 		t.Errorf("Proxy = %+v, want %+v", got.Proxy, wantProxy)
 	}
-	wantAdmin := Admin{Socket: filepath.Join(dir, "run/admin.sock"), Listen: "", TokenFile: "/etc/canaryd-token"}
-	if got.Admin != wantAdmin {
+	wantAdmin := Admin{Socket: filepath.Join(dir, "run/admin.sock"), Listen: "", TokenFile: "/etc/canaryd-token",
+		PublicRead: true, Hosts: []string{"pi.example.lan", "10.0.0.7"}, SocketGroup: "operators"}
+	if !reflect.DeepEqual(got.Admin, wantAdmin) {
 		t.Errorf("Admin = %+v, want %+v", got.Admin, wantAdmin)
 	}
 	wantW2 := Upstream{Name: "w2", URL: mustURL("https://Example.com:443"), Weight: 0, Role: Canary, MaxFails: 0, FailTimeout: time.Minute,
@@ -479,7 +485,52 @@ func upstream(name, role string, extra ...string) string {
 	return s
 }
 
+// stubLookup resolves host names from names for the rest of t, and
+// nothing else: no test waits on DNS.
+func stubLookup(t testing.TB, names map[string][]string) {
+	saved := lookupHost
+	t.Cleanup(func() { lookupHost = saved })
+	lookupHost = func(_ context.Context, host string) ([]net.IPAddr, error) {
+		var ips []net.IPAddr
+		for _, a := range names[host] {
+			ips = append(ips, net.IPAddr{IP: net.ParseIP(a)})
+		}
+		if len(ips) == 0 {
+			return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+		}
+		return ips, nil
+	}
+}
+
+func TestAdminListenOffLoopbackNeedsAToken(t *testing.T) {
+	stubLookup(t, map[string][]string{"localhost": {"127.0.0.1", "::1"}, "lan.test": {"127.0.0.1", "192.168.1.20"}})
+	for _, tt := range []struct {
+		admin string
+		ok    bool
+	}{
+		{`listen = "127.0.0.1:9090"`, true},
+		{`listen = "127.0.0.2:9090"`, true},
+		{`listen = "[::1]:9090"`, true},
+		{`listen = "localhost:9090"`, true},
+		{`listen = ""`, true},
+		{"", true}, // the default, 127.0.0.1:9090
+		{`listen = "0.0.0.0:9090"`, false},
+		{`listen = "lan.test:9090"`, false}, // one of its addresses is not loopback
+		{"listen = \"0.0.0.0:9090\"\ntoken_file = \"admin.token\"", true},
+		{"listen = \"192.168.1.20:9090\"\ntoken_file = \"admin.token\"", true},
+	} {
+		_, err := Load(writeDir(t, map[string]string{"canaryd.toml": minimal + "[admin]\n" + tt.admin + "\n"}))
+		if tt.ok && err != nil {
+			t.Errorf("%s: %v", tt.admin, err)
+		}
+		if !tt.ok && (err == nil || !strings.Contains(err.Error(), "set admin.token_file to require a token, or listen on 127.0.0.1")) {
+			t.Errorf("%s: Load = %v, want a refusal that names admin.token_file", tt.admin, err)
+		}
+	}
+}
+
 func TestLoadErrors(t *testing.T) {
+	stubLookup(t, map[string][]string{"lan.test": {"192.168.1.20"}})
 	const listen = "[proxy]\nlisten = \":8080\"\n" // lines 1-2
 	const stable = "[[upstream]]\nname = \"s\"\nurl = \"http://10.0.0.1:1\"\nrole = \"stable\"\n"
 
@@ -625,6 +676,26 @@ func TestLoadErrors(t *testing.T) {
 			`a.toml:8: admin.listen: "localhost" is not host:port ...`},
 		{"admin socket empty", map[string]string{"a.toml": listen + stable + "[admin]\nsocket = \"\"\n"},
 			`a.toml:8: admin.socket must not be empty ...`},
+		{"admin listen on every interface without a token", map[string]string{"a.toml": listen + stable + "[admin]\nlisten = \"0.0.0.0:9090\"\n"},
+			`a.toml:8: admin.listen: "0.0.0.0:9090" listens on every interface: set admin.token_file to require a token, or listen on 127.0.0.1`},
+		{"admin listen on every interface, IPv6", map[string]string{"a.toml": listen + stable + "[admin]\nlisten = \"[::]:9090\"\n"},
+			`a.toml:8: admin.listen: "[::]:9090" listens on every interface: set admin.token_file ...`},
+		{"admin listen without a host", map[string]string{"a.toml": listen + stable + "[admin]\nlisten = \":9090\"\n"},
+			`a.toml:8: admin.listen: ":9090" listens on every interface: set admin.token_file ...`},
+		{"admin listen on a LAN address", map[string]string{"a.toml": listen + stable + "[admin]\nlisten = \"192.168.1.20:9090\"\n"},
+			`a.toml:8: admin.listen: "192.168.1.20:9090" is not a loopback address: set admin.token_file ...`},
+		{"admin listen on a name that is not loopback", map[string]string{"a.toml": listen + stable + "[admin]\nlisten = \"lan.test:9090\"\n"},
+			`a.toml:8: admin.listen: "lan.test:9090" resolves to 192.168.1.20, not a loopback address: set admin.token_file ...`},
+		{"admin listen on a name that does not resolve", map[string]string{"a.toml": listen + stable + "[admin]\nlisten = \"nowhere.test:9090\"\n"},
+			`a.toml:8: admin.listen: "nowhere.test:9090" does not resolve, so it is not known to be loopback: set admin.token_file ...`},
+		{"admin hosts with a port", map[string]string{"a.toml": listen + stable + "[admin]\nhosts = [\"pi.lan:9090\"]\n"},
+			`a.toml:8: admin.hosts: "pi.lan:9090" is not a host name or an IP address ...`},
+		{"admin hosts not strings", map[string]string{"a.toml": listen + stable + "[admin]\nhosts = [1]\n"},
+			`a.toml:8: admin.hosts: want an array of strings, got integer 1 in it`},
+		{"admin hosts a string", map[string]string{"a.toml": listen + stable + "[admin]\nhosts = \"pi.lan\"\n"},
+			`a.toml:8: admin.hosts: want an array of strings, got string "pi.lan"`},
+		{"admin socket_group odd", map[string]string{"a.toml": listen + stable + "[admin]\nsocket_group = \"a b\"\n"},
+			`a.toml:8: admin.socket_group: "a b" is not a group name ...`},
 
 		// Canary policy.
 		{"error_rate zero", map[string]string{"a.toml": listen + stable + "[canary]\nerror_rate = 0\n"},

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -124,8 +125,76 @@ func checkAdmin(a *Admin, t *table, dir string) {
 	if a.Listen != "" {
 		if err := checkHostPort(a.Listen); err != nil {
 			t.errs.add(t.at("listen"), `admin.listen: %q %v, or "" to turn it off`, a.Listen, err)
+		} else if a.TokenFile == "" && !t.rejected("token_file") {
+			// Without a token anyone who reaches the port could roll back;
+			// only the machine itself is trusted that far.
+			if why := notLoopback(a.Listen); why != "" {
+				t.errs.add(t.at("listen"), "admin.listen: %q %s: set admin.token_file to require a token, or listen on 127.0.0.1", a.Listen, why)
+			}
 		}
 	}
+	for _, h := range a.Hosts {
+		if !isHostName(h) {
+			t.errs.add(t.at("hosts"), `admin.hosts: %q is not a host name or an IP address (want e.g. "pi.example.lan", no port)`, h)
+			break
+		}
+	}
+	if a.SocketGroup != "" && !validName.MatchString(a.SocketGroup) {
+		t.errs.add(t.at("socket_group"), `admin.socket_group: %q is not a group name (want e.g. "canaryctl", or "" for the process's own group)`, a.SocketGroup)
+	}
+}
+
+// lookupHost resolves a listen address's host name; tests replace it.
+var lookupHost = func(ctx context.Context, host string) ([]net.IPAddr, error) {
+	return net.DefaultResolver.LookupIPAddr(ctx, host)
+}
+
+// notLoopback says why a listen address can be reached from other machines,
+// or "" when it cannot: its host is a loopback address, or a name that
+// resolves to loopback addresses only.
+func notLoopback(addr string) string {
+	host, _, _ := net.SplitHostPort(addr)
+	if host == "" {
+		return "listens on every interface"
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if ip.Unmap().IsLoopback() {
+			return ""
+		}
+		if ip.IsUnspecified() {
+			return "listens on every interface"
+		}
+		return "is not a loopback address"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	ips, err := lookupHost(ctx, host)
+	if err != nil || len(ips) == 0 {
+		return "does not resolve, so it is not known to be loopback"
+	}
+	for _, ip := range ips {
+		if !ip.IP.IsLoopback() {
+			return fmt.Sprintf("resolves to %s, not a loopback address", ip.IP)
+		}
+	}
+	return ""
+}
+
+// isHostName reports whether s is an IP address or a DNS name, as a Host
+// header carries it without its port.
+func isHostName(s string) bool {
+	if _, err := netip.ParseAddr(s); err == nil {
+		return true
+	}
+	if s == "" || len(s) > 253 || strings.HasPrefix(s, ".") || strings.Contains(s, "..") {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func checkUpstreams(us []Upstream, ts []*table, first string, errs *errorList) {
@@ -518,6 +587,8 @@ func (t *table) set(key string, s *setting, dst any) bool {
 		*dst = f
 	case *[]float64:
 		return t.setNumbers(key, s, dst)
+	case *[]string:
+		return t.setStrings(key, s, dst)
 	case *[]netip.Prefix:
 		return t.setPrefixes(key, s, dst)
 	case *time.Duration:
@@ -547,6 +618,23 @@ func (t *table) setNumbers(key string, s *setting, dst *[]float64) bool {
 		fs = append(fs, f)
 	}
 	*dst = fs
+	return true
+}
+
+func (t *table) setStrings(key string, s *setting, dst *[]string) bool {
+	if s.val.kind != unstable.Array {
+		t.wrongType(key, s, "an array of strings")
+		return false
+	}
+	ss := make([]string, 0, len(s.val.items))
+	for _, item := range s.val.items {
+		if item.kind != unstable.String {
+			t.errs.add(s.pos, "%s.%s: want an array of strings, got %s in it", t.name, key, describe(item))
+			return false
+		}
+		ss = append(ss, item.text)
+	}
+	*dst = ss
 	return true
 }
 

@@ -9,9 +9,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -229,8 +229,12 @@ func (d *Daemon) listen(cfg *config.Config) error {
 		}
 		return fmt.Errorf("proxy: %w", err)
 	}
-	if d.socketLn, err = admin.ListenUnix(cfg.Admin.Socket); err != nil {
+	var warning string
+	if d.socketLn, warning, err = admin.ListenUnix(cfg.Admin.Socket, cfg.Admin.SocketGroup); err != nil {
 		return fmt.Errorf("admin socket: %w", err)
+	}
+	if warning != "" {
+		d.log.Warn(warning)
 	}
 	if cfg.Admin.Listen != "" {
 		if d.adminLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
@@ -270,6 +274,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer cancel()
 
 	token := d.token
+	d.mu.Lock()
+	adminCfg := d.cfg.Admin // as at start: a change needs a restart
+	d.mu.Unlock()
 	var wg sync.WaitGroup
 	background := func(f func()) {
 		wg.Add(1)
@@ -281,8 +288,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		errs <- admin.Serve(ctx, d.socketLn, d.mountWeb(admin.NewHandler(d, admin.HandlerOptions{Cause: state.CauseCommand})))
 	}()
 	if d.adminLn != nil {
-		h := d.mountWeb(admin.NewHandler(d, admin.HandlerOptions{Cause: state.CauseAPI, Token: token}))
-		go func() { errs <- admin.Serve(ctx, d.adminLn, readOnlyUnlessToken(h, token, d.adminLn.Addr())) }()
+		// config.Load refused a listener off loopback without a token.
+		h := d.mountWeb(admin.NewHandler(d, admin.HandlerOptions{Cause: state.CauseAPI, Token: token,
+			PublicRead: adminCfg.PublicRead, Hosts: admin.NewHosts(adminCfg.Listen, adminHosts(adminCfg.Hosts, d.adminLn.Addr()))}))
+		go func() { errs <- admin.Serve(ctx, d.adminLn, h) }()
 	}
 	d.mu.Lock()
 	version := d.cfg.Canary.Version
@@ -344,22 +353,15 @@ func readToken(path string) (string, error) {
 	return tok, nil
 }
 
-// readOnlyUnlessToken refuses changes on a non-loopback admin listener that
-// has no token: anyone on the network could otherwise roll back.
-func readOnlyUnlessToken(h http.Handler, token string, addr net.Addr) http.Handler {
-	tcp, ok := addr.(*net.TCPAddr)
-	if token != "" || (ok && tcp.IP.IsLoopback()) {
-		return h
+// adminHosts are the names the admin listener answers to beside its
+// configured address: admin.hosts, and the address a host name in
+// admin.listen was bound to, so that a browser may use either.
+func adminHosts(hosts []string, bound net.Addr) []string {
+	names := slices.Clone(hosts)
+	if tcp, ok := bound.(*net.TCPAddr); ok && !tcp.IP.IsUnspecified() {
+		names = append(names, tcp.IP.String())
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusForbidden)
-			fmt.Fprintln(w, `{"error": "changes over a non-loopback admin.listen need admin.token_file"}`)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
+	return names
 }
 
 // resetCanary gives the canary of plan a clean slate: empty analysis

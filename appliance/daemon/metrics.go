@@ -51,7 +51,7 @@ func (d *Daemon) metricsSnapshot() web.Snapshot {
 
 // mountWeb adds the status page and /metrics to an admin handler.
 func (d *Daemon) mountWeb(h *admin.Handler) *admin.Handler {
-	h.Handle("GET /{$}", web.Page())
+	h.HandleOpen("GET /{$}", web.Page()) // it asks for the token itself
 	h.Handle("GET /metrics", web.Metrics(d.metricsSnapshot))
 	return h
 }

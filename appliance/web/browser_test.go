@@ -334,7 +334,7 @@ func TestStatusPageInChromium(t *testing.T) {
 
 	t.Run("asks for the token and remembers it", func(t *testing.T) {
 		ctl := admintest.NewController(admintest.Canary())
-		srv := serveAdmin(t, ctl, admin.HandlerOptions{Cause: "api", Token: "s3cret"})
+		srv := serveAdmin(t, ctl, admin.HandlerOptions{Cause: "api", Token: "s3cret", PublicRead: true})
 		tb := newTab(t, browser)
 		tb.do("loading the page", chromedp.Navigate(srv.url))
 		tb.waitFor("the first status", `document.getElementById('link').dataset.state === 'live'`)
@@ -357,6 +357,37 @@ func TestStatusPageInChromium(t *testing.T) {
 		tb.do("clicking Resume", chromedp.Click(chromedp.ID("resume")))
 		tb.waitFor("the canary light to turn green", `document.getElementById('canary-led').dataset.state === 'green'`)
 		if calls := ctl.Calls(); !slices.Equal(calls, []string{"Rollback(api)", "Resume(api)"}) {
+			t.Errorf("controller calls: %q", calls)
+		}
+		tb.do("clearing the token", chromedp.Evaluate[chromedp.Void](`localStorage.clear()`))
+	})
+
+	t.Run("without public_read asks for the token before it shows anything", func(t *testing.T) {
+		ctl := admintest.NewController(admintest.Canary())
+		srv := serveAdmin(t, ctl, admin.HandlerOptions{Cause: "api", Token: "s3cret"})
+		tb := newTab(t, browser)
+		tb.do("loading the page", chromedp.Navigate(srv.url))
+		tb.waitFor("the token form", `!document.getElementById('token-form').hidden`)
+		if got := eval[string](tb, `document.getElementById('link').dataset.state`); got == "live" {
+			t.Errorf("the page is live without the token")
+		}
+		if got := eval[string](tb, `document.getElementById('token-why').textContent`); !strings.Contains(got, "public_read") {
+			t.Errorf("the form says %q, want the daemon's reason", got)
+		}
+		tb.do("entering the token",
+			chromedp.SendKeys(chromedp.ID("token"), "s3cret"),
+			chromedp.Click(chromedp.ID("token-save")),
+		)
+		tb.waitFor("the first status", `document.getElementById('link').dataset.state === 'live'`)
+		tb.waitFor("the canary light", `document.getElementById('canary-led').dataset.state === 'green'`)
+
+		// One prompt: the changes use the same token.
+		tb.do("clicking Roll back", chromedp.Click(chromedp.ID("rollback")))
+		tb.waitFor("the canary light to blink red", `document.getElementById('canary-led').dataset.state === 'red-blink'`)
+		if !eval[bool](tb, `document.getElementById('token-form').hidden`) {
+			t.Error("the token form is shown again after the token was saved")
+		}
+		if calls := ctl.Calls(); !slices.Equal(calls, []string{"Rollback(api)"}) {
 			t.Errorf("controller calls: %q", calls)
 		}
 		tb.do("clearing the token", chromedp.Evaluate[chromedp.Void](`localStorage.clear()`))

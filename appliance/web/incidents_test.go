@@ -49,7 +49,7 @@ func TestStatusPageListsIncidentsInChromium(t *testing.T) {
 	t.Run("lists the reports newest first, each linked to its text and CSV", func(t *testing.T) {
 		ctl := withIncidents(now)
 		sums, _ := ctl.Incidents()
-		srv := serveAdmin(t, ctl, admin.HandlerOptions{Cause: "api", Token: "s3cret"})
+		srv := serveAdmin(t, ctl, admin.HandlerOptions{Cause: "api", Token: "s3cret", PublicRead: true})
 		tb := newTab(t, browser)
 		tb.do("loading the page", chromedp.Navigate(srv.url))
 		tb.waitFor("the incidents", `document.querySelectorAll('#incidents li').length === 3`)
@@ -86,6 +86,28 @@ func TestStatusPageListsIncidentsInChromium(t *testing.T) {
 		if got := eval[string](tb, `document.body.innerText`); !strings.Contains(got, "r-2") || !strings.Contains(got, "/orders/7") {
 			t.Errorf("the report page shows:\n%s", got)
 		}
+	})
+
+	t.Run("without public_read the reports open with the saved token", func(t *testing.T) {
+		ctl := withIncidents(now)
+		sums, _ := ctl.Incidents()
+		srv := serveAdmin(t, ctl, admin.HandlerOptions{Cause: "api", Token: "s3cret"})
+		tb := newTab(t, browser)
+		tb.do("loading the page", chromedp.Navigate(srv.url))
+		tb.waitFor("the token form", `!document.getElementById('token-form').hidden`)
+		tb.do("entering the token",
+			chromedp.SendKeys(chromedp.ID("token"), "s3cret"),
+			chromedp.Click(chromedp.ID("token-save")),
+		)
+		tb.waitFor("the incidents", `document.querySelectorAll('#incidents li').length === 3`)
+		// The report opens in a new window from memory: stand-ins record
+		// where, and what.
+		tb.do("standing in for window.open", chromedp.Evaluate[chromedp.Void](`window.opened = {}; window.open = () => window.opened;
+			const made = URL.createObjectURL; URL.createObjectURL = (b) => { b.text().then(t => { window.report = t; }); return made(b); }`))
+		tb.do("following the report's link", chromedp.Click(`#incidents li:first-child a.what`))
+		tb.waitFor("the report in memory", `String(window.opened.location || '').startsWith('blob:')`)
+		tb.waitFor("the report's text", `(window.report || '').startsWith('incident  `+sums[0].ID+`')`)
+		tb.do("clearing the token", chromedp.Evaluate[chromedp.Void](`localStorage.clear()`))
 	})
 
 	t.Run("says so when there are none", func(t *testing.T) {

@@ -18,7 +18,7 @@ import (
 // adminWithPage is the admin TCP handler as canaryd mounts it.
 func adminWithPage(c admin.Controller, opts admin.HandlerOptions) *admin.Handler {
 	h := admin.NewHandler(c, opts)
-	h.Handle("GET /{$}", web.Page())
+	h.HandleOpen("GET /{$}", web.Page())
 	h.Handle("GET /metrics", web.Metrics(func() web.Snapshot { return web.Snapshot{} }))
 	return h
 }
@@ -133,7 +133,7 @@ func TestPageHasWhatTheOperatorNeeds(t *testing.T) {
 }
 
 func TestPageOnTheAdminHandler(t *testing.T) {
-	h := adminWithPage(admintest.NewController(admintest.Canary()), admin.HandlerOptions{Cause: "api", Token: "secret"})
+	h := adminWithPage(admintest.NewController(admintest.Canary()), admin.HandlerOptions{Cause: "api", Token: "secret", PublicRead: true})
 	for _, tc := range []struct {
 		method, path string
 		code         int

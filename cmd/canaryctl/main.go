@@ -16,8 +16,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/user"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -161,18 +163,41 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// defaultSocketGroup is admin.socket_group's default, the group the package
+// creates for the people who may run canaryctl.
+const defaultSocketGroup = "canaryctl"
+
+// socketGroup names the group that may use the socket at path: its own
+// group, unless that is root's or cannot be read (the directory is closed
+// to us), and then the package's.
+func socketGroup(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return defaultSocketGroup
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Gid == 0 {
+		return defaultSocketGroup
+	}
+	g, err := user.LookupGroupId(strconv.FormatUint(uint64(st.Gid), 10))
+	if err != nil {
+		return defaultSocketGroup
+	}
+	return g.Name
+}
+
 // exit reports err on one line and maps it to the contract's exit status.
 func (c *cli) exit(err error) int {
 	var apiErr *admin.Error
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.Is(err, admin.ErrUnreachable) && errors.Is(err, fs.ErrPermission):
+		g := socketGroup(c.socket)
+		fmt.Fprintf(c.stderr, "canaryctl: permission denied on %s: run as root or add yourself to group %s (sudo usermod -aG %s $USER, then log in again)\n", c.socket, g, g)
+		return exitUnreachable
 	case errors.Is(err, admin.ErrUnreachable):
-		hint := "is canaryd running? try -socket or $CANARYD_SOCKET"
-		if errors.Is(err, fs.ErrPermission) {
-			hint = "the socket is for root and its group: try sudo"
-		}
-		fmt.Fprintf(c.stderr, "canaryctl: %v (%s)\n", err, hint)
+		fmt.Fprintf(c.stderr, "canaryctl: %v (is canaryd running? try -socket or $CANARYD_SOCKET)\n", err)
 		return exitUnreachable
 	case errors.As(err, &apiErr):
 		fmt.Fprintf(c.stderr, "canaryctl: %s\n", apiErr.Reason)

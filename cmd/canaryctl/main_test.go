@@ -4,9 +4,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -440,5 +447,77 @@ func TestVersion(t *testing.T) {
 		if r.code != 0 || r.stdout != "canaryctl dev\n" {
 			t.Errorf("%v: exit %d, stdout %q; want 0 and %q", args, r.code, r.stdout, "canaryctl dev\n")
 		}
+	}
+}
+
+// TestPermissionDeniedSaysWhichGroupToJoin runs canaryctl as nobody
+// against sockets it may not connect to: it exits 2 with one line that
+// says what to do, naming the socket's group, or the package's when the
+// socket is root's own.
+func TestPermissionDeniedSaysWhichGroupToJoin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds canaryctl")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run canaryctl as another user")
+	}
+	nogroup, err := user.LookupGroup("nogroup")
+	if err != nil {
+		t.Skipf("no group nogroup: %v", err)
+	}
+	ngid, _ := strconv.Atoi(nogroup.Gid)
+	// A directory every user may enter, for the binary and the sockets.
+	dir, err := os.MkdirTemp("", "canaryctl-perm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "canaryctl")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	for _, tt := range []struct {
+		name  string
+		mode  os.FileMode
+		gid   int
+		group string
+	}{
+		{"root's own socket", 0o600, 0, "canaryctl"},
+		{"a group socket", 0o660, ngid, "nogroup"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			socket := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".sock")
+			ln, err := net.Listen("unix", socket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			if err := os.Chown(socket, 0, tt.gid); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(socket, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(bin, "-socket", socket, "status")
+			cmd.Env = []string{"PATH=/usr/bin:/bin"}
+			// nobody, in no group that owns the socket.
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65533, Groups: []uint32{}}}
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err = cmd.Run()
+			code := 0
+			if exit, ok := errors.AsType[*exec.ExitError](err); ok {
+				code = exit.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			want := fmt.Sprintf("canaryctl: permission denied on %s: run as root or add yourself to group %s (sudo usermod -aG %s $USER, then log in again)\n", socket, tt.group, tt.group)
+			if code != 2 || stderr.String() != want || stdout.Len() != 0 {
+				t.Errorf("exit %d, stdout %q, stderr:\n%q\nwant exit 2 and\n%q", code, stdout.String(), stderr.String(), want)
+			}
+		})
 	}
 }

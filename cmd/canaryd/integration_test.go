@@ -564,3 +564,83 @@ func TestSigtermFinishesInFlightRequest(t *testing.T) {
 		t.Errorf("after SIGTERM, canaryd exited with status %d, want 0", code)
 	}
 }
+
+// TestStartupRefusesAnAdminListenOffLoopbackWithoutAToken: on every
+// interface without admin.token_file canaryd does not start, says why in
+// one line at the file and line, and -check-config says the same; with a
+// token it starts, and its admin listener wants the token and its own
+// names; a reload back to no token is refused and the running config
+// keeps serving.
+func TestStartupRefusesAnAdminListenOffLoopbackWithoutAToken(t *testing.T) {
+	integration(t)
+	a := newAppliance(t)
+	_, port, _ := net.SplitHostPort(testkit.FreeAddr(t))
+	adminAddr := net.JoinHostPort("0.0.0.0", port)
+	base := a.config("", upstream{testkit.StartBackend(t, "v1"), 1, "stable"})
+	open := strings.Replace(base, `listen = ""`, fmt.Sprintf("listen = %q", adminAddr), 1)
+	where := fmt.Sprintf("canaryd.toml:%d:", strings.Count(base[:strings.Index(base, `listen = ""`)], "\n")+1)
+	a.writeConfig(open)
+
+	r := runBinary(t, "canaryd", "-config-dir", a.configDir, "-state-dir", a.stateDir, "-gpio", "sim")
+	if r.code == 0 || !strings.Contains(r.stderr, where) || !strings.Contains(r.stderr, "set admin.token_file") {
+		t.Errorf("start on %s without a token: exit %d, stderr %q; want non-zero, %s and admin.token_file", adminAddr, r.code, r.stderr, where)
+	}
+	oneLine(t, "its stderr", r.stderr)
+	c := runBinary(t, "canaryd", "-check-config", a.configDir)
+	if why := strings.TrimPrefix(strings.TrimSpace(c.stderr), "canaryd: "); c.code != 1 || !strings.HasPrefix(why, where) || !strings.Contains(r.stderr, why) {
+		t.Errorf("-check-config: exit %d, stderr %q; want 1 and the reason the start gave", c.code, c.stderr)
+	}
+
+	if err := os.WriteFile(filepath.Join(a.configDir, "admin.token"), []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.writeConfig(strings.Replace(open, "[admin]\n", "[admin]\ntoken_file = \"admin.token\"\n", 1))
+	p := a.start()
+	local := "http://127.0.0.1:" + port
+	call := func(method, path, host, token string) int {
+		t.Helper()
+		req, err := http.NewRequest(method, local+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for _, c := range []struct {
+		method, path, host, token string
+		want                      int
+	}{
+		{"GET", "/", "127.0.0.1:" + port, "", 200},
+		{"GET", "/v1/status", "127.0.0.1:" + port, "", 401},
+		{"GET", "/metrics", "localhost:" + port, "", 401},
+		{"GET", "/v1/status", "127.0.0.1:" + port, "s3cret", 200},
+		{"POST", "/v1/rollback", "127.0.0.1:" + port, "wrong", 401},
+		{"POST", "/v1/rollback", "evil.example:" + port, "s3cret", 421},
+		{"GET", "/v1/status", "evil.example", "s3cret", 421},
+	} {
+		if got := call(c.method, c.path, c.host, c.token); got != c.want {
+			t.Errorf("%s %s with Host %s and token %q: %d, want %d", c.method, c.path, c.host, c.token, got, c.want)
+		}
+	}
+	if st := getStatus(t, a.socket); st.State != "stable" || st.Latch != nil {
+		t.Errorf("after refused changes: state %q, latch %+v; want stable and no latch", st.State, st.Latch)
+	}
+
+	a.writeConfig(open)
+	rr := canaryctl(t, a.socket, "reload")
+	if rr.code != 1 || !strings.Contains(rr.stderr, "set admin.token_file") {
+		t.Errorf("reload to no token: exit %d, stderr %q; want 1 and the reason", rr.code, rr.stderr)
+	}
+	if got := call("GET", "/v1/status", "127.0.0.1:"+port, ""); got != 401 {
+		t.Errorf("after the refused reload, status without the token: %d, want 401 (the old config)", got)
+	}
+	p.stop()
+}

@@ -311,7 +311,7 @@ func (c *Controller) act(op decide.Op, cause state.Cause) error {
 func Serve(t testing.TB, h http.Handler) string {
 	t.Helper()
 	path := filepath.Join(testkit.SocketDir(t), "admin.sock")
-	ln, err := admin.ListenUnix(path)
+	ln, _, err := admin.ListenUnix(path, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,85 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/canary-pi/canary-pi/appliance/demo"
+)
+
+// seedConfigs are the configs people really write: the package's example,
+// the README's reference, the contract's example, the demo's, and the
+// tests' smallest.
+func seedConfigs(t testing.TB) map[string]string {
+	t.Helper()
+	seeds := map[string]string{"contract": contractExample, "minimal": minimal}
+	example, err := os.ReadFile("../../packaging/canaryd.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeds["example"] = string(example)
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ref, _ := strings.Cut(string(readme), "\n## Configuration\n")
+	_, ref, _ = strings.Cut(ref, "```toml\n")
+	ref, _, _ = strings.Cut(ref, "```")
+	seeds["readme"] = ref
+	d, err := demo.Start("127.0.0.1:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	cfg, err := os.ReadFile(filepath.Join(d.ConfigDir, "canaryd.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeds["demo"] = string(cfg)
+	return seeds
+}
+
+// TestTheSeedConfigsLoad: the fuzzer starts from configs that are valid.
+func TestTheSeedConfigsLoad(t *testing.T) {
+	stubLookup(t, nil)
+	for name, text := range seedConfigs(t) {
+		if _, err := Load(writeDir(t, map[string]string{"canaryd.toml": text})); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// rejection is what every refusal of a one-file directory starts with: the
+// file and, but for a key missing from the whole file, its line.
+var rejection = regexp.MustCompile(`^canaryd\.toml(:[1-9][0-9]*)?: \S`)
+
+// FuzzLoad feeds the loader any bytes as a config file: it never panics,
+// and whatever it refuses, it refuses in one line naming the file, and the
+// line where there is one.
+func FuzzLoad(f *testing.F) {
+	// No fuzzed name waits on DNS: names resolve to nothing.
+	stubLookup(f, nil)
+	for _, text := range seedConfigs(f) {
+		f.Add([]byte(text))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "canaryd.toml"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(dir)
+		if err != nil {
+			msg := err.Error()
+			if !rejection.MatchString(msg) || strings.Contains(msg, "\n") {
+				t.Fatalf("refusal %q: want one line starting with canaryd.toml:LINE:", msg)
+			}
+			return
+		}
+		if c.Proxy.Listen == "" || len(c.Upstreams) == 0 || len(c.Files) != 1 {
+			t.Fatalf("accepted a config without proxy.listen or upstreams: %+v", c)
+		}
+	})
+}
