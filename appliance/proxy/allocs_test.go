@@ -16,28 +16,7 @@ import (
 // allocating nothing per request itself, so that what testing.AllocsPerRun
 // counts is the proxy's.
 func quietBackend(t testing.TB) string {
-	return rawBackend(t, func(c *net.TCPConn) {
-		answer := []byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
-		var buf [16 << 10]byte
-		n := 0
-		for {
-			m, err := c.Read(buf[n:])
-			if err != nil {
-				return
-			}
-			n += m
-			for {
-				end := bytes.Index(buf[:n], []byte("\r\n\r\n"))
-				if end < 0 {
-					break
-				}
-				if _, err := c.Write(answer); err != nil {
-					return
-				}
-				n = copy(buf[:], buf[end+4:n])
-			}
-		}
-	})
+	return rawBackend(t, func(c *net.TCPConn) { serveQuietly(c) })
 }
 
 // quietClient sends request on one keep-alive connection to addr and reads
