@@ -440,6 +440,7 @@ type soak struct {
 	results     []phaseResult
 	checks      int // state checks passed in the current phase
 	reloadsDone int
+	refused     int // broken configs among the reloads, each refused
 	pressesDone int
 }
 
@@ -645,20 +646,33 @@ func readStrict(path string, v any) error {
 	return nil
 }
 
+// putConfig replaces canaryd.toml with text, as an editor saving through
+// a new file does.
+func (s *soak) putConfig(text string) error {
+	tmp := filepath.Join(s.a.configDir, ".canaryd.toml.new")
+	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(s.a.configDir, "canaryd.toml"))
+}
+
 // reload rewrites the config with the other weight for s2, asks for a
 // reload by one of the ways an operator has, and waits for it to apply.
+// One time in ten a broken config comes first: refused, it changes
+// nothing, and the good one after it clears the error.
 func (s *soak) reload() error {
 	st, err := s.status()
 	if err != nil {
 		return err
 	}
 	before := st.Config.Generation
-	s.s2weight = 11 - s.s2weight // 5 ↔ 6
-	tmp := filepath.Join(s.a.configDir, ".canaryd.toml.new")
-	if err := os.WriteFile(tmp, []byte(s.config()), 0o644); err != nil {
-		return err
+	if s.reloadsDone%10 == 4 {
+		if err := s.refusedReload(before); err != nil {
+			return err
+		}
 	}
-	if err := os.Rename(tmp, filepath.Join(s.a.configDir, "canaryd.toml")); err != nil {
+	s.s2weight = 11 - s.s2weight // 5 ↔ 6
+	if err := s.putConfig(s.config()); err != nil {
 		return err
 	}
 	switch s.reloadsDone++; s.reloadsDone % 3 {
@@ -675,10 +689,33 @@ func (s *soak) reload() error {
 	}
 	w := s.s2weight
 	return s.waitStatus(fmt.Sprintf("reload %d applied", s.reloadsDone), func(st admin.Status) bool {
-		return st.Config.Generation > before && slices.ContainsFunc(st.Upstreams, func(u admin.Upstream) bool {
+		return st.Config.Generation > before && st.Config.Error == "" && slices.ContainsFunc(st.Upstreams, func(u admin.Upstream) bool {
 			return u.Name == s.s2.name && u.Weight == w
 		})
 	})
+}
+
+// refusedReload writes a config with an unknown key and asks for a
+// reload, which must be refused with the running config left as it was.
+func (s *soak) refusedReload(generation uint64) error {
+	if err := s.putConfig(strings.Replace(s.config(), "[proxy]\n", "[proxy]\nlisten_twice = true\n", 1)); err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	var refusal *admin.Error
+	if _, err := s.c.Reload(ctx); !errors.As(err, &refusal) {
+		return fmt.Errorf("a reload of a broken config: %v, want a refusal", err)
+	}
+	s.refused++
+	st, err := s.status()
+	switch {
+	case err != nil:
+		return err
+	case st.Config.Generation != generation || !strings.Contains(st.Config.Error, "listen_twice"):
+		return fmt.Errorf("after a refused reload: generation %d (was %d), error %q", st.Config.Generation, generation, st.Config.Error)
+	}
+	return nil
 }
 
 // killBackend kills b, restarts it, and waits until canaryd counts it
@@ -752,6 +789,9 @@ func (s *soak) sigkill(latched bool) {
 	s.p.signal(syscall.SIGKILL)
 	<-s.p.done
 	s.load.killsReaped.Add(1)
+	if out := s.p.stderr.String(); strings.Contains(out, "DATA RACE") || strings.Contains(out, "panic:") {
+		s.t.Errorf("the killed canaryd had reported a race or a panic:\n%s", out)
+	}
 	s.startCanaryd()
 	s.load.downSince.Store(0)
 	if latched {
@@ -960,7 +1000,8 @@ func (s *soak) report(form string, took time.Duration) string {
 			fmt.Sprintf("%d%s%d", r.before.goroutines, arrow, r.after.goroutines),
 			fmt.Sprintf("%.1f%s%.1f", float64(r.before.rssKiB)/1024, arrow, float64(r.after.rssKiB)/1024))
 	}
-	b.WriteString("\nThe failed requests (the first five of each class):\n")
+	fmt.Fprintf(&b, "\nreload, all together: %d of the %d rewrites came after a broken config, refused with nothing changed.\n", s.refused, s.reloadsDone)
+	b.WriteString("The failed requests (the first five of each class):\n")
 	for _, r := range s.results {
 		for _, e := range r.stats.samples {
 			fmt.Fprintf(&b, "  %s: %s\n", r.name, e)
