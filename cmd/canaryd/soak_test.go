@@ -153,7 +153,18 @@ func (b *backendProc) restart(down time.Duration) error {
 // reaped when it was dialed.
 type timedConn struct {
 	net.Conn
-	gen int64
+	gen     int64
+	dialed  time.Time
+	readErr atomic.Pointer[string] // the error that ended it, as a read saw it
+}
+
+func (c *timedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if err != nil {
+		msg := err.Error()
+		c.readErr.CompareAndSwap(nil, &msg)
+	}
+	return n, err
 }
 
 // phaseStats is what the clients saw while one fault class was active.
@@ -168,7 +179,8 @@ type phaseStats struct {
 	maxQueued             atomic.Int64 // the longest of those, in ms
 	canaryWhileLatched    atomic.Int64 // answered by the canary after a rollback returned
 	mu                    sync.Mutex
-	samples               []string
+	samples               []string // the first failures
+	retries               []string // the first requests the transport sent again
 }
 
 func (s *phaseStats) sample(what string) {
@@ -176,6 +188,14 @@ func (s *phaseStats) sample(what string) {
 	defer s.mu.Unlock()
 	if len(s.samples) < 5 {
 		s.samples = append(s.samples, what)
+	}
+}
+
+func (s *phaseStats) sampleRetry(what string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.retries) < 3 {
+		s.retries = append(s.retries, what)
 	}
 }
 
@@ -230,7 +250,7 @@ func (l *soakLoad) worker(w int) {
 			if err != nil {
 				return nil, err
 			}
-			return &timedConn{Conn: c, gen: gen}, nil
+			return &timedConn{Conn: c, gen: gen, dialed: time.Now()}, nil
 		},
 	}
 	defer tr.CloseIdleConnections()
@@ -294,6 +314,13 @@ func (l *soakLoad) one(c *http.Client, id string, post bool) {
 	}
 	if len(conns) > 1 {
 		ph.retried.Add(1)
+		first := conns[0]
+		why := "no read error"
+		if e := first.readErr.Load(); e != nil {
+			why = *e
+		}
+		ph.sampleRetry(fmt.Sprintf("%s %s sent again by the client's transport: its first connection, dialed %s before, ended: %s (gen %d of %d kills)",
+			method, id, start.Sub(first.dialed).Round(time.Millisecond), why, first.gen, l.killsSent.Load()))
 	}
 	if err != nil {
 		// The connection the request failed on was dialed before the
@@ -587,10 +614,14 @@ func (s *soak) checkState(when string) {
 func (s *soak) checkIncidents(when string, pass func(bool, string, ...any)) {
 	dir := filepath.Join(s.a.stateDir, incident.DirName)
 	want := min(s.rollbacks, soakKeep)
+	// A report is written after its rollback returned, through a
+	// temporary file, and the oldest is pruned after: wait for the dust.
 	var entries []os.DirEntry
 	testkit.Within(10*time.Second, func() bool {
 		entries, _ = os.ReadDir(dir)
-		return len(entries) >= want
+		return len(entries) == want && !slices.ContainsFunc(entries, func(e os.DirEntry) bool {
+			return strings.HasPrefix(e.Name(), ".")
+		})
 	})
 	pass(len(entries) == want, "%d files in %s, want %d reports (%d rollbacks, keep %d)", len(entries), dir, want, s.rollbacks, soakKeep)
 	seen := map[string]string{}
@@ -1004,6 +1035,12 @@ func (s *soak) report(form string, took time.Duration) string {
 	b.WriteString("The failed requests (the first five of each class):\n")
 	for _, r := range s.results {
 		for _, e := range r.stats.samples {
+			fmt.Fprintf(&b, "  %s: %s\n", r.name, e)
+		}
+	}
+	b.WriteString("The requests the client's transport sent again (the first three of each class):\n")
+	for _, r := range s.results {
+		for _, e := range r.stats.retries {
 			fmt.Fprintf(&b, "  %s: %s\n", r.name, e)
 		}
 	}
