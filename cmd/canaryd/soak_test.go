@@ -83,15 +83,16 @@ const (
 // and resets connections and restarting it brings it back where it was.
 type backendProc struct {
 	name, addr string
+	died       *atomic.Int64 // set to the time (unix ns) the killed process was reaped
 	mu         sync.Mutex
 	cmd        *exec.Cmd
 	done       chan struct{}
 	stderr     testkit.SyncBuffer
 }
 
-func startBackendProc(t *testing.T, name string) *backendProc {
+func startBackendProc(t *testing.T, name string, died *atomic.Int64) *backendProc {
 	t.Helper()
-	b := &backendProc{name: name, addr: testkit.FreeAddr(t)}
+	b := &backendProc{name: name, addr: testkit.FreeAddr(t), died: died}
 	if err := b.start(); err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +139,7 @@ func (b *backendProc) kill() {
 	}
 	b.cmd.Process.Kill()
 	<-b.done
+	b.died.Store(time.Now().UnixNano())
 	b.cmd = nil
 }
 
@@ -174,6 +176,7 @@ type phaseStats struct {
 	// Failures on a connection that a canaryd killed with SIGKILL had
 	// (or could have had) open: they die with the process.
 	getKilled, postKilled atomic.Int64
+	postsAfterDeath       atomic.Int64 // failed POSTs sent after a killed backend was reaped
 	retried               atomic.Int64 // requests the client's transport sent again on a new connection
 	queued                atomic.Int64 // requests sent while canaryd was down, answered by its successor
 	maxQueued             atomic.Int64 // the longest of those, in ms
@@ -208,8 +211,9 @@ type soakLoad struct {
 	phase  atomic.Pointer[phaseStats]
 	// SIGKILLs of canaryd sent, and killed processes reaped.
 	killsSent, killsReaped atomic.Int64
-	downSince              atomic.Int64 // unix ns since canaryd is down; 0 while it serves
-	latchedSince           atomic.Int64 // unix ns since a rollback returned; 0 when not latched
+	downSince              atomic.Int64  // unix ns since canaryd is down; 0 while it serves
+	latchedSince           atomic.Int64  // unix ns since a rollback returned; 0 when not latched
+	backendDied            *atomic.Int64 // unix ns when a killed backend was last reaped
 	sent                   atomic.Int64
 
 	mu        sync.Mutex
@@ -219,9 +223,9 @@ type soakLoad struct {
 	paceEvery time.Duration
 }
 
-func startLoad(addr, canary string, plan soakPlan, first *phaseStats) *soakLoad {
+func startLoad(addr, canary string, plan soakPlan, first *phaseStats, backendDied *atomic.Int64) *soakLoad {
 	l := &soakLoad{url: "http://" + addr + "/orders", canary: canary, posts: map[string]string{},
-		stop: make(chan struct{}), paceEvery: plan.interval}
+		stop: make(chan struct{}), paceEvery: plan.interval, backendDied: backendDied}
 	l.phase.Store(first)
 	for w := range plan.workers {
 		l.wg.Add(1)
@@ -345,6 +349,14 @@ func (l *soakLoad) one(c *http.Client, id string, post bool) {
 		what := ""
 		if killed {
 			what = " (died with the killed canaryd)"
+		}
+		// A request sent after the backend's process was gone was not
+		// in flight at the kill: at most a pooled connection to it was.
+		if died := l.backendDied.Load(); !killed && died != 0 && start.UnixNano() > died && start.Sub(time.Unix(0, died)) < 5*time.Second {
+			what += fmt.Sprintf(" (sent %.1f ms after a killed backend was reaped)", float64(start.UnixNano()-died)/1e6)
+			if post {
+				ph.postsAfterDeath.Add(1)
+			}
 		}
 		ph.sample(fmt.Sprintf("%s %s%s, after %s: %v", method, id, what, time.Since(start).Round(time.Millisecond), err))
 		return
@@ -844,7 +856,8 @@ func TestSoak(t *testing.T) {
 	}
 	started := time.Now()
 	s := &soak{t: t, plan: plan, a: newAppliance(t), s2weight: 5}
-	s.s1, s.s2, s.c1 = startBackendProc(t, "s1"), startBackendProc(t, "s2"), startBackendProc(t, "c1")
+	died := new(atomic.Int64)
+	s.s1, s.s2, s.c1 = startBackendProc(t, "s1", died), startBackendProc(t, "s2", died), startBackendProc(t, "c1", died)
 	s.a.writeConfig(s.config())
 
 	// The test holds the port, as systemd's canaryd.socket does; proxy.listen
@@ -871,7 +884,7 @@ func TestSoak(t *testing.T) {
 	}
 
 	warmup := new(phaseStats)
-	s.load = startLoad(addr, s.c1.name, plan, warmup)
+	s.load = startLoad(addr, s.c1.name, plan, warmup, died)
 	defer func() {
 		if s.load != nil {
 			s.load.close()
@@ -1032,6 +1045,12 @@ func (s *soak) report(form string, took time.Duration) string {
 			fmt.Sprintf("%.1f%s%.1f", float64(r.before.rssKiB)/1024, arrow, float64(r.after.rssKiB)/1024))
 	}
 	fmt.Fprintf(&b, "\nreload, all together: %d of the %d rewrites came after a broken config, refused with nothing changed.\n", s.refused, s.reloadsDone)
+	var postErrs, afterDeath int64
+	for _, r := range s.results {
+		postErrs += r.stats.postErrs.Load()
+		afterDeath += r.stats.postsAfterDeath.Load()
+	}
+	fmt.Fprintf(&b, "POST err: %d of the %d were sent after the killed backend's process had been reaped: not in flight at the kill.\n", afterDeath, postErrs)
 	b.WriteString("The failed requests (the first five of each class):\n")
 	for _, r := range s.results {
 		for _, e := range r.stats.samples {
