@@ -83,16 +83,30 @@ const (
 // and resets connections and restarting it brings it back where it was.
 type backendProc struct {
 	name, addr string
-	died       *atomic.Int64 // set to the time (unix ns) the killed process was reaped
+	deaths     *deaths
 	mu         sync.Mutex
 	cmd        *exec.Cmd
 	done       chan struct{}
 	stderr     testkit.SyncBuffer
 }
 
-func startBackendProc(t *testing.T, name string, died *atomic.Int64) *backendProc {
+// deaths is when a backend was last killed, and when it was reaped
+// (unix ns), for the backends' kills shared.
+type deaths struct{ killed, reaped atomic.Int64 }
+
+// reapedBefore reports whether the latest kill had been reaped when a
+// request started at start, and how long before.
+func (d *deaths) reapedBefore(start time.Time) (time.Duration, bool) {
+	k, r := d.killed.Load(), d.reaped.Load()
+	if r == 0 || r < k || start.UnixNano() <= r {
+		return 0, false
+	}
+	return start.Sub(time.Unix(0, r)), true
+}
+
+func startBackendProc(t *testing.T, name string, d *deaths) *backendProc {
 	t.Helper()
-	b := &backendProc{name: name, addr: testkit.FreeAddr(t), died: died}
+	b := &backendProc{name: name, addr: testkit.FreeAddr(t), deaths: d}
 	if err := b.start(); err != nil {
 		t.Fatal(err)
 	}
@@ -137,9 +151,10 @@ func (b *backendProc) kill() {
 	if b.cmd == nil {
 		return
 	}
+	b.deaths.killed.Store(time.Now().UnixNano())
 	b.cmd.Process.Kill()
 	<-b.done
-	b.died.Store(time.Now().UnixNano())
+	b.deaths.reaped.Store(time.Now().UnixNano())
 	b.cmd = nil
 }
 
@@ -211,9 +226,9 @@ type soakLoad struct {
 	phase  atomic.Pointer[phaseStats]
 	// SIGKILLs of canaryd sent, and killed processes reaped.
 	killsSent, killsReaped atomic.Int64
-	downSince              atomic.Int64  // unix ns since canaryd is down; 0 while it serves
-	latchedSince           atomic.Int64  // unix ns since a rollback returned; 0 when not latched
-	backendDied            *atomic.Int64 // unix ns when a killed backend was last reaped
+	downSince              atomic.Int64 // unix ns since canaryd is down; 0 while it serves
+	latchedSince           atomic.Int64 // unix ns since a rollback returned; 0 when not latched
+	backendDeaths          *deaths
 	sent                   atomic.Int64
 
 	mu        sync.Mutex
@@ -223,9 +238,9 @@ type soakLoad struct {
 	paceEvery time.Duration
 }
 
-func startLoad(addr, canary string, plan soakPlan, first *phaseStats, backendDied *atomic.Int64) *soakLoad {
+func startLoad(addr, canary string, plan soakPlan, first *phaseStats, backendDeaths *deaths) *soakLoad {
 	l := &soakLoad{url: "http://" + addr + "/orders", canary: canary, posts: map[string]string{},
-		stop: make(chan struct{}), paceEvery: plan.interval, backendDied: backendDied}
+		stop: make(chan struct{}), paceEvery: plan.interval, backendDeaths: backendDeaths}
 	l.phase.Store(first)
 	for w := range plan.workers {
 		l.wg.Add(1)
@@ -352,8 +367,8 @@ func (l *soakLoad) one(c *http.Client, id string, post bool) {
 		}
 		// A request sent after the backend's process was gone was not
 		// in flight at the kill: at most a pooled connection to it was.
-		if died := l.backendDied.Load(); !killed && died != 0 && start.UnixNano() > died && start.Sub(time.Unix(0, died)) < 5*time.Second {
-			what += fmt.Sprintf(" (sent %.1f ms after a killed backend was reaped)", float64(start.UnixNano()-died)/1e6)
+		if after, ok := l.backendDeaths.reapedBefore(start); !killed && ok && after < 5*time.Second {
+			what += fmt.Sprintf(" (sent %.1f ms after the killed backend was reaped)", float64(after)/1e6)
 			if post {
 				ph.postsAfterDeath.Add(1)
 			}
@@ -856,7 +871,7 @@ func TestSoak(t *testing.T) {
 	}
 	started := time.Now()
 	s := &soak{t: t, plan: plan, a: newAppliance(t), s2weight: 5}
-	died := new(atomic.Int64)
+	died := new(deaths)
 	s.s1, s.s2, s.c1 = startBackendProc(t, "s1", died), startBackendProc(t, "s2", died), startBackendProc(t, "c1", died)
 	s.a.writeConfig(s.config())
 
