@@ -12,7 +12,7 @@ ARMENV  := GOOS=linux CGO_ENABLED=0
 TESTFLAGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help build arm demo test vet staticcheck fmt-check test-race test-fuzz test-arm test-image bench bench-nginx deb image e2e clean
+.PHONY: help build arm demo test vet staticcheck fmt-check test-race test-fuzz test-arm test-image bench bench-nginx soak deb image e2e clean
 
 # The package version: Debian's rules (it starts with a digit), from the
 # newest v* tag, else 0.0 with the commit: 0.0~git20261201.fae91cf.
@@ -81,8 +81,13 @@ e2e: build deb ## lintian, the amd64 package into a Debian root, then boot a sta
 bench: ## benchmarks of the appliance packages
 	$(GO) test -run '^$$' -bench . -benchmem ./appliance/... ./gpio/
 
+# The long form of the fault suite; `go test` (make test-race) runs its short
+# form. Without the race detector, so that the memory it measures is canaryd's.
+soak: build ## the fault suite under load (reloads, crashes, SIGKILL, button storms), a few minutes; per-fault report in soak-report.txt
+	$(GO) test -count=1 -timeout 30m -run '^TestSoak$$' -v ./cmd/canaryd -args -soak=long -soak.report=$(CURDIR)/soak-report.txt
+
 bench-nginx: build ## canaryd against nginx, side by side (scripts/bench-nginx.sh)
 	CANARYD=$${CANARYD:-bin/canaryd} bash scripts/bench-nginx.sh
 
 clean: ## remove bin/ and the test binaries
-	rm -rf bin/ dist/ e2e-out/
+	rm -rf bin/ dist/ e2e-out/ soak-report.txt

@@ -192,15 +192,24 @@ func startProcess(t *testing.T, name string, args ...string) *process {
 // startProcessEnv is startProcess with extra environment variables.
 func startProcessEnv(t *testing.T, extraEnv []string, name string, args ...string) *process {
 	t.Helper()
+	cmd := exec.Command(filepath.Join(bin, name), args...)
+	cmd.Env = append(env(), extraEnv...)
+	return startCommand(t, cmd, name, args...)
+}
+
+// startCommand starts cmd, prepared by the caller (its environment, its
+// inherited files), as startProcess does; name and args describe it in a
+// failed test's log.
+func startCommand(t *testing.T, cmd *exec.Cmd, name string, args ...string) *process {
+	t.Helper()
 	p := &process{
 		t:      t,
-		cmd:    exec.Command(filepath.Join(bin, name), args...),
+		cmd:    cmd,
 		stdout: new(testkit.SyncBuffer),
 		stderr: new(testkit.SyncBuffer),
 		done:   make(chan struct{}),
 	}
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	p.cmd.Env = append(env(), extraEnv...)
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
