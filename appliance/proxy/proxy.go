@@ -107,6 +107,7 @@ func New(r *route.Router, opts Options) *Proxy {
 		DisableHeaderNamesNormalizing: true,
 		NoDefaultServerHeader:         true,
 		NoDefaultContentType:          true,
+		LazyRequestTime:               true, // read only for the journal's records (record.go)
 		CloseOnShutdown:               true,
 		Logger:                        fasthttpLogger{opts.Logger},
 	}
