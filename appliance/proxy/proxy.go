@@ -716,6 +716,9 @@ type upstreamResponse struct {
 	// broke is how the upstream's body failed (a reset, a read timeout,
 	// a body cut short); nil while it has not.
 	broke error
+	// to is the client's response header, for the trailers that come
+	// after a chunked body; nil when the body has a length.
+	to *fasthttp.ResponseHeader
 }
 
 var upstreamResponses = sync.Pool{New: func() any { return new(upstreamResponse) }}
@@ -740,6 +743,7 @@ func relay(ctx *fasthttp.RequestCtx, up *upstreamResponse, id []byte) {
 	}
 	// Chunked, also when the upstream ends the body by closing, so that the
 	// client connection can stay open.
+	up.to = &ctx.Response.Header
 	ctx.Response.SetBodyStream(up, -1)
 }
 
@@ -766,10 +770,25 @@ func relayUntilClose(ctx *fasthttp.RequestCtx, up *upstreamResponse) {
 func (r *upstreamResponse) Read(b []byte) (int, error) {
 	n, err := r.body.Read(b)
 	r.n += int64(n)
-	if err != nil && err != io.EOF {
+	switch {
+	case err == io.EOF && r.to != nil:
+		relayTrailers(r.to, &r.resp.Header)
+	case err != nil && err != io.EOF:
 		r.broke = err
 	}
 	return n, err
+}
+
+// relayTrailers passes on the trailer fields an upstream sent after its
+// chunked body; fasthttp writes them after the client's last chunk. Those
+// that may not be trailers (framing, routing, authentication) fasthttp
+// refuses, and they are dropped, as nginx drops them.
+func relayTrailers(to, from *fasthttp.ResponseHeader) {
+	for k := range from.Trailers() {
+		if v := from.PeekBytes(k); v != nil && to.AddTrailerBytes(k) == nil {
+			to.SetBytesKV(k, v)
+		}
+	}
 }
 
 // CloseWithError is called once the client's response is written, or
@@ -814,7 +833,7 @@ func (r *upstreamResponse) release() {
 	r.resp.Reset()
 	pl := r.pool
 	r.pool, r.body, r.rec, r.n = nil, nil, nil, 0
-	r.plan, r.u, r.broke = nil, nil, nil
+	r.plan, r.u, r.broke, r.to = nil, nil, nil, nil
 	upstreamResponses.Put(r)
 	pl.released()
 }

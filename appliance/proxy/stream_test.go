@@ -293,3 +293,28 @@ func TestHTTP10ClientGetsChunkedBodyWhole(t *testing.T) {
 		t.Errorf("body %q", body)
 	}
 }
+
+// TestResponseTrailersAreRelayed: the fields an upstream sends after a
+// chunked body reach the client after its last chunk, values and all.
+func TestResponseTrailersAreRelayed(t *testing.T) {
+	be := testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Trailer", "X-Checksum")
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, "streamed")
+		w.(http.Flusher).Flush()
+		w.Header().Set("X-Checksum", "sha256:abc")
+	}))
+	r := startProxy(t, defaults, stable("s", 1, be.Addr()))
+	resp, err := newClient(t).Get(r.url("/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(body) != "streamed" {
+		t.Fatalf("body %q, %v", body, err)
+	}
+	if got := resp.Trailer.Get("X-Checksum"); got != "sha256:abc" {
+		t.Errorf("trailer X-Checksum %q, want sha256:abc (trailers %v)", got, resp.Trailer)
+	}
+}
