@@ -18,6 +18,7 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/admin"
 	"github.com/canary-pi/canary-pi/appliance/admin/admintest"
 	"github.com/canary-pi/canary-pi/appliance/config"
+	"github.com/canary-pi/canary-pi/appliance/incident"
 	"github.com/canary-pi/canary-pi/appliance/state"
 	"github.com/canary-pi/canary-pi/appliance/swrr"
 	"github.com/canary-pi/canary-pi/gpio"
@@ -307,5 +308,49 @@ func TestTheAdminFakeAnswersAsTheDaemon(t *testing.T) {
 		if real != fakes {
 			t.Errorf("%s:\n daemon: %s\n fake:   %s", step.name, real, fakes)
 		}
+	}
+}
+
+// TestARollbackWhoseReportAKillLostIsReportedAtTheNextStart: the latch was
+// saved and canaryd died before the report was written; the next start
+// writes the report from what the state dir knows, once.
+func TestARollbackWhoseReportAKillLostIsReportedAtTheNextStart(t *testing.T) {
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	var stateDir string
+	setup := func(configDir string) {
+		stateDir = filepath.Join(filepath.Dir(configDir), "state")
+		store, _, _, err := state.Open(stateDir, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.SaveLive(state.Live{Version: "v2", Since: at.Add(-time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Save(state.Latch{Mode: state.RolledBack, Version: "v2", Cause: state.CauseButton, At: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := startedWith(t, gpio.Absent{}, setup)
+	list, err := d.Incidents()
+	if err != nil || len(list) != 1 {
+		t.Fatalf("reports after the restart: %v, %v; want the one recovered", list, err)
+	}
+	s := list[0]
+	if !s.RolledBack.Equal(at) || s.Version != "v2" || s.Cause != state.CauseButton || !s.Started.Equal(at.Add(-time.Hour)) {
+		t.Errorf("recovered report %+v, want v2 by button, started an hour before %v, rolled back then", s, at)
+	}
+	r, err := d.Incident(s.ID)
+	if err != nil || !strings.Contains(r.Note, "before its report was written") {
+		t.Errorf("the report's note %q (%v) does not say it was recovered", r.Note, err)
+	}
+
+	// A second start finds the report and writes no other.
+	reports, err := incident.Open(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.recoverIncident(d.latch, state.Live{Version: "v2", Since: at.Add(-time.Hour)}, d.cfg)
+	if again, _ := reports.List(); len(again) != 1 {
+		t.Errorf("%d reports after a second recovery, want still 1", len(again))
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/incident"
 	"github.com/canary-pi/canary-pi/appliance/journal"
 	"github.com/canary-pi/canary-pi/appliance/state"
@@ -55,6 +56,40 @@ func (d *Daemon) reportIncident(cause state.Cause, reason string, now time.Time)
 			"CANARY_VERSION", in.Version, "CAUSE", cause, "REASON", in.Reason,
 			"REQUESTS", r.Served, "WRITES", len(r.Requests), "USERS", r.Users.Count, "LOST", in.Lost)
 	}()
+}
+
+// recoverIncident writes the report of the rollback the latch records
+// when there is none: canaryd was killed (a crash, a power cut) after it
+// saved the latch and before the report, written in the background, was
+// whole. What the report would have listed was in memory and is gone; the
+// report says so, and says what is known: the version, the cause, since
+// when the canary served and when it was rolled back. Reports are pruned
+// oldest first, so a report as new as the latch exists whenever this one
+// was written.
+func (d *Daemon) recoverIncident(l state.Latch, live state.Live, cfg *config.Config) {
+	if l.Mode != state.RolledBack || l.Cause == state.CauseUnreadable || l.At.IsZero() || l.Version == "" {
+		return
+	}
+	list, _ := d.reports.List()
+	for _, s := range list {
+		if !s.RolledBack.Before(l.At) {
+			return
+		}
+	}
+	in := incident.Input{Version: l.Version, Cause: l.Cause, RolledBack: l.At}
+	if live.Version == l.Version {
+		in.Started = live.Since
+	}
+	r := incident.Build(in)
+	r.Note = "canaryd stopped (a crash or a power cut) after this rollback and before its report was written: the requests the canary served were in memory and are not listed"
+	path, err := d.reports.Write(r, cfg.Incidents.Keep, int64(cfg.Incidents.MaxBytes))
+	if err != nil {
+		d.log.Error("cannot write the incident report of the rollback before the restart", "MESSAGE_ID", MsgIncident,
+			"CANARY_VERSION", l.Version, "error", err.Error())
+		return
+	}
+	d.log.Warn("incident report, recovered after a restart: "+path, "MESSAGE_ID", MsgIncident, "INCIDENT", r.ID,
+		"INCIDENT_PATH", path, "CANARY_VERSION", l.Version, "CAUSE", l.Cause)
 }
 
 // Incidents lists the incident reports, newest first. A report that cannot
