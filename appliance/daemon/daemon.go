@@ -160,8 +160,8 @@ func New(opts Options) (*Daemon, error) {
 	}
 	// A report that cannot be read is kept aside now, and said once,
 	// rather than when the first list is asked for.
-	_, _ = d.Incidents()
-	d.recoverIncident(latch, store.LoadLive(), cfg)
+	reports, _ := d.Incidents()
+	d.recoverIncident(latch, store.LoadLive(), cfg, reports)
 	d.journal = journal.New(cfg.Journal.Records, cfg.Journal.Bodies)
 	d.jfile = journal.NewFile(d.journal, filepath.Join(opts.StateDir, "journal"))
 	d.jfile.Configure(cfg.Journal.File, cfg.Journal.FileMaxBytes)

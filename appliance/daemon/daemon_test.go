@@ -349,7 +349,8 @@ func TestARollbackWhoseReportAKillLostIsReportedAtTheNextStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.recoverIncident(d.latch, state.Live{Version: "v2", Since: at.Add(-time.Hour)}, d.cfg)
+	before, _ := reports.List()
+	d.recoverIncident(d.latch, state.Live{Version: "v2", Since: at.Add(-time.Hour)}, d.cfg, before)
 	if again, _ := reports.List(); len(again) != 1 {
 		t.Errorf("%d reports after a second recovery, want still 1", len(again))
 	}

@@ -66,12 +66,12 @@ func (d *Daemon) reportIncident(cause state.Cause, reason string, now time.Time)
 // when the canary served and when it was rolled back. Reports are pruned
 // oldest first, so a report as new as the latch exists whenever this one
 // was written.
-func (d *Daemon) recoverIncident(l state.Latch, live state.Live, cfg *config.Config) {
+// reports are those in the state dir now.
+func (d *Daemon) recoverIncident(l state.Latch, live state.Live, cfg *config.Config, reports []incident.Summary) {
 	if l.Mode != state.RolledBack || l.Cause == state.CauseUnreadable || l.At.IsZero() || l.Version == "" {
 		return
 	}
-	list, _ := d.reports.List()
-	for _, s := range list {
+	for _, s := range reports {
 		if !s.RolledBack.Before(l.At) {
 			return
 		}
