@@ -351,7 +351,7 @@ put_link /usr/lib/systemd/system/canaryd.service /etc/systemd/system/multi-user.
 written+=("/etc/systemd/system/multi-user.target.wants/canaryd.service -> /usr/lib/systemd/system/canaryd.service")
 
 # --- the gpio and canaryctl groups -----------------------------------------
-# canaryd.service runs in both (SupplementaryGroups=gpio canaryctl): gpio
+# canaryd.service runs in both (Group=canaryctl, SupplementaryGroups=gpio): gpio
 # drives the pins, canaryctl owns the admin socket and is for the people who
 # run canaryctl. systemd refuses to start a unit whose group does not exist.
 [ "$(e2type /etc/group)" = regular ] || die "$bname: no /etc/group in the root file system"

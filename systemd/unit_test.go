@@ -98,7 +98,7 @@ func TestUnitHasTheServiceContract(t *testing.T) {
 	}
 	for _, line := range []string{
 		"Type=notify", "WatchdogSec=", "Restart=on-failure", "ExecReload=/bin/kill -HUP $MAINPID",
-		"DynamicUser=yes", "SupplementaryGroups=gpio canaryctl", "DeviceAllow=char-gpiochip rw",
+		"DynamicUser=yes", "Group=canaryctl", "SupplementaryGroups=gpio", "DeviceAllow=char-gpiochip rw",
 		// canaryctl's group enters /run/canaryd and connects to the 0660 socket.
 		"RuntimeDirectoryMode=0755", "UMask=0007",
 		"StateDirectory=canaryd", "ConfigurationDirectory=canaryd", "RuntimeDirectory=canaryd",

@@ -60,8 +60,15 @@ func chgrp(path, group string) string {
 	if err != nil {
 		return fmt.Sprintf("admin socket %s keeps the process's group: group %s has gid %q", path, group, g.Gid)
 	}
+	// Under the unit the process's own group is the socket's already
+	// (Group=canaryctl), and its system call filter refuses chown.
+	if fi, err := os.Lstat(path); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Gid) == gid {
+			return ""
+		}
+	}
 	if err := os.Lchown(path, -1, gid); err != nil {
-		return fmt.Sprintf("admin socket %s keeps the process's group: it cannot be given to group %s (%v); run canaryd as a member of %s (the unit's SupplementaryGroups)", path, group, errors.Unwrap(err), group)
+		return fmt.Sprintf("admin socket %s keeps the process's group: it cannot be given to group %s (%v); run canaryd with group %s (the unit's Group=)", path, group, errors.Unwrap(err), group)
 	}
 	return ""
 }
