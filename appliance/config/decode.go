@@ -645,17 +645,17 @@ func (t *table) setPrefixes(key string, s *setting, dst *[]netip.Prefix) bool {
 		t.wrongType(key, s, `an array of addresses or prefixes such as ["192.168.1.0/24"]`)
 		return false
 	}
-	ps := make([]netip.Prefix, 0, len(s.val.items))
-	for _, item := range s.val.items {
-		if item.kind != unstable.String {
-			t.errs.add(s.pos, "%s.%s: want an array of address strings, got %s in it", t.name, key, describe(item))
-			return false
-		}
-		p, err := netip.ParsePrefix(item.text)
+	var ss []string
+	if !t.setStrings(key, s, &ss) {
+		return false
+	}
+	ps := make([]netip.Prefix, 0, len(ss))
+	for _, text := range ss {
+		p, err := netip.ParsePrefix(text)
 		if err != nil {
-			a, aerr := netip.ParseAddr(item.text)
+			a, aerr := netip.ParseAddr(text)
 			if aerr != nil {
-				t.errs.add(s.pos, `%s.%s: %q is not an address or a CIDR prefix (e.g. "192.168.1.0/24" or "10.0.0.7")`, t.name, key, item.text)
+				t.errs.add(s.pos, `%s.%s: %q is not an address or a CIDR prefix (e.g. "192.168.1.0/24" or "10.0.0.7")`, t.name, key, text)
 				return false
 			}
 			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())

@@ -53,8 +53,8 @@ func dialWatched(t *testing.T, addr string, peeks *int) *upstreamConn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &upstreamConn{Conn: nc, timeout: 5 * time.Second, redial: dial}
-	c.watch()
+	c := &upstreamConn{timeout: 5 * time.Second, redial: dial}
+	c.use(nc)
 	peek := c.peek
 	c.peek = func(fd uintptr) bool { *peeks++; return peek(fd) }
 	t.Cleanup(func() { c.Close() })

@@ -17,7 +17,6 @@ import (
 // well-behaved client out, nor hold more than the limit's memory.
 type conns struct {
 	max int
-	now func() time.Time
 
 	mu  sync.Mutex
 	all map[*clientConn]struct{}
@@ -28,13 +27,13 @@ type conns struct {
 }
 
 func newConns(max int) *conns {
-	return &conns{max: max, now: time.Now, all: map[*clientConn]struct{}{}}
+	return &conns{max: max, all: map[*clientConn]struct{}{}}
 }
 
 // admit takes c into the set, making room if the set is full; false when
 // there is none, and c must be closed.
 func (s *conns) admit(c *clientConn) bool {
-	c.waitFrom(s.now())
+	c.waitFrom(time.Now())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.max > 0 && len(s.all) >= s.max {
@@ -82,7 +81,7 @@ func (s *conns) count() int {
 // shouldWarn reports whether a full set is worth a log line now: at most
 // one every ten seconds, since an attack would otherwise flood the journal.
 func (s *conns) shouldWarn() bool {
-	now := s.now().Unix()
+	now := time.Now().Unix()
 	last := s.warned.Load()
 	return now-last >= 10 && s.warned.CompareAndSwap(last, now)
 }

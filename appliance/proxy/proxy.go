@@ -276,14 +276,13 @@ func (p *Proxy) newPool(u *route.Upstream) *pool {
 		if err != nil {
 			return nil, &dialError{err}
 		}
-		uc := &upstreamConn{Conn: c, timeout: p.opts.ReadTimeout}
+		uc := &upstreamConn{timeout: p.opts.ReadTimeout}
 		if !pl.tls {
 			// Under TLS the session lives on the connection: it cannot be
 			// swapped for a new one.
 			uc.redial = func() (net.Conn, error) { return dial(addr) }
 		}
-		uc.io.init(c)
-		uc.watch()
+		uc.use(c)
 		return uc, nil
 	}
 	pl.hc = &fasthttp.HostClient{
@@ -356,6 +355,16 @@ type upstreamConn struct {
 	closedCheck         // what peerClosed needs, set up once per connection
 }
 
+// use makes nc the connection c reads and writes: a new one, or the one
+// that replaces a connection the upstream closed while it was idle.
+func (c *upstreamConn) use(nc net.Conn) {
+	c.Conn = nc
+	c.readBy.forget()
+	c.writeBy.forget()
+	c.io.init(nc)
+	c.watch()
+}
+
 func (c *upstreamConn) Read(b []byte) (int, error) {
 	now := time.Now()
 	c.lastRead = now
@@ -384,11 +393,7 @@ func (c *upstreamConn) Write(b []byte) (int, error) {
 			return 0, &dialError{err}
 		}
 		c.Conn.Close()
-		c.Conn = nc
-		c.readBy.forget()
-		c.writeBy.forget()
-		c.io.init(nc)
-		c.watch()
+		c.use(nc)
 	}
 	c.lastWrite = now
 	if c.timeout > 0 {
