@@ -739,7 +739,7 @@ func TestLoadErrors(t *testing.T) {
 		{"step_interval too short", map[string]string{"a.toml": listen + stable + "[canary]\nsteps = [10, 50]\nstep_interval = \"100ms\"\n"},
 			`a.toml:9: canary.step_interval: 100ms is out of range (want 1s to 720h; 5m is five minutes at each step)`},
 		{"journal too large", map[string]string{"a.toml": listen + stable + "[journal]\nrecords = 2_000_000\n"},
-			`a.toml:8: journal.records: 2000000 is out of range (want 0 for off, up to 1000000; 256 bytes each)`},
+			`a.toml:8: journal.records: 2000000 is out of range (want 0 for off, up to 1000000; about 20 bytes each, 256 at most)`},
 		{"bodies too large", map[string]string{"a.toml": listen + stable + "[journal]\nbodies = 1_000_000\n"},
 			`a.toml:8: journal.bodies: 1000000 is out of range (want 0 for off, up to 65536 bytes per request)`},
 		{"no incident kept", map[string]string{"a.toml": listen + stable + "[incidents]\nkeep = 0\n"},

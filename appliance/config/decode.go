@@ -389,7 +389,7 @@ const (
 
 func checkJournal(j *Journal, t *table) {
 	if j.Records < 0 || j.Records > maxJournalRecords {
-		t.errs.add(t.at("records"), "journal.records: %d is out of range (want 0 for off, up to %d; 256 bytes each)", j.Records, maxJournalRecords)
+		t.errs.add(t.at("records"), "journal.records: %d is out of range (want 0 for off, up to %d; about 20 bytes each, 256 at most)", j.Records, maxJournalRecords)
 	}
 	if j.FileMaxBytes < 64<<10 || j.FileMaxBytes > 1<<30 {
 		t.errs.add(t.at("file_max_bytes"), "journal.file_max_bytes: %d is out of range (want 65536 to 1073741824 bytes)", j.FileMaxBytes)

@@ -114,7 +114,7 @@ var keys = []keyDecl{
 	canaryKey("version_header", "X-Canary-Version", live, `request header that tells a canary upstream its canary.version; "" off`,
 		func(c *CanaryPolicy) any { return &c.VersionHeader }),
 
-	journalKey("records", 100000, restart, "canary requests kept in memory for incident reports (256 bytes each)",
+	journalKey("records", 100000, restart, "canary requests kept in memory for incident reports (about 20 bytes each, 256 at most)",
 		func(j *Journal) any { return &j.Records }),
 	journalKey("file", false, live, "also write them to journal/ in the state directory, in batches",
 		func(j *Journal) any { return &j.File }),

@@ -1,15 +1,17 @@
 // Package journal records the requests canary upstreams served, so that an
 // incident report can say what a bad version touched. The journal is a
-// bounded ring in memory, written on the request path without allocating
-// and holding no pointers (the garbage collector never scans it), read in
-// chunks so that a report never holds up a request for long.
+// bounded ring in memory of blocks of packed records (see codec.go),
+// written on the request path without allocating and holding no pointers
+// (the garbage collector never scans it), read a block at a time so that a
+// report never holds up a request for long.
 package journal
 
 import (
+	"cmp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 )
 
 // Limits of what one record keeps: longer values are cut, and the record
@@ -19,7 +21,7 @@ const (
 	IDMax     = 64
 	KeyMax    = 64
 	MethodMax = 8
-	textBytes = 192 // request id, user key and path share it
+	PathMax   = 256
 )
 
 // Entry is one request a canary upstream served, as the proxy hands it
@@ -61,23 +63,6 @@ type Record struct {
 	BodyTruncated bool      `json:"body_truncated,omitempty"`
 }
 
-// slot is a Record as the ring keeps it: fixed size, no pointers.
-type slot struct {
-	seq               uint64
-	time, dur         int64
-	bytesIn, bytesOut int64
-	status            int32
-	upstream, version uint16 // indexes into Journal.names
-	idLen, keyLen     uint8
-	methodLen         uint8
-	pathLen           uint8
-	flags             uint8
-	method            [MethodMax]byte
-	text              [textBytes]byte // id, then key, then path
-}
-
-const pathCut = 1 // flags: the path was cut
-
 // bodySlot is a kept request body, by the seq of its record.
 type bodySlot struct {
 	seq       uint64
@@ -87,26 +72,54 @@ type bodySlot struct {
 
 // Journal is the ring. Its zero value is not usable; see New.
 type Journal struct {
-	mu     sync.Mutex
-	slots  []slot
-	seq    uint64 // of the newest record
-	names  []string
-	index  map[string]uint16
-	bodies []bodySlot
-	limit  int          // body bytes kept per request; j.mu
-	limitA atomic.Int64 // the same, for BodyLimit without the lock
+	mu      sync.Mutex
+	records int      // how many of the newest records are kept
+	budget  int      // how many bytes of blocks at most
+	size    int      // of a block
+	blocks  []*block // oldest first; the last is being filled
+	spare   *block   // a dropped block, for the next one
+	enc     encoder  // the last block's
+	seq     uint64   // of the newest record
+	names   []string
+	index   map[string]uint16
+	bodies  []bodySlot
+	limit   int          // body bytes kept per request; j.mu
+	limitA  atomic.Int64 // the same, for BodyLimit without the lock
 }
+
+// block is records seq first to first+n-1, packed in mem[:used].
+type block struct {
+	mem   []byte
+	used  int
+	first uint64
+	n     int
+}
+
+// BytesPerRecord bounds the journal's memory: a journal of N records never
+// takes more than N times this in blocks (but for two blocks at least). A
+// typical canary request takes about 20 bytes; only records full of long,
+// unlike paths, keys and ids reach the bound, and then fewer than N are
+// kept.
+const BytesPerRecord = 256
+
+// maxBlock is a block's size in a journal of a few hundred records or
+// more: the most a reader copies per hold of the lock.
+const maxBlock = 64 << 10
 
 // maxBodies is how many request bodies are kept at most, whatever the
 // number of records: bodies are what takes memory.
 const maxBodies = 1000
 
-// New returns a journal of records entries, keeping up to bodyLimit bytes
-// of each non-idempotent request's body (0: none). A journal of 0 records
-// keeps nothing. The memory is taken as records arrive, up to about
-// RecordBytes per record.
+// New returns a journal of the newest records entries, keeping up to
+// bodyLimit bytes of each non-idempotent request's body (0: none). A
+// journal of 0 records keeps nothing. Memory is taken a block at a time
+// as records arrive, and given back as blocks fall out of the ring.
 func New(records, bodyLimit int) *Journal {
-	j := &Journal{slots: newSlots(records), index: map[string]uint16{}}
+	j := &Journal{records: max(records, 0), index: map[string]uint16{}}
+	if j.records > 0 {
+		j.size = min(max(j.records*BytesPerRecord/8, 4<<10), maxBlock)
+		j.budget = max(j.records*BytesPerRecord, 2*j.size)
+	}
 	j.SetBodyLimit(bodyLimit)
 	return j
 }
@@ -115,7 +128,7 @@ func New(records, bodyLimit int) *Journal {
 // are kept from now on (journal.bodies, which a reload applies); 0 stops
 // keeping them and lets the kept ones go.
 func (j *Journal) SetBodyLimit(n int) {
-	if j == nil || len(j.slots) == 0 {
+	if j == nil || j.records == 0 {
 		return
 	}
 	j.mu.Lock()
@@ -124,15 +137,12 @@ func (j *Journal) SetBodyLimit(n int) {
 	case n <= 0:
 		j.bodies, j.limit = nil, 0
 	case j.bodies == nil:
-		j.bodies, j.limit = make([]bodySlot, min(len(j.slots), maxBodies)), n
+		j.bodies, j.limit = make([]bodySlot, min(j.records, maxBodies)), n
 	default:
 		j.limit = n
 	}
 	j.limitA.Store(int64(j.limit))
 }
-
-// RecordBytes is the memory one record takes in the ring.
-const RecordBytes = unsafe.Sizeof(slot{})
 
 // BodyLimit is how many bytes of a non-idempotent request's body Add
 // keeps; 0 when bodies are off, so the proxy copies none.
@@ -143,10 +153,10 @@ func (j *Journal) BodyLimit() int {
 	return int(j.limitA.Load())
 }
 
-// Add records e. It does not allocate, but for a body and the first time
-// it sees an upstream or version name.
+// Add records e. It does not allocate, but for a body, the first time it
+// sees an upstream or version name, and for a new block's memory.
 func (j *Journal) Add(e *Entry) {
-	if j == nil || len(j.slots) == 0 {
+	if j == nil || j.records == 0 {
 		return
 	}
 	var body []byte
@@ -158,26 +168,52 @@ func (j *Journal) Add(e *Entry) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.seq++
-	s := &j.slots[int((j.seq-1)%uint64(len(j.slots)))]
-	s.seq = j.seq
-	s.time, s.dur = e.Time.UnixNano(), int64(e.Duration)
-	s.bytesIn, s.bytesOut, s.status = e.BytesIn, e.BytesOut, int32(e.Status)
-	s.upstream, s.version = j.name(e.Upstream), j.name(e.Version)
-	s.methodLen = uint8(copy(s.method[:], e.Method))
-	id := e.RequestID[:min(len(e.RequestID), IDMax)]
-	key := e.UserKey[:min(len(e.UserKey), KeyMax)]
-	n := copy(s.text[:], id)
-	n += copy(s.text[n:], key)
-	p := copy(s.text[n:], e.Path)
-	s.idLen, s.keyLen, s.pathLen = uint8(len(id)), uint8(len(key)), uint8(p)
-	s.flags = 0
-	if p < len(e.Path) {
-		s.flags |= pathCut
-	}
+	b := j.room()
+	up, ver := j.name(e.Upstream), j.name(e.Version)
+	b.used = len(j.enc.encode(b.mem[:b.used], e, up, ver))
+	b.n++
 	if body != nil && len(j.bodies) > 0 {
-		b := &j.bodies[int((j.seq-1)%uint64(len(j.bodies)))]
-		*b = bodySlot{seq: j.seq, data: body[:min(len(body), j.limit)], truncated: e.BodyTruncated || len(body) > j.limit}
+		s := &j.bodies[int((j.seq-1)%uint64(len(j.bodies)))]
+		*s = bodySlot{seq: j.seq, data: body[:min(len(body), j.limit)], truncated: e.BodyTruncated || len(body) > j.limit}
 	}
+}
+
+// room returns the block the record j.seq goes in: the last one, or a new
+// one when that has not maxRecord bytes left. Blocks fall out of the ring
+// oldest first, as long as those left hold j.records records, and so that
+// the blocks stay within the budget. j.mu is held.
+func (j *Journal) room() *block {
+	if n := len(j.blocks); n > 0 && j.blocks[n-1].used+maxRecord <= len(j.blocks[n-1].mem) {
+		return j.blocks[n-1]
+	}
+	for len(j.blocks) > 0 {
+		kept := int(j.seq - 1 - j.blocks[0].first + 1 - uint64(j.blocks[0].n))
+		if kept < j.records && (len(j.blocks)+1)*j.size <= j.budget {
+			break
+		}
+		j.drop()
+	}
+	b := j.spare
+	j.spare = nil
+	if b == nil {
+		b = &block{mem: newBlock(j.size)}
+	}
+	b.used, b.first, b.n = 0, j.seq, 0
+	j.blocks = append(j.blocks, b)
+	j.enc.reset()
+	return b
+}
+
+// drop lets the oldest block go; the first spare one is kept for the next
+// block, and any other is given back. j.mu is held.
+func (j *Journal) drop() {
+	b := j.blocks[0]
+	j.blocks = slices.Delete(j.blocks, 0, 1)
+	if j.spare == nil {
+		j.spare = b
+		return
+	}
+	freeBlock(b.mem)
 }
 
 // name interns a name; j.mu is held.
@@ -203,58 +239,72 @@ func (j *Journal) Seq() uint64 {
 	return j.seq
 }
 
-// chunk is how many slots a reader copies per hold of the lock.
-const chunk = 512
+// oldest is the sequence number of the oldest record kept: of the newest
+// j.records, those the blocks still hold. j.mu is held.
+func (j *Journal) oldest() uint64 {
+	o := uint64(1)
+	if j.seq > uint64(j.records) {
+		o = j.seq - uint64(j.records) + 1
+	}
+	if len(j.blocks) > 0 && j.blocks[0].first > o {
+		o = j.blocks[0].first
+	}
+	return o
+}
 
 // After returns the records with a sequence number above seq that match
 // keep (nil keeps all), oldest first, and lost: how many records after seq
-// the ring had already overwritten. It takes the lock a chunk at a time.
+// the ring had already dropped. It takes the lock a block at a time.
 func (j *Journal) After(seq uint64, keep func(*Record) bool) (records []Record, lost uint64) {
-	if j == nil || len(j.slots) == 0 {
+	if j == nil || j.records == 0 {
 		return nil, 0
 	}
-	buf := make([]slot, chunk)
+	var buf []byte
 	next := seq + 1
 	for {
 		j.mu.Lock()
-		newest := j.seq
-		oldest := uint64(1)
-		if newest > uint64(len(j.slots)) {
-			oldest = newest - uint64(len(j.slots)) + 1
-		}
-		if next < oldest {
+		if oldest := j.oldest(); next < oldest {
 			lost += oldest - next
 			next = oldest
 		}
-		n := 0
-		for ; n < chunk && next+uint64(n) <= newest; n++ {
-			buf[n] = j.slots[int((next+uint64(n)-1)%uint64(len(j.slots)))]
+		if next > j.seq {
+			j.mu.Unlock()
+			return records, lost
 		}
+		i, _ := slices.BinarySearchFunc(j.blocks, next, func(b *block, seq uint64) int {
+			return cmp.Compare(b.first+uint64(b.n)-1, seq)
+		})
+		b := j.blocks[i]
+		buf = append(buf[:0], b.mem[:b.used]...)
+		first, n := b.first, b.n
 		names := j.names
-		bodies := j.bodiesOf(buf[:n])
+		bodies := j.bodiesOf(next, first+uint64(n)-1)
 		j.mu.Unlock()
-		for i := range buf[:n] {
-			r := buf[i].record(names)
-			if b, ok := bodies[r.Seq]; ok {
+
+		d := decoder{b: buf}
+		var r Record
+		for s := first; s < first+uint64(n) && d.next(&r, names); s++ {
+			if s < next {
+				continue
+			}
+			r.Seq = s
+			if b, ok := bodies[s]; ok {
 				r.Body, r.BodyTruncated = string(b.data), b.truncated
 			}
 			if keep == nil || keep(&r) {
 				records = append(records, r)
 			}
 		}
-		next += uint64(n)
-		if n < chunk {
-			return records, lost
-		}
+		next = first + uint64(n)
 	}
 }
 
-// bodiesOf returns the kept bodies of slots, by seq; j.mu is held.
-func (j *Journal) bodiesOf(slots []slot) map[uint64]bodySlot {
-	if len(j.bodies) == 0 || len(slots) == 0 {
+// bodiesOf returns the kept bodies of records first to last, by seq; j.mu
+// is held.
+func (j *Journal) bodiesOf(first, last uint64) map[uint64]bodySlot {
+	if len(j.bodies) == 0 || first > last {
 		return nil
 	}
-	first, last := slots[0].seq, slots[len(slots)-1].seq
 	m := map[uint64]bodySlot{}
 	for _, b := range j.bodies {
 		if b.data != nil && b.seq >= first && b.seq <= last {
@@ -262,24 +312,4 @@ func (j *Journal) bodiesOf(slots []slot) map[uint64]bodySlot {
 		}
 	}
 	return m
-}
-
-func (s *slot) record(names []string) Record {
-	id := s.text[:s.idLen]
-	key := s.text[s.idLen : s.idLen+s.keyLen]
-	path := s.text[s.idLen+s.keyLen : int(s.idLen)+int(s.keyLen)+int(s.pathLen)]
-	return Record{
-		Seq: s.seq, Time: time.Unix(0, s.time).UTC(), RequestID: string(id),
-		Method: string(s.method[:s.methodLen]), Path: string(path), PathTruncated: s.flags&pathCut != 0,
-		Status: int(s.status), BytesIn: s.bytesIn, BytesOut: s.bytesOut,
-		DurationMs: float64(s.dur) / float64(time.Millisecond),
-		Upstream:   nameAt(names, s.upstream), Version: nameAt(names, s.version), User: string(key),
-	}
-}
-
-func nameAt(names []string, i uint16) string {
-	if int(i) < len(names) {
-		return names[i]
-	}
-	return ""
 }

@@ -2,6 +2,8 @@ package journal
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -76,7 +78,7 @@ func TestLongValuesAreCutAndSaySo(t *testing.T) {
 	if r.RequestID != string(e.RequestID) {
 		t.Errorf("a %d-byte id was cut to %q", IDMax, r.RequestID)
 	}
-	if len(r.User) != KeyMax || !r.PathTruncated || !strings.HasPrefix(string(e.Path), r.Path) || len(r.Path) != textBytes-IDMax-KeyMax {
+	if len(r.User) != KeyMax || !r.PathTruncated || !strings.HasPrefix(string(e.Path), r.Path) || len(r.Path) != PathMax {
 		t.Errorf("cut record: user %d bytes, path %d bytes (truncated %v)", len(r.User), len(r.Path), r.PathTruncated)
 	}
 	if r.Method != "PROPPATC" {
@@ -158,10 +160,126 @@ func BenchmarkAdd(b *testing.B) {
 	}
 }
 
-// TestARecordTakesAQuarterKilobyte: the README and the config reference
-// promise 256 bytes a record, 25 MiB at the default 100 000.
-func TestARecordTakesAQuarterKilobyte(t *testing.T) {
-	if RecordBytes != 256 {
-		t.Errorf("a record takes %d bytes; the README says 256", RecordBytes)
+// BenchmarkAddCanary: requests as a canary sees them, ids, users and paths
+// changing from one to the next.
+func BenchmarkAddCanary(b *testing.B) {
+	j := New(100000, 0)
+	es := make([]*Entry, 4096)
+	for i := range es {
+		es[i] = canaryEntry(i)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		j.Add(es[i%len(es)])
+		i++
+	}
+}
+
+// canaryEntry is request i of a canary behind canaryd as it runs: an id
+// canaryd made, one of a thousand users, one of fifty paths.
+func canaryEntry(i int) *Entry {
+	e := entry(i)
+	e.RequestID = fmt.Appendf(nil, "0k3f9qzv2m8xa-%s", strconv.FormatUint(uint64(3*i+1), 36))
+	e.UserKey = fmt.Appendf(nil, "user-%d", i*7919%1000)
+	e.Path = fmt.Appendf(nil, "/api/v2/orders/%d", i*31%50)
+	e.Method = []byte("GET")
+	e.Duration = time.Duration(800+i%5000) * time.Microsecond
+	return e
+}
+
+// TestTypicalRecordsTakeAboutTwentyBytes: the README promises 100 000 canary
+// requests in about 2 MiB.
+func TestTypicalRecordsTakeAboutTwentyBytes(t *testing.T) {
+	j := New(100000, 0)
+	for i := range 300000 {
+		j.Add(canaryEntry(i))
+	}
+	blocks := len(j.blocks)
+	if j.spare != nil {
+		blocks++
+	}
+	t.Logf("100 000 records in %.2f MiB", float64(blocks*j.size)/(1<<20))
+	if mem := blocks * j.size; mem > 3<<20 {
+		t.Errorf("100 000 records take %d blocks, %.1f MiB; want under 3", blocks, float64(mem)/(1<<20))
+	}
+	got, lost := j.After(0, nil)
+	if len(got) != 100000 || lost != 200000 {
+		t.Fatalf("%d records, %d lost; want 100000, 200000", len(got), lost)
+	}
+	for i, r := range got {
+		e := canaryEntry(200000 + i)
+		if r.RequestID != string(e.RequestID) || r.User != string(e.UserKey) || r.Path != string(e.Path) ||
+			!r.Time.Equal(e.Time) || r.DurationMs != float64(e.Duration)/float64(time.Millisecond) || r.Method != "GET" {
+			t.Fatalf("record %d = %+v, from %+v", i, r, e)
+		}
+	}
+}
+
+// TestUnlikeLongRecordsStayWithinTheBound: records full of long random
+// values, as a hostile client would send to the canary, keep the memory
+// under BytesPerRecord a record, and the journal keeps the newest that fit.
+func TestUnlikeLongRecordsStayWithinTheBound(t *testing.T) {
+	const n = 2000
+	j := New(n, 0)
+	rng := rand.New(rand.NewPCG(1, 2))
+	long := func(k int) []byte {
+		b := make([]byte, k)
+		for i := range b {
+			b[i] = byte('a' + rng.IntN(26))
+		}
+		return b
+	}
+	var last *Entry
+	for i := range 3 * n {
+		e := entry(i)
+		e.RequestID, e.UserKey, e.Path, e.Method = long(IDMax), long(KeyMax), long(PathMax), []byte("BREW")
+		j.Add(e)
+		last = e
+	}
+	if mem := len(j.blocks) * j.size; mem > n*BytesPerRecord {
+		t.Errorf("%d blocks of %d bytes, over the bound of %d", len(j.blocks), j.size, n*BytesPerRecord)
+	}
+	got, lost := j.After(0, nil)
+	if len(got) == 0 || uint64(len(got))+lost != 3*n || got[len(got)-1].Path != string(last.Path) || got[len(got)-1].Method != "BREW" {
+		t.Fatalf("%d records, %d lost", len(got), lost)
+	}
+	t.Logf("%d of %d long records kept", len(got), n)
+}
+
+// TestIDsLikeCanarydsButNotQuiteComeBackAsTheyWere: an id that looks like a
+// prefix and a counter but would not be rebuilt byte for byte is kept as
+// it came.
+func TestIDsLikeCanarydsButNotQuiteComeBackAsTheyWere(t *testing.T) {
+	ids := []string{"abc-0", "abc-00", "abc-01", "abc-zz", "abc-ZZ", "-1", "abc-", "abc", "a-b-c", "x-zzzzzzzzzzzz", "x-zzzzzzzzzzzzz", "abc-1", "abd-2", "abc-3"}
+	j := New(100, 0)
+	for i, id := range ids {
+		e := entry(i)
+		e.RequestID = []byte(id)
+		j.Add(e)
+	}
+	got, _ := j.After(0, nil)
+	for i, r := range got {
+		if r.RequestID != ids[i] {
+			t.Errorf("id %q came back as %q", ids[i], r.RequestID)
+		}
+	}
+}
+
+// TestAReaderAcrossManyBlocksMissesNothing: After reads block by block and
+// counts what fell out while it read.
+func TestAReaderAcrossManyBlocksMissesNothing(t *testing.T) {
+	j := New(50000, 0)
+	for i := range 50000 {
+		j.Add(canaryEntry(i))
+	}
+	if len(j.blocks) < 3 {
+		t.Fatalf("%d blocks; the test wants several", len(j.blocks))
+	}
+	for _, from := range []uint64{0, 1, 12345, 49999, 50000} {
+		got, lost := j.After(from, nil)
+		if lost != 0 || uint64(len(got)) != 50000-from || (len(got) > 0 && got[0].Seq != from+1) {
+			t.Errorf("after %d: %d records, %d lost", from, len(got), lost)
+		}
 	}
 }

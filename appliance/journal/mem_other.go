@@ -2,4 +2,6 @@
 
 package journal
 
-func newSlots(n int) []slot { return make([]slot, n) }
+func newBlock(size int) []byte { return make([]byte, size) }
+
+func freeBlock([]byte) {}
