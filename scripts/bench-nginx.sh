@@ -282,6 +282,11 @@ bench() { # configuration
 	ngr=$(median <"$work/ng.rps"); cdr=$(median <"$work/cd.rps")
 	local ng_hwm cd_hwm
 	ng_hwm=$(hwm_kib $(children "$ng_pid")); cd_hwm=$(hwm_kib "$cd_pid")
+	# What canaryd's RSS is made of, now: its own memory (heap, stacks, the
+	# journal) and the pages of its binary file, which the kernel can drop.
+	local cd_anon cd_file
+	cd_anon=$(awk '/^RssAnon/ {print $2}' "/proc/$cd_pid/status")
+	cd_file=$(awk '/^RssFile/ {print $2}' "/proc/$cd_pid/status")
 
 	# The open loop, at fixed shares of nginx's closed-loop maximum.
 	local pct rate lat=()
@@ -303,6 +308,7 @@ bench() { # configuration
 	printf '   %-34s %10s %10s %14s\n' "requests/s, median (closed loop)" "$ngr" "$cdr" "$(awk -v a="$cdr" -v b="$ngr" 'BEGIN{printf "%.2f", a/b}')"
 	printf '   %-34s %10s %10s\n' "peak RSS after wrk, VmHWM (MiB)" "$(mib "$ng_hwm")" "$(mib "$cd_hwm")"
 	printf '   %-34s %10s %10s\n' "peak RSS after vegeta too (MiB)" "$(mib "$ng_hwm_open")" "$(mib "$cd_hwm_open")"
+	printf '   %-34s %10s %10s\n' "canaryd RSS after wrk: own, file" "$(mib "$cd_anon")" "$(mib "$cd_file")"
 	printf '   %-34s %10s %10s\n' "wrk non-2xx and socket errors" 0 0
 	local l p rt n50 n99 n999 na ne c50 c99 c999 ca ce
 	for l in "${lat[@]}"; do

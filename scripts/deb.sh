@@ -63,8 +63,8 @@ bindir_for() {
 	esac
 }
 
-# The host build (bin/) usually has CGO on: build a static copy, with the
-# version string make build uses.
+# make build makes bin/ static; a bin/ built otherwise (a plain go build,
+# with cgo on) gets a static copy, with the version string make build uses.
 for arch in $arches; do
 	if [ "$arch" = amd64 ] && [ "$(bindir_for amd64)" = bin/linux_amd64 ]; then
 		gitversion=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
