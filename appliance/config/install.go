@@ -42,8 +42,13 @@ const (
 //
 // The installed *.toml files replace dst's: a file removed from src is
 // removed from dst. Each file is replaced atomically: a power cut leaves it
-// old or new.
+// old or new, and the temporary file it may leave is removed by the next
+// Import, which runs before anything else writes dst (the unit's
+// ExecStartPre).
 func Import(src, dst string) (Imported, error) {
+	if _, err := atomicfile.RemoveTemporary(dst); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, err
+	}
 	names, err := configFiles(src)
 	if errors.Is(err, fs.ErrNotExist) || err == nil && len(names) == 0 {
 		return NothingOffered, nil

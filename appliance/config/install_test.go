@@ -132,3 +132,31 @@ func TestImportRecordsAreNotConfig(t *testing.T) {
 		t.Errorf("config files beside the import's records: %v, %v; want only canaryd.toml", names, err)
 	}
 }
+
+// TestImportRemovesWhatAnInterruptedImportLeft: a power cut in the middle
+// of an import leaves a temporary file in /etc/canaryd; the next import
+// removes it and nothing else.
+func TestImportRemovesWhatAnInterruptedImportLeft(t *testing.T) {
+	dst := writeDir(t, map[string]string{
+		"canaryd.toml":              bootConfig,
+		".canaryd.toml.tmp-1234567": "[proxy]\nlis",
+		".imported.tmp-89":          "",
+		"notes.txt":                 "the operator's",
+		".canaryd.toml.swp":         "an editor's",
+	})
+	for _, src := range []string{filepath.Join(t.TempDir(), "canaryd"), writeDir(t, map[string]string{"canaryd.toml": bootConfig})} {
+		if _, err := Import(src, dst); err != nil {
+			t.Fatal(err)
+		}
+		for _, gone := range []string{".canaryd.toml.tmp-1234567", ".imported.tmp-89"} {
+			if _, err := os.Stat(filepath.Join(dst, gone)); !os.IsNotExist(err) {
+				t.Errorf("%s still there after an import", gone)
+			}
+		}
+		for _, kept := range []string{"canaryd.toml", "notes.txt", ".canaryd.toml.swp"} {
+			if _, err := os.Stat(filepath.Join(dst, kept)); err != nil {
+				t.Errorf("%s removed: %v", kept, err)
+			}
+		}
+	}
+}

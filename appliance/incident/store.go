@@ -163,6 +163,35 @@ func (s *Store) prune(newest string, keep int, maxBytes int64) error {
 		total -= old.size
 		rs = slices.DeleteFunc(rs, func(r report) bool { return r.id == old.id })
 	}
+	if err := s.pruneAside(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// keptAside is how many unreadable reports are kept, as evidence of a
+// failing SD card (the journal named each when it was set aside); older
+// ones go, so that a card that tears report after report does not fill up.
+const keptAside = 10
+
+// pruneAside removes all but the newest keptAside reports set aside.
+func (s *Store) pruneAside() error {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("prune incident reports: %w", err)
+	}
+	var aside []string // ReadDir sorts by name: by time, oldest first
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".json"+asideSuffix) && e.Type().IsRegular() {
+			aside = append(aside, e.Name())
+		}
+	}
+	var errs []error
+	for _, name := range aside[:max(len(aside)-keptAside, 0)] {
+		if err := os.Remove(filepath.Join(s.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("prune incident reports: %w", err))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -204,11 +233,14 @@ func (s *Store) List() ([]Summary, error) {
 	return sums, errors.Join(errs...)
 }
 
+// asideSuffix is added to the name of a report that cannot be read.
+const asideSuffix = ".corrupt"
+
 // setAside renames the report id, which could not be read for err, out of
 // the list, and returns the error to report.
 func (s *Store) setAside(id string, err error) error {
 	path := s.file(id)
-	kept := path + ".corrupt"
+	kept := path + asideSuffix
 	if rerr := os.Rename(path, kept); rerr != nil {
 		return fmt.Errorf("%w, and it cannot be moved aside: %v", err, rerr)
 	}

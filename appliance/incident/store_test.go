@@ -335,3 +335,28 @@ func TestSIGKILLWhileWritingLeavesEveryReportWholeOrAbsent(t *testing.T) {
 	}
 	t.Logf("after 50 kills, %d of them mid-write: %d reports, all whole", midWrite, len(sums))
 }
+
+// TestOnlyTheNewestReportsSetAsideAreKept: a card that tears report after
+// report does not fill up with them; each write keeps the newest ten.
+func TestOnlyTheNewestReportsSetAsideAreKept(t *testing.T) {
+	s := open(t)
+	for i := range 15 {
+		name := fmt.Sprintf("20261201T%02d0000Z-v3.json", i)
+		if err := os.WriteFile(filepath.Join(s.Dir(), name), []byte("\x00torn"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.List(); !errors.Is(err, ErrUnreadable) {
+		t.Fatalf("List: %v, want the torn reports named", err)
+	}
+	if _, err := s.Write(reportAt(0), 100, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	left, _ := filepath.Glob(filepath.Join(s.Dir(), "*.corrupt"))
+	if len(left) != keptAside || filepath.Base(left[0]) != "20261201T050000Z-v3.json.corrupt" {
+		t.Errorf("kept aside %d, from %s; want the newest %d, from 05:00", len(left), filepath.Base(left[0]), keptAside)
+	}
+	if sums, err := s.List(); err != nil || len(sums) != 1 {
+		t.Errorf("listed %+v, %v; want the one whole report", sums, err)
+	}
+}
