@@ -3,13 +3,8 @@ package web
 import (
 	"fmt"
 	"maps"
-	"math"
 	"net/http"
 	"slices"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/canary-pi/canary-pi/appliance/analysis"
 	"github.com/canary-pi/canary-pi/appliance/route"
@@ -67,134 +62,65 @@ type UpstreamSnapshot struct {
 	LatencySum     float64
 }
 
-var upstreamLabels = []string{"upstream", "role"}
-
-var (
-	descState = prometheus.NewDesc("canaryd_state",
-		"The rollout state: 1 for the current one (stable, canary, rolled_back, promoted), 0 for the others.",
-		[]string{"state"}, nil)
-	descCanaryInfo = prometheus.NewDesc("canaryd_canary_info",
-		"The configured canary.version, as a label; absent without a canary.",
-		[]string{"version"}, nil)
-	descCanaryPercent = prometheus.NewDesc("canaryd_canary_percent",
-		"Share of new requests that go to the canary now, in percent.", nil, nil)
-	descVerdict = prometheus.NewDesc("canaryd_canary_verdict",
-		"The canary analysis: 1 for the current verdict (good, bad, not_enough_traffic, shared_failure), 0 for the others; all 0 without a canary.",
-		[]string{"verdict"}, nil)
-	descRollbacks = prometheus.NewDesc("canaryd_rollbacks_total",
-		"Rollbacks since canaryd started, by cause (command, button, auto, api).",
-		[]string{"cause"}, nil)
-	descConfigGeneration = prometheus.NewDesc("canaryd_config_generation",
-		"Generation of the running config; it goes up with each applied reload.", nil, nil)
-	descConfigErrors = prometheus.NewDesc("canaryd_config_errors_total",
-		"Config reloads rejected since canaryd started.", nil, nil)
-	descConfigValid = prometheus.NewDesc("canaryd_config_valid",
-		"1 when the config directory validates, 0 while the last good config serves after a rejected one.", nil, nil)
-
-	descResponses = prometheus.NewDesc("canaryd_upstream_responses_total",
-		"Requests sent to an upstream, by status class (1xx to 5xx, or failed: refused, reset or timed out).",
-		[]string{"upstream", "role", "class"}, nil)
-	descErrors = prometheus.NewDesc("canaryd_upstream_errors_total",
-		"Requests that count against an upstream in the canary analysis: 5xx responses and failures.",
-		upstreamLabels, nil)
-	descDuration = prometheus.NewDesc("canaryd_upstream_request_duration_seconds",
-		"Time from sending a request to an upstream until its response headers arrived.",
-		upstreamLabels, nil)
-	descHealthy = prometheus.NewDesc("canaryd_upstream_healthy",
-		"1 when the upstream takes requests, 0 while max_fails keeps it out.",
-		upstreamLabels, nil)
-	descInFlight = prometheus.NewDesc("canaryd_upstream_in_flight",
-		"Requests at the upstream now.", upstreamLabels, nil)
-	descWeight = prometheus.NewDesc("canaryd_upstream_weight",
-		"The upstream's configured weight.", upstreamLabels, nil)
-
-	descClientConns = prometheus.NewDesc("canaryd_client_connections",
-		"Client connections held now.", nil, nil)
-	descClientConnsMax = prometheus.NewDesc("canaryd_client_connections_max",
-		"proxy.max_connections: client connections held at most.", nil, nil)
-	descClientClosed = prometheus.NewDesc("canaryd_client_connections_closed_total",
-		"Client connections closed at proxy.max_connections: evicted (waiting for a request, closed for a new one) or refused (new, when every one was busy).",
-		[]string{"reason"}, nil)
-)
-
-// collector turns a Snapshot into metrics at scrape time.
-type collector struct {
-	snapshot func() Snapshot
-}
-
-func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{
-		descState, descCanaryInfo, descCanaryPercent, descVerdict, descRollbacks,
-		descConfigGeneration, descConfigErrors, descConfigValid,
-		descResponses, descErrors, descDuration, descHealthy, descInFlight, descWeight,
-		descClientConns, descClientConnsMax, descClientClosed,
-	} {
-		ch <- d
-	}
-}
-
-func (c collector) Collect(ch chan<- prometheus.Metric) {
-	s := c.snapshot()
-	send := func(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
-		m, err := prometheus.NewConstMetric(d, t, v, labels...)
-		if err != nil {
-			// A label value that is not UTF-8, say: one broken series,
-			// reported by promhttp, and the rest of the scrape goes on.
-			m = prometheus.NewInvalidMetric(d, err)
-		}
-		ch <- m
-	}
-
-	// Every value of a label appears, so that a dashboard's rate() and
-	// "== 1" work from the first scrape, before anything happened.
-	oneOf(s.State, state.Modes(), func(m state.Mode, v float64) { send(descState, prometheus.GaugeValue, v, string(m)) })
+// write writes canaryd's own families from s. Every value of a label
+// appears, so that a dashboard's rate() and "== 1" work from the first
+// scrape, before anything happened.
+func write(e *expo, s Snapshot) {
+	e.family("canaryd_state", "gauge", "The rollout state: 1 for the current one (stable, canary, rolled_back, promoted), 0 for the others.")
+	oneOf(s.State, state.Modes(), func(m state.Mode, v float64) { e.sample("canaryd_state", v, "state", string(m)) })
 	if s.CanaryVersion != "" {
-		send(descCanaryInfo, prometheus.GaugeValue, 1, s.CanaryVersion)
+		e.one("canaryd_canary_info", "gauge", "The configured canary.version, as a label; absent without a canary.", 1, "version", s.CanaryVersion)
 	}
-	send(descCanaryPercent, prometheus.GaugeValue, s.CanaryPercent)
+	e.one("canaryd_canary_percent", "gauge", "Share of new requests that go to the canary now, in percent.", s.CanaryPercent)
+	e.family("canaryd_canary_verdict", "gauge", "The canary analysis: 1 for the current verdict (good, bad, not_enough_traffic, shared_failure), 0 for the others; all 0 without a canary.")
 	for _, verdict := range analysis.States() {
-		send(descVerdict, prometheus.GaugeValue, bool01(s.HasVerdict && verdict == s.Verdict), verdict.String())
+		e.sample("canaryd_canary_verdict", bool01(s.HasVerdict && verdict == s.Verdict), "verdict", verdict.String())
 	}
+	e.family("canaryd_rollbacks_total", "counter", "Rollbacks since canaryd started, by cause (command, button, auto, api).")
 	for _, cause := range withKeys(state.Causes(), s.Rollbacks) {
-		send(descRollbacks, prometheus.CounterValue, float64(s.Rollbacks[cause]), string(cause))
+		e.sample("canaryd_rollbacks_total", float64(s.Rollbacks[cause]), "cause", string(cause))
 	}
-	send(descConfigGeneration, prometheus.GaugeValue, float64(s.ConfigGeneration))
-	send(descConfigErrors, prometheus.CounterValue, float64(s.ConfigErrors))
-	send(descConfigValid, prometheus.GaugeValue, bool01(s.ConfigValid))
-	send(descClientConns, prometheus.GaugeValue, float64(s.ClientConns))
-	send(descClientConnsMax, prometheus.GaugeValue, float64(s.ClientConnsMax))
-	send(descClientClosed, prometheus.CounterValue, float64(s.ClientEvicted), "evicted")
-	send(descClientClosed, prometheus.CounterValue, float64(s.ClientRefused), "refused")
+	e.one("canaryd_config_generation", "gauge", "Generation of the running config; it goes up with each applied reload.", float64(s.ConfigGeneration))
+	e.one("canaryd_config_errors_total", "counter", "Config reloads rejected since canaryd started.", float64(s.ConfigErrors))
+	e.one("canaryd_config_valid", "gauge", "1 when the config directory validates, 0 while the last good config serves after a rejected one.", bool01(s.ConfigValid))
+	e.one("canaryd_client_connections", "gauge", "Client connections held now.", float64(s.ClientConns))
+	e.one("canaryd_client_connections_max", "gauge", "proxy.max_connections: client connections held at most.", float64(s.ClientConnsMax))
+	e.family("canaryd_client_connections_closed_total", "counter", "Client connections closed at proxy.max_connections: evicted (waiting for a request, closed for a new one) or refused (new, when every one was busy).")
+	e.sample("canaryd_client_connections_closed_total", float64(s.ClientEvicted), "reason", "evicted")
+	e.sample("canaryd_client_connections_closed_total", float64(s.ClientRefused), "reason", "refused")
 
+	e.family("canaryd_upstream_responses_total", "counter", "Requests sent to an upstream, by status class (1xx to 5xx, or failed: refused, reset or timed out).")
 	for _, u := range s.Upstreams {
 		for class, n := range u.Responses {
-			send(descResponses, prometheus.CounterValue, float64(n), u.Name, u.Role, route.Class(class).String())
+			e.sample("canaryd_upstream_responses_total", float64(n), "upstream", u.Name, "role", u.Role, "class", route.Class(class).String())
 		}
-		send(descErrors, prometheus.CounterValue, float64(u.Errors), u.Name, u.Role)
-		send(descHealthy, prometheus.GaugeValue, bool01(u.Healthy), u.Name, u.Role)
-		send(descInFlight, prometheus.GaugeValue, float64(u.InFlight), u.Name, u.Role)
-		send(descWeight, prometheus.GaugeValue, float64(u.Weight), u.Name, u.Role)
-		ch <- histogram(u)
 	}
-}
+	perUpstream := func(name, typ, help string, value func(UpstreamSnapshot) float64) {
+		e.family(name, typ, help)
+		for _, u := range s.Upstreams {
+			e.sample(name, value(u), "upstream", u.Name, "role", u.Role)
+		}
+	}
+	perUpstream("canaryd_upstream_errors_total", "counter", "Requests that count against an upstream in the canary analysis: 5xx responses and failures.",
+		func(u UpstreamSnapshot) float64 { return float64(u.Errors) })
+	perUpstream("canaryd_upstream_healthy", "gauge", "1 when the upstream takes requests, 0 while max_fails keeps it out.",
+		func(u UpstreamSnapshot) float64 { return bool01(u.Healthy) })
+	perUpstream("canaryd_upstream_in_flight", "gauge", "Requests at the upstream now.",
+		func(u UpstreamSnapshot) float64 { return float64(u.InFlight) })
+	perUpstream("canaryd_upstream_weight", "gauge", "The upstream's configured weight.",
+		func(u UpstreamSnapshot) float64 { return float64(u.Weight) })
 
-func histogram(u UpstreamSnapshot) prometheus.Metric {
-	if len(u.LatencyBuckets) != len(u.LatencyBounds) {
-		return prometheus.NewInvalidMetric(descDuration, fmt.Errorf(
-			"upstream %q: %d latency buckets for %d bounds", u.Name, len(u.LatencyBuckets), len(u.LatencyBounds)))
-	}
-	buckets := make(map[float64]uint64, len(u.LatencyBounds))
-	for i, le := range u.LatencyBounds {
-		if math.IsInf(le, +1) {
-			continue // Prometheus's +Inf bucket is LatencyCount
+	const duration = "canaryd_upstream_request_duration_seconds"
+	e.family(duration, "histogram", "Time from sending a request to an upstream until its response headers arrived.")
+	for _, u := range s.Upstreams {
+		if len(u.LatencyBuckets) != len(u.LatencyBounds) {
+			// One broken series, said where a reader of the scrape sees
+			// it; the rest of the scrape goes on.
+			e.comment(fmt.Sprintf("upstream %q left out: %d latency buckets for %d bounds", u.Name, len(u.LatencyBuckets), len(u.LatencyBounds)))
+			continue
 		}
-		buckets[le] = u.LatencyBuckets[i]
+		e.histogram(duration, u.LatencyBounds, u.LatencyBuckets, u.LatencyCount, u.LatencySum, "upstream", u.Name, "role", u.Role)
 	}
-	m, err := prometheus.NewConstHistogram(descDuration, u.LatencyCount, u.LatencySum, buckets, u.Name, u.Role)
-	if err != nil {
-		return prometheus.NewInvalidMetric(descDuration, err)
-	}
-	return m
 }
 
 // oneOf reports 1 for current and 0 for the rest of known; a current value
@@ -228,18 +154,14 @@ func bool01(b bool) float64 {
 
 // Metrics serves the Prometheus metrics: canaryd's own, read from snapshot
 // once per scrape (it may be called from several scrapes at once), and the
-// Go runtime's and the process's. They live in a registry of their own, so
-// nothing registered globally by a library shows up or collides.
+// Go runtime's and the process's, in the text format (see expo).
 func Metrics(snapshot func() Snapshot) http.Handler {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collector{snapshot: snapshot},
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		collectors.NewBuildInfoCollector(),
-	)
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		// One bad series must not cost the dashboards all the others.
-		ErrorHandling: promhttp.ContinueOnError,
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		e := expo{b: make([]byte, 0, 16<<10)}
+		write(&e, snapshot())
+		writeRuntime(&e)
+		writeProcess(&e)
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8; escaping=underscores") // as Prometheus's client has it
+		w.Write(e.b)
 	})
 }

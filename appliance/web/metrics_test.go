@@ -4,10 +4,12 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -233,11 +235,19 @@ func TestMetricsBeforeAnything(t *testing.T) {
 	}
 }
 
-// TestMetricsIncludeRuntimeAndProcess: the Go and process collectors come
-// along, from the handler's own registry.
+// TestMetricsIncludeRuntimeAndProcess: the Go runtime's and the process's
+// families, under the names Prometheus's client gives them, with values
+// that are this process's.
 func TestMetricsIncludeRuntimeAndProcess(t *testing.T) {
 	families, res := scrape(t, web.Metrics(rolledBack))
-	for _, name := range []string{"go_goroutines", "go_memstats_heap_alloc_bytes", "go_build_info", "process_resident_memory_bytes"} {
+	for _, name := range []string{
+		"go_goroutines", "go_threads", "go_info", "go_build_info", "go_gc_duration_seconds", "go_gc_gogc_percent",
+		"go_gc_gomemlimit_bytes", "go_sched_gomaxprocs_threads", "go_memstats_heap_alloc_bytes", "go_memstats_sys_bytes",
+		"go_memstats_alloc_bytes_total", "go_memstats_next_gc_bytes", "go_memstats_last_gc_time_seconds",
+		"process_cpu_seconds_total", "process_open_fds", "process_max_fds", "process_resident_memory_bytes",
+		"process_virtual_memory_bytes", "process_virtual_memory_max_bytes", "process_start_time_seconds",
+		"process_network_receive_bytes_total", "process_network_transmit_bytes_total",
+	} {
 		if families[name] == nil {
 			t.Errorf("%s: missing", name)
 		}
@@ -245,8 +255,49 @@ func TestMetricsIncludeRuntimeAndProcess(t *testing.T) {
 	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
 		t.Errorf("Content-Type %q, want Prometheus text", ct)
 	}
-	// Two handlers, two registries: no "duplicate metrics collector" panic.
-	scrape(t, web.Metrics(rolledBack))
+	if v, _ := series(families, "go_goroutines"); v < 1 || v > float64(runtime.NumGoroutine()+100) {
+		t.Errorf("go_goroutines = %v", v)
+	}
+	if v, _ := series(families, "process_resident_memory_bytes"); v < 1<<20 || v > 4<<30 {
+		t.Errorf("process_resident_memory_bytes = %v", v)
+	}
+	if v, _ := series(families, "process_open_fds"); v < 3 {
+		t.Errorf("process_open_fds = %v, want stdin, stdout and stderr at least", v)
+	}
+	if v, _ := series(families, "process_start_time_seconds"); math.Abs(v-float64(time.Now().Unix())) > 24*3600 {
+		t.Errorf("process_start_time_seconds = %v, not today", v)
+	}
+	if v, _ := series(families, "go_sched_gomaxprocs_threads"); v != float64(runtime.GOMAXPROCS(0)) {
+		t.Errorf("go_sched_gomaxprocs_threads = %v, want %d", v, runtime.GOMAXPROCS(0))
+	}
+	if v, _ := series(families, "go_info", "version="+runtime.Version()); v != 1 {
+		t.Errorf("go_info{version=%q} = %v", runtime.Version(), v)
+	}
+}
+
+// TestMetricsEscapeOddNames: an upstream named with quotes, backslashes,
+// a line feed or bytes that are not UTF-8 costs no scrape, and comes back
+// as it was, but for the bytes that cannot be said.
+func TestMetricsEscapeOddNames(t *testing.T) {
+	names := map[string]string{
+		`say "hi"`:    `say "hi"`,
+		`C:\upload`:   `C:\upload`,
+		"two\nlines":  "two\nlines",
+		"bad\xffbyte": "bad\uFFFDbyte",
+	}
+	h := web.Metrics(func() web.Snapshot {
+		s := web.Snapshot{State: "stable"}
+		for name := range names {
+			s.Upstreams = append(s.Upstreams, web.UpstreamSnapshot{Name: name, Role: "stable", Weight: 1})
+		}
+		return s
+	})
+	families, _ := scrape(t, h)
+	for name, want := range names {
+		if v, ok := series(families, "canaryd_upstream_weight", "upstream="+want, "role=stable"); !ok || v != 1 {
+			t.Errorf("upstream %q: weight %v (present %v) under %q", name, v, ok, want)
+		}
+	}
 }
 
 // TestMetricsReadTheSnapshotAtScrapeTime: nothing is cached between scrapes,
