@@ -18,7 +18,7 @@ func writeProcess(e *expo) {
 	if stat, err := os.ReadFile("/proc/self/stat"); err == nil {
 		// The fields after the command, which is in parentheses and may
 		// hold spaces: state is field 3, utime 14, stime 15, starttime
-		// 22, vsize 23 and rss 24.
+		// 22.
 		if i := bytes.LastIndexByte(stat, ')'); i >= 0 {
 			f := bytes.Fields(stat[i+1:])
 			field := func(n int) float64 {
@@ -30,12 +30,22 @@ func writeProcess(e *expo) {
 			}
 			e.one("process_cpu_seconds_total", "counter", "User and system CPU time spent, in seconds.",
 				(field(14)+field(15))/userHZ)
-			e.one("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", field(23))
-			e.one("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", field(24)*float64(os.Getpagesize()))
 			if boot, ok := bootTime(); ok {
 				e.one("process_start_time_seconds", "gauge", "Start time of the process since the epoch, in seconds.",
 					boot+field(22)/userHZ)
 			}
+		}
+	}
+	// The sizes from statm, in pages: what stat says too, and what an
+	// emulator (qemu-user, in the tests for the Pi) passes through where
+	// it fakes stat's.
+	if statm, err := os.ReadFile("/proc/self/statm"); err == nil {
+		if f := bytes.Fields(statm); len(f) >= 2 {
+			size, _ := strconv.ParseFloat(string(f[0]), 64)
+			resident, _ := strconv.ParseFloat(string(f[1]), 64)
+			page := float64(os.Getpagesize())
+			e.one("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", size*page)
+			e.one("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", resident*page)
 		}
 	}
 	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
