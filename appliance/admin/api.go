@@ -72,10 +72,50 @@ type Upstream struct {
 type Verdict struct {
 	// State is good, bad, not_enough_traffic or shared_failure (the canary
 	// fails, but no worse than stable: not the canary's fault).
-	State        analysis.State `json:"state"`
-	Reason       string         `json:"reason"` // one line with the numbers
-	AutoRollback bool           `json:"auto_rollback"`
-	Window       string         `json:"window"` // e.g. "30s"
+	State  analysis.State `json:"state"`
+	Reason string         `json:"reason"` // one line with the numbers
+	// Evidence is how strong the evidence against the canary is, as a
+	// likelihood ratio (1 before any; below 1 when it fares as well as the
+	// stable or better), of the test nearer its threshold: the Threshold
+	// at which that test judges the canary bad.
+	Evidence  float64 `json:"evidence"`
+	Threshold float64 `json:"threshold"`
+	// Errors and Latency are each test's; Latency is absent when
+	// canary.latency_ratio is 0.
+	Errors  *Test `json:"errors"`
+	Latency *Test `json:"latency,omitempty"`
+	// FalseAlarm is canary.false_alarm: the largest chance that a canary
+	// as good as the stable is ever judged bad during its release.
+	FalseAlarm float64 `json:"false_alarm"`
+	Since      string  `json:"since"`            // RFC 3339: when the release, and its evidence, began
+	BadAt      string  `json:"bad_at,omitempty"` // RFC 3339: when a test turned bad
+	// AutoRollback is canary.auto_rollback; Window canary.window, the span
+	// of the upstreams' recent counts.
+	AutoRollback bool   `json:"auto_rollback"`
+	Window       string `json:"window"` // e.g. "30s"
+}
+
+// Test is one of the verdict's sequential tests: its evidence and, for
+// the reason, the stretch of the release the evidence comes from.
+type Test struct {
+	Evidence  float64 `json:"evidence"`
+	Threshold float64 `json:"threshold"`
+	// Of the stretch: the events (errors, or slow answers) and how many
+	// were the canary's, how many would have been at equal rates, and the
+	// canary's share of the attempts.
+	CanaryEvents uint64  `json:"canary_events"`
+	Events       uint64  `json:"events"`
+	Expected     float64 `json:"expected"`
+	Share        float64 `json:"share"`
+	// SlowOverMs are, for the latency test, what counted as slow in the
+	// last tick, per version; absent until the stable has answered enough.
+	SlowOverMs *SlowOver `json:"slow_over_ms,omitempty"`
+}
+
+// SlowOver is what counts as slow for each version, in milliseconds.
+type SlowOver struct {
+	Stable float64 `json:"stable"`
+	Canary float64 `json:"canary"`
 }
 
 // Rollout is a progressive rollout (canary.steps) as of now.

@@ -358,7 +358,7 @@ func TestStatusJSONValuesAreTheTypesText(t *testing.T) {
 func TestHistoryIsServedBesideTheStatus(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	h := history.New()
-	h.Record(t0, history.Totals{Requests: 10, Errors: 2, P99: 40 * time.Millisecond}, history.Totals{Requests: 90})
+	h.Record(t0, history.Totals{Requests: 10, Errors: 2, P99: 40 * time.Millisecond}, history.Totals{Requests: 90}, history.Evidence{})
 	h.Mark(t0.Add(time.Second), history.Rollback, 0, "rolled back by the button")
 	ctl := admintest.NewController(admintest.Canary())
 	ctl.SetHistory(h.Snapshot(t0.Add(history.Interval)))

@@ -10,7 +10,8 @@ import (
 type Counts struct {
 	Requests uint64
 	Errors   uint64
-	// Hist counts the latencies per log-linear bucket (see WindowBuckets).
+	// Hist counts the latencies of the answers that were no error, per
+	// log-linear bucket (see WindowBuckets).
 	Hist [WindowBuckets]uint64
 }
 
@@ -22,6 +23,16 @@ func (c Counts) Add(o Counts) Counts {
 		c.Hist[i] += o.Hist[i]
 	}
 	return c
+}
+
+// answers is how many of the requests got an answer that was no error:
+// those whose latency the histogram holds.
+func (c Counts) answers() uint64 {
+	var n uint64
+	for _, h := range c.Hist {
+		n += h
+	}
+	return n
 }
 
 // ErrorRate returns the share of requests that failed, from 0 to 1; 0 when
@@ -47,10 +58,7 @@ func (c Counts) PerMinute(span time.Duration) float64 {
 // except beyond the highest bucket (about 67 s), which it returns then. It
 // is 0 when there were no requests.
 func (c Counts) Quantile(q float64) time.Duration {
-	var total uint64
-	for _, n := range c.Hist {
-		total += n
-	}
+	total := c.answers()
 	if total == 0 {
 		return 0
 	}

@@ -40,14 +40,16 @@ func TestLatencyBucketBoundsAreInclusive(t *testing.T) {
 
 func TestQuantileIsTheUpperBoundOfItsBucket(t *testing.T) {
 	w := NewWindow(30 * time.Second)
-	// 90 fast answers, 9 slow ones and one very slow.
+	// 90 fast answers, 9 slow ones and one very slow; a timeout after 60 s
+	// is no answer, and no latency.
 	for range 90 {
 		w.Record(t0, false, 800*time.Microsecond)
 	}
 	for range 9 {
 		w.Record(t0, false, 40*time.Millisecond)
 	}
-	w.Record(t0, true, 2*time.Second)
+	w.Record(t0, false, 2*time.Second)
+	w.Record(t0, true, 60*time.Second)
 	c := w.Snapshot(t0)
 	// The buckets holding 0.8 ms, 40 ms and 2 s end at 832 µs, 40.96 ms
 	// and 2.097152 s.
@@ -119,12 +121,13 @@ func TestCountsOfARoleAddUp(t *testing.T) {
 	if got := role.ErrorRate(); got != 3.0/40 {
 		t.Errorf("role error rate %v, want %v", got, 3.0/40)
 	}
-	// 10 ms and 30 ms fall in the buckets up to 10.24 ms and 30.72 ms.
-	if got := role.Quantile(0.25); got != 10240*time.Microsecond {
-		t.Errorf("role p25 %v, want 10.24ms", got)
+	// The 37 answers that were no error: 8 of 10 ms and 29 of 30 ms, in
+	// the buckets up to 10.24 ms and 30.72 ms.
+	if got := role.Quantile(8.0 / 37); got != 10240*time.Microsecond {
+		t.Errorf("role p21.6 %v, want 10.24ms", got)
 	}
-	if got := role.Quantile(0.26); got != 30720*time.Microsecond {
-		t.Errorf("role p26 %v, want 30.72ms", got)
+	if got := role.Quantile(9.0 / 37); got != 30720*time.Microsecond {
+		t.Errorf("role p24.3 %v, want 30.72ms", got)
 	}
 	if got := role.PerMinute(30 * time.Second); got != 80 {
 		t.Errorf("role rate %v a minute, want 80", got)

@@ -2,19 +2,161 @@ package analysis
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// Policy is when a canary counts as failing: canary.error_rate,
-// canary.min_requests and canary.latency_ratio from the config.
+// Policy is how a canary is judged: the [canary] section's keys.
 type Policy struct {
-	ErrorRate   float64 // share of failed requests, 0 to 1, that is too many
-	MinRequests int     // fewer canary requests in the window: no verdict
-	// LatencyRatio is how many times the stable's p99 the canary's may
-	// reach before it counts as failing; 0 turns the comparison off.
+	// FalseAlarm is canary.false_alarm, α: the largest chance that a canary
+	// as good as the stable is ever judged bad during its release.
+	FalseAlarm float64
+	// Tolerance is canary.tolerance: the canary may fail up to this many
+	// times as often as the stable before the difference matters.
+	Tolerance float64
+	// ErrorRate is canary.error_rate: both versions failing at least this
+	// often over the window is a shared failure; and a rollout step
+	// advances only once a canary failing this often would have been found.
+	ErrorRate float64
+	// MinRequests is canary.min_requests: fewer canary requests since it
+	// went live is not_enough_traffic, and a step needs this many.
+	MinRequests int
+	// LatencyRatio is canary.latency_ratio, 0 for off: a canary answer is
+	// slow when it takes longer than this many times the stable's p90...
 	LatencyRatio float64
+	// LatencyFloor is canary.latency_floor: ...and longer than the stable's
+	// p90 plus this, so that sub-millisecond noise never counts.
+	LatencyFloor time.Duration
+}
+
+// LatencyOn reports whether the latency test runs.
+func (p Policy) LatencyOn() bool { return p.LatencyRatio > 0 }
+
+// The false-alarm probability is split between the two tests, so that the
+// chance that either ever turns bad on noise is at most FalseAlarm: errors
+// get two thirds of it, being what a canary most often breaks.
+const errorsShare = 2.0 / 3
+
+// ErrorsThreshold is the evidence at which the errors test judges the
+// canary bad: 1/α, or 1/(⅔α) beside the latency test.
+func (p Policy) ErrorsThreshold() float64 {
+	if !p.LatencyOn() {
+		return 1 / p.FalseAlarm
+	}
+	return 1 / (errorsShare * p.FalseAlarm)
+}
+
+// LatencyThreshold is the evidence at which the latency test judges the
+// canary bad: 1/(⅓α); +Inf when it is off.
+func (p Policy) LatencyThreshold() float64 {
+	if !p.LatencyOn() {
+		return math.Inf(1)
+	}
+	return 1 / ((1 - errorsShare) * p.FalseAlarm)
+}
+
+// StableQuantile is the quantile of the stable's recent latency that sets
+// what counts as slow: for a shift of a service's latency, the p90 gives
+// the most evidence per request, against the p50 or the p99 (whose
+// exceedances are too rare), with enough answers above it to matter.
+const StableQuantile = 0.9
+
+// LatencySamples is the fewest answers the stable needs in the window for
+// its p90 to set what is slow; with fewer, nothing is.
+const LatencySamples = 20
+
+// Never is a latency threshold no answer exceeds: the latency test is off,
+// or the stable has too few answers to say what slow is.
+const Never = time.Duration(math.MaxInt64)
+
+// Thresholds are how long an answer may take before it counts as slow, for
+// each version: fixed before the answers they judge arrive, from the
+// stable's latency over the window.
+type Thresholds struct {
+	Stable time.Duration // the stable's p90
+	Canary time.Duration // the larger of ratio times it, and it plus the floor
+}
+
+// SlowThresholds are the thresholds the stable's recent answers set: the
+// stable is slow above its p90, the canary above latency_ratio times that
+// and above it plus latency_floor. A canary as fast as the stable is then
+// slow less often than the stable, however the latencies are distributed;
+// one slower by no more than the tolerance, as often at most.
+func SlowThresholds(stable Counts, p Policy) Thresholds {
+	if !p.LatencyOn() || stable.answers() < LatencySamples {
+		return Thresholds{Stable: Never, Canary: Never}
+	}
+	q := stable.Quantile(StableQuantile)
+	c := max(time.Duration(p.LatencyRatio*float64(q)), q+p.LatencyFloor)
+	return Thresholds{Stable: q, Canary: c}
+}
+
+// Evidence is what the verdict knows of one canary release: its two tests
+// and whether either has judged it bad. It starts afresh with each release
+// (a new canary.version, a resume) and is persisted across restarts.
+type Evidence struct {
+	Version string    `json:"version"`
+	Since   time.Time `json:"since"` // when the release began to serve
+	Errors  Test      `json:"errors"`
+	Latency Test      `json:"latency"`
+	// Traffic is every tick's traffic tally added up: the requests each
+	// version had since the release began, and their errors.
+	Traffic Tally `json:"traffic"`
+	// BadAt is when a test first reached its threshold; zero while none
+	// has. A bad verdict stays for the release: the evidence moved it, and
+	// only a new release (or a resume, which is one) clears it.
+	BadAt time.Time `json:"bad_at,omitzero"`
+	// BadTest is the test that did: "errors" or "latency".
+	BadTest string `json:"bad_test,omitempty"`
+}
+
+// NewEvidence is the evidence of a release of version that began at since:
+// none yet.
+func NewEvidence(version string, since time.Time, p Policy) Evidence {
+	return Evidence{Version: version, Since: since, Errors: NewTest(p.Tolerance), Latency: NewTest(1)}
+}
+
+// Tick is what one tick of the verdict counted.
+type Tick struct {
+	// Traffic is the requests' attempts on each version and their errors.
+	Traffic Tally
+	// Probes are the probes of a canary out of the rotation, beside those
+	// of stable upstreams, and their failures: a source of errors of its
+	// own, judged at its own share.
+	Probes Tally
+	// Slow is the answers that were no error, and those slower than the
+	// tick's thresholds.
+	Slow Tally
+}
+
+// Observe takes the tallies of the tick ending at now. It returns true
+// when this tick made the verdict bad.
+func (e *Evidence) Observe(now time.Time, t Tick, p Policy) (turnedBad bool) {
+	used := priorUsed(now.Sub(e.Since))
+	e.Errors.observe(used, []Tally{t.Traffic, t.Probes})
+	e.Latency.observe(used, []Tally{t.Slow})
+	e.Traffic = e.Traffic.Add(t.Traffic.clean())
+	if !e.BadAt.IsZero() {
+		return false
+	}
+	switch {
+	case e.Errors.Value() >= p.ErrorsThreshold():
+		e.BadTest = "errors"
+	case e.Latency.Value() >= p.LatencyThreshold():
+		e.BadTest = "latency"
+	default:
+		return false
+	}
+	e.BadAt = now
+	return true
+}
+
+// Valid reports whether e, read back from a file, is whole.
+func (e *Evidence) Valid() bool {
+	return e.Version != "" && !e.Since.IsZero() && e.Errors.Valid() && e.Latency.Valid() &&
+		(e.BadAt.IsZero() == (e.BadTest == ""))
 }
 
 // State is the outcome of a verdict. The zero value is NotEnough: no
@@ -25,15 +167,16 @@ const (
 	// NotEnough: the canary had too few requests for a verdict; the light
 	// stays green.
 	NotEnough State = iota
-	// Good: the canary fails less often than the policy allows.
+	// Good: no evidence that the canary fails more often, or answers more
+	// slowly, than tolerated.
 	Good
-	// Bad: the canary fails too often, and more often than stable, or it
-	// is slower than stable by more than the policy allows; the light
-	// turns red and, with auto_rollback, the canary is rolled back.
+	// Bad: a sequential test found the canary worse than the stable beyond
+	// its tolerance; the light turns red and, with auto_rollback, the
+	// canary is rolled back.
 	Bad
-	// Shared: the canary fails too often, but stable fails as often or
-	// more, as when a database both versions use is down. Rolling back
-	// would not help, so it is reported, not acted upon.
+	// Shared: both versions fail at error_rate or more, alike, as when a
+	// database both use is down. Rolling back would not help, so it is
+	// reported, not acted upon.
 	Shared
 )
 
@@ -77,85 +220,171 @@ func (s *State) UnmarshalText(text []byte) error {
 	return fmt.Errorf("unknown verdict %q (want %s)", text, strings.Join(stateNames[:], ", "))
 }
 
+// Gauge is one test's evidence against the canary and the evidence at
+// which it turns bad.
+type Gauge struct {
+	Evidence  float64
+	Threshold float64 // +Inf for a test that is off
+}
+
+// Fraction is how far the evidence has gone towards the threshold on a log
+// scale, where the test starts at 1: 0 or less for none, 1 at the
+// threshold.
+func (g Gauge) Fraction() float64 {
+	if !g.on() {
+		return 0
+	}
+	return math.Log(g.Evidence) / math.Log(g.Threshold)
+}
+
 // Verdict is a judgement of the canary.
 type Verdict struct {
 	State State
 	// Reason is one line with the numbers behind State, for the status and
-	// for the log line of an automatic rollback.
-	Reason string
+	// for the journal entry of an automatic rollback.
+	Reason  string
+	Errors  Gauge
+	Latency Gauge
 }
 
-// Judge compares the canary's counts with stable's over the same window.
-// The canary is Bad when it had at least MinRequests requests, at least a
-// share ErrorRate of them failed, and that share is above stable's: a
-// version is only blamed for failures the other version does not have.
-// Stable without requests has an error rate of 0, so a failing canary is
-// then Bad: there is no evidence that the failure is shared.
-//
-// Stable is not held to MinRequests: when stable upstreams fail to connect,
-// they leave the rotation after max_fails and stop getting requests, so a
-// dead stable may show only a few, all failed, and rolling back to it would
-// not help.
-func Judge(canary, stable Counts, p Policy) Verdict {
-	var v Verdict
-	// A verdict needs at least one request, whatever the policy says.
-	need := uint64(max(p.MinRequests, 1))
-	cr, sr := canary.ErrorRate(), stable.ErrorRate()
-	if canary.Requests < need {
-		v.Reason = fmt.Sprintf("not enough traffic: canary %d requests in the window, need %d", canary.Requests, need)
-		return v
+// Strongest is the gauge nearer its threshold: the one the verdict's
+// evidence is quoted from.
+func (v Verdict) Strongest() Gauge {
+	if v.Latency.on() && v.Latency.Fraction() > v.Errors.Fraction() {
+		return v.Latency
 	}
-	c := fmt.Sprintf("canary %d/%d errors (%.1f%%)", canary.Errors, canary.Requests, 100*cr)
-	s := fmt.Sprintf("stable %d/%d (%.1f%%)", stable.Errors, stable.Requests, 100*sr)
-	limit := threshold(p.ErrorRate)
+	return v.Errors
+}
+
+// on reports whether g is a test that runs: one with a threshold to reach.
+func (g Gauge) on() bool { return g.Threshold > 1 && !math.IsInf(g.Threshold, 1) }
+
+// Recent is the canary's and the stable's counts over canary.window, for
+// a shared failure.
+type Recent struct {
+	Canary, Stable Counts
+	Span           time.Duration
+}
+
+// Judge is the verdict on a release from its evidence, the window's counts
+// and the thresholds the slow answers were judged by. prev is the verdict
+// before, so that a shared failure, once seen, holds until either version
+// recovers clearly: the verdict moves on evidence, never flickers.
+func Judge(e *Evidence, w Recent, th Thresholds, prev State, p Policy) Verdict {
+	v := Verdict{
+		Errors:  Gauge{Evidence: e.Errors.Value(), Threshold: p.ErrorsThreshold()},
+		Latency: Gauge{Evidence: e.Latency.Value(), Threshold: p.LatencyThreshold()},
+	}
+	errs := errorsSentence(e, v.Errors)
+	lat := ""
+	if p.LatencyOn() {
+		lat = latencySentence(&e.Latency, v.Latency, th)
+	}
+	requests := e.Traffic.Canary
 	switch {
-	case !(cr >= p.ErrorRate):
-		v.State, v.Reason = Good, c+" < "+limit
-	// Without a single error a canary is good even under a policy of 0.
-	case canary.Errors == 0:
-		v.State, v.Reason = Good, c
-	case cr > sr:
-		v.State, v.Reason = Bad, c+" ≥ "+limit+" and worse than "+s
+	case !e.BadAt.IsZero():
+		v.State = Bad
+		v.Reason = errs
+		if e.BadTest == "latency" {
+			v.Reason = lat
+		}
+	case shared(w, prev, p):
+		v.State = Shared
+		v.Reason = fmt.Sprintf("both versions fail: canary %s and stable %s of the requests in the last %s, at or above error_rate %s: a shared failure, not the canary's (%s)",
+			pct(w.Canary.ErrorRate()), pct(w.Stable.ErrorRate()), w.Span, pct(p.ErrorRate), errs)
+	case requests < uint64(max(p.MinRequests, 1)):
+		v.State = NotEnough
+		v.Reason = fmt.Sprintf("not enough traffic: the canary had %d requests, need %d", requests, max(p.MinRequests, 1))
 	default:
-		v.State, v.Reason = Shared, c+" ≥ "+limit+" but "+s+" fails at least as much: a shared failure, not the canary's fault"
-	}
-	if v.State == Good {
-		if slow, why := slower(canary, stable, p, need); slow {
-			v.State, v.Reason = Bad, why
+		v.State = Good
+		v.Reason = errs
+		if lat != "" && v.Latency.Fraction() > v.Errors.Fraction() {
+			v.Reason = lat
 		}
 	}
 	return v
 }
 
-// LatencySamples is the fewest requests on each side whose p99s are
-// compared: the p99 of fewer is their slowest request, which one scheduler
-// hiccup on either side decides.
-const LatencySamples = 100
-
-// slower reports whether the canary's p99 exceeds LatencyRatio times the
-// stable's, and says so with both numbers. Unlike the error rate, a
-// latency needs a comparison: both sides must have had need requests, and
-// at least LatencySamples.
-func slower(canary, stable Counts, p Policy, need uint64) (bool, string) {
-	need = max(need, LatencySamples)
-	if p.LatencyRatio <= 0 || canary.Requests < need || stable.Requests < need {
-		return false, ""
+// shared reports whether both versions fail at error_rate or more over the
+// window, each with min_requests requests in it; once shared, it holds
+// until either fails at less than half of error_rate.
+func shared(w Recent, prev State, p Policy) bool {
+	enough := uint64(max(p.MinRequests, 1))
+	if w.Canary.Requests < enough || w.Stable.Requests < enough {
+		return false
 	}
-	c, s := canary.Quantile(0.99), stable.Quantile(0.99)
-	if float64(c) <= p.LatencyRatio*float64(s) {
-		return false, ""
+	level := p.ErrorRate
+	if prev == Shared {
+		level /= 2
 	}
-	return true, fmt.Sprintf("canary p99 %s > %s × stable p99 %s", millis(c), strconv.FormatFloat(p.LatencyRatio, 'f', -1, 64), millis(s))
+	return w.Canary.ErrorRate() >= level && w.Stable.ErrorRate() >= level
 }
 
-// millis formats a latency in milliseconds with what precision it has.
-func millis(d time.Duration) string {
+// errorsSentence says what the errors test saw, with the numbers of the
+// stretch its evidence comes from: "canary 9 of 14 errors at a 33% share
+// (4.7 expected at equal rates): 180x more likely than at equal rates; bad
+// at 150x".
+func errorsSentence(e *Evidence, g Gauge) string {
+	r := e.Errors.Strongest()
+	if r.Events() == 0 {
+		return fmt.Sprintf("no errors in %d canary and %d stable requests: evidence %s; bad at %s",
+			e.Traffic.Canary, e.Traffic.Stable, Times(g.Evidence), Times(g.Threshold))
+	}
+	return fmt.Sprintf("canary %d of %d errors at a %s share (%s expected at equal rates): %s more likely than at equal rates; bad at %s",
+		r.CanaryEvents, r.Events(), pct(r.Share()), num(r.Expected), Times(g.Evidence), Times(g.Threshold))
+}
+
+// latencySentence says what the latency test saw, like errorsSentence,
+// with the thresholds that make an answer slow.
+func latencySentence(t *Test, g Gauge, th Thresholds) string {
+	limits := ""
+	if th.Stable != Never {
+		limits = fmt.Sprintf("; slow is over %s for the canary, over the stable's p90 of %s for it", Millis(th.Canary), Millis(th.Stable))
+	}
+	r := t.Strongest()
+	if r.Events() == 0 {
+		return fmt.Sprintf("no slow answers yet%s: evidence %s; bad at %s", limits, Times(g.Evidence), Times(g.Threshold))
+	}
+	return fmt.Sprintf("canary %d of %d slow answers at a %s share (%s expected at equal latency%s): %s more likely than at equal latency; bad at %s",
+		r.CanaryEvents, r.Events(), pct(r.Share()), num(r.Expected), limits, Times(g.Evidence), Times(g.Threshold))
+}
+
+// Times formats a likelihood ratio as people read one: "0.42x", "180x",
+// "3.1e+07x".
+func Times(x float64) string {
+	switch {
+	case math.IsInf(x, 1):
+		return "never"
+	case x < 10:
+		return strconv.FormatFloat(x, 'g', 2, 64) + "x"
+	case x < 1e6:
+		return strconv.FormatFloat(math.Round(x), 'f', 0, 64) + "x"
+	}
+	return strconv.FormatFloat(x, 'g', 2, 64) + "x"
+}
+
+// Millis formats a latency in milliseconds with what precision it has.
+func Millis(d time.Duration) string {
 	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'g', 3, 64) + " ms"
 }
 
-// threshold formats an error rate as a percentage with one decimal, or two
-// when the config asks for that precision: "5.0%", "0.25%".
-func threshold(rate float64) string {
-	s := strconv.FormatFloat(100*rate, 'f', 2, 64)
-	return strings.TrimSuffix(s, "0") + "%"
+// pct formats a share as a percentage with what precision it needs: "33%",
+// "5.0%", "0.25%".
+func pct(f float64) string {
+	p := 100 * f
+	switch {
+	case p >= 10 || p == 0:
+		return strconv.FormatFloat(p, 'f', 0, 64) + "%"
+	case p >= 1:
+		return strconv.FormatFloat(p, 'f', 1, 64) + "%"
+	}
+	return strconv.FormatFloat(p, 'g', 2, 64) + "%"
+}
+
+// num formats an expected count: "4.7", "120".
+func num(x float64) string {
+	if x >= 100 {
+		return strconv.FormatFloat(math.Round(x), 'f', 0, 64)
+	}
+	return strconv.FormatFloat(x, 'f', 1, 64)
 }

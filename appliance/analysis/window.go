@@ -1,8 +1,3 @@
-// Package analysis judges a canary release: it counts each upstream's
-// requests, errors and latencies over a sliding window in fixed memory, and
-// decides whether the canary fails worse than the stable version. It is pure
-// logic with the clock passed in, so tests drive it with a fake clock and the
-// proxy reuses the time it already read.
 package analysis
 
 import (
@@ -86,7 +81,9 @@ func (w *Window) bucket(s int64) *bucket {
 }
 
 // Record counts one request (one attempt at an upstream) that finished at
-// now, whether it failed, and how long it took. Failed means what the verdict
+// now, whether it failed, and how long it took; the latencies are those of
+// the answers that were no error: a refused connection is quick, a timeout
+// slow, and neither says how fast the upstream answers. Failed means what the verdict
 // blames an upstream for: a 5xx answer, a refused or reset connection, a
 // timeout; a client that went away is nobody's failure and is best not
 // recorded at all. Record does not allocate. A request older than the window
@@ -117,6 +114,7 @@ func (w *Window) Record(now time.Time, failed bool, latency time.Duration) {
 	b.requests.Add(1)
 	if failed {
 		b.errors.Add(1)
+		return
 	}
 	b.latency.observe(latency)
 }

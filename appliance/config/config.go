@@ -109,12 +109,23 @@ type Upstream struct {
 
 // CanaryPolicy is the [canary] section.
 type CanaryPolicy struct {
-	Version        string
-	ErrorRate      float64       // default 0.05
-	MinRequests    int           // default 20
-	Window         time.Duration // default 30s
-	AutoRollback   bool
-	LatencyRatio   float64   // default 2; 0 turns the latency comparison off
+	Version string
+	// FalseAlarm bounds the chance that a canary as good as the stable
+	// is ever judged bad during its release (default 0.01).
+	FalseAlarm float64
+	// Tolerance is how many times as often as the stable the canary may
+	// fail before the difference matters (default 1.25).
+	Tolerance    float64
+	ErrorRate    float64       // shared failure level, and a rollout's floor (default 0.05)
+	MinRequests  int           // default 20
+	Window       time.Duration // default 30s
+	AutoRollback bool
+	// LatencyRatio and LatencyFloor say what a slow canary answer is:
+	// slower than LatencyRatio times the stable's p90 (default 1.5; 0
+	// turns the latency test off) and than that p90 plus LatencyFloor
+	// (default 1ms).
+	LatencyRatio   float64
+	LatencyFloor   time.Duration
 	Steps          []float64 // percent of traffic to the canary, ascending
 	StepInterval   time.Duration
 	StickyHeader   string

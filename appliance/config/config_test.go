@@ -117,7 +117,8 @@ func TestLoadReadsTheContractExample(t *testing.T) {
 			{Name: "w1", URL: mustURL("http://127.0.0.2:8001"), Weight: 10, Role: Stable, MaxFails: 1, FailTimeout: 10 * time.Second, HealthInterval: 2 * time.Second, Pos: Pos{"canaryd.toml", 9}},
 			{Name: "w2", URL: mustURL("http://127.0.0.3:8002"), Weight: 5, Role: Canary, MaxFails: 1, FailTimeout: 10 * time.Second, HealthInterval: 2 * time.Second, Pos: Pos{"canaryd.toml", 17}},
 		},
-		Canary:    CanaryPolicy{Version: "v2", ErrorRate: 0.05, MinRequests: 20, Window: 30 * time.Second, LatencyRatio: 2, Promote: "manual", VersionHeader: "X-Canary-Version"},
+		Canary: CanaryPolicy{Version: "v2", FalseAlarm: 0.01, Tolerance: 1.25, ErrorRate: 0.05, MinRequests: 20, Window: 30 * time.Second,
+			LatencyRatio: 1.5, LatencyFloor: time.Millisecond, Promote: "manual", VersionHeader: "X-Canary-Version"},
 		Journal:   Journal{Records: 100000, FileMaxBytes: 16 << 20},
 		Incidents: Incidents{Keep: 100, MaxBytes: 64 << 20},
 		GPIO:      GPIO{StatusLED: "GPIO22", CanaryGreen: "GPIO27", CanaryRed: "GPIO17", Button: "GPIO23"},
@@ -153,7 +154,8 @@ func TestLoadFillsDefaults(t *testing.T) {
 		Upstreams: []Upstream{
 			{Name: "w1", URL: mustURL("http://10.0.0.1:8001"), Weight: 1, Role: Stable, MaxFails: 1, FailTimeout: 10 * time.Second, HealthInterval: 2 * time.Second, Pos: Pos{"canaryd.toml", 4}},
 		},
-		Canary:    CanaryPolicy{ErrorRate: 0.05, MinRequests: 20, Window: 30 * time.Second, LatencyRatio: 2, Promote: "manual", VersionHeader: "X-Canary-Version"},
+		Canary: CanaryPolicy{FalseAlarm: 0.01, Tolerance: 1.25, ErrorRate: 0.05, MinRequests: 20, Window: 30 * time.Second,
+			LatencyRatio: 1.5, LatencyFloor: time.Millisecond, Promote: "manual", VersionHeader: "X-Canary-Version"},
 		Journal:   Journal{Records: 100000, FileMaxBytes: 16 << 20},
 		Incidents: Incidents{Keep: 100, MaxBytes: 64 << 20},
 		GPIO:      GPIO{StatusLED: "GPIO22", CanaryGreen: "GPIO27", CanaryRed: "GPIO17", Button: "GPIO23"},
@@ -206,11 +208,14 @@ socket_group = "operators"
 
 [canary]
 version = "v2"
+false_alarm = 0.001
+tolerance = 2
 error_rate = 1
 min_requests = 1_000
 window = "1m30s"
 auto_rollback = true
 latency_ratio = 3.5
+latency_floor = "5ms"
 steps = [1, 5.5, 25, 100]
 sticky_header = "X-User-ID"
 sticky_cookie = "uid"
@@ -254,7 +259,8 @@ button = "GPIO4"
 		t.Errorf("Upstreams[1] = %+v, want %+v", got.Upstreams[1], wantW2)
 	}
 	wantCanary := CanaryPolicy{
-		Version: "v2", ErrorRate: 1, MinRequests: 1000, Window: 90 * time.Second, AutoRollback: true, LatencyRatio: 3.5,
+		Version: "v2", FalseAlarm: 0.001, Tolerance: 2, ErrorRate: 1, MinRequests: 1000, Window: 90 * time.Second,
+		AutoRollback: true, LatencyRatio: 3.5, LatencyFloor: 5 * time.Millisecond,
 		Steps: []float64{1, 5.5, 25, 100}, StepInterval: 5 * time.Minute,
 		StickyHeader: "X-User-ID", StickyCookie: "uid", Promote: "auto", OverrideHeader: "X-Canary",
 	}
@@ -705,7 +711,7 @@ func TestLoadErrors(t *testing.T) {
 		{"error_rate nan", map[string]string{"a.toml": listen + stable + "[canary]\nerror_rate = nan\n"},
 			`a.toml:8: canary.error_rate: NaN is out of range ...`},
 		{"latency_ratio within the buckets' width", map[string]string{"a.toml": listen + stable + "[canary]\nlatency_ratio = 1.1\n"},
-			`a.toml:8: canary.latency_ratio: 1.1 is out of range (want 0 for off, or 1.25 to 1000; 2 is twice the stable's p99)`},
+			`a.toml:8: canary.latency_ratio: 1.1 is out of range (want 0 for off, or 1.25 to 1000; 2 is twice the stable's p90)`},
 		{"health_path without a slash", map[string]string{"a.toml": listen + upstream("w1", "stable", `health_path = "healthz"`)},
 			`a.toml:7: upstream "w1": health_path "healthz" is not a path (want one that starts with "/", e.g. "/healthz")`},
 		{"health_interval too short", map[string]string{"a.toml": listen + upstream("w1", "stable", `health_interval = "10ms"`)},

@@ -340,6 +340,15 @@ func checkCanary(c *CanaryPolicy, t *table, ups []Upstream) {
 		t.errs.add(at, `canary.version is required: upstream %q is a canary (name its release, e.g. version = "v2")`, u.Name)
 		break
 	}
+	if !(c.FalseAlarm >= 1e-6 && c.FalseAlarm <= 0.5) {
+		t.errs.add(t.at("false_alarm"), "canary.false_alarm: %v is out of range (want 0.000001 to 0.5; 0.01 is one release in a hundred)", c.FalseAlarm)
+	}
+	if !(c.Tolerance >= 1 && c.Tolerance <= 100) {
+		t.errs.add(t.at("tolerance"), "canary.tolerance: %v is out of range (want 1 to 100; 1.25 lets the canary fail a quarter more often than the stable)", c.Tolerance)
+	}
+	if !(c.LatencyFloor >= 0 && c.LatencyFloor <= time.Minute) {
+		t.errs.add(t.at("latency_floor"), "canary.latency_floor: %v is out of range (want 0s to 1m; 1ms keeps sub-millisecond noise out)", c.LatencyFloor)
+	}
 	if !(c.ErrorRate > 0 && c.ErrorRate <= 1) {
 		t.errs.add(t.at("error_rate"), "canary.error_rate: %v is out of range (want more than 0 and at most 1; 0.05 is 5%%)", c.ErrorRate)
 	}
@@ -349,7 +358,7 @@ func checkCanary(c *CanaryPolicy, t *table, ups []Upstream) {
 	// The window's latency buckets are up to 12.5% wide: a ratio closer to
 	// 1 would judge the buckets rather than the canary.
 	if c.LatencyRatio != 0 && !(c.LatencyRatio >= 1.25 && c.LatencyRatio <= 1000) {
-		t.errs.add(t.at("latency_ratio"), "canary.latency_ratio: %v is out of range (want 0 for off, or 1.25 to 1000; 2 is twice the stable's p99)", c.LatencyRatio)
+		t.errs.add(t.at("latency_ratio"), "canary.latency_ratio: %v is out of range (want 0 for off, or 1.25 to 1000; 2 is twice the stable's p90)", c.LatencyRatio)
 	}
 	for i, s := range c.Steps {
 		if !(s > 0 && s <= 100) {

@@ -121,6 +121,16 @@ type Daemon struct {
 	listErr    atomic.Pointer[string] // the last error listing the reports, logged once
 	live       state.Live
 
+	// evidence is the verdict's memory of the release serving since live,
+	// gathered from the tallies of each tick and the probes of a canary
+	// out of the rotation; saved every saveEvery while it changes.
+	evidence      analysis.Evidence
+	evidenceDirty bool
+	evidenceSaved time.Time
+	tallies       tallier
+	probes        prober
+	thresholds    analysis.Thresholds // what counted as slow in the last tick
+
 	verdict    analysis.Verdict
 	rollbacks  map[state.Cause]uint64 // since start
 	cfgRejects uint64                 // rejected reloads, since start
@@ -167,6 +177,8 @@ func New(opts Options) (*Daemon, error) {
 	d.jfile.Configure(cfg.Journal.File, cfg.Journal.FileMaxBytes)
 	if d.live = store.LoadLive(); d.live.Version != cfg.Canary.Version {
 		d.setLive(time.Now())
+	} else {
+		d.restoreEvidence()
 	}
 	if refusal := config.ImportRefusal(opts.ConfigDir); refusal != "" {
 		d.cfgErr, d.bootRefused = refusal, true
@@ -299,6 +311,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.checksCtx = ctx
 	d.syncChecks(d.cfg)
 	d.mu.Unlock()
+	d.probes.run(ctx)
 	background(func() { d.handlePresses(ctx) })
 	background(func() { d.watcher.Run(ctx, func() { d.reload() }) })
 	// READY=1 before the first STATUS=: the order systemd shows them in.
@@ -531,6 +544,11 @@ func (d *Daemon) act(op decide.Op, cause state.Cause, reason string) error {
 	if reason != "" {
 		attrs = append(attrs, "REASON", reason)
 	}
+	if cause == state.CauseAuto && op == decide.Rollback {
+		g := d.verdict.Strongest()
+		attrs = append(attrs, "TEST", d.evidence.BadTest, "EVIDENCE", evidenceField(g.Evidence),
+			"THRESHOLD", evidenceField(g.Threshold), "FALSE_ALARM", evidenceField(d.cfg.Canary.FalseAlarm))
+	}
 	d.log.Warn(opMessages[op], attrs...)
 	if op == decide.Rollback {
 		d.rollbacks[cause]++
@@ -605,6 +623,7 @@ func (d *Daemon) Status() admin.Status {
 	now := time.Now()
 	d.mu.Lock()
 	cfg, gen, cfgErr, latch, verdict, plan := d.cfg, d.gen, d.cfgErr, d.latch, d.verdict, d.router.Plan()
+	evidence, thresholds := d.evidence, d.thresholds
 	rollout := d.rolloutStatus(now)
 	d.mu.Unlock()
 	mode := plan.Mode
@@ -630,8 +649,7 @@ func (d *Daemon) Status() admin.Status {
 			At: latch.At.UTC().Format(time.RFC3339)}
 	}
 	if plan.HasCanary {
-		st.Verdict = &admin.Verdict{State: verdict.State, Reason: verdict.Reason,
-			AutoRollback: cfg.Canary.AutoRollback, Window: cfg.Canary.Window.String()}
+		st.Verdict = verdictStatus(verdict, evidence, cfg, thresholds)
 	}
 	for _, u := range plan.Upstreams {
 		var c analysis.Counts

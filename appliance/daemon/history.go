@@ -12,9 +12,9 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/state"
 )
 
-// recordHistory samples the traffic into d.hist every history.Interval
-// until ctx ends. It reads only the published plan's counters: off the
-// request path, and without d.mu.
+// recordHistory samples the traffic and the evidence into d.hist every
+// history.Interval until ctx ends. It reads the published plan's counters:
+// off the request path.
 func (d *Daemon) recordHistory(ctx context.Context) {
 	t := time.NewTicker(history.Interval)
 	defer t.Stop()
@@ -24,7 +24,13 @@ func (d *Daemon) recordHistory(ctx context.Context) {
 			return
 		case now := <-t.C:
 			canary, stable := totals(d.router.Plan(), now)
-			d.hist.Record(now, canary, stable)
+			d.mu.Lock()
+			ev := history.Evidence{Errors: d.verdict.Errors.Evidence}
+			if d.cfg.Canary.LatencyRatio > 0 {
+				ev.Latency = d.verdict.Latency.Evidence
+			}
+			d.mu.Unlock()
+			d.hist.Record(now, canary, stable, ev)
 		}
 	}
 }

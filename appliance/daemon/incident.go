@@ -21,6 +21,7 @@ func (d *Daemon) setLive(now time.Time) {
 	if err := d.store.SaveLive(d.live); err != nil {
 		d.log.Error("cannot save since when the canary serves", "error", err.Error())
 	}
+	d.startEvidence()
 }
 
 // reportIncident starts writing the report of the rollback that just moved

@@ -20,6 +20,10 @@ func (d *Daemon) metricsSnapshot() web.Snapshot {
 		Rollbacks:        maps.Clone(d.rollbacks),
 		Verdict:          d.verdict.State,
 		HasVerdict:       d.router.Plan().HasCanary,
+		Evidence:         map[string]analysis.Gauge{"errors": d.verdict.Errors},
+	}
+	if d.cfg.Canary.LatencyRatio > 0 {
+		s.Evidence["latency"] = d.verdict.Latency
 	}
 	d.mu.Unlock()
 

@@ -81,7 +81,12 @@ func (d *Daemon) position(now time.Time, v analysis.Verdict) (s decide.Schedule,
 		return s, pos, false
 	}
 	plan := d.router.Plan()
-	o := decide.Observed{Mode: plan.Mode, Verdict: v, Requests: d.stepRequests(plan)}
+	canary, stable := roles(plan, now)
+	traffic := d.evidence.Traffic
+	o := decide.Observed{Mode: plan.Mode, Verdict: v, Requests: d.stepRequests(plan),
+		Recent: canary.Requests, Window: d.cfg.Canary.Window,
+		Safety: analysis.SafetyFor(policyOf(d.cfg), d.rollout.Percent/100, traffic.StableEvents, traffic.Stable,
+			float64(canary.Requests+stable.Requests)/d.cfg.Canary.Window.Seconds())}
 	return s, decide.Progress(d.rollout, s, o, now), true
 }
 

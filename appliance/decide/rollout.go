@@ -3,6 +3,7 @@ package decide
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/canary-pi/canary-pi/appliance/analysis"
@@ -63,6 +64,13 @@ type Observed struct {
 	// Requests is how many requests the canary got since the step began
 	// (since canaryd started, when that was later).
 	Requests uint64
+	// Recent is how many it got over the window: none, and its traffic
+	// vanished, which is no evidence of anything.
+	Recent uint64
+	Window time.Duration
+	// Safety is what the step needs before its silence is evidence that
+	// the canary is safe.
+	Safety analysis.Safety
 }
 
 // Move is what a rollout does at a tick.
@@ -88,10 +96,13 @@ type Position struct {
 }
 
 // Progress decides, at now, whether rollout r moves on under schedule s:
-// one step per interval, only while the verdict is good and the canary had
-// at least min_requests since the step began, since no traffic is not
-// success. A bad verdict, a pause, a latch and the last step of a manual
-// promotion hold it, and Holding says which.
+// one step per interval, only on evidence of safety, since no traffic is
+// not success: the canary had at least min_requests since the step began,
+// and enough that the errors test would have found a canary failing at
+// Safety.RuleOut; it had traffic in the last window; the evidence against
+// it is below the square root of its threshold (a suspicion is no
+// promotion); and the verdict is good. A bad verdict, a pause, a latch and
+// the last step of a manual promotion hold it, and Holding says which.
 func Progress(r state.Rollout, s Schedule, o Observed, now time.Time) Position {
 	pos := Position{Rollout: r}
 	last := r.Step >= len(s.Steps)-1
@@ -115,6 +126,15 @@ func Progress(r state.Rollout, s Schedule, o Observed, now time.Time) Position {
 		}
 	case o.Requests < uint64(s.MinRequests):
 		pos.Holding = fmt.Sprintf("not enough traffic: the canary had %d requests at this step, need %d", o.Requests, s.MinRequests)
+	case o.Requests < o.Safety.Needed:
+		pos.Holding = fmt.Sprintf("not enough traffic: needs about %d more canary requests to rule out %s",
+			o.Safety.Needed-o.Requests, o.Safety)
+	case o.Recent == 0:
+		pos.Holding = fmt.Sprintf("not enough traffic: the canary had no requests in the last %s", o.Window)
+	case suspect(o.Verdict):
+		g := o.Verdict.Strongest()
+		pos.Holding = fmt.Sprintf("suspect: the evidence against the canary is %s (bad at %s); a step advances below %s",
+			analysis.Times(g.Evidence), analysis.Times(g.Threshold), analysis.Times(math.Sqrt(g.Threshold)))
 	case o.Verdict.State != analysis.Good:
 		pos.Holding = fmt.Sprintf("waiting for a good verdict (%s): %s", o.Verdict.State, o.Verdict.Reason)
 	case last:
@@ -129,6 +149,13 @@ func Progress(r state.Rollout, s Schedule, o Observed, now time.Time) Position {
 		}
 	}
 	return pos
+}
+
+// suspect reports whether the evidence against the canary has gone half
+// way to bad, on the scale it grows on (the square root of its threshold).
+func suspect(v analysis.Verdict) bool {
+	g := v.Strongest()
+	return g.Threshold > 1 && g.Evidence >= math.Sqrt(g.Threshold)
 }
 
 // ErrNoRollout is the refusal of a pause without canary.steps.

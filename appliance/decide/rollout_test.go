@@ -12,10 +12,30 @@ import (
 var schedule = Schedule{Steps: []float64{10, 50}, Interval: time.Minute, MinRequests: 20}
 
 var (
-	good = analysis.Verdict{State: analysis.Good, Reason: "canary 0/40 errors"}
-	bad  = analysis.Verdict{State: analysis.Bad, Reason: "canary 30/30 errors (100.0%)"}
-	thin = analysis.Verdict{State: analysis.NotEnough, Reason: "not enough traffic: canary 3 requests"}
+	calm = analysis.Gauge{Evidence: 0.5, Threshold: 150}
+	good = analysis.Verdict{State: analysis.Good, Reason: "canary 0/40 errors", Errors: calm}
+	bad  = analysis.Verdict{State: analysis.Bad, Reason: "canary 30/30 errors (100.0%)", Errors: analysis.Gauge{Evidence: 2000, Threshold: 150}}
+	thin = analysis.Verdict{State: analysis.NotEnough, Reason: "not enough traffic: canary 3 requests", Errors: calm}
+	wary = analysis.Verdict{State: analysis.Good, Reason: "canary 5 of 6 errors", Errors: analysis.Gauge{Evidence: 40, Threshold: 150}}
 )
+
+// seen is what the daemon saw: requests at the step, as many in the last
+// window, and no more needed for safety.
+func seen(m state.Mode, v analysis.Verdict, requests uint64) Observed {
+	return Observed{Mode: m, Verdict: v, Requests: requests, Recent: requests, Window: 30 * time.Second}
+}
+
+// needing is o with safety needing n requests to rule out a 5% error rate.
+func needing(o Observed, n uint64) Observed {
+	o.Safety = analysis.Safety{RuleOut: 0.05, StableRate: 0.004, Needed: n}
+	return o
+}
+
+// vanished is o without requests in the last window.
+func vanished(o Observed) Observed {
+	o.Recent = 0
+	return o
+}
 
 func TestRolloutAdvancesOnlyOnAGoodVerdictWithEnoughTraffic(t *testing.T) {
 	first := Start("v2", schedule, t0)
@@ -32,19 +52,24 @@ func TestRolloutAdvancesOnlyOnAGoodVerdictWithEnoughTraffic(t *testing.T) {
 		nextAt  time.Time
 		holding string // a part of it; "" for none
 	}{
-		{"before the interval: on schedule", first, schedule, Observed{state.Canary, good, 100}, t0.Add(30 * time.Second), Stay, 0, due, ""},
-		{"too little traffic so far is no reason to hold yet", first, schedule, Observed{state.Canary, thin, 3}, t0.Add(30 * time.Second), Stay, 0, due, ""},
-		{"the interval passed, good, enough: the next step", first, schedule, Observed{state.Canary, good, 20}, due, Advance, 1, time.Time{}, ""},
-		{"no traffic is not success", first, schedule, Observed{state.Canary, good, 19}, due, Stay, 0, time.Time{}, "had 19 requests at this step, need 20"},
-		{"not enough for a verdict", first, schedule, Observed{state.Canary, thin, 25}, due, Stay, 0, time.Time{}, "waiting for a good verdict"},
-		{"a bad verdict holds at once", first, schedule, Observed{state.Canary, bad, 100}, t0.Add(time.Second), Stay, 0, time.Time{}, "failing: canary 30/30"},
-		{"paused", state.Rollout{Version: "v2", Percent: 10, Entered: t0, Paused: true}, schedule, Observed{state.Canary, good, 100}, due, Stay, 0, time.Time{}, "paused"},
-		{"rolled back", first, schedule, Observed{state.RolledBack, good, 100}, due, Stay, 0, time.Time{}, "rolled back"},
-		{"promoted", last, schedule, Observed{state.Promoted, good, 100}, due, Stay, 1, time.Time{}, "promoted"},
-		{"the last step waits for a manual promote", last, schedule, Observed{state.Canary, good, 100}, due, Stay, 1, time.Time{}, "canaryctl promote"},
-		{"the last step: no next_at before the interval", last, autoPromote(), Observed{state.Canary, good, 100}, t0.Add(time.Second), Stay, 1, time.Time{}, ""},
-		{"the last step promotes by itself with promote = auto", last, autoPromote(), Observed{state.Canary, good, 20}, due, Finish, 1, time.Time{}, ""},
-		{"auto promotion waits for traffic too", last, autoPromote(), Observed{state.Canary, good, 2}, due, Stay, 1, time.Time{}, "not enough traffic"},
+		{"before the interval: on schedule", first, schedule, seen(state.Canary, good, 100), t0.Add(30 * time.Second), Stay, 0, due, ""},
+		{"too little traffic so far is no reason to hold yet", first, schedule, seen(state.Canary, thin, 3), t0.Add(30 * time.Second), Stay, 0, due, ""},
+		{"the interval passed, good, enough: the next step", first, schedule, seen(state.Canary, good, 20), due, Advance, 1, time.Time{}, ""},
+		{"no traffic is not success", first, schedule, seen(state.Canary, good, 19), due, Stay, 0, time.Time{}, "had 19 requests at this step, need 20"},
+		{"not enough for a verdict", first, schedule, seen(state.Canary, thin, 25), due, Stay, 0, time.Time{}, "waiting for a good verdict"},
+		{"a bad verdict holds at once", first, schedule, seen(state.Canary, bad, 100), t0.Add(time.Second), Stay, 0, time.Time{}, "failing: canary 30/30"},
+		{"paused", state.Rollout{Version: "v2", Percent: 10, Entered: t0, Paused: true}, schedule, seen(state.Canary, good, 100), due, Stay, 0, time.Time{}, "paused"},
+		{"rolled back", first, schedule, seen(state.RolledBack, good, 100), due, Stay, 0, time.Time{}, "rolled back"},
+		{"promoted", last, schedule, seen(state.Promoted, good, 100), due, Stay, 1, time.Time{}, "promoted"},
+		{"the last step waits for a manual promote", last, schedule, seen(state.Canary, good, 100), due, Stay, 1, time.Time{}, "canaryctl promote"},
+		{"the last step: no next_at before the interval", last, autoPromote(), seen(state.Canary, good, 100), t0.Add(time.Second), Stay, 1, time.Time{}, ""},
+		{"the last step promotes by itself with promote = auto", last, autoPromote(), seen(state.Canary, good, 20), due, Finish, 1, time.Time{}, ""},
+		{"auto promotion waits for traffic too", last, autoPromote(), seen(state.Canary, good, 2), due, Stay, 1, time.Time{}, "not enough traffic"},
+		{"silence is evidence only with enough traffic to have seen a regression", first, schedule, needing(seen(state.Canary, good, 300), 1500), due, Stay, 0, time.Time{},
+			"needs about 1200 more canary requests to rule out a 5.0% error rate (the stable's is 0.4%)"},
+		{"with that traffic: the next step", first, schedule, needing(seen(state.Canary, good, 1500), 1500), due, Advance, 1, time.Time{}, ""},
+		{"traffic that vanished is no evidence", first, schedule, vanished(seen(state.Canary, good, 100)), due, Stay, 0, time.Time{}, "no requests in the last 30s"},
+		{"a suspicion is no promotion", last, autoPromote(), seen(state.Canary, wary, 100), due, Stay, 1, time.Time{}, "suspect: the evidence against the canary is 40x (bad at 150x); a step advances below 12x"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -121,7 +146,7 @@ func TestPauseHoldsTheScheduleWhereItIs(t *testing.T) {
 	if resumed.Paused || !resumed.Entered.Equal(t0.Add(time.Hour)) {
 		t.Errorf("after an hour's pause: %+v, want entered an hour later, not paused", resumed)
 	}
-	pos := Progress(resumed, schedule, Observed{state.Canary, good, 100}, t0.Add(time.Hour+50*time.Second))
+	pos := Progress(resumed, schedule, seen(state.Canary, good, 100), t0.Add(time.Hour+50*time.Second))
 	if pos.Move != Stay || !pos.NextAt.Equal(t0.Add(time.Hour+time.Minute)) {
 		t.Errorf("40 s of the step were left: %+v", pos)
 	}

@@ -8,8 +8,9 @@ package health
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"time"
 )
@@ -64,9 +65,42 @@ func Probe(ctx context.Context, client *http.Client, url string, timeout time.Du
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
+		return &StatusError{URL: url, Code: resp.StatusCode, Status: resp.Status}
 	}
 	return nil
+}
+
+// StatusError is a probe's answer outside 2xx and 3xx.
+type StatusError struct {
+	URL    string
+	Code   int
+	Status string // as the upstream sent it: "503 Service Unavailable"
+}
+
+func (e *StatusError) Error() string { return "GET " + e.URL + ": " + e.Status }
+
+// Reach connects to addr (host:port) within timeout and closes the
+// connection at once: the probe of an upstream without a health_path,
+// which tells a dead upstream (refused, reset, silent) from a live one
+// without sending it a request.
+func Reach(ctx context.Context, addr string, timeout time.Duration) error {
+	d := net.Dialer{Timeout: timeout}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+// Failed reports whether err, from Probe or Reach, is a failure as the
+// verdict counts them: no answer, or a 5xx one. A 404 from a path the
+// upstream does not serve says nothing about whether it is alive.
+func Failed(err error) bool {
+	var se *StatusError
+	if errors.As(err, &se) {
+		return se.Code >= 500
+	}
+	return err != nil
 }
 
 // Run probes url every interval until ctx ends and calls changed (from its

@@ -53,11 +53,21 @@ type Role struct {
 	P99Ms    float64 `json:"p99_ms"` // over the analysis window ending at the sample; 0 without requests
 }
 
-// Sample is the traffic between the previous sample (or the start) and T.
+// Sample is the traffic between the previous sample (or the start) and T,
+// and the verdict's evidence against the canary at T.
 type Sample struct {
-	T      time.Time `json:"t"`
-	Canary Role      `json:"canary"`
-	Stable Role      `json:"stable"`
+	T        time.Time `json:"t"`
+	Canary   Role      `json:"canary"`
+	Stable   Role      `json:"stable"`
+	Evidence Evidence  `json:"evidence"`
+}
+
+// Evidence is each of the verdict's tests' evidence against the canary, a
+// likelihood ratio (see analysis.Test); 0 for a test that is off, or
+// without a canary.
+type Evidence struct {
+	Errors  float64 `json:"errors"`
+	Latency float64 `json:"latency"`
 }
 
 // Mark is something that changed the canary's share, at T.
@@ -92,20 +102,21 @@ type History struct {
 // starting daemon's do.
 func New() *History { return &History{} }
 
-// Record adds the sample at now from the roles' cumulative counters: the
-// sample holds what they grew by since the previous call. A counter that
+// Record adds the sample at now from the roles' cumulative counters and the
+// evidence then: the sample holds what the counters grew by since the
+// previous call. A counter that
 // went down (an upstream a reload removed took its count with it) is taken
 // as restarted from zero, never as a negative rate. A clock that went back
 // (a Pi without a real-time clock setting it from NTP) makes the samples
 // held meaningless, and they are dropped.
-func (h *History) Record(now time.Time, canary, stable Totals) {
+func (h *History) Record(now time.Time, canary, stable Totals, ev Evidence) {
 	now = now.UTC().Truncate(time.Second)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.n > 0 && now.Before(h.ring[(h.next+Size-1)%Size].T) {
 		h.n, h.next = 0, 0
 	}
-	h.ring[h.next] = Sample{T: now, Canary: delta(h.last.canary, canary), Stable: delta(h.last.stable, stable)}
+	h.ring[h.next] = Sample{T: now, Canary: delta(h.last.canary, canary), Stable: delta(h.last.stable, stable), Evidence: ev}
 	h.next = (h.next + 1) % Size
 	h.n = min(h.n+1, Size)
 	h.last.canary, h.last.stable = canary, stable

@@ -41,7 +41,7 @@ func TestSamplesHoldWhatTheCountersGrewBy(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := New()
 			for i, c := range tt.canary {
-				h.Record(at(i), c, Totals{Requests: uint64(i)})
+				h.Record(at(i), c, Totals{Requests: uint64(i)}, Evidence{})
 			}
 			var got []Role
 			for _, s := range h.Snapshot(at(len(tt.canary))).Samples {
@@ -56,8 +56,8 @@ func TestSamplesHoldWhatTheCountersGrewBy(t *testing.T) {
 
 func TestRolesAreCountedApart(t *testing.T) {
 	h := New()
-	h.Record(at(0), Totals{Requests: 5, Errors: 5}, Totals{Requests: 50})
-	h.Record(at(1), Totals{Requests: 6, Errors: 6}, Totals{Requests: 80, Errors: 1})
+	h.Record(at(0), Totals{Requests: 5, Errors: 5}, Totals{Requests: 50}, Evidence{})
+	h.Record(at(1), Totals{Requests: 6, Errors: 6}, Totals{Requests: 80, Errors: 1}, Evidence{})
 	got := h.Snapshot(at(1)).Samples
 	want := []Sample{
 		{T: at(0), Canary: Role{Requests: 5, Errors: 5}, Stable: Role{Requests: 50}},
@@ -86,7 +86,7 @@ func TestTheRingKeepsFifteenMinutes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := New()
 			for i := range tt.recorded {
-				h.Record(at(i), Totals{Requests: uint64(i)}, Totals{})
+				h.Record(at(i), Totals{Requests: uint64(i)}, Totals{}, Evidence{})
 			}
 			s := h.Snapshot(tt.now)
 			if len(s.Samples) != tt.wantN {
@@ -107,10 +107,10 @@ func TestTheRingKeepsFifteenMinutes(t *testing.T) {
 func TestAClockThatWentBackDropsTheSamples(t *testing.T) {
 	h := New()
 	for i := range 5 {
-		h.Record(at(i), Totals{Requests: uint64(10 * i)}, Totals{})
+		h.Record(at(i), Totals{Requests: uint64(10 * i)}, Totals{}, Evidence{})
 	}
 	back := at(0).Add(-time.Hour)
-	h.Record(back, Totals{Requests: 45}, Totals{})
+	h.Record(back, Totals{Requests: 45}, Totals{}, Evidence{})
 	got := h.Snapshot(back).Samples
 	if len(got) != 1 || !got[0].T.Equal(back) || got[0].Canary.Requests != 5 {
 		t.Errorf("samples after the clock went back: %+v, want only the new one, with 5 requests", got)
@@ -162,14 +162,14 @@ func TestAMarkNeverCarriesANonNumber(t *testing.T) {
 
 func TestSnapshotEncodesAsThePageReadsIt(t *testing.T) {
 	h := New()
-	h.Record(t0.Add(300*time.Millisecond), Totals{Requests: 4, Errors: 1, P99: 12 * time.Millisecond}, Totals{Requests: 40, P99: 3 * time.Millisecond})
+	h.Record(t0.Add(300*time.Millisecond), Totals{Requests: 4, Errors: 1, P99: 12 * time.Millisecond}, Totals{Requests: 40, P99: 3 * time.Millisecond}, Evidence{})
 	h.Mark(t0.Add(2*time.Second), Rollback, 0, "rolled back by the button")
 	b, err := json.Marshal(h.Snapshot(t0.Add(Interval)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := `{"interval_s":5,"now":"2026-12-01T10:00:05Z",` +
-		`"samples":[{"t":"2026-12-01T10:00:00Z","canary":{"requests":4,"errors":1,"p99_ms":12},"stable":{"requests":40,"errors":0,"p99_ms":3}}],` +
+		`"samples":[{"t":"2026-12-01T10:00:00Z","canary":{"requests":4,"errors":1,"p99_ms":12},"stable":{"requests":40,"errors":0,"p99_ms":3},"evidence":{"errors":0,"latency":0}}],` +
 		`"marks":[{"t":"2026-12-01T10:00:02Z","kind":"rollback","percent":0,"text":"rolled back by the button"}]}`
 	if string(b) != want {
 		t.Errorf("JSON\n%s\nwant\n%s", b, want)
@@ -201,7 +201,7 @@ func TestConcurrentUseIsSafe(t *testing.T) {
 				now := at(i)
 				switch g {
 				case 0:
-					h.Record(now, Totals{Requests: uint64(i)}, Totals{})
+					h.Record(now, Totals{Requests: uint64(i)}, Totals{}, Evidence{})
 				case 1:
 					h.Mark(now, Step, 1, "step")
 				default:

@@ -6,6 +6,7 @@ package incident
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -63,10 +64,14 @@ type Report struct {
 	Note     string    `json:"note,omitempty"` // why the report is incomplete
 }
 
-// Verdict is the analysis's verdict at the rollback.
+// Verdict is the analysis's verdict at the rollback, with the evidence
+// against the canary of the test nearer its threshold (omitted by reports
+// written before the verdict had any).
 type Verdict struct {
-	State  analysis.State `json:"state"`
-	Reason string         `json:"reason"`
+	State     analysis.State `json:"state"`
+	Reason    string         `json:"reason"`
+	Evidence  float64        `json:"evidence,omitempty"`
+	Threshold float64        `json:"threshold,omitempty"`
 }
 
 // Side is one role's numbers over the analysis window.
@@ -101,6 +106,17 @@ type Request struct {
 	BodyTruncated bool      `json:"body_truncated,omitempty"`
 }
 
+// verdictOf is the report's verdict of v; a test that is off has no
+// threshold to show.
+func verdictOf(v analysis.Verdict) Verdict {
+	g := v.Strongest()
+	r := Verdict{State: v.State, Reason: v.Reason, Evidence: g.Evidence, Threshold: g.Threshold}
+	if math.IsInf(r.Threshold, 0) || math.IsNaN(r.Threshold) {
+		r.Evidence, r.Threshold = 0, 0
+	}
+	return r
+}
+
 // Build makes the report of in. Its ID is the rollback's time and the
 // version, which sorts as time does; Store makes it unique.
 func Build(in Input) Report {
@@ -111,7 +127,7 @@ func Build(in Input) Report {
 		Reason:     in.Reason,
 		Started:    in.Started.UTC(),
 		RolledBack: in.RolledBack.UTC(),
-		Verdict:    Verdict{State: in.Verdict.State, Reason: in.Verdict.Reason},
+		Verdict:    verdictOf(in.Verdict),
 		Canary:     side(in.Canary),
 		Stable:     side(in.Stable),
 		Served:     uint64(len(in.Records)),

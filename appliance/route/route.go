@@ -67,6 +67,13 @@ type Stats struct {
 
 	begun     atomic.Uint64 // attempts and tunnels begun
 	abandoned atomic.Uint64 // those that ended without a Record
+
+	// slowOver is the latency, in nanoseconds, above which an answer that
+	// is no error counts as slow for the verdict (0: none does); the
+	// daemon sets it four times a second from the stable's latency, and
+	// slow counts the answers above it.
+	slowOver atomic.Int64
+	slow     atomic.Uint64
 }
 
 // Requests is how many attempts were sent to the upstream.
@@ -82,6 +89,27 @@ func (s *Stats) Requests() uint64 {
 // attempts that got no whole answer (refused, reset, timed out).
 func (s *Stats) Errors() uint64 {
 	return s.Classes[Failed].Load() + s.Classes[Class5xx].Load()
+}
+
+// Slow is how many answers that were no error took longer than the slow
+// threshold of their moment (SetSlowOver).
+func (s *Stats) Slow() uint64 { return s.slow.Load() }
+
+// SetSlowOver sets the latency above which the upstream's answers count as
+// slow from now on; analysis.Never, or 0, for none.
+func (s *Stats) SetSlowOver(d time.Duration) {
+	if d == analysis.Never {
+		d = 0
+	}
+	s.slowOver.Store(int64(d))
+}
+
+// SlowOver is the latency set by SetSlowOver, analysis.Never for none.
+func (s *Stats) SlowOver() time.Duration {
+	if d := s.slowOver.Load(); d > 0 {
+		return time.Duration(d)
+	}
+	return analysis.Never
 }
 
 // Begin counts an attempt (or a tunnel) on the upstream as in flight until
@@ -120,6 +148,9 @@ func (s *Stats) Record(now time.Time, status int, failed bool, d time.Duration) 
 	s.Classes[c].Add(1)
 	if c != Failed {
 		s.Latency.Observe(d)
+	}
+	if over := s.slowOver.Load(); over > 0 && int64(d) > over && c != Failed && c != Class5xx {
+		s.slow.Add(1)
 	}
 	if w := s.Window.Load(); w != nil {
 		w.Record(now, c == Failed || c == Class5xx, d)
@@ -347,6 +378,10 @@ func (p *Plan) pick(tried *swrr.Set, excluded swrr.Set, now time.Time) *Upstream
 func (p *Plan) Done(u *Upstream, failed bool, now time.Time) {
 	p.bal.Done(u.Index, failed, now)
 }
+
+// Failing reports whether u's failures (max_fails within fail_timeout)
+// hold it out of the rotation at now.
+func (p *Plan) Failing(u *Upstream, now time.Time) bool { return p.bal.Down(u.Index, now) }
 
 // Healthy reports whether u is in the rotation as far as its failures and
 // its health check go.

@@ -25,7 +25,7 @@ type Store struct {
 // Open prepares dir (creating it if needed), removes the temporary files
 // an interrupted write left, and reads the latch in it. A missing latch
 // file is no latch. A state file in dir that cannot be read or parsed (the
-// latch, the rollout, canary.json: a failing SD card) is kept aside with
+// latch, the rollout, canary.json, the evidence: a failing SD card) is kept aside with
 // ".corrupt" added to its name, and the latch comes back as a rollback,
 // saved: when we cannot know what the canary was doing, the safe answer is
 // that it was rolled back. Aside lists the files kept aside, for the log.
@@ -44,6 +44,7 @@ func Open(dir string, now time.Time) (s *Store, l Latch, aside []Aside, err erro
 		{FileName, func(data []byte) (err error) { l, err = parseLatch(data); return err }},
 		{RolloutFileName, func(data []byte) error { _, err := parseRollout(data); return err }},
 		{LiveFileName, func(data []byte) error { _, err := parseLive(data); return err }},
+		{EvidenceFileName, func(data []byte) error { _, err := parseEvidence(data); return err }},
 	} {
 		a, err := s.check(f.name, f.parse)
 		if err != nil {

@@ -41,7 +41,7 @@ func badCanaryHistory(now time.Time) history.Snapshot {
 			canary.Requests += 35
 			canary.P99 = 9 * time.Millisecond
 		}
-		h.Record(at, canary, stable)
+		h.Record(at, canary, stable, history.Evidence{})
 	}
 	h.Mark(now.Add(-10*time.Minute), history.Step, 25, "step 2 of 4: 25%")
 	h.Mark(now.Add(-3*time.Minute), history.Rollback, 0, "rollback of v2 automatically: canary 42.7% errors (41 of 96)")
@@ -177,7 +177,7 @@ func TestStatusPageChartsInChromium(t *testing.T) {
 		var n uint64
 		for _, i := range []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 22, 40, 41, 42, 43, 44} {
 			n += 50
-			h.Record(now.Add(time.Duration(i-44)*history.Interval), history.Totals{Requests: n / 2, P99: time.Millisecond}, history.Totals{Requests: n, P99: time.Millisecond})
+			h.Record(now.Add(time.Duration(i-44)*history.Interval), history.Totals{Requests: n / 2, P99: time.Millisecond}, history.Totals{Requests: n, P99: time.Millisecond}, history.Evidence{})
 		}
 		ctl := admintest.NewController(admintest.Canary())
 		ctl.SetHistory(h.Snapshot(now))

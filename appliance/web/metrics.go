@@ -23,6 +23,9 @@ type Snapshot struct {
 	// there is none.
 	Verdict    analysis.State
 	HasVerdict bool
+	// Evidence is each test's evidence against the canary and its
+	// threshold, "errors" and "latency" (a test that is off is absent).
+	Evidence map[string]analysis.Gauge
 
 	ConfigGeneration uint64
 	ConfigErrors     uint64 // rejected reloads so far
@@ -75,6 +78,17 @@ func write(e *expo, s Snapshot) {
 	e.family("canaryd_canary_verdict", "gauge", "The canary analysis: 1 for the current verdict (good, bad, not_enough_traffic, shared_failure), 0 for the others; all 0 without a canary.")
 	for _, verdict := range analysis.States() {
 		e.sample("canaryd_canary_verdict", bool01(s.HasVerdict && verdict == s.Verdict), "verdict", verdict.String())
+	}
+	if s.HasVerdict && len(s.Evidence) > 0 {
+		tests := slices.Sorted(maps.Keys(s.Evidence))
+		e.family("canaryd_canary_evidence", "gauge", "The verdict's evidence against the canary, per test (errors, latency): a likelihood ratio, 1 before any; the verdict turns bad at canaryd_canary_evidence_threshold.")
+		for _, test := range tests {
+			e.sample("canaryd_canary_evidence", s.Evidence[test].Evidence, "test", test)
+		}
+		e.family("canaryd_canary_evidence_threshold", "gauge", "The evidence at which a test judges the canary bad: 1/false_alarm, split between the tests.")
+		for _, test := range tests {
+			e.sample("canaryd_canary_evidence_threshold", s.Evidence[test].Threshold, "test", test)
+		}
 	}
 	e.family("canaryd_rollbacks_total", "counter", "Rollbacks since canaryd started, by cause (command, button, auto, api).")
 	for _, cause := range withKeys(state.Causes(), s.Rollbacks) {

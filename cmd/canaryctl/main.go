@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
+	"github.com/canary-pi/canary-pi/appliance/analysis"
 	"github.com/canary-pi/canary-pi/appliance/incident"
 	"github.com/canary-pi/canary-pi/appliance/state"
 )
@@ -330,6 +331,20 @@ func percent(p float64) string {
 	return strconv.FormatFloat(math.Round(p*10)/10, 'f', -1, 64) + "%"
 }
 
+// evidenceLine is the verdict's evidence for people: "errors 180x (bad at
+// 150x), latency 0.9x (bad at 300x); since 10:00:00, false_alarm 0.01".
+func evidenceLine(v *admin.Verdict) string {
+	tests := []string{"errors " + analysis.Times(v.Errors.Evidence) + " (bad at " + analysis.Times(v.Errors.Threshold) + ")"}
+	if l := v.Latency; l != nil {
+		tests = append(tests, "latency "+analysis.Times(l.Evidence)+" (bad at "+analysis.Times(l.Threshold)+")")
+	}
+	line := strings.Join(tests, ", ") + "; false_alarm " + strconv.FormatFloat(v.FalseAlarm, 'g', -1, 64)
+	if v.Since != "" {
+		line += ", since " + v.Since
+	}
+	return line
+}
+
 // printStatus prints st for people; now is the clock the time to the next
 // step is counted on.
 func printStatus(w io.Writer, st admin.Status, now time.Time) error {
@@ -350,7 +365,10 @@ func printStatus(w io.Writer, st admin.Status, now time.Time) error {
 		if v.AutoRollback {
 			auto = "auto_rollback on"
 		}
-		fmt.Fprintf(tw, "verdict\t%s over %s (%s): %s\n", v.State, v.Window, auto, v.Reason)
+		fmt.Fprintf(tw, "verdict\t%s (%s): %s\n", v.State, auto, v.Reason)
+		if v.Errors != nil {
+			fmt.Fprintf(tw, "evidence\t%s\n", evidenceLine(v))
+		}
 	}
 	cfg := "ok"
 	if st.Config.Error != "" {

@@ -81,7 +81,8 @@ func TestAutoRollbackStopsTheErrors(t *testing.T) {
 	if v2.Hits() != hits {
 		t.Errorf("the canary got %d requests after the rollback", v2.Hits()-hits)
 	}
-	if !strings.Contains(p.stderr.String(), "CAUSE=auto") || !strings.Contains(p.stderr.String(), "errors (") {
+	if !strings.Contains(p.stderr.String(), "CAUSE=auto") || !strings.Contains(p.stderr.String(), "errors at a 33% share") ||
+		!strings.Contains(p.stderr.String(), "EVIDENCE=") {
 		t.Errorf("the rollback's log line lacks its cause and numbers:\n%s", p.stderr)
 	}
 

@@ -394,10 +394,15 @@ func TestGarbageStateFilesStartRolledBack(t *testing.T) {
 				if _, err := os.Stat(filepath.Join(a.stateDir, name+".corrupt")); err != nil {
 					t.Errorf("%s was not kept aside: %v", name, err)
 				}
-				if !strings.Contains(p.stderr.String(), name+".corrupt") {
-					t.Errorf("no journal entry names %s.corrupt", name)
-				}
+				// The entry was written before canaryd answered, but the
+				// pipe from its stderr may not have delivered it yet.
+				testkit.Eventually(t, 5*time.Second, "a journal entry naming "+name+".corrupt", func() bool {
+					return strings.Contains(p.stderr.String(), name+".corrupt")
+				})
 			}
+			testkit.Eventually(t, 5*time.Second, "a journal entry per file kept aside", func() bool {
+				return strings.Count(p.stderr.String(), "MESSAGE_ID="+daemon.MsgUnreadable) >= len(tt.files)
+			})
 			if n := strings.Count(p.stderr.String(), "MESSAGE_ID="+daemon.MsgUnreadable); n != len(tt.files) {
 				t.Errorf("%d journal entries with MESSAGE_ID=%s, want %d, one per file", n, daemon.MsgUnreadable, len(tt.files))
 			}

@@ -1,0 +1,264 @@
+package daemon
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/canary-pi/canary-pi/appliance/admin"
+	"github.com/canary-pi/canary-pi/appliance/analysis"
+	"github.com/canary-pi/canary-pi/appliance/config"
+	"github.com/canary-pi/canary-pi/appliance/decide"
+	"github.com/canary-pi/canary-pi/appliance/route"
+	"github.com/canary-pi/canary-pi/appliance/state"
+)
+
+// judgeEvery is how often the canary is judged: the tick the verdict's
+// tallies are counted over, and the light turns red well within a second
+// of the verdict turning bad.
+const judgeEvery = 250 * time.Millisecond
+
+// saveEvery is how often the evidence is written while it changes: a crash
+// loses at most this much of it, and an SD card sees a small write every
+// ten seconds of traffic, none while there is none.
+const saveEvery = 10 * time.Second
+
+// analyze judges the canary until ctx ends, and saves the evidence as it
+// stops.
+func (d *Daemon) analyze(ctx context.Context) {
+	t := time.NewTicker(judgeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			d.mu.Lock()
+			e := d.evidence
+			d.mu.Unlock()
+			d.saveEvidence(e)
+			return
+		case <-t.C:
+			d.judge(time.Now())
+		}
+	}
+}
+
+// policyOf is the verdict's policy in cfg.
+func policyOf(cfg *config.Config) analysis.Policy {
+	c := cfg.Canary
+	return analysis.Policy{FalseAlarm: c.FalseAlarm, Tolerance: c.Tolerance, ErrorRate: c.ErrorRate,
+		MinRequests: c.MinRequests, LatencyRatio: c.LatencyRatio, LatencyFloor: c.LatencyFloor}
+}
+
+// roles sums the analysis windows of each role.
+func roles(plan *route.Plan, now time.Time) (canary, stable analysis.Counts) {
+	for _, u := range plan.Upstreams {
+		w := u.Stats.Window.Load()
+		if w == nil {
+			continue
+		}
+		if u.Role == config.Canary {
+			canary = canary.Add(w.Snapshot(now))
+		} else {
+			stable = stable.Add(w.Snapshot(now))
+		}
+	}
+	return canary, stable
+}
+
+// recent is the roles' counts over the window, as the verdict reads them.
+func recent(plan *route.Plan, now time.Time, span time.Duration) analysis.Recent {
+	canary, stable := roles(plan, now)
+	return analysis.Recent{Canary: canary, Stable: stable, Span: span}
+}
+
+// counters are one upstream's cumulative counters as the verdict reads
+// them.
+type counters struct{ requests, errors, answers, slow uint64 }
+
+// tallier turns the upstreams' cumulative counters into each tick's
+// tallies: what grew since the tick before.
+type tallier struct {
+	last map[*route.Stats]counters
+}
+
+// tally reads plan's upstreams and returns, per role, the attempts and
+// errors, and the answers and slow ones, since the last call. An upstream
+// is known by its counters, which outlive reloads; one the plan no longer
+// has is forgotten.
+func (t *tallier) tally(plan *route.Plan) (errs, slow analysis.Tally) {
+	next := make(map[*route.Stats]counters, len(plan.Upstreams))
+	for _, u := range plan.Upstreams {
+		s := u.Stats
+		// Errors before requests, slow answers before answers: a request
+		// finishing meanwhile can then only make a tick's events fewer
+		// than its attempts, never more.
+		errors, slowN := s.Errors(), s.Slow()
+		requests := s.Requests()
+		c := counters{requests: requests, errors: errors, answers: requests - min(errors, requests), slow: slowN}
+		next[s] = c
+		// Counters the tallier has not seen are new (a plan makes them
+		// for a new upstream, all at zero when canaryd starts): what they
+		// hold is this tick's.
+		prev := t.last[s]
+		d := analysis.Tally{Canary: c.requests - prev.requests, CanaryEvents: c.errors - prev.errors}
+		ds := analysis.Tally{Canary: c.answers - prev.answers, CanaryEvents: c.slow - prev.slow}
+		if u.Role != config.Canary {
+			d = analysis.Tally{Stable: d.Canary, StableEvents: d.CanaryEvents}
+			ds = analysis.Tally{Stable: ds.Canary, StableEvents: ds.CanaryEvents}
+		}
+		errs, slow = errs.Add(d), slow.Add(ds)
+	}
+	t.last = next
+	return errs, slow
+}
+
+// setThresholds makes th what counts as slow on plan's upstreams. The
+// canary's threshold never drops below the stable's, not even between two
+// stores: a canary as fast as the stable must never count more slow
+// answers for the order they were set in.
+func setThresholds(plan *route.Plan, th analysis.Thresholds) {
+	set := func(role config.Role, d time.Duration) {
+		for _, u := range plan.Upstreams {
+			if (u.Role == config.Canary) == (role == config.Canary) {
+				u.Stats.SetSlowOver(d)
+			}
+		}
+	}
+	raising := true
+	for _, u := range plan.Upstreams {
+		if u.Role != config.Canary {
+			raising = th.Stable >= u.Stats.SlowOver()
+			break
+		}
+	}
+	if raising {
+		set(config.Canary, th.Canary)
+		set(config.Stable, th.Stable)
+	} else {
+		set(config.Stable, th.Stable)
+		set(config.Canary, th.Canary)
+	}
+}
+
+// judge feeds the tick's tallies to the evidence, takes the verdict, shows
+// it on the light, logs a change, and rolls back when the verdict is bad
+// and the config asks for it.
+func (d *Daemon) judge(now time.Time) {
+	// The tallies are read under d.mu: a resume or a new version starts
+	// the evidence afresh under it, and numbers read before must not
+	// judge the clean slate.
+	d.mu.Lock()
+	plan := d.router.Plan()
+	errs, slow := d.tallies.tally(plan)
+	probes := d.probes.take()
+	policy := policyOf(d.cfg)
+	rec := recent(plan, now, d.cfg.Canary.Window)
+	var v analysis.Verdict
+	turnedBad := false
+	if plan.HasCanary {
+		if plan.Mode == state.Canary {
+			turnedBad = d.evidence.Observe(now, analysis.Tick{Traffic: errs, Probes: probes, Slow: slow}, policy)
+			d.evidenceDirty = true
+		}
+		v = analysis.Judge(&d.evidence, rec, d.thresholds, d.verdict.State, policy)
+	}
+	d.thresholds = analysis.SlowThresholds(rec.Stable, policy)
+	setThresholds(plan, d.thresholds)
+	prev := d.verdict
+	d.verdict = v
+	version := d.cfg.Canary.Version
+	if prev.State != v.State && plan.HasCanary {
+		d.showLights()
+		g := v.Strongest()
+		attrs := []any{"CANARY_VERSION", version, "VERDICT", v.State.String(), "REASON", v.Reason,
+			"EVIDENCE", evidenceField(g.Evidence), "THRESHOLD", evidenceField(g.Threshold)}
+		switch v.State {
+		case analysis.Bad:
+			d.log.Warn("canary verdict: bad", append(attrs, "MESSAGE_ID", MsgCanaryBad, "TEST", d.evidence.BadTest)...)
+		default:
+			d.log.Info("canary verdict: "+v.State.String(), attrs...)
+		}
+	}
+	// Decided and done under one lock: a promotion or a new version in
+	// between must not be rolled back on the old numbers.
+	if decide.AutoRollback(d.cfg.Canary.AutoRollback, d.router.Plan().Mode, v) {
+		d.act(decide.Rollback, state.CauseAuto, v.Reason)
+	}
+	d.progress(now, v)
+	if plan.Mode == state.Canary && d.evidence.BadAt.IsZero() {
+		d.probes.round(plan, now, d.evidence.Traffic.Canary > 0)
+	}
+	var save *analysis.Evidence
+	if d.evidenceDirty && (turnedBad || now.Sub(d.evidenceSaved) >= saveEvery) {
+		e := d.evidence
+		save, d.evidenceDirty, d.evidenceSaved = &e, false, now
+	}
+	d.mu.Unlock()
+	if save != nil {
+		d.saveEvidence(*save)
+	}
+}
+
+// saveEvidence writes e to the state directory. Only the judge's loop
+// calls it, so the writes come in order.
+func (d *Daemon) saveEvidence(e analysis.Evidence) {
+	if e.Version == "" {
+		return
+	}
+	if err := d.store.SaveEvidence(e); err != nil {
+		d.log.Error("cannot save the verdict's evidence: a restart would lose what it gathered since the last save", "error", err.Error())
+	}
+}
+
+// startEvidence starts the evidence of the release that serves since
+// d.live, afresh; d.mu is held.
+func (d *Daemon) startEvidence() {
+	d.evidence = analysis.NewEvidence(d.live.Version, d.live.Since, policyOf(d.cfg))
+	d.evidenceDirty = true
+	d.verdict = analysis.Verdict{}
+}
+
+// restoreEvidence takes up the evidence the state directory kept for the
+// release serving since d.live, or starts it afresh; d.mu is held or d is
+// not running yet.
+func (d *Daemon) restoreEvidence() {
+	if e, ok := d.store.LoadEvidence(); ok && e.Version == d.live.Version && e.Since.Equal(d.live.Since) {
+		d.evidence = e
+		return
+	}
+	d.startEvidence()
+}
+
+// evidenceField is a likelihood ratio as a journal field: "180", "0.42".
+func evidenceField(f float64) string { return strconv.FormatFloat(f, 'g', 4, 64) }
+
+// verdictStatus is the status's verdict: v with the evidence behind it.
+func verdictStatus(v analysis.Verdict, e analysis.Evidence, cfg *config.Config, th analysis.Thresholds) *admin.Verdict {
+	g := v.Strongest()
+	st := &admin.Verdict{State: v.State, Reason: v.Reason, Evidence: g.Evidence, Threshold: g.Threshold,
+		Errors:     testStatus(v.Errors, &e.Errors),
+		FalseAlarm: cfg.Canary.FalseAlarm, Since: rfc3339(e.Since), BadAt: rfc3339(e.BadAt),
+		AutoRollback: cfg.Canary.AutoRollback, Window: cfg.Canary.Window.String()}
+	if cfg.Canary.LatencyRatio > 0 {
+		st.Latency = testStatus(v.Latency, &e.Latency)
+		if th.Stable != analysis.Never {
+			st.Latency.SlowOverMs = &admin.SlowOver{Stable: millis(th.Stable), Canary: millis(th.Canary)}
+		}
+	}
+	return st
+}
+
+// testStatus is one test's part of the status.
+func testStatus(g analysis.Gauge, t *analysis.Test) *admin.Test {
+	r := t.Strongest()
+	return &admin.Test{Evidence: g.Evidence, Threshold: g.Threshold, CanaryEvents: r.CanaryEvents,
+		Events: r.Events(), Expected: round1(r.Expected), Share: round4(r.Share())}
+}
+
+// rfc3339 is t for the status, "" for the zero time.
+func rfc3339(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
