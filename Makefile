@@ -14,7 +14,7 @@ ARMENV  := GOOS=linux CGO_ENABLED=0
 TESTFLAGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help build arm demo test vet staticcheck fmt-check test-race test-fuzz test-arm test-image bench bench-nginx soak deb image e2e clean
+.PHONY: help build arm demo test vet staticcheck fmt-check test-race test-verdict verdict-table test-fuzz test-arm test-image bench bench-nginx soak deb image e2e clean
 
 # The package version: Debian's rules (it starts with a digit), from the
 # newest v* tag, else 0.0 with the commit: 0.0~git20261201.fae91cf.
@@ -40,7 +40,7 @@ arm: ## static binaries for the Pi, into bin/linux_armv6, bin/linux_armv7, bin/l
 demo: build ## run canaryd -demo: pong-v1 and pong-v2 at 10:5 on 127.0.0.1:8080
 	bin/canaryd -demo
 
-test: vet staticcheck fmt-check test-race test-fuzz test-arm test-image ## everything CI runs
+test: vet staticcheck fmt-check test-race test-verdict test-fuzz test-arm test-image ## everything CI runs
 
 vet: ## go vet
 	$(GO) vet ./...
@@ -54,6 +54,14 @@ fmt-check: ## fail on files that gofmt would change
 
 test-race: ## the tests on this machine, with the race detector
 	$(GO) test -race -timeout 15m $(TESTFLAGS) ./...
+
+# The race detector would make the simulation's half minute many: it has a
+# build tag of its own (!race), and runs here.
+test-verdict: ## the verdict's simulation: false alarms over 15 000 simulated release-hours, detection times, a step's power
+	$(GO) test -count=1 -timeout 10m -run 'TestNeverRedOnNoise|TestDetectionTimes|TestASafeStepHadThePowerToSeeARegression' ./appliance/analysis
+
+verdict-table: ## the detection-time table of the README (1000 releases a row), into verdict-table.md
+	$(GO) test -count=1 -timeout 30m -run '^TestDetectionTimes$$' ./appliance/analysis -args -verdict.table-runs 1000 -verdict.table $(CURDIR)/verdict-table.md
 
 # Counts, not durations: a -fuzztime of seconds races Go 1.26's fuzzing
 # coordinator at the deadline and fails with a bare "context deadline

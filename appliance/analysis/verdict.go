@@ -248,9 +248,9 @@ type Verdict struct {
 }
 
 // Strongest is the gauge nearer its threshold: the one the verdict's
-// evidence is quoted from.
+// evidence is quoted from; the errors' while neither has evidence.
 func (v Verdict) Strongest() Gauge {
-	if v.Latency.on() && v.Latency.Fraction() > v.Errors.Fraction() {
+	if v.Latency.on() && v.Latency.Evidence > 1 && v.Latency.Fraction() > v.Errors.Fraction() {
 		return v.Latency
 	}
 	return v.Errors
@@ -290,15 +290,17 @@ func Judge(e *Evidence, w Recent, th Thresholds, prev State, p Policy) Verdict {
 		}
 	case shared(w, prev, p):
 		v.State = Shared
-		v.Reason = fmt.Sprintf("both versions fail: canary %s and stable %s of the requests in the last %s, at or above error_rate %s: a shared failure, not the canary's (%s)",
-			pct(w.Canary.ErrorRate()), pct(w.Stable.ErrorRate()), w.Span, pct(p.ErrorRate), errs)
+		r := e.Errors.Strongest()
+		v.Reason = fmt.Sprintf("both versions fail: canary %s and stable %s of requests in the last %s, error_rate (%s) or more; canary %d of %d errors at a %s share, %s expected at equal rates: %s, bad at %s",
+			pct(w.Canary.ErrorRate()), pct(w.Stable.ErrorRate()), w.Span, pct(p.ErrorRate),
+			r.CanaryEvents, r.Events(), pct(r.Share()), num(r.Expected), Times(v.Errors.Evidence), Times(v.Errors.Threshold))
 	case requests < uint64(max(p.MinRequests, 1)):
 		v.State = NotEnough
 		v.Reason = fmt.Sprintf("not enough traffic: the canary had %d requests, need %d", requests, max(p.MinRequests, 1))
 	default:
 		v.State = Good
 		v.Reason = errs
-		if lat != "" && v.Latency.Fraction() > v.Errors.Fraction() {
+		if lat != "" && v.Strongest() == v.Latency {
 			v.Reason = lat
 		}
 	}
@@ -339,7 +341,7 @@ func errorsSentence(e *Evidence, g Gauge) string {
 func latencySentence(t *Test, g Gauge, th Thresholds) string {
 	limits := ""
 	if th.Stable != Never {
-		limits = fmt.Sprintf("; slow is over %s for the canary, over the stable's p90 of %s for it", Millis(th.Canary), Millis(th.Stable))
+		limits = fmt.Sprintf("; slow means over %s for the canary, over %s (the stable's p90) for the stable", Millis(th.Canary), Millis(th.Stable))
 	}
 	r := t.Strongest()
 	if r.Events() == 0 {

@@ -151,8 +151,15 @@ func (d *Daemon) pause(now time.Time) error {
 }
 
 // resume clears a rollback or a promotion, as act does, and else releases
-// a pause; d.mu is held.
+// a pause and starts afresh a bad verdict on a canary that still serves
+// (auto_rollback off: the operator judged the failure gone); d.mu is held.
 func (d *Daemon) resume(cause state.Cause, now time.Time) error {
+	if !d.latch.Latched() && d.router.Plan().Mode == state.Canary && !d.evidence.BadAt.IsZero() {
+		d.rejudge(cause, now)
+		if !d.rollout.Paused {
+			return nil
+		}
+	}
 	if d.latch.Latched() || !d.rollout.Paused {
 		return d.act(decide.Resume, cause, "")
 	}
@@ -165,6 +172,18 @@ func (d *Daemon) resume(cause state.Cause, now time.Time) error {
 		"CAUSE", cause, "CANARY_VERSION", d.cfg.Canary.Version, "STEP", next.Step)
 	d.mark(now, history.Resume, "rollout of "+d.cfg.Canary.Version+" resumed at "+percent(next.Percent))
 	return nil
+}
+
+// rejudge starts the evidence of a serving canary afresh from now; d.mu
+// is held.
+func (d *Daemon) rejudge(cause state.Cause, now time.Time) {
+	d.evidence = analysis.NewEvidence(d.live.Version, now, policyOf(d.cfg))
+	d.evidenceDirty = true
+	d.verdict = analysis.Verdict{}
+	d.showLights()
+	d.log.Warn("resumed: the canary's verdict starts afresh", "MESSAGE_ID", MsgResume, "CAUSE", cause,
+		"CANARY_VERSION", d.cfg.Canary.Version)
+	d.mark(now, history.Resume, "verdict on "+d.cfg.Canary.Version+" started afresh "+causeWords[cause])
 }
 
 // rolloutStatus is the status's rollout object, nil without canary.steps;

@@ -219,10 +219,10 @@ func (d *Daemon) startEvidence() {
 }
 
 // restoreEvidence takes up the evidence the state directory kept for the
-// release serving since d.live, or starts it afresh; d.mu is held or d is
-// not running yet.
+// release serving since d.live (begun then, or later by a resume of a bad
+// verdict), or starts it afresh; d.mu is held or d is not running yet.
 func (d *Daemon) restoreEvidence() {
-	if e, ok := d.store.LoadEvidence(); ok && e.Version == d.live.Version && e.Since.Equal(d.live.Since) {
+	if e, ok := d.store.LoadEvidence(); ok && e.Version == d.live.Version && !e.Since.Before(d.live.Since) {
 		d.evidence = e
 		return
 	}

@@ -9,11 +9,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,7 +26,10 @@ type Demo struct {
 	ConfigDir string
 	StateDir  string
 	Socket    string
-	servers   []*http.Server
+	// Addrs are where the backends serve, by name: their fault controls
+	// (POST /demo/fault) are there, beside the proxy.
+	Addrs   map[string]string
+	servers []*http.Server
 }
 
 // Backend is one demo service.
@@ -64,6 +70,7 @@ func Start(listen string) (*Demo, error) {
 		ConfigDir: filepath.Join(dir, "config"),
 		StateDir:  filepath.Join(dir, "state"),
 		Socket:    filepath.Join(dir, "admin.sock"),
+		Addrs:     map[string]string{},
 	}
 	if err := os.Mkdir(d.ConfigDir, 0o755); err != nil {
 		d.Close()
@@ -86,8 +93,9 @@ version = "pong-v2"
 			d.Close()
 			return nil, err
 		}
-		srv := NewServer(b.Name)
+		srv := newServer(b.Name, &faults{})
 		d.servers = append(d.servers, srv)
+		d.Addrs[b.Name] = ln.Addr().String()
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				fmt.Fprintf(os.Stderr, "demo backend %s: %v\n", b.Name, err)
@@ -116,7 +124,62 @@ func (d *Demo) Close() error {
 // NewServer is one demo backend: it answers as the seed's gin service,
 // {"message":"NAME"} as JSON, on GET /ping and on every other path, and
 // GET /status/CODE answers with that status, to try the error accounting.
-func NewServer(name string) *http.Server {
+func NewServer(name string) *http.Server { return newServer(name, nil) }
+
+// faults is what a backend of canaryd -demo is told to do wrong, so that a
+// newcomer can watch the verdict: fail a share of its requests, answer
+// more slowly. Its answers take a lognormal time around two milliseconds,
+// as a real service's do, so that slower is something to see.
+type faults struct {
+	errors atomic.Uint64 // math.Float64bits of the share answered 503
+	slower atomic.Uint64 // math.Float64bits of the latency's multiple; 0 is 1
+}
+
+// baseLatency is the median of a demo backend's answer time, and
+// latencySpread the standard deviation of its log.
+const (
+	baseLatency   = 2 * time.Millisecond
+	latencySpread = 0.5
+)
+
+// serve applies f to one request: it waits, and reports whether the
+// request is one of those to fail.
+func (f *faults) serve(r *http.Request) (fail bool) {
+	slower := math.Float64frombits(f.slower.Load())
+	d := time.Duration(float64(baseLatency) * max(slower, 1) * math.Exp(latencySpread*rand.NormFloat64()))
+	select {
+	case <-time.After(d):
+	case <-r.Context().Done():
+	}
+	return rand.Float64() < math.Float64frombits(f.errors.Load())
+}
+
+// set is the handler of POST /demo/fault?errors=0.3&slower=4: the share of
+// requests to fail and the multiple of the answer time, both back to none
+// when left out.
+func (f *faults) set(name string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		errs, slower := 0.0, 1.0
+		var err error
+		if v := r.URL.Query().Get("errors"); v != "" {
+			if errs, err = strconv.ParseFloat(v, 64); err != nil || !(errs >= 0 && errs <= 1) {
+				http.Error(w, "errors: want a share from 0 to 1, such as 0.3", http.StatusBadRequest)
+				return
+			}
+		}
+		if v := r.URL.Query().Get("slower"); v != "" {
+			if slower, err = strconv.ParseFloat(v, 64); err != nil || !(slower >= 1 && slower <= 1000) {
+				http.Error(w, "slower: want a multiple from 1 to 1000, such as 4", http.StatusBadRequest)
+				return
+			}
+		}
+		f.errors.Store(math.Float64bits(errs))
+		f.slower.Store(math.Float64bits(slower))
+		fmt.Fprintf(w, "%s: %g%% of requests answer 503, answers take %gx as long\n", name, 100*errs, slower)
+	}
+}
+
+func newServer(name string, f *faults) *http.Server {
 	body, _ := json.Marshal(map[string]string{"message": name})
 	answer := func(w http.ResponseWriter, code int) {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -125,7 +188,16 @@ func NewServer(name string) *http.Server {
 		w.Write(body)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { answer(w, http.StatusOK) })
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if f != nil && f.serve(r) {
+			answer(w, http.StatusServiceUnavailable)
+			return
+		}
+		answer(w, http.StatusOK)
+	})
+	if f != nil {
+		mux.HandleFunc("POST /demo/fault", f.set(name))
+	}
 	mux.HandleFunc("GET /status/{code}", func(w http.ResponseWriter, r *http.Request) {
 		code, err := strconv.Atoi(r.PathValue("code"))
 		if err != nil || code < 200 || code > 599 {

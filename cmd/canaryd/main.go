@@ -121,7 +121,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if dm != nil {
-		printDemoBanner(stdout, d)
+		printDemoBanner(stdout, d, dm)
 	}
 	go systemd.Watchdog(ctx, d.Healthy, opts.Logger)
 
@@ -192,7 +192,7 @@ func defaultStateDir() string {
 	return "/var/lib/canaryd"
 }
 
-func printDemoBanner(w io.Writer, d *daemon.Daemon) {
+func printDemoBanner(w io.Writer, d *daemon.Daemon, dm *demo.Demo) {
 	ctl := "canaryctl"
 	if exe, err := os.Executable(); err == nil {
 		sibling := filepath.Join(filepath.Dir(exe), "canaryctl")
@@ -215,5 +215,20 @@ func printDemoBanner(w io.Writer, d *daemon.Daemon) {
 	if a := d.AdminAddr(); a != "" {
 		fmt.Fprintf(w, "  status:     http://%s/  (the status page; /metrics for Prometheus)\n", a)
 	}
+	fault := func(name, query string) string {
+		return fmt.Sprintf("curl -X POST 'http://%s/demo/fault%s'", dm.Addrs[name], query)
+	}
+	fmt.Fprintf(w, `
+Watch the verdict: keep some traffic going (20 requests a second) in another terminal,
+              while sleep 0.05; do curl -s -o /dev/null http://%s/ping; done
+  then make only pong-v2 fail 30%% of its requests, and the canary light turns red:
+              %s
+  or answer four times slower:  %s
+  or make both fail alike: the light stays green, a shared failure, not the canary's:
+              %s; %s
+  back to healthy:  %s; %s   (then %s -socket %s resume)
+`, d.ProxyAddr(), fault("pong-v2", "?errors=0.3"), fault("pong-v2", "?slower=4"),
+		fault("pong-v1", "?errors=0.6"), fault("pong-v2", "?errors=0.6"),
+		fault("pong-v1", ""), fault("pong-v2", ""), ctl, d.Socket())
 	fmt.Fprintln(w, "\nCtrl-C stops the demo and removes its temporary files.")
 }

@@ -2,6 +2,8 @@ package testkit
 
 import (
 	"io"
+	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -67,6 +69,10 @@ type answer struct {
 	status  int
 	delay   time.Duration
 	started chan<- struct{}
+	// fail is the share of requests answered 503 at random; spread, when
+	// not 0, makes the delay lognormal with delay as its median.
+	fail   float64
+	spread float64
 }
 
 // Status answers every request with code (the body is still the name), as
@@ -76,6 +82,16 @@ func Status(code int) Option { return func(a *answer) { a.status = code } }
 // Delay holds every answer for d, or until the client hangs up, when the
 // backend answers nothing.
 func Delay(d time.Duration) Option { return func(a *answer) { a.delay = d } }
+
+// Fail answers a share (0 to 1) of the requests, at random, with 503, as a
+// flaky upstream does.
+func Fail(share float64) Option { return func(a *answer) { a.fail = share } }
+
+// Lognormal holds each answer for a lognormal time with median and spread
+// (the standard deviation of its log), as a real service's latency varies.
+func Lognormal(median time.Duration, spread float64) Option {
+	return func(a *answer) { a.delay, a.spread = median, spread }
+}
 
 // Started sends on c as each request arrives, before any Delay, so that a
 // test knows a request is in flight. A send that would block is dropped.
@@ -98,12 +114,20 @@ func StartBackend(t testing.TB, name string, opts ...Option) *Backend {
 			default:
 			}
 		}
-		if a.delay > 0 {
+		if delay := a.delay; delay > 0 {
+			if a.spread > 0 {
+				delay = time.Duration(float64(delay) * math.Exp(a.spread*rand.NormFloat64()))
+			}
 			select {
-			case <-time.After(a.delay):
+			case <-time.After(delay):
 			case <-r.Context().Done():
 				return
 			}
+		}
+		if a.fail > 0 && rand.Float64() < a.fail {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, name)
+			return
 		}
 		w.WriteHeader(a.status)
 		io.WriteString(w, name)

@@ -1,0 +1,250 @@
+package main
+
+// The verdict on the real binary and real sockets: steady traffic at 20
+// requests a second against backends that fail at random and answer in
+// lognormal times, as the acceptance checks of the verdict drive it.
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/canary-pi/canary-pi/appliance/admin"
+	"github.com/canary-pi/canary-pi/internal/testkit"
+)
+
+// steady sends GET / to addr at rate requests a second, each on its own,
+// until stop is closed or max have gone; wait returns the answers' codes
+// counted (0 for no answer).
+type steady struct {
+	mu    sync.Mutex
+	codes map[int]int
+	wg    sync.WaitGroup
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+func startSteady(addr string, rate int, max int) *steady {
+	s := &steady{codes: map[int]int{}, stop: make(chan struct{}), done: make(chan struct{})}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(time.Second / time.Duration(rate))
+		defer t.Stop()
+		for range max {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+			}
+			s.wg.Go(func() {
+				code := 0
+				if resp, err := client.Get("http://" + addr + "/"); err == nil {
+					resp.Body.Close()
+					code = resp.StatusCode
+				}
+				s.mu.Lock()
+				s.codes[code]++
+				s.mu.Unlock()
+			})
+		}
+	}()
+	return s
+}
+
+// halt stops the load and returns the codes of every request it sent.
+func (s *steady) halt() map[int]int {
+	close(s.stop)
+	<-s.done
+	s.wg.Wait()
+	return s.codes
+}
+
+// watched is what a watch of the status saw: every verdict state, whether
+// the canary light was ever red, and when the first status of each kind
+// came, from the watch's start.
+type watched struct {
+	states  map[string]int
+	red     bool
+	first   map[string]time.Duration // "red", "rolled_back", a verdict state
+	last    admin.Status
+	reasons []string
+}
+
+// watch reads the status four times a second, as long as d or until stop
+// reports the latest status good to stop on.
+func watch(t *testing.T, socket string, d time.Duration, stop func(admin.Status) bool) watched {
+	t.Helper()
+	c := adminAPI(socket)
+	w := watched{states: map[string]int{}, first: map[string]time.Duration{}}
+	start := time.Now()
+	note := func(what string) {
+		if _, ok := w.first[what]; !ok {
+			w.first[what] = time.Since(start)
+		}
+	}
+	for time.Since(start) < d {
+		if st, ok := apiStatus(c); ok && st.Verdict != nil {
+			w.last = st
+			w.states[st.Verdict.State.String()]++
+			note(st.Verdict.State.String())
+			if st.LEDs.Canary == "red" {
+				w.red = true
+				note("red")
+			}
+			if st.State == "rolled_back" {
+				note("rolled_back")
+			}
+			if n := len(w.reasons); n == 0 || w.reasons[n-1] != st.Verdict.Reason {
+				w.reasons = append(w.reasons, st.Verdict.State.String()+": "+st.Verdict.Reason)
+			}
+			if stop != nil && stop(st) {
+				return w
+			}
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return w
+}
+
+// verdictAppliance is canaryd in front of stable (weight 10) and canary
+// (weight 5, or the canary URL dead), with auto_rollback on and every other
+// key of the verdict at its default.
+func verdictAppliance(t *testing.T, stable, canary *testkit.Backend, dead string) *appliance {
+	a := newAppliance(t)
+	cfg := withCanary(a.config("v2", upstream{stable, 10, "stable"}, upstream{canary, 5, "canary"}), "auto_rollback = true")
+	if dead != "" {
+		cfg = strings.Replace(cfg, canary.Addr(), dead, 1)
+	}
+	a.writeConfig(cfg)
+	return a
+}
+
+// TestAnEqualCanaryIsNeverRed: both versions failing 5% at random and
+// answering in the same lognormal times, 20 requests a second for two
+// minutes: never red, never rolled back, with auto_rollback on.
+func TestAnEqualCanaryIsNeverRed(t *testing.T) {
+	integration(t)
+	t.Parallel()
+	v1 := testkit.StartBackend(t, "v1", testkit.Fail(0.05), testkit.Lognormal(10*time.Millisecond, 1))
+	v2 := testkit.StartBackend(t, "v2", testkit.Fail(0.05), testkit.Lognormal(10*time.Millisecond, 1))
+	a := verdictAppliance(t, v1, v2, "")
+	p := a.start()
+	load := startSteady(a.listen, 20, 20*120)
+	w := watch(t, a.socket, 120*time.Second, nil)
+	load.halt()
+	if w.red || w.states["bad"] > 0 || w.last.State != "canary" {
+		t.Errorf("an equal canary: light red %v, %d bad verdicts, state %q; want never red, still the canary\n%s",
+			w.red, w.states["bad"], w.last.State, strings.Join(w.reasons, "\n"))
+	}
+	// Both failing at error_rate (5%) may well be called a shared failure.
+	if v := w.last.Verdict; v == nil || (v.State.String() != "good" && v.State.String() != "shared_failure") || v.Evidence >= v.Threshold {
+		t.Errorf("after two minutes: verdict %+v, want good or shared_failure, its evidence under its threshold", v)
+	}
+	p.stop()
+}
+
+// TestACanaryFailing30PercentIsRolledBackWithin20s: a canary failing 30%
+// of its requests beside a stable failing 5% is rolled back, by the
+// analysis, within 20 s, and the journal says why with the numbers.
+func TestACanaryFailing30PercentIsRolledBackWithin20s(t *testing.T) {
+	integration(t)
+	t.Parallel()
+	v1 := testkit.StartBackend(t, "v1", testkit.Fail(0.05), testkit.Lognormal(10*time.Millisecond, 1))
+	v2 := testkit.StartBackend(t, "v2", testkit.Fail(0.3), testkit.Lognormal(10*time.Millisecond, 1))
+	a := verdictAppliance(t, v1, v2, "")
+	p := a.start()
+	load := startSteady(a.listen, 20, 20*30)
+	w := watch(t, a.socket, 30*time.Second, func(st admin.Status) bool { return st.State == "rolled_back" })
+	load.halt()
+	at, ok := w.first["rolled_back"]
+	if !ok || at > 20*time.Second {
+		t.Fatalf("a canary failing 30%% against 5%%: rolled back %v after %v; want within 20 s\n%s", ok, at, strings.Join(w.reasons, "\n"))
+	}
+	if l := w.last.Latch; l == nil || l.Cause != "auto" {
+		t.Errorf("latch %+v, want one by the analysis (auto)", l)
+	}
+	testkit.Eventually(t, 5*time.Second, "the rollback's journal entry with its evidence", func() bool {
+		log := p.stderr.String()
+		return strings.Contains(log, "CAUSE=auto") && strings.Contains(log, "EVIDENCE=") && strings.Contains(log, "THRESHOLD=150")
+	})
+	t.Logf("rolled back after %v", at.Round(time.Millisecond))
+	p.stop()
+}
+
+// TestAFourTimesSlowerCanaryIsRedWithinAMinute: a canary whose answers
+// take four times as long is judged bad within 60 s.
+func TestAFourTimesSlowerCanaryIsRedWithinAMinute(t *testing.T) {
+	integration(t)
+	t.Parallel()
+	v1 := testkit.StartBackend(t, "v1", testkit.Lognormal(10*time.Millisecond, 0.5))
+	v2 := testkit.StartBackend(t, "v2", testkit.Lognormal(40*time.Millisecond, 0.5))
+	a := verdictAppliance(t, v1, v2, "")
+	p := a.start()
+	load := startSteady(a.listen, 20, 20*70)
+	w := watch(t, a.socket, 70*time.Second, func(st admin.Status) bool { return st.Verdict.State.String() == "bad" })
+	load.halt()
+	at, ok := w.first["bad"]
+	if !ok || at > 60*time.Second {
+		t.Fatalf("a canary four times slower: bad %v after %v; want within 60 s\n%s", ok, at, strings.Join(w.reasons, "\n"))
+	}
+	if r := w.last.Verdict.Reason; !strings.Contains(r, "slow answers") {
+		t.Errorf("reason %q: want it to be the slow answers", r)
+	}
+	t.Logf("bad after %v: %s", at.Round(time.Millisecond), w.last.Verdict.Reason)
+	p.stop()
+}
+
+// TestADeadCanaryIsRolledBackWhileClientsGet200: a canary upstream that
+// refuses every connection leaves the rotation after its first failure;
+// its probes fail beside the stable's, and it is rolled back within 30 s,
+// while every client request is answered by the stable.
+func TestADeadCanaryIsRolledBackWhileClientsGet200(t *testing.T) {
+	integration(t)
+	t.Parallel()
+	v1 := testkit.StartBackend(t, "v1", testkit.Lognormal(10*time.Millisecond, 1))
+	v2 := testkit.StartBackend(t, "v2")
+	a := verdictAppliance(t, v1, v2, testkit.FreeAddr(t))
+	p := a.start()
+	load := startSteady(a.listen, 20, 20*40)
+	w := watch(t, a.socket, 40*time.Second, func(st admin.Status) bool { return st.State == "rolled_back" })
+	var served atomic.Int64
+	codes := load.halt()
+	for code, n := range codes {
+		if code != http.StatusOK {
+			t.Errorf("%d requests got %d, want every one answered 200", n, code)
+		}
+		served.Add(int64(n))
+	}
+	at, ok := w.first["rolled_back"]
+	if !ok || at > 30*time.Second {
+		t.Fatalf("a dead canary: rolled back %v after %v; want within 30 s\n%s", ok, at, strings.Join(w.reasons, "\n"))
+	}
+	t.Logf("rolled back after %v, %d requests all answered 200: %s", at.Round(time.Millisecond), served.Load(), w.last.Verdict.Reason)
+	p.stop()
+}
+
+// TestASharedFailureIsNeverRed: both versions failing 60% for a minute is
+// a shared failure, never bad, never rolled back.
+func TestASharedFailureIsNeverRed(t *testing.T) {
+	integration(t)
+	t.Parallel()
+	v1 := testkit.StartBackend(t, "v1", testkit.Fail(0.6), testkit.Lognormal(10*time.Millisecond, 1))
+	v2 := testkit.StartBackend(t, "v2", testkit.Fail(0.6), testkit.Lognormal(10*time.Millisecond, 1))
+	a := verdictAppliance(t, v1, v2, "")
+	p := a.start()
+	load := startSteady(a.listen, 20, 20*60)
+	w := watch(t, a.socket, 60*time.Second, nil)
+	load.halt()
+	if w.red || w.states["bad"] > 0 || w.last.State != "canary" {
+		t.Errorf("both failing 60%%: light red %v, %d bad verdicts, state %q; want never red\n%s",
+			w.red, w.states["bad"], w.last.State, strings.Join(w.reasons, "\n"))
+	}
+	if got := w.last.Verdict.State.String(); got != "shared_failure" {
+		t.Errorf("verdict after a minute %s (%s), want shared_failure", got, w.last.Verdict.Reason)
+	}
+	p.stop()
+}
