@@ -60,8 +60,8 @@ test-race: ## the tests on this machine, with the race detector
 test-verdict: ## the verdict's simulation: false alarms over 15 000 simulated release-hours, detection times, a step's power
 	$(GO) test -count=1 -timeout 10m -run 'TestNeverRedOnNoise|TestDetectionTimes|TestASafeStepHadThePowerToSeeARegression' ./appliance/analysis
 
-verdict-table: ## the detection-time table of the README (1000 releases a row), into verdict-table.md
-	$(GO) test -count=1 -timeout 30m -run '^TestDetectionTimes$$' ./appliance/analysis -args -verdict.table-runs 1000 -verdict.table $(CURDIR)/verdict-table.md
+verdict-table: ## the verdict's detection times, every row, 1000 releases each, into docs/verdict-table.md
+	$(GO) test -count=1 -timeout 30m -run '^TestDetectionTimes$$' ./appliance/analysis -args -verdict.table-runs 1000 -verdict.table $(CURDIR)/docs/verdict-table.md
 
 # Counts, not durations: a -fuzztime of seconds races Go 1.26's fuzzing
 # coordinator at the deadline and fails with a bare "context deadline
