@@ -147,7 +147,8 @@ func New(opts Options) (*Daemon, error) {
 		opts.Notifier = noNotifier{}
 	}
 	d := &Daemon{opts: opts, log: opts.Logger, notify: opts.Notifier, started: time.Now(),
-		rollbacks: map[state.Cause]uint64{}, checks: map[string]context.CancelFunc{}, hist: history.New()}
+		rollbacks: map[state.Cause]uint64{}, checks: map[string]context.CancelFunc{}, hist: history.New(),
+		thresholds: analysis.Thresholds{Stable: analysis.Never, Canary: analysis.Never}}
 	d.watcher = watch.New(opts.ConfigDir, watch.Options{Logger: opts.Logger})
 
 	cfg, err := config.Load(opts.ConfigDir)
@@ -199,6 +200,12 @@ func New(opts Options) (*Daemon, error) {
 
 	d.router = route.NewRouter(plan)
 	d.stepBase = canaryRequests(plan)
+	if plan.HasCanary {
+		// The verdict the restored evidence holds, on the lights from the
+		// start: a canary judged bad before a restart is red after it,
+		// before any request.
+		d.verdict = analysis.Judge(&d.evidence, analysis.Recent{}, d.thresholds, analysis.NotEnough, policyOf(cfg))
+	}
 	d.proxy = proxy.New(d.router, proxy.Options{
 		ConnectTimeout: cfg.Proxy.ConnectTimeout,
 		ReadTimeout:    cfg.Proxy.HeaderTimeout,

@@ -158,7 +158,11 @@ func (d *Daemon) judge(now time.Time) {
 	if plan.HasCanary {
 		if plan.Mode == state.Canary {
 			turnedBad = d.evidence.Observe(now, analysis.Tick{Traffic: errs, Probes: probes, Slow: slow}, policy)
-			d.evidenceDirty = true
+			// A tick without an attempt changes only the prior's clock,
+			// which a restart works out again: no write for it.
+			if errs.Canary+errs.Stable+probes.Canary+probes.Stable > 0 {
+				d.evidenceDirty = true
+			}
 		}
 		v = analysis.Judge(&d.evidence, rec, d.thresholds, d.verdict.State, policy)
 	}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
+	"github.com/canary-pi/canary-pi/appliance/analysis"
 	"github.com/canary-pi/canary-pi/appliance/daemon"
 	"github.com/canary-pi/canary-pi/appliance/incident"
 	"github.com/canary-pi/canary-pi/appliance/state"
@@ -204,6 +205,14 @@ func checkShape(rel string, data []byte) error {
 		if l.Version != "v2" || l.Since.IsZero() {
 			return fmt.Errorf("canary.json %+v: want v2 and a time", l)
 		}
+	case rel == state.EvidenceFileName:
+		var e analysis.Evidence
+		if err := strict(&e); err != nil {
+			return err
+		}
+		if e.Version != "v2" || !e.Valid() {
+			return fmt.Errorf("evidence of %q, valid %v: want v2's, whole", e.Version, e.Valid())
+		}
 	case filepath.Dir(rel) == incident.DirName && filepath.Ext(rel) == ".json":
 		var r incident.Report
 		if err := json.Unmarshal(data, &r); err != nil {
@@ -349,8 +358,9 @@ func TestGarbageStateFilesStartRolledBack(t *testing.T) {
 		{"rollout torn", []string{state.RolloutFileName}, half, true},
 		{"rollout empty", []string{state.RolloutFileName}, empty, true},
 		{"canary.json garbage", []string{state.LiveFileName}, garbage, true},
+		{"evidence torn", []string{state.EvidenceFileName}, half, true},
 		{"incident report torn", []string{report}, half, false},
-		{"all of them garbage", []string{state.FileName, state.RolloutFileName, state.LiveFileName, report}, garbage, true},
+		{"all of them garbage", []string{state.FileName, state.RolloutFileName, state.LiveFileName, state.EvidenceFileName, report}, garbage, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			a := newAppliance(t)

@@ -248,3 +248,40 @@ func TestASharedFailureIsNeverRed(t *testing.T) {
 	}
 	p.stop()
 }
+
+// TestTheVerdictSurvivesARestartAndStartsAfreshWithANewRelease: the
+// evidence is kept in the state directory, so a canary judged bad is still
+// red after a restart, before any new request; a new canary.version, and
+// a resume of a bad canary that still serves, start it afresh.
+func TestTheVerdictSurvivesARestartAndStartsAfreshWithANewRelease(t *testing.T) {
+	integration(t)
+	a := newAppliance(t)
+	v1, v2 := testkit.StartBackend(t, "v1"), testkit.StartBackend(t, "v2", testkit.Status(http.StatusInternalServerError))
+	cfg := a.config("v2", upstream{v1, 10, "stable"}, upstream{v2, 5, "canary"})
+	a.writeConfig(cfg)
+	p := a.start()
+	statuses(t, a.listen, 90)
+	before := waitStatus(t, a.socket, "a bad verdict", func(s admin.Status) bool { return s.Verdict.State.String() == "bad" })
+	p.stop()
+
+	p = a.start()
+	after := getStatus(t, a.socket)
+	if after.Verdict.State.String() != "bad" || after.LEDs.Canary != "red" || after.Verdict.BadAt != before.Verdict.BadAt ||
+		after.Verdict.Evidence < before.Verdict.Evidence || after.Verdict.Since != before.Verdict.Since {
+		t.Errorf("after a restart: verdict %+v, light %q; want the verdict from before it, %+v, still red", after.Verdict, after.LEDs.Canary, before.Verdict)
+	}
+
+	mustCtl(t, a.socket, "resume")
+	if st := getStatus(t, a.socket); st.Verdict.State.String() == "bad" || st.LEDs.Canary != "green" || st.Verdict.Evidence > 1 {
+		t.Errorf("after a resume: verdict %+v, light %q; want it judged afresh, green", st.Verdict, st.LEDs.Canary)
+	}
+	statuses(t, a.listen, 90)
+	waitStatus(t, a.socket, "bad again", func(s admin.Status) bool { return s.Verdict.State.String() == "bad" })
+
+	a.writeConfig(strings.Replace(cfg, `version = "v2"`, `version = "v3"`, 1))
+	mustCtl(t, a.socket, "reload")
+	if st := getStatus(t, a.socket); st.Verdict.State.String() == "bad" || st.Verdict.Since == before.Verdict.Since || st.LEDs.Canary != "green" {
+		t.Errorf("a new version: verdict %+v, light %q; want a new release, judged afresh", st.Verdict, st.LEDs.Canary)
+	}
+	p.stop()
+}
