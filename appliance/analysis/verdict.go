@@ -31,6 +31,9 @@ type Policy struct {
 	LatencyFloor time.Duration
 }
 
+// ErrorsTolerance is the errors test's null: the tolerance, at least 1.
+func (p Policy) ErrorsTolerance() float64 { return max(p.Tolerance, 1) }
+
 // LatencyOn reports whether the latency test runs.
 func (p Policy) LatencyOn() bool { return p.LatencyRatio > 0 }
 
@@ -115,7 +118,7 @@ type Evidence struct {
 // NewEvidence is the evidence of a release of version that began at since:
 // none yet.
 func NewEvidence(version string, since time.Time, p Policy) Evidence {
-	return Evidence{Version: version, Since: since, Errors: NewTest(p.Tolerance), Latency: NewTest(1)}
+	return Evidence{Version: version, Since: since, Errors: NewTest(p.ErrorsTolerance()), Latency: NewTest(1)}
 }
 
 // Tick is what one tick of the verdict counted.

@@ -467,6 +467,13 @@ func (d *Daemon) reload() error {
 	if cfg.Canary.Version != prevVersion {
 		d.mark(time.Now(), history.Version, versionText(prevVersion, cfg.Canary.Version))
 	}
+	if cfg.HasCanary() && d.evidence.Errors.Tolerance != policyOf(cfg).ErrorsTolerance() {
+		// The errors test is of one null, its tolerance: another is
+		// another test, from now.
+		d.restartEvidence(time.Now())
+		d.log.Warn("canary.tolerance changed: the verdict starts afresh", "CANARY_VERSION", cfg.Canary.Version,
+			"TOLERANCE", cfg.Canary.Tolerance)
+	}
 	d.syncChecks(cfg)
 	d.showLights()
 	d.log.Info("config applied", "MESSAGE_ID", MsgConfigApplied, "GENERATION", d.gen,

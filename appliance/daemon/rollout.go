@@ -177,9 +177,7 @@ func (d *Daemon) resume(cause state.Cause, now time.Time) error {
 // rejudge starts the evidence of a serving canary afresh from now; d.mu
 // is held.
 func (d *Daemon) rejudge(cause state.Cause, now time.Time) {
-	d.evidence = analysis.NewEvidence(d.live.Version, now, policyOf(d.cfg))
-	d.evidenceDirty = true
-	d.verdict = analysis.Verdict{}
+	d.restartEvidence(now)
 	d.showLights()
 	d.log.Warn("resumed: the canary's verdict starts afresh", "MESSAGE_ID", MsgResume, "CAUSE", cause,
 		"CANARY_VERSION", d.cfg.Canary.Version)

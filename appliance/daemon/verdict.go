@@ -216,10 +216,15 @@ func (d *Daemon) saveEvidence(e analysis.Evidence) {
 
 // startEvidence starts the evidence of the release that serves since
 // d.live, afresh; d.mu is held.
-func (d *Daemon) startEvidence() {
-	d.evidence = analysis.NewEvidence(d.live.Version, d.live.Since, policyOf(d.cfg))
+func (d *Daemon) startEvidence() { d.restartEvidence(d.live.Since) }
+
+// restartEvidence starts the evidence of the serving release afresh from
+// since: a new release, a resume of a bad canary, a new tolerance; d.mu is
+// held.
+func (d *Daemon) restartEvidence(since time.Time) {
+	d.evidence = analysis.NewEvidence(d.live.Version, since, policyOf(d.cfg))
 	d.evidenceDirty = true
-	d.verdict = analysis.Verdict{}
+	d.verdict = analysis.Judge(&d.evidence, analysis.Recent{}, d.thresholds, analysis.NotEnough, policyOf(d.cfg))
 }
 
 // restoreEvidence takes up the evidence the state directory kept for the

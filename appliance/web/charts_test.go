@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"math"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
 	"github.com/canary-pi/canary-pi/appliance/admin/admintest"
+	"github.com/canary-pi/canary-pi/appliance/analysis"
 	"github.com/canary-pi/canary-pi/appliance/history"
 )
 
@@ -41,16 +43,27 @@ func badCanaryHistory(now time.Time) history.Snapshot {
 			canary.Requests += 35
 			canary.P99 = 9 * time.Millisecond
 		}
-		h.Record(at, canary, stable, history.Evidence{})
+		ev := history.Evidence{Errors: 0.6 + 0.1*float64(i%3), Latency: 0.8}
+		switch {
+		case ago < 3*time.Minute: // judged bad, rolled back: frozen
+			ev.Errors = 2e4
+		case ago < 5*time.Minute:
+			ev.Errors = math.Pow(10, 4.3*float64(5*time.Minute-ago)/float64(2*time.Minute))
+		}
+		h.Record(at, canary, stable, ev)
 	}
 	h.Mark(now.Add(-10*time.Minute), history.Step, 25, "step 2 of 4: 25%")
 	h.Mark(now.Add(-3*time.Minute), history.Rollback, 0, "rollback of v2 automatically: canary 42.7% errors (41 of 96)")
 	return h.Snapshot(now)
 }
 
-// withRollout is the canary status on step 2 of 4, the next due in 4m 10s.
+// withRollout is the canary status on step 2 of 4, the next due in 4m 10s,
+// with a verdict and its evidence.
 func withRollout(next time.Time, holding string) admin.Status {
 	s := admintest.Canary()
+	s.Verdict = &admin.Verdict{State: analysis.Good, Reason: "canary 3 of 12 errors at a 25% share (3.0 expected at equal rates): 0.7x more likely than at equal rates; bad at 150x",
+		Evidence: 0.7, Threshold: 150, Errors: &admin.Test{Evidence: 0.7, Threshold: 150, CanaryEvents: 3, Events: 12, Expected: 3, Share: 0.25},
+		Latency: &admin.Test{Evidence: 0.8, Threshold: 300}, FalseAlarm: 0.01, Window: "30s"}
 	s.CanaryPercent = 25
 	at := next.UTC().Format(time.RFC3339)
 	s.Rollout = &admin.Rollout{Steps: []float64{5, 25, 50, 100}, Step: 1, Percent: 25,
@@ -61,7 +74,8 @@ func withRollout(next time.Time, holding string) admin.Status {
 	return s
 }
 
-// chartPaths are the d attributes of each chart's lines, by chart and role.
+// chartPaths are the d attributes of each chart's lines, by chart and role
+// (the evidence chart's, by test).
 const chartPaths = `Object.fromEntries(['rps', 'err', 'p99'].map(c => [c, Object.fromEntries(
 	[...document.querySelectorAll('#chart-' + c + ' path.ln')].map(p => [p.dataset.role, p.getAttribute('d')]))]))`
 
@@ -204,7 +218,7 @@ func TestStatusPageChartsInChromium(t *testing.T) {
 		tb := newTab(t, browser)
 		tb.do("loading the page", chromedp.Navigate(srv.url))
 		tb.waitFor("the charts", `document.getElementById('charts').dataset.state === 'empty'`)
-		if got := eval[[]string](tb, `[...document.querySelectorAll('#charts text.none')].map(e => e.textContent)`); !slices.Equal(got, []string{"no traffic yet", "no traffic yet", "no traffic yet"}) {
+		if got := eval[[]string](tb, `[...document.querySelectorAll('#charts text.none')].map(e => e.textContent)`); !slices.Equal(got, []string{"no traffic yet", "no traffic yet", "no traffic yet", "no traffic yet"}) {
 			t.Errorf("empty charts say %q", got)
 		}
 		if n := eval[int](tb, `document.querySelectorAll('#charts path.ln').length`); n != 0 {
@@ -229,6 +243,15 @@ func TestStatusPageChartsInChromium(t *testing.T) {
 			tb.waitFor("the charts", `document.getElementById('charts').dataset.state === 'data'`)
 			if got := eval[int](tb, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); got > 0 {
 				t.Errorf("the page scrolls sideways by %dpx", got)
+			}
+			// The evidence: both tests' lines, each with the line it turns
+			// bad at, the errors' crossing it before the rollback.
+			tb.waitFor("the evidence chart", `document.querySelectorAll('#chart-ev path.ln').length === 2`)
+			if n := eval[int](tb, `document.querySelectorAll('#chart-ev line.bad-at').length`); n != 2 {
+				t.Errorf("%d threshold lines on the evidence chart, want 2 (errors, latency)", n)
+			}
+			if got := eval[string](tb, `document.getElementById('verdict-evidence').textContent`); !strings.Contains(got, "errors 0.7x (bad at 150x)") || !strings.Contains(got, "latency 0.8x (bad at 300x)") {
+				t.Errorf("the evidence row says %q", got)
 			}
 			// No axis label leaves its chart.
 			if got := eval[[]string](tb, `[...document.querySelectorAll('#charts svg')].flatMap(svg => {

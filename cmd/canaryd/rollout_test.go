@@ -13,6 +13,12 @@ import (
 )
 
 // withCanary adds lines to the [canary] section of config cfg.
+// quickSafety lets a rollout step advance after few requests: a step waits
+// until a canary failing at error_rate would have been found, which at the
+// default 5% takes a few hundred canary requests; these tests are about the
+// steps, not the verdict's power.
+const quickSafety = "error_rate = 0.5"
+
 func withCanary(cfg string, lines ...string) string {
 	return strings.Replace(cfg, "[canary]\n", "[canary]\n"+strings.Join(lines, "\n")+"\n", 1)
 }
@@ -52,7 +58,7 @@ func TestRolloutStepsSmoothlyAdvancesAndSurvivesARestart(t *testing.T) {
 	a := newAppliance(t)
 	v1, v2 := testkit.StartBackend(t, "v1"), testkit.StartBackend(t, "v2")
 	cfg := withCanary(a.config("v2", upstream{v1, 10, "stable"}, upstream{v2, 5, "canary"}),
-		"steps = [10, 50]", `step_interval = "1s"`, "min_requests = 20")
+		"steps = [10, 50]", `step_interval = "1s"`, "min_requests = 20", quickSafety)
 	a.writeConfig(cfg)
 	p := a.start()
 
@@ -148,7 +154,7 @@ func TestUsersSplitByIDAcrossSteps(t *testing.T) {
 	a := newAppliance(t)
 	v1, v2 := testkit.StartBackend(t, "v1"), testkit.StartBackend(t, "v2")
 	base := a.config("v2", upstream{v1, 10, "stable"}, upstream{v2, 5, "canary"})
-	sticky := []string{`sticky_header = "X-User-ID"`, "steps = [25, 50]", "min_requests = 20"}
+	sticky := []string{`sticky_header = "X-User-ID"`, "steps = [25, 50]", "min_requests = 20", quickSafety}
 	a.writeConfig(withCanary(base, append(sticky, `step_interval = "1h"`)...))
 	p := a.start()
 
@@ -200,7 +206,7 @@ func TestPauseHoldsAndResumeReleasesTheRollout(t *testing.T) {
 	a := newAppliance(t)
 	v1, v2 := testkit.StartBackend(t, "v1"), testkit.StartBackend(t, "v2")
 	a.writeConfig(withCanary(a.config("v2", upstream{v1, 10, "stable"}, upstream{v2, 5, "canary"}),
-		"steps = [10, 50]", `step_interval = "1s"`, "min_requests = 5"))
+		"steps = [10, 50]", `step_interval = "1s"`, "min_requests = 5", quickSafety))
 	p := a.start()
 	mustCtl(t, a.socket, "pause")
 	statuses(t, a.listen, 200)
@@ -225,7 +231,7 @@ func TestAutoPromoteAfterTheLastStep(t *testing.T) {
 	a := newAppliance(t)
 	v1, v2 := testkit.StartBackend(t, "v1"), testkit.StartBackend(t, "v2")
 	a.writeConfig(withCanary(a.config("v2", upstream{v1, 10, "stable"}, upstream{v2, 5, "canary"}),
-		"steps = [50]", `step_interval = "1s"`, "min_requests = 10", `promote = "auto"`))
+		"steps = [50]", `step_interval = "1s"`, "min_requests = 10", `promote = "auto"`, quickSafety))
 	p := a.start()
 	st := withTraffic(t, a, "promoted", func(s admin.Status) bool { return s.State == "promoted" })
 	if st.Latch == nil || st.Latch.Cause != "auto" || st.CanaryPercent != 100 {

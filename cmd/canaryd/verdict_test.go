@@ -278,10 +278,21 @@ func TestTheVerdictSurvivesARestartAndStartsAfreshWithANewRelease(t *testing.T) 
 	statuses(t, a.listen, 90)
 	waitStatus(t, a.socket, "bad again", func(s admin.Status) bool { return s.Verdict.State.String() == "bad" })
 
-	a.writeConfig(strings.Replace(cfg, `version = "v2"`, `version = "v3"`, 1))
+	v3 := strings.Replace(cfg, `version = "v2"`, `version = "v3"`, 1)
+	a.writeConfig(v3)
 	mustCtl(t, a.socket, "reload")
-	if st := getStatus(t, a.socket); st.Verdict.State.String() == "bad" || st.Verdict.Since == before.Verdict.Since || st.LEDs.Canary != "green" {
+	st := getStatus(t, a.socket)
+	if st.Verdict.State.String() == "bad" || st.Verdict.BadAt != "" || st.Verdict.Errors.Events != 0 || st.LEDs.Canary != "green" {
 		t.Errorf("a new version: verdict %+v, light %q; want a new release, judged afresh", st.Verdict, st.LEDs.Canary)
+	}
+
+	// Another tolerance is another test: it starts from the reload.
+	statuses(t, a.listen, 90)
+	waitStatus(t, a.socket, "v3 bad", func(s admin.Status) bool { return s.Verdict.State.String() == "bad" })
+	a.writeConfig(withCanary(v3, "tolerance = 2"))
+	mustCtl(t, a.socket, "reload")
+	if st := getStatus(t, a.socket); st.Verdict.State.String() == "bad" || st.Verdict.Errors.Threshold != 150 || !strings.Contains(p.stderr.String(), "canary.tolerance changed") {
+		t.Errorf("a new tolerance: verdict %+v; want it judged afresh, and said", st.Verdict)
 	}
 	p.stop()
 }
