@@ -55,33 +55,16 @@ func SafetyFor(p Policy, share float64, stableErrors, stableRequests uint64, per
 	}
 	perTick := max(perSecond, 1) * tickSeconds
 	lc, ls := perTick*share, perTick*(1-share)
-	pc, pcs := poissonPMF(lc), poissonPMF(ls)
 	z := math.Sqrt2 * math.Erfinv(2*SafetyPower-1)
 	// The release-start component of alternative k weighs startMass/nAlt.
 	c := math.Log(p.ErrorsThreshold()) + math.Log(float64(nAlt)/startMass)
 	ticks := math.Inf(1)
-	for _, m := range alternatives {
-		r := r0 * m
-		a := math.Log(m)
-		var mean, second float64
-		for nc, wc := range pc {
-			for ns, ws := range pcs {
-				if nc+ns == 0 {
-					continue
-				}
-				rho := float64(nc) / float64(nc+ns)
-				b := math.Log1p(rho*(r-1)) - math.Log1p(rho*(r0-1))
-				ec, es := float64(nc)*s.RuleOut, float64(ns)*ps
-				mu := ec*a - (ec+es)*b
-				v := ec*(1-s.RuleOut)*(a-b)*(a-b) + es*(1-ps)*b*b
-				mean += wc * ws * mu
-				second += wc * ws * (v + mu*mu)
-			}
-		}
+	for k := range alternatives {
+		mean, variance := tickMoments(k, r0, s.RuleOut, ps, lc, ls)
 		if mean <= 0 {
 			continue
 		}
-		sigma := math.Sqrt(max(second-mean*mean, 0))
+		sigma := math.Sqrt(variance)
 		x := (z*sigma + math.Sqrt(z*z*sigma*sigma+4*mean*c)) / (2 * mean)
 		ticks = min(ticks, x*x)
 	}
@@ -92,13 +75,51 @@ func SafetyFor(p Policy, share float64, stableErrors, stableRequests uint64, per
 	return s
 }
 
+// tickMoments are the mean and variance of one tick's log-likelihood ratio
+// for alternative k when the canary fails at pc and the stable at ps, with
+// Poisson attempts of means lc and ls. With few attempts a tick the share
+// within it varies much, and the sum runs over every likely pair of
+// counts; with many, the share is near its mean, and the counts' errors
+// are Poisson with it.
+func tickMoments(k int, r0, pc, ps, lc, ls float64) (mean, variance float64) {
+	m := alternatives[k]
+	r := r0 * m
+	a := math.Log(m)
+	b := func(rho float64) float64 { return math.Log1p(rho*(r-1)) - math.Log1p(rho*(r0-1)) }
+	if lc >= exactBelow && ls >= exactBelow {
+		bb := b(lc / (lc + ls))
+		ec, es := lc*pc, ls*ps
+		return ec*a - (ec+es)*bb, ec*(a-bb)*(a-bb) + es*bb*bb
+	}
+	var second float64
+	pmfC, pmfS := poissonPMF(lc), poissonPMF(ls)
+	for nc, wc := range pmfC {
+		for ns, ws := range pmfS {
+			if nc+ns == 0 {
+				continue
+			}
+			bb := b(float64(nc) / float64(nc+ns))
+			ec, es := float64(nc)*pc, float64(ns)*ps
+			mu := ec*a - (ec+es)*bb
+			v := ec*(1-pc)*(a-bb)*(a-bb) + es*(1-ps)*bb*bb
+			mean += wc * ws * mu
+			second += wc * ws * (v + mu*mu)
+		}
+	}
+	return mean, max(second-mean*mean, 0)
+}
+
+// exactBelow is the mean count of attempts a tick below which the share
+// within a tick varies enough to be summed over.
+const exactBelow = 8
+
 // tickSeconds is the verdict's tick, in seconds, as the daemon judges.
 const tickSeconds = 0.25
 
 // poissonPMF is the Poisson distribution of mean lam over the counts that
-// carry all but about 1e-9 of it.
+// carry all but about 1e-7 of it.
 func poissonPMF(lam float64) []float64 {
-	hi := int(math.Ceil(lam + 8*math.Sqrt(lam) + 10))
+	hi := int(math.Ceil(lam + 6*math.Sqrt(lam) + 6))
 	pmf := make([]float64, hi+1)
 	lg, _ := math.Lgamma(1)
 	for k := range pmf {

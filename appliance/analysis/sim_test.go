@@ -567,25 +567,26 @@ func span(d time.Duration) string {
 // SafetyPower of releases (less a little for sampling).
 func TestASafeStepHadThePowerToSeeARegression(t *testing.T) {
 	skipShort(t)
-	type cell struct{ share, stableErr float64 }
-	cells := []cell{{0.05, 0.004}, {0.1, 0.004}, {0.33, 0.004}, {0.1, 0.02}, {0.33, 0.05}, {0.1, 0}}
+	type cell struct{ rate, share, stableErr float64 }
+	cells := []cell{{20, 0.05, 0.004}, {20, 0.1, 0.004}, {20, 0.33, 0.004}, {20, 0.1, 0.02}, {20, 0.33, 0.05}, {20, 0.1, 0},
+		{2, 0.33, 0.004}, {200, 0.05, 0.004}, {200, 0.33, 0.004}, {200, 0.5, 0.02}, {200, 0.1, 0}}
 	const runs = 300
 	var needed []Safety
 	for _, c := range cells {
-		needed = append(needed, SafetyFor(simPolicy, c.share, uint64(c.stableErr*100000), 100000, 20))
+		needed = append(needed, SafetyFor(simPolicy, c.share, uint64(c.stableErr*100000), 100000, c.rate))
 	}
 	found := parallelCount(len(cells), runs, func(i, run int) bool {
-		c := simConfig{rate: 20, share: cells[i].share, stableErr: cells[i].stableErr, canaryErr: needed[i].RuleOut,
+		c := simConfig{rate: cells[i].rate, share: cells[i].share, stableErr: cells[i].stableErr, canaryErr: needed[i].RuleOut,
 			sigma: 1, horizon: 24 * time.Hour, canaryRequests: needed[i].Needed}
 		return simulate(c, uint64(9_000_000+i*1000+run), simPolicy, false).bad >= 0
 	})
 	for i, c := range cells {
 		share := float64(found[i]) / runs
-		t.Logf("share %g%%, stable failing %g%%: %d canary requests to rule out %s; found in %.0f%% of releases",
-			100*c.share, 100*c.stableErr, needed[i].Needed, needed[i], 100*share)
+		t.Logf("%g req/s, share %g%%, stable failing %g%%: %d canary requests to rule out %s; found in %.0f%% of releases",
+			c.rate, 100*c.share, 100*c.stableErr, needed[i].Needed, needed[i], 100*share)
 		if share < SafetyPower-0.05 {
-			t.Errorf("share %g%%, stable %g%%: a canary failing at %g%% found within %d requests in %.0f%% of releases, want %.0f%%",
-				100*c.share, 100*c.stableErr, 100*needed[i].RuleOut, needed[i].Needed, 100*share, 100*SafetyPower)
+			t.Errorf("%g req/s, share %g%%, stable %g%%: a canary failing at %g%% found within %d requests in %.0f%% of releases, want %.0f%%",
+				c.rate, 100*c.share, 100*c.stableErr, 100*needed[i].RuleOut, needed[i].Needed, 100*share, 100*SafetyPower)
 		}
 	}
 }

@@ -82,11 +82,14 @@ func (d *Daemon) position(now time.Time, v analysis.Verdict) (s decide.Schedule,
 	}
 	plan := d.router.Plan()
 	canary, stable := roles(plan, now)
-	traffic := d.evidence.Traffic
 	o := decide.Observed{Mode: plan.Mode, Verdict: v, Requests: d.stepRequests(plan),
-		Recent: canary.Requests, Window: d.cfg.Canary.Window,
-		Safety: analysis.SafetyFor(policyOf(d.cfg), d.rollout.Percent/100, traffic.StableEvents, traffic.Stable,
-			float64(canary.Requests+stable.Requests)/d.cfg.Canary.Window.Seconds())}
+		Recent: canary.Requests, Window: d.cfg.Canary.Window}
+	if !now.Before(d.rollout.Entered.Add(s.Interval)) {
+		// Only a step that is due asks what its safety needs.
+		traffic := d.evidence.Traffic
+		o.Safety = analysis.SafetyFor(policyOf(d.cfg), d.rollout.Percent/100, traffic.StableEvents, traffic.Stable,
+			float64(canary.Requests+stable.Requests)/d.cfg.Canary.Window.Seconds())
+	}
 	return s, decide.Progress(d.rollout, s, o, now), true
 }
 
