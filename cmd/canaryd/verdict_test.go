@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,6 +71,7 @@ type watched struct {
 	first   map[string]time.Duration // "red", "rolled_back", a verdict state
 	last    admin.Status
 	reasons []string
+	log     *testkit.SyncBuffer // canaryd's journal, as text
 }
 
 // watch reads the status four times a second, as long as d or until stop
@@ -110,17 +110,32 @@ func watch(t *testing.T, socket string, d time.Duration, stop func(admin.Status)
 	return w
 }
 
-// verdictAppliance is canaryd in front of stable (weight 10) and canary
-// (weight 5, or the canary URL dead), with auto_rollback on and every other
-// key of the verdict at its default.
-func verdictAppliance(t *testing.T, stable, canary *testkit.Backend, dead string) *appliance {
+// scenario is canaryd in front of stable (weight 10) and canary (weight 5,
+// or the canary URL dead when dead is set), with auto_rollback on and every
+// other key of the verdict at its default, under 20 requests a second: the
+// status watched for d or until stop, and the codes the clients got.
+type scenario struct {
+	stable, canary *testkit.Backend
+	dead           bool
+	d              time.Duration
+	stop           func(admin.Status) bool
+}
+
+func (sc scenario) run(t *testing.T) (watched, map[int]int) {
+	t.Helper()
 	a := newAppliance(t)
-	cfg := withCanary(a.config("v2", upstream{stable, 10, "stable"}, upstream{canary, 5, "canary"}), "auto_rollback = true")
-	if dead != "" {
-		cfg = strings.Replace(cfg, canary.Addr(), dead, 1)
+	cfg := withCanary(a.config("v2", upstream{sc.stable, 10, "stable"}, upstream{sc.canary, 5, "canary"}), "auto_rollback = true")
+	if sc.dead {
+		cfg = strings.Replace(cfg, sc.canary.Addr(), testkit.FreeAddr(t), 1)
 	}
 	a.writeConfig(cfg)
-	return a
+	p := a.start()
+	defer p.stop()
+	load := startSteady(a.listen, 20, int(20*sc.d/time.Second))
+	w := watch(t, a.socket, sc.d, sc.stop)
+	codes := load.halt()
+	w.log = p.stderr
+	return w, codes
 }
 
 // TestAnEqualCanaryIsNeverRed: both versions failing 5% at random and
@@ -129,13 +144,11 @@ func verdictAppliance(t *testing.T, stable, canary *testkit.Backend, dead string
 func TestAnEqualCanaryIsNeverRed(t *testing.T) {
 	integration(t)
 	t.Parallel()
-	v1 := testkit.StartBackend(t, "v1", testkit.Fail(0.05), testkit.Lognormal(10*time.Millisecond, 1))
-	v2 := testkit.StartBackend(t, "v2", testkit.Fail(0.05), testkit.Lognormal(10*time.Millisecond, 1))
-	a := verdictAppliance(t, v1, v2, "")
-	p := a.start()
-	load := startSteady(a.listen, 20, 20*120)
-	w := watch(t, a.socket, 120*time.Second, nil)
-	load.halt()
+	w, _ := scenario{
+		stable: testkit.StartBackend(t, "v1", testkit.Fail(0.05), testkit.Lognormal(10*time.Millisecond, 1)),
+		canary: testkit.StartBackend(t, "v2", testkit.Fail(0.05), testkit.Lognormal(10*time.Millisecond, 1)),
+		d:      120 * time.Second,
+	}.run(t)
 	if w.red || w.states["bad"] > 0 || w.last.State != "canary" {
 		t.Errorf("an equal canary: light red %v, %d bad verdicts, state %q; want never red, still the canary\n%s",
 			w.red, w.states["bad"], w.last.State, strings.Join(w.reasons, "\n"))
@@ -144,7 +157,6 @@ func TestAnEqualCanaryIsNeverRed(t *testing.T) {
 	if v := w.last.Verdict; v == nil || (v.State.String() != "good" && v.State.String() != "shared_failure") || v.Evidence >= v.Threshold {
 		t.Errorf("after two minutes: verdict %+v, want good or shared_failure, its evidence under its threshold", v)
 	}
-	p.stop()
 }
 
 // TestACanaryFailing30PercentIsRolledBackWithin20s: a canary failing 30%
@@ -153,13 +165,12 @@ func TestAnEqualCanaryIsNeverRed(t *testing.T) {
 func TestACanaryFailing30PercentIsRolledBackWithin20s(t *testing.T) {
 	integration(t)
 	t.Parallel()
-	v1 := testkit.StartBackend(t, "v1", testkit.Fail(0.05), testkit.Lognormal(10*time.Millisecond, 1))
-	v2 := testkit.StartBackend(t, "v2", testkit.Fail(0.3), testkit.Lognormal(10*time.Millisecond, 1))
-	a := verdictAppliance(t, v1, v2, "")
-	p := a.start()
-	load := startSteady(a.listen, 20, 20*30)
-	w := watch(t, a.socket, 30*time.Second, func(st admin.Status) bool { return st.State == "rolled_back" })
-	load.halt()
+	w, _ := scenario{
+		stable: testkit.StartBackend(t, "v1", testkit.Fail(0.05), testkit.Lognormal(10*time.Millisecond, 1)),
+		canary: testkit.StartBackend(t, "v2", testkit.Fail(0.3), testkit.Lognormal(10*time.Millisecond, 1)),
+		d:      30 * time.Second,
+		stop:   func(st admin.Status) bool { return st.State == "rolled_back" },
+	}.run(t)
 	at, ok := w.first["rolled_back"]
 	if !ok || at > 20*time.Second {
 		t.Fatalf("a canary failing 30%% against 5%%: rolled back %v after %v; want within 20 s\n%s", ok, at, strings.Join(w.reasons, "\n"))
@@ -167,12 +178,10 @@ func TestACanaryFailing30PercentIsRolledBackWithin20s(t *testing.T) {
 	if l := w.last.Latch; l == nil || l.Cause != "auto" {
 		t.Errorf("latch %+v, want one by the analysis (auto)", l)
 	}
-	testkit.Eventually(t, 5*time.Second, "the rollback's journal entry with its evidence", func() bool {
-		log := p.stderr.String()
-		return strings.Contains(log, "CAUSE=auto") && strings.Contains(log, "EVIDENCE=") && strings.Contains(log, "THRESHOLD=150")
-	})
+	if log := w.log.String(); !strings.Contains(log, "CAUSE=auto") || !strings.Contains(log, "EVIDENCE=") || !strings.Contains(log, "THRESHOLD=150") {
+		t.Errorf("the rollback's journal entry lacks its evidence:\n%s", log)
+	}
 	t.Logf("rolled back after %v", at.Round(time.Millisecond))
-	p.stop()
 }
 
 // TestAFourTimesSlowerCanaryIsRedWithinAMinute: a canary whose answers
@@ -180,13 +189,12 @@ func TestACanaryFailing30PercentIsRolledBackWithin20s(t *testing.T) {
 func TestAFourTimesSlowerCanaryIsRedWithinAMinute(t *testing.T) {
 	integration(t)
 	t.Parallel()
-	v1 := testkit.StartBackend(t, "v1", testkit.Lognormal(10*time.Millisecond, 0.5))
-	v2 := testkit.StartBackend(t, "v2", testkit.Lognormal(40*time.Millisecond, 0.5))
-	a := verdictAppliance(t, v1, v2, "")
-	p := a.start()
-	load := startSteady(a.listen, 20, 20*70)
-	w := watch(t, a.socket, 70*time.Second, func(st admin.Status) bool { return st.Verdict.State.String() == "bad" })
-	load.halt()
+	w, _ := scenario{
+		stable: testkit.StartBackend(t, "v1", testkit.Lognormal(10*time.Millisecond, 0.5)),
+		canary: testkit.StartBackend(t, "v2", testkit.Lognormal(40*time.Millisecond, 0.5)),
+		d:      70 * time.Second,
+		stop:   func(st admin.Status) bool { return st.Verdict.State.String() == "bad" },
+	}.run(t)
 	at, ok := w.first["bad"]
 	if !ok || at > 60*time.Second {
 		t.Fatalf("a canary four times slower: bad %v after %v; want within 60 s\n%s", ok, at, strings.Join(w.reasons, "\n"))
@@ -195,7 +203,6 @@ func TestAFourTimesSlowerCanaryIsRedWithinAMinute(t *testing.T) {
 		t.Errorf("reason %q: want it to be the slow answers", r)
 	}
 	t.Logf("bad after %v: %s", at.Round(time.Millisecond), w.last.Verdict.Reason)
-	p.stop()
 }
 
 // TestADeadCanaryIsRolledBackWhileClientsGet200: a canary upstream that
@@ -205,26 +212,25 @@ func TestAFourTimesSlowerCanaryIsRedWithinAMinute(t *testing.T) {
 func TestADeadCanaryIsRolledBackWhileClientsGet200(t *testing.T) {
 	integration(t)
 	t.Parallel()
-	v1 := testkit.StartBackend(t, "v1", testkit.Lognormal(10*time.Millisecond, 1))
-	v2 := testkit.StartBackend(t, "v2")
-	a := verdictAppliance(t, v1, v2, testkit.FreeAddr(t))
-	p := a.start()
-	load := startSteady(a.listen, 20, 20*40)
-	w := watch(t, a.socket, 40*time.Second, func(st admin.Status) bool { return st.State == "rolled_back" })
-	var served atomic.Int64
-	codes := load.halt()
+	w, codes := scenario{
+		stable: testkit.StartBackend(t, "v1", testkit.Lognormal(10*time.Millisecond, 1)),
+		canary: testkit.StartBackend(t, "v2"),
+		dead:   true,
+		d:      40 * time.Second,
+		stop:   func(st admin.Status) bool { return st.State == "rolled_back" },
+	}.run(t)
+	served := 0
 	for code, n := range codes {
 		if code != http.StatusOK {
 			t.Errorf("%d requests got %d, want every one answered 200", n, code)
 		}
-		served.Add(int64(n))
+		served += n
 	}
 	at, ok := w.first["rolled_back"]
 	if !ok || at > 30*time.Second {
 		t.Fatalf("a dead canary: rolled back %v after %v; want within 30 s\n%s", ok, at, strings.Join(w.reasons, "\n"))
 	}
-	t.Logf("rolled back after %v, %d requests all answered 200: %s", at.Round(time.Millisecond), served.Load(), w.last.Verdict.Reason)
-	p.stop()
+	t.Logf("rolled back after %v, %d requests all answered 200: %s", at.Round(time.Millisecond), served, w.last.Verdict.Reason)
 }
 
 // TestASharedFailureIsNeverRed: both versions failing 60% for a minute is
@@ -232,13 +238,11 @@ func TestADeadCanaryIsRolledBackWhileClientsGet200(t *testing.T) {
 func TestASharedFailureIsNeverRed(t *testing.T) {
 	integration(t)
 	t.Parallel()
-	v1 := testkit.StartBackend(t, "v1", testkit.Fail(0.6), testkit.Lognormal(10*time.Millisecond, 1))
-	v2 := testkit.StartBackend(t, "v2", testkit.Fail(0.6), testkit.Lognormal(10*time.Millisecond, 1))
-	a := verdictAppliance(t, v1, v2, "")
-	p := a.start()
-	load := startSteady(a.listen, 20, 20*60)
-	w := watch(t, a.socket, 60*time.Second, nil)
-	load.halt()
+	w, _ := scenario{
+		stable: testkit.StartBackend(t, "v1", testkit.Fail(0.6), testkit.Lognormal(10*time.Millisecond, 1)),
+		canary: testkit.StartBackend(t, "v2", testkit.Fail(0.6), testkit.Lognormal(10*time.Millisecond, 1)),
+		d:      60 * time.Second,
+	}.run(t)
 	if w.red || w.states["bad"] > 0 || w.last.State != "canary" {
 		t.Errorf("both failing 60%%: light red %v, %d bad verdicts, state %q; want never red\n%s",
 			w.red, w.states["bad"], w.last.State, strings.Join(w.reasons, "\n"))
@@ -246,7 +250,6 @@ func TestASharedFailureIsNeverRed(t *testing.T) {
 	if got := w.last.Verdict.State.String(); got != "shared_failure" {
 		t.Errorf("verdict after a minute %s (%s), want shared_failure", got, w.last.Verdict.Reason)
 	}
-	p.stop()
 }
 
 // TestTheVerdictSurvivesARestartAndStartsAfreshWithANewRelease: the
