@@ -62,6 +62,14 @@ type Options struct {
 	idle func()
 }
 
+// logger is the panel's logger: slog.Default() unless Logger is set.
+func (o Options) logger() *slog.Logger {
+	if o.Logger == nil {
+		return slog.Default()
+	}
+	return o.Logger
+}
+
 // Front is a Panel on periph pins: a Raspberry Pi's header (Open) or
 // gpiotest fakes (NewSim). One goroutine debounces the button and blinks the
 // lights on one timer; another waits for the button pin's edges.
@@ -126,9 +134,7 @@ func newFront(pins Pins, names Wiring, opts Options, mode string) (*Front, error
 	if f.clock == nil {
 		f.clock = clockwork.NewRealClock()
 	}
-	if f.log == nil {
-		f.log = slog.Default()
-	}
+	f.log = opts.logger()
 	outs := []struct {
 		key, name string
 		pin       pgpio.PinOut

@@ -18,7 +18,6 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/admin"
 	"github.com/canary-pi/canary-pi/appliance/admin/admintest"
 	"github.com/canary-pi/canary-pi/appliance/config"
-	"github.com/canary-pi/canary-pi/appliance/incident"
 	"github.com/canary-pi/canary-pi/appliance/state"
 	"github.com/canary-pi/canary-pi/appliance/swrr"
 	"github.com/canary-pi/canary-pi/gpio"
@@ -344,14 +343,4 @@ func TestARollbackWhoseReportAKillLostIsReportedAtTheNextStart(t *testing.T) {
 		t.Errorf("the report's note %q (%v) does not say it was recovered", r.Note, err)
 	}
 
-	// A second start finds the report and writes no other.
-	reports, err := incident.Open(stateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	before, _ := reports.List()
-	d.recoverIncident(d.latch, state.Live{Version: "v2", Since: at.Add(-time.Hour)}, d.cfg, before)
-	if again, _ := reports.List(); len(again) != 1 {
-		t.Errorf("%d reports after a second recovery, want still 1", len(again))
-	}
 }

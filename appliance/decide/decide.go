@@ -157,6 +157,9 @@ func Message(m state.Mode, l state.Latch, v analysis.Verdict) string {
 	return ""
 }
 
+// By says who acted, for people: "by the button", "by canaryctl".
+func By(cause state.Cause) string { return "by " + CauseName(cause) }
+
 // CauseName says who a latch's cause is, for people.
 func CauseName(cause state.Cause) string {
 	switch cause {

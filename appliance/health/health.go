@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -46,6 +47,11 @@ func (c Check) Observe(pass bool) (Check, bool) {
 	}
 	return Check{Up: !c.Up}, true
 }
+
+// Client sends the health checks and the probes: its own connections,
+// apart from the data plane's pools, so that a check measures the upstream
+// and not a busy pool.
+var Client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 
 // Probe sends one health check: GET url (the upstream's URL and its
 // health_path) within timeout. A 2xx or 3xx answer passes; anything else,
@@ -124,5 +130,71 @@ func Run(ctx context.Context, client *http.Client, url string, interval time.Dur
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// Checks are the health checks of a config's upstreams, each running in
+// its own goroutine until the config no longer has it.
+type Checks struct {
+	mu      sync.Mutex
+	ctx     context.Context // Start's; nil before it
+	want    []Upstream      // what Sync asked for before Start
+	changed func(u Upstream, up bool, err error)
+	running map[string]context.CancelFunc // by upstream and check
+}
+
+// Upstream is one upstream to check: its name, and the check as
+// config.Upstream.HealthCheck describes it ("" for none).
+type Upstream struct {
+	Name, Check, URL string
+	Interval         time.Duration
+}
+
+// Start runs the checks of the last Sync in ctx, and those of every Sync
+// after; changed is called, from the check's goroutine, each time an
+// upstream moves in or out, with the error of the probe that took it out.
+func (cs *Checks) Start(ctx context.Context, changed func(u Upstream, up bool, err error)) {
+	cs.mu.Lock()
+	cs.ctx, cs.changed = ctx, changed
+	cs.mu.Unlock()
+	cs.Sync(cs.want)
+}
+
+// Sync runs a check for each of ups with one, and stops those ups no
+// longer have or have changed.
+func (cs *Checks) Sync(ups []Upstream) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.want = ups
+	if cs.ctx == nil {
+		return
+	}
+	if cs.running == nil {
+		cs.running = map[string]context.CancelFunc{}
+	}
+	want := map[string]Upstream{}
+	for _, u := range ups {
+		if u.Check != "" {
+			want[u.Name+"\x00"+u.Check] = u
+		}
+	}
+	for key, stop := range cs.running {
+		if _, ok := want[key]; !ok {
+			stop()
+			delete(cs.running, key)
+		}
+	}
+	for key, u := range want {
+		if _, ok := cs.running[key]; ok {
+			continue
+		}
+		ctx, stop := context.WithCancel(cs.ctx)
+		cs.running[key] = stop
+		changed := cs.changed
+		go Run(ctx, Client, u.URL, u.Interval, func(up bool, err error) {
+			if ctx.Err() == nil { // else a Sync changed or removed the check meanwhile
+				changed(u, up, err)
+			}
+		})
 	}
 }

@@ -1,10 +1,12 @@
 package journal
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -137,4 +139,29 @@ func (w *File) Close(now time.Time) error {
 		w.f = nil
 	}
 	return err
+}
+
+// Run flushes the journal's new records to the file once a second, while
+// the file is on, until ctx ends; log gets one entry when writing starts
+// to fail and one when it works again.
+func (w *File) Run(ctx context.Context, log *slog.Logger) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			err := w.Flush(now)
+			if (err != nil) == failing {
+				continue
+			}
+			if failing = err != nil; failing {
+				log.Error("cannot write the journal file", "PATH", w.Path(), "error", err.Error())
+			} else {
+				log.Info("the journal file is written again", "PATH", w.Path())
+			}
+		}
+	}
 }

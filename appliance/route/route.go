@@ -145,7 +145,6 @@ func (s *Stats) Record(now time.Time, status int, failed bool, d time.Duration) 
 	if failed {
 		c = Failed
 	}
-	s.Classes[c].Add(1)
 	if c != Failed {
 		s.Latency.Observe(d)
 	}
@@ -155,6 +154,9 @@ func (s *Stats) Record(now time.Time, status int, failed bool, d time.Duration) 
 	if w := s.Window.Load(); w != nil {
 		w.Record(now, c == Failed || c == Class5xx, d)
 	}
+	// The class last: it ends the attempt in flight (InFlight), so whoever
+	// sees the upstream idle sees every other count of the attempt too.
+	s.Classes[c].Add(1)
 }
 
 // Transport is a data-plane engine's connection pool to one upstream. The
@@ -387,6 +389,22 @@ func (p *Plan) Failing(u *Upstream, now time.Time) bool { return p.bal.Down(u.In
 // its health check go.
 func (p *Plan) Healthy(u *Upstream, now time.Time) bool {
 	return !p.bal.Down(u.Index, now) && !p.down.Has(u.Index)
+}
+
+// Recent sums the analysis windows of each role's upstreams at now.
+func (p *Plan) Recent(now time.Time) (canary, stable analysis.Counts) {
+	for _, u := range p.Upstreams {
+		w := u.Stats.Window.Load()
+		if w == nil {
+			continue
+		}
+		if u.Role == config.Canary {
+			canary = canary.Add(w.Snapshot(now))
+		} else {
+			stable = stable.Add(w.Snapshot(now))
+		}
+	}
+	return canary, stable
 }
 
 // CanaryPercent is the share of new requests the canary gets under this

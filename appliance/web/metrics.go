@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/canary-pi/canary-pi/appliance/analysis"
 	"github.com/canary-pi/canary-pi/appliance/route"
@@ -63,6 +64,29 @@ type UpstreamSnapshot struct {
 	LatencyBounds  []float64
 	LatencyCount   uint64
 	LatencySum     float64
+}
+
+// UpstreamsOf is the /metrics snapshot of plan's upstreams at now.
+func UpstreamsOf(plan *route.Plan, now time.Time) []UpstreamSnapshot {
+	var ups []UpstreamSnapshot
+	for _, u := range plan.Upstreams {
+		counts, sum, bounds := u.Stats.Latency.Snapshot()
+		cum := analysis.Cumulative(counts)
+		us := UpstreamSnapshot{
+			Name: u.Name, Role: string(u.Role), Weight: u.Weight,
+			Healthy: u.Weight > 0 && plan.Healthy(u, now), InFlight: u.Stats.InFlight(),
+			Errors:         u.Stats.Errors(),
+			LatencyBounds:  bounds,
+			LatencyBuckets: cum[:len(bounds)],
+			LatencyCount:   cum[len(cum)-1],
+			LatencySum:     sum.Seconds(),
+		}
+		for c := range u.Stats.Classes {
+			us.Responses[c] = u.Stats.Classes[c].Load()
+		}
+		ups = append(ups, us)
+	}
+	return ups
 }
 
 // write writes canaryd's own families from s. Every value of a label

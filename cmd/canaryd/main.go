@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/coreos/go-systemd/v22/activation"
@@ -19,6 +21,7 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/daemon"
 	"github.com/canary-pi/canary-pi/appliance/demo"
+	"github.com/canary-pi/canary-pi/gpio"
 	"github.com/canary-pi/canary-pi/systemd"
 )
 
@@ -36,7 +39,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	opts := daemon.Options{Version: version}
 	fs.StringVar(&opts.ConfigDir, "config-dir", "/etc/canaryd", "the watched config `directory`")
 	fs.StringVar(&opts.StateDir, "state-dir", defaultStateDir(), "persisted state (the rollback latch)")
-	fs.StringVar(&opts.GPIO, "gpio", "auto", "front panel: auto, periph, sim or off")
+	fs.StringVar(&opts.GPIO, "gpio", "auto", "front panel: "+strings.Join(gpio.Modes, ", "))
 	fs.StringVar(&opts.Listen, "listen", "", "proxy `address`, overriding proxy.listen")
 	demoMode := fs.Bool("demo", false, "run with two built-in demo backends (pong-v1 weight 10, pong-v2 weight 5)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
@@ -56,10 +59,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "canaryd: unexpected argument %q (canaryd takes only flags)\n", fs.Arg(0))
 		return 2
 	}
-	switch opts.GPIO {
-	case "auto", "periph", "sim", "off":
-	default:
-		fmt.Fprintf(stderr, "canaryd: -gpio %q: want auto, periph, sim or off\n", opts.GPIO)
+	if !slices.Contains(gpio.Modes, opts.GPIO) {
+		fmt.Fprintf(stderr, "canaryd: -gpio %q: want one of %s\n", opts.GPIO, strings.Join(gpio.Modes, ", "))
 		return 2
 	}
 	if *showVersion {

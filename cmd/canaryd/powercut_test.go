@@ -23,8 +23,8 @@ import (
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
 	"github.com/canary-pi/canary-pi/appliance/analysis"
-	"github.com/canary-pi/canary-pi/appliance/daemon"
 	"github.com/canary-pi/canary-pi/appliance/incident"
+	"github.com/canary-pi/canary-pi/appliance/release"
 	"github.com/canary-pi/canary-pi/appliance/state"
 	"github.com/canary-pi/canary-pi/internal/testkit"
 )
@@ -411,10 +411,10 @@ func TestGarbageStateFilesStartRolledBack(t *testing.T) {
 				})
 			}
 			testkit.Eventually(t, 5*time.Second, "a journal entry per file kept aside", func() bool {
-				return strings.Count(p.stderr.String(), "MESSAGE_ID="+daemon.MsgUnreadable) >= len(tt.files)
+				return strings.Count(p.stderr.String(), "MESSAGE_ID="+release.MsgUnreadable) >= len(tt.files)
 			})
-			if n := strings.Count(p.stderr.String(), "MESSAGE_ID="+daemon.MsgUnreadable); n != len(tt.files) {
-				t.Errorf("%d journal entries with MESSAGE_ID=%s, want %d, one per file", n, daemon.MsgUnreadable, len(tt.files))
+			if n := strings.Count(p.stderr.String(), "MESSAGE_ID="+release.MsgUnreadable); n != len(tt.files) {
+				t.Errorf("%d journal entries with MESSAGE_ID=%s, want %d, one per file", n, release.MsgUnreadable, len(tt.files))
 			}
 			if list := incidentList(t, a.socket); slicesContainsID(list, id) == contains(tt.files, report) {
 				t.Errorf("canaryctl incidents lists %+v: the report %s listed %v, want %v", list, id, !contains(tt.files, report), !contains(tt.files, report))

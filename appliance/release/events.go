@@ -1,4 +1,4 @@
-package daemon
+package release
 
 // Journal MESSAGE_IDs of the events an operator looks for:
 // `journalctl MESSAGE_ID=f82c92e61a4b4515aff7a0f4a30df294` lists every

@@ -1,4 +1,4 @@
-package daemon
+package release
 
 import (
 	"context"
@@ -23,51 +23,29 @@ const judgeEvery = 250 * time.Millisecond
 // ten seconds of traffic, none while there is none.
 const saveEvery = 10 * time.Second
 
-// analyze judges the canary until ctx ends, and saves the evidence as it
-// stops.
-func (d *Daemon) analyze(ctx context.Context) {
+// Run judges the canary every judgeEvery until ctx ends, and saves the
+// evidence as it stops. Probes of a canary out of the rotation run in ctx.
+func (c *Controller) Run(ctx context.Context) {
+	c.probes.run(ctx)
 	t := time.NewTicker(judgeEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			d.mu.Lock()
-			e := d.evidence
-			d.mu.Unlock()
-			d.saveEvidence(e)
+			c.mu.Lock()
+			e := c.evidence
+			c.mu.Unlock()
+			c.saveEvidence(e)
 			return
 		case <-t.C:
-			d.judge(time.Now())
+			c.Tick(time.Now())
 		}
 	}
-}
-
-// policyOf is the verdict's policy in cfg.
-func policyOf(cfg *config.Config) analysis.Policy {
-	c := cfg.Canary
-	return analysis.Policy{FalseAlarm: c.FalseAlarm, Tolerance: c.Tolerance, ErrorRate: c.ErrorRate,
-		MinRequests: c.MinRequests, LatencyRatio: c.LatencyRatio, LatencyFloor: c.LatencyFloor}
-}
-
-// roles sums the analysis windows of each role.
-func roles(plan *route.Plan, now time.Time) (canary, stable analysis.Counts) {
-	for _, u := range plan.Upstreams {
-		w := u.Stats.Window.Load()
-		if w == nil {
-			continue
-		}
-		if u.Role == config.Canary {
-			canary = canary.Add(w.Snapshot(now))
-		} else {
-			stable = stable.Add(w.Snapshot(now))
-		}
-	}
-	return canary, stable
 }
 
 // recent is the roles' counts over the window, as the verdict reads them.
 func recent(plan *route.Plan, now time.Time, span time.Duration) analysis.Recent {
-	canary, stable := roles(plan, now)
+	canary, stable := plan.Recent(now)
 	return analysis.Recent{Canary: canary, Stable: stable, Span: span}
 }
 
@@ -140,102 +118,113 @@ func setThresholds(plan *route.Plan, th analysis.Thresholds) {
 	}
 }
 
-// judge feeds the tick's tallies to the evidence, takes the verdict, shows
-// it on the light, logs a change, and rolls back when the verdict is bad
-// and the config asks for it.
-func (d *Daemon) judge(now time.Time) {
-	// The tallies are read under d.mu: a resume or a new version starts
-	// the evidence afresh under it, and numbers read before must not
-	// judge the clean slate.
-	d.mu.Lock()
-	plan := d.router.Plan()
-	errs, slow := d.tallies.tally(plan)
-	probes := d.probes.take()
-	policy := policyOf(d.cfg)
-	rec := recent(plan, now, d.cfg.Canary.Window)
+// Tick feeds the tick ending at now to the evidence, takes the verdict,
+// shows it on the light, logs a change, rolls back when the verdict is bad
+// and the config asks for it, and moves the rollout on.
+func (c *Controller) Tick(now time.Time) {
+	// The tallies are read under the lock: a resume or a new version starts
+	// the evidence afresh under it, and numbers read before must not judge
+	// the clean slate.
+	c.mu.Lock()
+	plan := c.Router.Plan()
+	errs, slow := c.tallies.tally(plan)
+	probes := c.probes.take()
+	policy := policyOf(c.cfg)
+	rec := recent(plan, now, c.cfg.Canary.Window)
 	var v analysis.Verdict
 	turnedBad := false
 	if plan.HasCanary {
 		if plan.Mode == state.Canary {
-			turnedBad = d.evidence.Observe(now, analysis.Tick{Traffic: errs, Probes: probes, Slow: slow}, policy)
+			turnedBad = c.evidence.Observe(now, analysis.Tick{Traffic: errs, Probes: probes, Slow: slow}, policy)
 			// A tick without an attempt changes only the prior's clock,
 			// which a restart works out again: no write for it.
 			if errs.Canary+errs.Stable+probes.Canary+probes.Stable > 0 {
-				d.evidenceDirty = true
+				c.evidenceDirty = true
 			}
 		}
-		v = analysis.Judge(&d.evidence, rec, d.thresholds, d.verdict.State, policy)
+		v = analysis.Judge(&c.evidence, rec, c.thresholds, c.verdict.State, policy)
 	}
-	d.thresholds = analysis.SlowThresholds(rec.Stable, policy)
-	setThresholds(plan, d.thresholds)
-	prev := d.verdict
-	d.verdict = v
-	version := d.cfg.Canary.Version
+	c.thresholds = analysis.SlowThresholds(rec.Stable, policy)
+	setThresholds(plan, c.thresholds)
+	prev := c.verdict
+	c.verdict = v
 	if prev.State != v.State && plan.HasCanary {
-		d.showLights()
-		g := v.Strongest()
-		attrs := []any{"CANARY_VERSION", version, "VERDICT", v.State.String(), "REASON", v.Reason,
-			"EVIDENCE", evidenceField(g.Evidence), "THRESHOLD", evidenceField(g.Threshold)}
-		switch v.State {
-		case analysis.Bad:
-			d.log.Warn("canary verdict: bad", append(attrs, "MESSAGE_ID", MsgCanaryBad, "TEST", d.evidence.BadTest)...)
-		default:
-			d.log.Info("canary verdict: "+v.State.String(), attrs...)
-		}
+		c.showLights()
+		c.logVerdict(v)
 	}
 	// Decided and done under one lock: a promotion or a new version in
 	// between must not be rolled back on the old numbers.
-	if decide.AutoRollback(d.cfg.Canary.AutoRollback, d.router.Plan().Mode, v) {
-		d.act(decide.Rollback, state.CauseAuto, v.Reason)
+	if decide.AutoRollback(c.cfg.Canary.AutoRollback, c.Router.Plan().Mode, v) {
+		c.act(decide.Rollback, state.CauseAuto, v.Reason, now)
 	}
-	d.progress(now, v)
-	if plan.Mode == state.Canary && d.evidence.BadAt.IsZero() {
-		d.probes.round(plan, now, d.evidence.Traffic.Canary > 0)
+	c.progress(now, v)
+	if plan.Mode == state.Canary && c.evidence.BadAt.IsZero() {
+		c.probes.round(plan, now, c.evidence.Traffic.Canary > 0)
 	}
 	var save *analysis.Evidence
-	if d.evidenceDirty && (turnedBad || now.Sub(d.evidenceSaved) >= saveEvery) {
-		e := d.evidence
-		save, d.evidenceDirty, d.evidenceSaved = &e, false, now
+	if c.evidenceDirty && (turnedBad || now.Sub(c.evidenceSaved) >= saveEvery) {
+		e := c.evidence
+		save, c.evidenceDirty, c.evidenceSaved = &e, false, now
 	}
-	d.mu.Unlock()
+	c.mu.Unlock()
 	if save != nil {
-		d.saveEvidence(*save)
+		c.saveEvidence(*save)
 	}
 }
 
-// saveEvidence writes e to the state directory. Only the judge's loop
-// calls it, so the writes come in order.
-func (d *Daemon) saveEvidence(e analysis.Evidence) {
+// logVerdict writes a journal entry for a verdict that changed.
+func (c *Controller) logVerdict(v analysis.Verdict) {
+	g := v.Strongest()
+	attrs := []any{"CANARY_VERSION", c.cfg.Canary.Version, "VERDICT", v.State.String(), "REASON", v.Reason,
+		"EVIDENCE", evidenceField(g.Evidence), "THRESHOLD", evidenceField(g.Threshold)}
+	if v.State == analysis.Bad {
+		c.Log.Warn("canary verdict: bad", append(attrs, "MESSAGE_ID", MsgCanaryBad, "TEST", c.evidence.BadTest)...)
+		return
+	}
+	c.Log.Info("canary verdict: "+v.State.String(), attrs...)
+}
+
+// saveEvidence writes e to the store. Only Run's loop calls it, so the
+// writes come in order.
+func (c *Controller) saveEvidence(e analysis.Evidence) {
 	if e.Version == "" {
 		return
 	}
-	if err := d.store.SaveEvidence(e); err != nil {
-		d.log.Error("cannot save the verdict's evidence: a restart would lose what it gathered since the last save", "error", err.Error())
+	if err := c.Store.SaveEvidence(e); err != nil {
+		c.Log.Error("cannot save the verdict's evidence: a restart would lose what it gathered since the last save", "error", err.Error())
 	}
 }
 
 // startEvidence starts the evidence of the release that serves since
-// d.live, afresh; d.mu is held.
-func (d *Daemon) startEvidence() { d.restartEvidence(d.live.Since) }
+// c.live, afresh.
+func (c *Controller) startEvidence() { c.restartEvidence(c.live.Since) }
 
 // restartEvidence starts the evidence of the serving release afresh from
-// since: a new release, a resume of a bad canary, a new tolerance; d.mu is
-// held.
-func (d *Daemon) restartEvidence(since time.Time) {
-	d.evidence = analysis.NewEvidence(d.live.Version, since, policyOf(d.cfg))
-	d.evidenceDirty = true
-	d.verdict = analysis.Judge(&d.evidence, analysis.Recent{}, d.thresholds, analysis.NotEnough, policyOf(d.cfg))
+// since: a new release, a resume of a bad canary, a new tolerance.
+func (c *Controller) restartEvidence(since time.Time) {
+	c.evidence = analysis.NewEvidence(c.live.Version, since, policyOf(c.cfg))
+	c.evidenceDirty = true
+	c.judgeNow()
 }
 
-// restoreEvidence takes up the evidence the state directory kept for the
-// release serving since d.live (begun then, or later by a resume of a bad
-// verdict), or starts it afresh; d.mu is held or d is not running yet.
-func (d *Daemon) restoreEvidence() {
-	if e, ok := d.store.LoadEvidence(); ok && e.Version == d.live.Version && !e.Since.Before(d.live.Since) {
-		d.evidence = e
+// judgeNow takes the verdict on the evidence as it stands, before the next
+// tick: the status and the lights show it at once.
+func (c *Controller) judgeNow() {
+	c.verdict = analysis.Verdict{}
+	if c.cfg.HasCanary() {
+		c.verdict = analysis.Judge(&c.evidence, analysis.Recent{}, c.thresholds, analysis.NotEnough, policyOf(c.cfg))
+	}
+}
+
+// restoreEvidence takes up the evidence the store kept for the release
+// serving since c.live (begun then, or later by a resume of a bad
+// verdict), or starts it afresh.
+func (c *Controller) restoreEvidence() {
+	if e, ok := c.Store.LoadEvidence(); ok && e.Version == c.live.Version && !e.Since.Before(c.live.Since) {
+		c.evidence = e
 		return
 	}
-	d.startEvidence()
+	c.startEvidence()
 }
 
 // evidenceField is a likelihood ratio as a journal field: "180", "0.42".

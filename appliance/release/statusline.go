@@ -1,7 +1,6 @@
-package daemon
+package release
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -37,42 +36,31 @@ func (r *rate) add(now time.Time, total uint64) float64 {
 	return float64(total-oldest.total) / span.Minutes()
 }
 
-// reportStatus keeps the service manager's one-line status current.
-func (d *Daemon) reportStatus(ctx context.Context) {
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
-		d.notify.Status(d.statusLine(time.Now()))
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// statusLine is e.g. "canary v2 33% healthy · 1520 req/min", or with
+// StatusLine is e.g. "canary v2 33% healthy · 1520 req/min", or with
 // canary.steps "canary v2 5% step 2/4 healthy · 1520 req/min". The word
 // after the share is the canary light's: "failing" when the verdict is bad
 // and the light red, "healthy" while it is green.
-func (d *Daemon) statusLine(now time.Time) string {
-	plan := d.router.Plan()
+//
+// It is the service manager's status line: one caller, a few seconds
+// apart, from whose calls the request rate is worked out.
+func (c *Controller) StatusLine(now time.Time) string {
+	c.mu.Lock()
+	plan := c.Router.Plan()
 	mode := plan.Mode
 	var total uint64
 	for _, u := range plan.Upstreams {
 		total += u.Stats.Requests()
 	}
-	perMin := d.rate.add(now, total)
-	d.mu.Lock()
-	version, cfgErr, verdict := d.cfg.Canary.Version, d.cfgErr, d.verdict.State
+	perMin := c.rate.add(now, total)
+	version, cfgErr, verdict := c.cfg.Canary.Version, c.cfgErr, c.verdict.State
 	steps := ""
-	if s, ok := decide.ScheduleOf(d.cfg); ok {
-		steps = fmt.Sprintf(" step %d/%d", d.rollout.Step+1, len(s.Steps))
-		if d.rollout.Paused {
+	if s, ok := decide.ScheduleOf(c.cfg); ok {
+		steps = fmt.Sprintf(" step %d/%d", c.rollout.Step+1, len(s.Steps))
+		if c.rollout.Paused {
 			steps += " paused"
 		}
 	}
-	d.mu.Unlock()
+	c.mu.Unlock()
 
 	var line string
 	switch mode {

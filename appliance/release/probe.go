@@ -1,4 +1,4 @@
-package daemon
+package release
 
 import (
 	"context"
@@ -100,7 +100,7 @@ func (p *prober) round(plan *route.Plan, now time.Time, served bool) {
 			wg.Go(func() {
 				var err error
 				if t.url != "" {
-					err = health.Probe(ctx, healthClient, t.url, probeTimeout)
+					err = health.Probe(ctx, health.Client, t.url, probeTimeout)
 				} else {
 					err = health.Reach(ctx, t.addr, probeTimeout)
 				}
