@@ -84,7 +84,7 @@ func (l *lights) Show(status, canary led.Pattern) { l.status, l.canary = status,
 
 type noEngine struct{}
 
-func (noEngine) Prepare(*route.Plan)        {}
+func (noEngine) Prepare(*route.Plan)         {}
 func (noEngine) Retire(old, cur *route.Plan) {}
 
 // rig is a Controller on fakes, with a config of a stable and a canary.
