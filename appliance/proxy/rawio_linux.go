@@ -18,6 +18,15 @@ import (
 // that was a tenth of canaryd's CPU time under load, and nginx pays
 // nothing like it. Deadlines hold as before: the waits are the poller's.
 //
+// What it saves, measured with make bench-nginx (scripts/bench-nginx.sh,
+// canaryd and nginx side by side on one pinned core) and perf record: the
+// monitor thread went from 11.6% of canaryd's CPU to 0.3%, context
+// switches from 17% to 7%, and the CPU per request from 28.4 to 24.4 µs
+// (-14%, the median of three alternating rounds). The buffers are passed
+// to the kernel through unsafe.Pointer, as syscall.Read does itself; only
+// Linux has it (the _linux suffix is its build tag), elsewhere
+// rawio_other.go uses the net.Conn.
+//
 // Its functions are made once per connection, so that a call allocates
 // nothing.
 type rawIO struct {

@@ -13,66 +13,46 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/route"
 )
 
-// serveUpgrade passes a protocol upgrade (WebSocket) through: the request
-// goes to an upstream on a connection of its own, and once the upstream
-// answers 101 the two connections are spliced until either side closes.
+// upgrade is one attempt of a protocol upgrade (WebSocket) on u, the
+// request's life being serve's: the request goes to u on a connection of
+// its own, and once u answers 101 the two connections are spliced until
+// either side closes. An answer other than 101 is passed on as it is.
 //
-// A canary upstream's upgrade is journaled at its end: when the spliced
-// connection closes, or when the upstream's refusal was passed on.
-func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, upgrade string) {
-	j := p.journal.Load()
-	t := tries{plan: p.router.Plan()}
-	var idb idBuf
-	id := p.prepareRequest(ctx, t.plan, &idb)
-	// For the access log: the 101 itself is written from the upstream's
-	// head, below.
-	ctx.Response.Header.SetCanonical(xRequestID, id)
-	u := p.first(&t, &ctx.Request)
-	if u == nil {
-		p.fail(ctx, id, fasthttp.StatusBadGateway, "no upstream is available")
-		return
-	}
-	var conn net.Conn
-	for {
-		var err error
-		u.Stats.Begin()
-		if conn, err = p.dialUpgrade(u); err == nil {
-			break
-		}
-		p.account(t.plan, u, outcome{Failed: true}, time.Now())
-		if u = p.retry(&t); u == nil {
-			p.failWith(ctx, id, err)
-			return
-		}
-	}
-	t.tellVersion(&ctx.Request.Header, u)
-	var rec *record
-	if j != nil {
-		rec = t.follow(nil, j, ctx, id, u, nil)
-	}
-
+// It returns an error only when u failed before it answered (refused,
+// reset, timed out), which serve may retry elsewhere; from u's answer on,
+// the upgrade is done with, and answered. A canary's upgrade is journaled
+// at its end: when the spliced connection closes, or when u's refusal was
+// passed on.
+func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, plan *route.Plan, u *route.Upstream, upgrade []byte, id []byte, rec *record) error {
+	u.Stats.Begin()
 	start := time.Now()
-	br := bufio.NewReader(conn)
+	conn, err := p.tunnel(p.poolOf(u))
+	var br *bufio.Reader
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)
-	if p.opts.ReadTimeout > 0 {
-		conn.SetDeadline(time.Now().Add(p.opts.ReadTimeout))
-	}
-	err := writeUpgradeRequest(conn, ctx, upgrade)
 	if err == nil {
-		err = resp.Header.Read(br)
+		br = bufio.NewReader(conn)
+		if p.opts.ReadTimeout > 0 {
+			conn.SetDeadline(time.Now().Add(p.opts.ReadTimeout))
+		}
+		if err = writeUpgradeRequest(conn, ctx, upgrade); err == nil {
+			err = resp.Header.Read(br)
+		}
 	}
 	o := outcome{Duration: time.Since(start)}
 	if err != nil {
-		conn.Close()
+		if conn != nil {
+			conn.Close()
+		}
 		o.Failed = true
-		p.account(t.plan, u, o, time.Now())
-		rec.failed(ctx, nil, err)
-		p.failWith(ctx, id, err)
-		return
+		p.account(plan, u, o, time.Now())
+		return err
 	}
 	o.Status = resp.StatusCode()
-	p.account(t.plan, u, o, time.Now())
+	p.account(plan, u, o, time.Now())
+	if rec != nil {
+		rec.e.Status = o.Status
+	}
 
 	if o.Status != fasthttp.StatusSwitchingProtocols {
 		// The upstream declined the upgrade: its answer is an ordinary
@@ -82,20 +62,16 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, upgrade string) {
 		if err != nil {
 			rec.failed(ctx, nil, err)
 			p.failWith(ctx, id, err)
-			return
+			return nil
 		}
 		copyResponseHeader(&ctx.Response.Header, &resp.Header)
 		ctx.Response.Header.SetCanonical(xRequestID, id)
 		ctx.Response.SetBody(resp.Body())
 		ctx.SetConnectionClose()
 		if rec != nil {
-			rec.e.Status = o.Status
 			rec.finish(int64(len(resp.Body())))
 		}
-		return
-	}
-	if rec != nil {
-		rec.e.Status = o.Status
+		return nil
 	}
 	conn.SetDeadline(time.Time{})
 	// The 101 goes out from the hijack handler: fasthttp skips a hijack
@@ -120,12 +96,14 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, upgrade string) {
 		}
 		splice(client, conn, br)
 	})
+	return nil
 }
 
-func (p *Proxy) dialUpgrade(u *route.Upstream) (net.Conn, error) {
-	pl := u.Transport.(*pool)
-	d := &net.Dialer{Timeout: p.opts.ConnectTimeout, KeepAlive: 30 * time.Second}
-	c, err := d.Dial("tcp", pl.addr)
+// tunnel connects to pl's upstream for an upgrade: a connection of its own,
+// outside the pool, without the pool's per-read deadlines, since an open
+// tunnel may be silent for as long as its two ends like.
+func (p *Proxy) tunnel(pl *pool) (net.Conn, error) {
+	c, err := pl.connect(pl.addr)
 	if err != nil {
 		return nil, &dialError{err}
 	}
@@ -140,32 +118,6 @@ func (p *Proxy) dialUpgrade(u *route.Upstream) (net.Conn, error) {
 	}
 	tc.SetDeadline(time.Time{})
 	return tc, nil
-}
-
-// writeUpgradeRequest writes the client's request head to the upstream,
-// as prepareRequest left it, and the upgrade the client asked for.
-func writeUpgradeRequest(w io.Writer, ctx *fasthttp.RequestCtx, upgrade string) error {
-	h := &ctx.Request.Header
-	bw := bufio.NewWriter(w)
-	bw.Write(h.Method())
-	bw.WriteByte(' ')
-	bw.Write(h.RequestURI())
-	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	bw.Write(h.Host())
-	bw.WriteString("\r\n")
-	for k, v := range h.All() {
-		if string(k) == "Host" {
-			continue
-		}
-		bw.Write(k)
-		bw.WriteString(": ")
-		bw.Write(v)
-		bw.WriteString("\r\n")
-	}
-	bw.WriteString("Connection: Upgrade\r\nUpgrade: ")
-	bw.WriteString(upgrade)
-	bw.WriteString("\r\n\r\n")
-	return bw.Flush()
 }
 
 // splice copies both ways until one side is done, then closes both.

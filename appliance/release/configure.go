@@ -127,8 +127,12 @@ func (c *Controller) applyConfigured(dec decide.Decision, plan *route.Plan, now 
 // analysis windows, a slow start as if it had just joined, and a release
 // that serves from now, judged on its own requests.
 func (c *Controller) resetCanary(plan *route.Plan, now time.Time) {
-	plan.ResetWindows(config.Canary)
-	plan.Join(config.Canary, now)
+	for _, u := range plan.Upstreams {
+		if u.Role == config.Canary {
+			u.Stats.ResetWindow()
+		}
+	}
+	plan.Rotation().Join(config.Canary, now)
 	c.setLive(now)
 }
 

@@ -95,7 +95,7 @@ func TestJoinRampsUpARoleAgain(t *testing.T) {
 	p := plan(state.Canary, upstream("v1", 10, config.Stable), canary)
 	picksBetween(p, now, now.Add(20*time.Second), 100*time.Millisecond)
 	rearmed := now.Add(time.Minute)
-	p.Join(config.Canary, rearmed)
+	p.Rotation().Join(config.Canary, rearmed)
 	if got := picksBetween(p, rearmed, rearmed.Add(time.Second), 10*time.Millisecond); got["v2"]*11 > got["v1"]+got["v2"]+1 {
 		t.Errorf("first second after Join: %v, want v2 well below half", got)
 	}

@@ -159,32 +159,37 @@ func (s *Stats) Record(now time.Time, status int, failed bool, d time.Duration) 
 	s.Classes[c].Add(1)
 }
 
-// Transport is a data-plane engine's connection pool to one upstream. The
-// routing core keeps it with the upstream and never looks inside.
-type Transport interface {
-	// Close releases idle connections; requests in flight finish first.
-	Close()
+// ResetWindow gives the upstream a new, empty analysis window of the same
+// span: a release judged afresh counts from now.
+func (s *Stats) ResetWindow() {
+	if w := s.Window.Load(); w != nil {
+		s.Window.Store(analysis.NewWindow(w.Span()))
+	}
 }
 
 // Upstream is one configured upstream in a Plan.
 type Upstream struct {
 	config.Upstream
-	Index     int
-	Stats     *Stats
-	Transport Transport // set by the engine before the plan is published
+	Index int
+	Stats *Stats
+	// Origin is the URL's scheme and host ("http://10.0.0.5:8001"): what a
+	// data plane keys its connection pools by, across reloads.
+	Origin string
 }
 
 // Plan is where new requests may go: the upstreams of one config generation
 // and the mode that applies to them. A published Plan is never changed: a
-// reload, a rollback, a resume or a promotion publishes a new one. Plans of
-// one generation share its balancer, whose round-robin position and failure
-// counts move with every pick, as nginx's do.
+// reload, a rollback, a resume, a promotion, a health check's verdict and a
+// rollout step each publish a new one. Two things a Plan points to do
+// change, and are documented as such where they live: each upstream's
+// Stats (its counters and analysis window), and the generation's Rotation,
+// shared by its plans.
 type Plan struct {
 	Upstreams []*Upstream
 	HasCanary bool
 	Mode      state.Mode
 
-	bal      *swrr.Balancer
+	rot      *Rotation
 	canary   swrr.Set // indexes of canary upstreams
 	stable   swrr.Set
 	excluded swrr.Set // what Mode and the health checks keep out of the rotation
@@ -217,7 +222,7 @@ func NewPlan(cfg *config.Config, m state.Mode, prev *Plan) *Plan {
 		if w := st.Window.Load(); w == nil || w.Span() != span {
 			st.Window.Store(analysis.NewWindow(cfg.Canary.Window))
 		}
-		p.Upstreams = append(p.Upstreams, &Upstream{Upstream: cu, Index: i, Stats: st})
+		p.Upstreams = append(p.Upstreams, &Upstream{Upstream: cu, Index: i, Stats: st, Origin: cu.URL.Scheme + "://" + cu.URL.Host})
 		// An upstream with a health check takes traffic once the check
 		// passed: the same check in prev carries its outcome over.
 		if hc := cu.HealthCheck(); hc != "" {
@@ -233,9 +238,9 @@ func NewPlan(cfg *config.Config, m state.Mode, prev *Plan) *Plan {
 			p.stable.Add(i)
 		}
 	}
-	p.bal = swrr.New(peers)
+	p.rot = &Rotation{bal: swrr.New(peers), n: len(peers), canary: p.canary}
 	if prev != nil {
-		p.bal.Carry(prev.bal, from)
+		p.rot.bal.Carry(prev.rot.bal, from)
 	}
 	p.Mode, p.excluded = m, p.exclusions(m)
 	canary, all := p.weights()
@@ -273,6 +278,29 @@ func (p *Plan) AtStep(percent float64) *Plan {
 	return &next
 }
 
+// Rotation is the round-robin of one config generation, shared by its
+// plans: its position, failure counts and slow starts move with every pick,
+// every failure and every Join, as nginx's peers do. It is the mutable part
+// of routing, kept apart from the plans, which never change.
+type Rotation struct {
+	bal    *swrr.Balancer
+	n      int      // upstreams
+	canary swrr.Set // which of them are canaries
+}
+
+// Rotation is the round-robin p shares with its generation.
+func (p *Plan) Rotation() *Rotation { return p.rot }
+
+// Join starts the slow start of every upstream of role at now, as if they
+// had just joined: for a canary that comes back into the rotation.
+func (r *Rotation) Join(role config.Role, now time.Time) {
+	for i := range r.n {
+		if r.canary.Has(i) == (role == config.Canary) {
+			r.bal.Join(i, now)
+		}
+	}
+}
+
 // WithHealth is the same plan with the upstream named name in the rotation
 // (up) or out of it, as its health check says at now; p itself when it has
 // no health check of that name. An upstream that comes up joins: its
@@ -285,7 +313,7 @@ func (p *Plan) WithHealth(name string, up bool, now time.Time) *Plan {
 		next := *p
 		if up {
 			next.down.Remove(u.Index)
-			p.bal.Join(u.Index, now)
+			p.rot.bal.Join(u.Index, now)
 		} else {
 			next.down.Add(u.Index)
 		}
@@ -293,16 +321,6 @@ func (p *Plan) WithHealth(name string, up bool, now time.Time) *Plan {
 		return &next
 	}
 	return p
-}
-
-// Join starts the slow_start of every upstream of role at now, as if they
-// had just joined: for a canary that comes back into the rotation.
-func (p *Plan) Join(role config.Role, now time.Time) {
-	for _, u := range p.Upstreams {
-		if u.Role == role {
-			p.bal.Join(u.Index, now)
-		}
-	}
 }
 
 // exclusions is what mode m and the health checks keep out of this plan's
@@ -318,15 +336,6 @@ func (p *Plan) exclusions(m state.Mode) swrr.Set {
 	return s
 }
 
-// ResetWindows gives the upstreams of role a new, empty analysis window.
-func (p *Plan) ResetWindows(role config.Role) {
-	for _, u := range p.Upstreams {
-		if w := u.Stats.Window.Load(); w != nil && u.Role == role {
-			u.Stats.Window.Store(analysis.NewWindow(w.Span()))
-		}
-	}
-}
-
 // Pick chooses an upstream for a new request. tried holds the upstreams
 // this request already tried; Pick adds the one it returns. It returns nil
 // when no upstream is left.
@@ -334,7 +343,7 @@ func (p *Plan) Pick(tried *swrr.Set, now time.Time) *Upstream {
 	if p.stepped && p.Mode == state.Canary {
 		avoid := p.excluded
 		avoid.Union(tried)
-		if i := p.bal.PickSplit(&avoid, &p.canary, int(p.split.share), now); i >= 0 {
+		if i := p.rot.bal.PickSplit(&avoid, &p.canary, int(p.split.share), now); i >= 0 {
 			tried.Add(i)
 			return p.Upstreams[i]
 		}
@@ -359,7 +368,7 @@ func (p *Plan) prefer(tried *swrr.Set, excluded swrr.Set, not *swrr.Set, now tim
 	avoid := excluded
 	avoid.Union(tried)
 	avoid.Union(not)
-	if i := p.bal.TryPick(&avoid, now); i >= 0 {
+	if i := p.rot.bal.TryPick(&avoid, now); i >= 0 {
 		tried.Add(i)
 		return p.Upstreams[i]
 	}
@@ -368,7 +377,7 @@ func (p *Plan) prefer(tried *swrr.Set, excluded swrr.Set, not *swrr.Set, now tim
 
 func (p *Plan) pick(tried *swrr.Set, excluded swrr.Set, now time.Time) *Upstream {
 	excluded.Union(tried)
-	if i := p.bal.Pick(&excluded, now); i >= 0 {
+	if i := p.rot.bal.Pick(&excluded, now); i >= 0 {
 		tried.Add(i)
 		return p.Upstreams[i]
 	}
@@ -378,17 +387,17 @@ func (p *Plan) pick(tried *swrr.Set, excluded swrr.Set, now time.Time) *Upstream
 // Done reports the end of a request to u; failed means u itself failed
 // (refused, reset, timed out), which counts toward its max_fails.
 func (p *Plan) Done(u *Upstream, failed bool, now time.Time) {
-	p.bal.Done(u.Index, failed, now)
+	p.rot.bal.Done(u.Index, failed, now)
 }
 
 // Failing reports whether u's failures (max_fails within fail_timeout)
 // hold it out of the rotation at now.
-func (p *Plan) Failing(u *Upstream, now time.Time) bool { return p.bal.Down(u.Index, now) }
+func (p *Plan) Failing(u *Upstream, now time.Time) bool { return p.rot.bal.Down(u.Index, now) }
 
 // Healthy reports whether u is in the rotation as far as its failures and
 // its health check go.
 func (p *Plan) Healthy(u *Upstream, now time.Time) bool {
-	return !p.bal.Down(u.Index, now) && !p.down.Has(u.Index)
+	return !p.rot.bal.Down(u.Index, now) && !p.down.Has(u.Index)
 }
 
 // Recent sums the analysis windows of each role's upstreams at now.
@@ -415,7 +424,7 @@ func (p *Plan) CanaryPercent(now time.Time) float64 {
 	case p.Mode == state.Promoted:
 		return 100
 	case p.Mode == state.Canary && p.stepped:
-		return float64(p.bal.Share(&p.canary, int(p.split.share), now)) * 100 / Buckets
+		return float64(p.rot.bal.Share(&p.canary, int(p.split.share), now)) * 100 / Buckets
 	case p.Mode == state.Canary:
 		canary, all := p.weights()
 		if all == 0 {

@@ -87,7 +87,7 @@ func TestANewVersionRampsUpToItsStep(t *testing.T) {
 	c := upstream("c1", 5, config.Canary)
 	c.SlowStart = 10 * time.Second
 	p := plan(state.Canary, upstream("s1", 10, config.Stable), c).AtStep(50)
-	p.Join(config.Canary, now)
+	p.Rotation().Join(config.Canary, now)
 	canaryAt := func(at time.Time) int {
 		n := 0
 		for range 100 {
