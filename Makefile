@@ -92,7 +92,7 @@ e2e: build deb ## lintian, the amd64 package into a Debian root, then boot a sta
 	bash scripts/e2e.sh
 
 bench: ## benchmarks of the appliance packages
-	$(GO) test -run '^$$' -bench . -benchmem ./appliance/... ./gpio/
+	$(GO) test -run '^$$' -bench . -benchmem ./appliance/... ./gpio/...
 
 # The long form of the fault suite; `go test` (make test-race) runs its short
 # form. Without the race detector, so that the memory it measures is canaryd's.

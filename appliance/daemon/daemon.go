@@ -28,7 +28,7 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/route"
 	"github.com/canary-pi/canary-pi/appliance/state"
 	"github.com/canary-pi/canary-pi/appliance/watch"
-	"github.com/canary-pi/canary-pi/gpio"
+	"github.com/canary-pi/canary-pi/gpio/panel"
 )
 
 // Options are canaryd's command-line settings.
@@ -43,7 +43,7 @@ type Options struct {
 	Notifier Notifier
 	// Panel, when set, is the front panel to use instead of opening one
 	// for GPIO (embedding, tests).
-	Panel gpio.Panel
+	Panel panel.Panel
 	// ProxyListener, when set, is the proxy's listener, inherited from the
 	// service manager (socket activation); proxy.listen and Listen are not
 	// bound then.
@@ -76,7 +76,7 @@ type Daemon struct {
 	release *release.Controller
 	router  *route.Router
 	proxy   *proxy.Proxy
-	panel   gpio.Panel
+	panel   panel.Panel
 	watcher *watch.Watcher
 	checks  health.Checks
 	reports *reports
@@ -124,7 +124,7 @@ func New(opts Options) (*Daemon, error) {
 	d.journal = journal.New(cfg.Journal.Records, cfg.Journal.Bodies)
 	d.jfile = journal.NewFile(d.journal, filepath.Join(opts.StateDir, "journal"))
 	if d.panel = opts.Panel; d.panel == nil {
-		if d.panel, err = gpio.OpenMode(opts.GPIO, gpio.Wiring(cfg.GPIO), gpio.Options{Logger: d.log}); err != nil {
+		if d.panel, err = panel.OpenMode(opts.GPIO, panel.Wiring(cfg.GPIO), panel.Options{Logger: d.log}); err != nil {
 			return nil, err
 		}
 	}

@@ -20,30 +20,30 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/state"
 	"github.com/canary-pi/canary-pi/appliance/swrr"
-	"github.com/canary-pi/canary-pi/gpio"
 	"github.com/canary-pi/canary-pi/gpio/led"
+	"github.com/canary-pi/canary-pi/gpio/panel"
 	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
 // handPanel is a panel whose presses the test sends itself, at a moment it
 // knows: the debounced edge.
 type handPanel struct {
-	gpio.Absent
-	presses chan gpio.Press
+	panel.Absent
+	presses chan panel.Press
 }
 
-func (h *handPanel) Presses() <-chan gpio.Press { return h.presses }
+func (h *handPanel) Presses() <-chan panel.Press { return h.presses }
 
 // started runs a daemon with a stable and a canary upstream (nothing
 // listens on them: these tests never proxy) and the given panel.
-func started(t testing.TB, panel gpio.Panel) *Daemon {
+func started(t testing.TB, p panel.Panel) *Daemon {
 	t.Helper()
-	return startedWith(t, panel, func(string) {})
+	return startedWith(t, p, func(string) {})
 }
 
 // startedWith is started with setup run on the config directory before
 // the daemon starts.
-func startedWith(t testing.TB, panel gpio.Panel, setup func(configDir string)) *Daemon {
+func startedWith(t testing.TB, p panel.Panel, setup func(configDir string)) *Daemon {
 	t.Helper()
 	dir := t.TempDir()
 	sock := testkit.SocketDir(t)
@@ -71,7 +71,7 @@ role = "canary"
 	}
 	setup(filepath.Join(dir, "conf"))
 	d, err := New(Options{ConfigDir: filepath.Join(dir, "conf"), StateDir: filepath.Join(dir, "state"),
-		Panel: panel, Logger: slog.New(slog.DiscardHandler)})
+		Panel: p, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestACanaryJoinsWhenItsHealthCheckPasses(t *testing.T) {
 		w.WriteHeader(int(status.Load()))
 	}))
 	defer canary.Close()
-	d := startedWith(t, gpio.Absent{}, func(dir string) {
+	d := startedWith(t, panel.Absent{}, func(dir string) {
 		path := filepath.Join(dir, "canaryd.toml")
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -130,9 +130,9 @@ weight = 5`, fmt.Sprintf("url = %q\nweight = 5\nhealth_path = \"/healthz\"\nheal
 }
 
 func TestButtonPressRollsBackAndLongPressResumes(t *testing.T) {
-	panel := &handPanel{presses: make(chan gpio.Press)}
-	d := started(t, panel)
-	panel.presses <- gpio.Press{}
+	hand := &handPanel{presses: make(chan panel.Press)}
+	d := started(t, hand)
+	hand.presses <- panel.Press{}
 	testkit.Eventually(t, 10*time.Second, "the press to roll back", func() bool { return d.router.Plan().Mode == state.RolledBack })
 	if canaryPickable(d) {
 		t.Fatal("the canary can still be picked after the press")
@@ -140,15 +140,15 @@ func TestButtonPressRollsBackAndLongPressResumes(t *testing.T) {
 	if st := d.Status(); st.Latch == nil || st.Latch.Cause != "button" {
 		t.Fatalf("latch %+v, want one caused by the button", st.Latch)
 	}
-	panel.presses <- gpio.Press{} // a press during a rollback changes nothing
-	panel.presses <- gpio.Press{Long: true}
+	hand.presses <- panel.Press{} // a press during a rollback changes nothing
+	hand.presses <- panel.Press{Long: true}
 	testkit.Eventually(t, 10*time.Second, "the long press to resume", func() bool { return d.router.Plan().Mode == state.Canary })
 }
 
 func TestBootPartitionRefusalShowsUntilTheConfigChanges(t *testing.T) {
 	const refusal = "/boot/firmware/canaryd refused, /etc/canaryd keeps its config: canaryd.toml:3: bad"
 	var confDir string
-	d := startedWith(t, gpio.Absent{}, func(dir string) {
+	d := startedWith(t, panel.Absent{}, func(dir string) {
 		confDir = dir
 		if err := os.WriteFile(filepath.Join(dir, config.RefusedFile), []byte(refusal+"\n"), 0o644); err != nil {
 			t.Fatal(err)
@@ -187,7 +187,7 @@ func TestBootPartitionRefusalShowsUntilTheConfigChanges(t *testing.T) {
 // from whichever plan is current.
 func TestNoCanaryPickAfterRollbackWhileReloadsRace(t *testing.T) {
 	var confDir string
-	d := startedWith(t, gpio.Absent{}, func(dir string) { confDir = dir })
+	d := startedWith(t, panel.Absent{}, func(dir string) { confDir = dir })
 	path := filepath.Join(confDir, "canaryd.toml")
 	base, err := os.ReadFile(path)
 	if err != nil {
@@ -250,15 +250,15 @@ func TestNoCanaryPickAfterRollbackWhileReloadsRace(t *testing.T) {
 
 // BenchmarkButtonToRollback measures the daemon's share of a button press:
 // from the debounced press arriving to the moment no new request can pick
-// the canary (the panel's share, edge to delivery, is gpio's
+// the canary (the panel's share, edge to delivery, is the panel package.s
 // BenchmarkPressDelivery). The latch's fsync comes after and is not in it.
 func BenchmarkButtonToRollback(b *testing.B) {
-	panel := &handPanel{presses: make(chan gpio.Press)}
-	d := started(b, panel)
+	hand := &handPanel{presses: make(chan panel.Press)}
+	d := started(b, hand)
 	var total time.Duration
 	for b.Loop() {
 		start := time.Now()
-		panel.presses <- gpio.Press{}
+		hand.presses <- panel.Press{}
 		for d.router.Plan().Mode != state.RolledBack {
 			runtime.Gosched()
 		}
@@ -275,7 +275,7 @@ func BenchmarkButtonToRollback(b *testing.B) {
 // The admin API's tests and canaryctl's run against admintest's fake, so
 // the fake must answer each command as the daemon does, refusals included.
 func TestTheAdminFakeAnswersAsTheDaemon(t *testing.T) {
-	d := started(t, &handPanel{presses: make(chan gpio.Press)})
+	d := started(t, &handPanel{presses: make(chan panel.Press)})
 	fake := admintest.NewController(admintest.Canary())
 	ctx := context.Background()
 	steps := []struct {
@@ -329,7 +329,7 @@ func TestARollbackWhoseReportAKillLostIsReportedAtTheNextStart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	d := startedWith(t, gpio.Absent{}, setup)
+	d := startedWith(t, panel.Absent{}, setup)
 	list, err := d.Incidents()
 	if err != nil || len(list) != 1 {
 		t.Fatalf("reports after the restart: %v, %v; want the one recovered", list, err)

@@ -12,14 +12,14 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/history"
 	"github.com/canary-pi/canary-pi/appliance/route"
-	"github.com/canary-pi/canary-pi/gpio"
+	"github.com/canary-pi/canary-pi/gpio/panel"
 )
 
 // Each action that changed the split leaves a mark with the canary's share
 // after it; an action refused or changing nothing leaves none.
 func TestActionsAndNewVersionsMarkTheHistory(t *testing.T) {
 	var confDir string
-	d := startedWith(t, gpio.Absent{}, func(dir string) { confDir = dir })
+	d := startedWith(t, panel.Absent{}, func(dir string) { confDir = dir })
 	ctx := context.Background()
 	if err := d.Rollback(ctx, "command"); err != nil {
 		t.Fatal(err)
@@ -67,7 +67,7 @@ func TestActionsAndNewVersionsMarkTheHistory(t *testing.T) {
 }
 
 func TestTotalsSumEachRolesCounters(t *testing.T) {
-	d := started(t, gpio.Absent{})
+	d := started(t, panel.Absent{})
 	plan := d.router.Plan()
 	for _, u := range plan.Upstreams {
 		n := uint64(100)

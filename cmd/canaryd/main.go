@@ -21,7 +21,7 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/daemon"
 	"github.com/canary-pi/canary-pi/appliance/demo"
-	"github.com/canary-pi/canary-pi/gpio"
+	"github.com/canary-pi/canary-pi/gpio/panel"
 	"github.com/canary-pi/canary-pi/systemd"
 )
 
@@ -39,7 +39,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	opts := daemon.Options{Version: version}
 	fs.StringVar(&opts.ConfigDir, "config-dir", "/etc/canaryd", "the watched config `directory`")
 	fs.StringVar(&opts.StateDir, "state-dir", defaultStateDir(), "persisted state (the rollback latch)")
-	fs.StringVar(&opts.GPIO, "gpio", "auto", "front panel: "+strings.Join(gpio.Modes, ", "))
+	fs.StringVar(&opts.GPIO, "gpio", "auto", "front panel: "+strings.Join(panel.Modes, ", "))
 	fs.StringVar(&opts.Listen, "listen", "", "proxy `address`, overriding proxy.listen")
 	demoMode := fs.Bool("demo", false, "run with two built-in demo backends (pong-v1 weight 10, pong-v2 weight 5)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
@@ -59,8 +59,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "canaryd: unexpected argument %q (canaryd takes only flags)\n", fs.Arg(0))
 		return 2
 	}
-	if !slices.Contains(gpio.Modes, opts.GPIO) {
-		fmt.Fprintf(stderr, "canaryd: -gpio %q: want one of %s\n", opts.GPIO, strings.Join(gpio.Modes, ", "))
+	if !slices.Contains(panel.Modes, opts.GPIO) {
+		fmt.Fprintf(stderr, "canaryd: -gpio %q: want one of %s\n", opts.GPIO, strings.Join(panel.Modes, ", "))
 		return 2
 	}
 	if *showVersion {

@@ -1,16 +1,16 @@
-package gpio
+package panel
 
 import (
 	"log/slog"
 
 	"github.com/canary-pi/canary-pi/gpio/led"
-	pgpio "periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/gpio"
 )
 
 // output is what an LED needs of a pin. periph's gpio.PinOut has it, and so
 // has the Pi's own ACT LED in sysfs (sysLED), which is not a header pin.
 type output interface {
-	Out(pgpio.Level) error
+	Out(gpio.Level) error
 }
 
 // A lamp is one LED on one output, lit when the output is high.
@@ -37,7 +37,7 @@ func (l *lamp) set(on bool, log *slog.Logger) {
 // write drives the pin whatever the remembered level is.
 func (l *lamp) write(on bool, log *slog.Logger) {
 	l.on = on
-	if err := l.pin.Out(pgpio.Level(on)); err != nil && !l.failed {
+	if err := l.pin.Out(gpio.Level(on)); err != nil && !l.failed {
 		l.failed = true
 		log.Error("an LED cannot be driven", "LED", l.name, "error", err.Error())
 	}

@@ -1,4 +1,4 @@
-package gpio
+package panel
 
 import (
 	"context"
@@ -11,8 +11,7 @@ import (
 
 	"github.com/canary-pi/canary-pi/gpio/led"
 	"github.com/jonboulle/clockwork"
-	pgpio "periph.io/x/conn/v3/gpio"
-	"periph.io/x/conn/v3/gpio/gpiotest"
+	"periph.io/x/conn/v3/gpio"
 )
 
 const (
@@ -29,10 +28,10 @@ const (
 // Pins are the parts of a panel as periph pins. A nil pin is a part that is
 // not wired: that LED stays dark, and without a button only Press presses.
 type Pins struct {
-	StatusLED   pgpio.PinOut // green
-	CanaryGreen pgpio.PinOut
-	CanaryRed   pgpio.PinOut
-	Button      pgpio.PinIn // a push button to ground: active low, internal pull-up
+	StatusLED   gpio.PinOut // green
+	CanaryGreen gpio.PinOut
+	CanaryRed   gpio.PinOut
+	Button      gpio.PinIn // a push button to ground: active low, internal pull-up
 }
 
 // Wiring names the header pins of each part, as periph and the [gpio]
@@ -48,7 +47,8 @@ type Wiring struct {
 // Options tune a panel. The zero value is right for canaryd.
 type Options struct {
 	// Clock times the debouncer, the blinker and Press; nil is the real
-	// clock. It is clockwork's, as is gpiotest.Pin's, so a test moves both
+	// clock. It is clockwork's, as are the simulated pins' and periph's
+	// gpiotest pins', so a test moves them all with one fake clock.
 	// with one fake clock.
 	Clock clockwork.Clock
 	// Logger gets the panel's rare complaints; nil is slog.Default().
@@ -71,7 +71,7 @@ func (o Options) logger() *slog.Logger {
 }
 
 // Front is a Panel on periph pins: a Raspberry Pi's header (Open) or
-// gpiotest fakes (NewSim). One goroutine debounces the button and blinks the
+// simulated ones (NewSim). One goroutine debounces the button and blinks the
 // lights on one timer; another waits for the button pin's edges.
 type Front struct {
 	mode  string
@@ -84,8 +84,8 @@ type Front struct {
 	// beside the pin's level.
 	drive func(ctx context.Context, down bool) error
 
-	button  pgpio.PinIn
-	edges   chan pgpio.Level // a simulated button's edges, to end its wait at Close
+	button  gpio.PinIn
+	edges   chan gpio.Level // a simulated button's edges, to end its wait at Close
 	act     *sysLED
 	leds    []*lamp
 	presses chan Press
@@ -115,12 +115,32 @@ type softPress struct {
 
 // newFront sets the pins up and starts the panel: the LEDs dark, the button
 // an input with its pull-up and edge detection. names are the pins' names
-// in errors, the pin's own name where one is empty.
-func newFront(pins Pins, names Wiring, opts Options, mode string) (*Front, error) {
+// in errors, the pin's own name where one is empty. simulated: Press moves
+// the button pin itself (its Edges), as a finger would; else a software
+// press goes into the debouncer beside the pin's level.
+func newFront(pins Pins, names Wiring, opts Options, mode string, simulated bool) (*Front, error) {
+	f := newDark(opts, mode)
+	if err := f.claimLEDs(pins, names); err != nil {
+		return nil, err
+	}
+	if err := f.claimButton(pins.Button, names.Button); err != nil {
+		return nil, err
+	}
+	f.mirrorACT(opts.ACT)
+	f.drive = f.driveSoft
+	if simulated && f.edges != nil {
+		f.drive = f.driveEdges
+	}
+	f.start()
+	return f, nil
+}
+
+// newDark is a panel with no pins yet, nothing lit and nothing running.
+func newDark(opts Options, mode string) *Front {
 	f := &Front{
 		mode:     mode,
 		clock:    opts.Clock,
-		log:      opts.Logger,
+		log:      opts.logger(),
 		idle:     opts.idle,
 		presses:  make(chan Press, 8),
 		samples:  make(chan bool),
@@ -134,10 +154,15 @@ func newFront(pins Pins, names Wiring, opts Options, mode string) (*Front, error
 	if f.clock == nil {
 		f.clock = clockwork.NewRealClock()
 	}
-	f.log = opts.logger()
+	return f
+}
+
+// claimLEDs takes the LEDs' lines as outputs, dark; on a failure it hands
+// back those it took.
+func (f *Front) claimLEDs(pins Pins, names Wiring) error {
 	outs := []struct {
 		key, name string
-		pin       pgpio.PinOut
+		pin       gpio.PinOut
 		to        *[]*lamp
 	}{
 		{"status_led", names.StatusLED, pins.StatusLED, &f.status.green},
@@ -151,40 +176,63 @@ func newFront(pins Pins, names Wiring, opts Options, mode string) (*Front, error
 		l := &lamp{name: "gpio." + o.key, pin: o.pin}
 		// Out claims the line, so a busy pin fails here and not at the
 		// first Show; it also darkens an LED a crashed run left lit.
-		if err := o.pin.Out(pgpio.Low); err != nil {
+		if err := o.pin.Out(gpio.Low); err != nil {
 			f.release()
-			return nil, pinError(o.key, nameOr(o.name, o.pin.Name()), o.pin, err)
+			return pinError(o.key, nameOr(o.name, o.pin.Name()), o.pin, err)
 		}
 		f.leds = append(f.leds, l)
 		*o.to = append(*o.to, l)
 	}
-	down := false
-	if pins.Button != nil {
-		if err := pins.Button.In(pgpio.PullUp, pgpio.BothEdges); err != nil {
-			f.release()
-			closePin(pins.Button)
-			return nil, pinError("button", nameOr(names.Button, pins.Button.Name()), pins.Button, err)
-		}
-		f.button = pins.Button
-		down = pins.Button.Read() == pgpio.Low
-		if sim, ok := pins.Button.(*gpiotest.Pin); ok {
-			f.edges = sim.EdgesChan
-		}
-	}
-	if opts.ACT != "" {
-		act, err := openSysLED(opts.ACT)
-		if err != nil {
-			f.log.Info("the Pi's ACT LED does not mirror the status LED", "error", err.Error())
-		} else {
-			f.act = act
-			l := &lamp{name: "ACT LED", pin: act}
-			l.write(false, f.log)
-			f.leds = append(f.leds, l)
-			f.status.green = append(f.status.green, l)
-		}
-	}
-	f.drive = f.driveSoft
+	return nil
+}
 
+// claimButton takes the button's line as an input with its pull-up and
+// edge detection; none (nil) is a panel without a button.
+func (f *Front) claimButton(button gpio.PinIn, name string) error {
+	if button == nil {
+		return nil
+	}
+	if err := button.In(gpio.PullUp, gpio.BothEdges); err != nil {
+		f.release()
+		closePin(button)
+		return pinError("button", nameOr(name, button.Name()), button, err)
+	}
+	f.button = button
+	f.edges = edgesOf(button)
+	return nil
+}
+
+// edgesOf is the channel that moves a simulated button pin, nil for a real
+// one: a simulated pin's wait for an edge ends at Close by an edge on it,
+// a real pin's at watchPoll.
+func edgesOf(p gpio.PinIn) chan gpio.Level {
+	if s, ok := p.(interface{ Edges() chan gpio.Level }); ok {
+		return s.Edges()
+	}
+	return nil
+}
+
+// mirrorACT makes the Pi's ACT LED (a sysfs LED directory; "" for none)
+// mirror the status LED, when canaryd may drive it.
+func (f *Front) mirrorACT(dir string) {
+	if dir == "" {
+		return
+	}
+	act, err := openSysLED(dir)
+	if err != nil {
+		f.log.Info("the Pi's ACT LED does not mirror the status LED", "error", err.Error())
+		return
+	}
+	f.act = act
+	l := &lamp{name: "ACT LED", pin: act}
+	l.write(false, f.log)
+	f.leds = append(f.leds, l)
+	f.status.green = append(f.status.green, l)
+}
+
+// start starts the panel's loop, and the watcher of the button's edges.
+func (f *Front) start() {
+	down := f.button != nil && f.button.Read() == gpio.Low
 	deb := newDebouncer(down, f.clock.Now())
 	f.wg.Add(1)
 	go f.run(deb, down)
@@ -195,7 +243,6 @@ func newFront(pins Pins, names Wiring, opts Options, mode string) (*Front, error
 			watch(f.button, down, f.samples, f.stop)
 		}()
 	}
-	return f, nil
 }
 
 func nameOr(name, fallback string) string {
@@ -394,6 +441,18 @@ func (f *Front) Press(ctx context.Context, long bool) error {
 
 var errClosed = errors.New("the front panel is closed")
 
+// driveEdges is drive on simulated pins: the press moves the button pin.
+func (f *Front) driveEdges(ctx context.Context, down bool) error {
+	select {
+	case f.edges <- gpio.Level(!down):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-f.stop:
+		return errClosed
+	}
+}
+
 // driveSoft is drive on a Pi: the press goes to the loop, not to a pin.
 func (f *Front) driveSoft(ctx context.Context, down bool) error {
 	select {
@@ -430,7 +489,7 @@ func (f *Front) Close() error {
 		select {
 		case <-stopped:
 			waiting = false
-		case f.edges <- pgpio.High:
+		case f.edges <- gpio.High:
 		}
 	}
 	f.mu.Lock()

@@ -1,4 +1,4 @@
-package gpio
+package panel
 
 import (
 	"context"
@@ -8,15 +8,14 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
-	pgpio "periph.io/x/conn/v3/gpio"
-	"periph.io/x/conn/v3/gpio/gpiotest"
+	"periph.io/x/conn/v3/gpio"
 )
 
 // simBench is the bench over NewSim's own pins.
 func simBench(t *testing.T) *bench {
 	b := &bench{t: t, clock: clockwork.NewFakeClockAt(t0), steps: make(chan struct{}, 1024)}
 	b.f = NewSim(Options{Clock: b.clock, idle: func() { b.steps <- struct{}{} }})
-	b.button = b.f.button.(*gpiotest.Pin)
+	b.button = b.f.button.(*simPin)
 	t.Cleanup(func() { b.close() })
 	b.step()
 	return b
@@ -53,7 +52,7 @@ func TestSimPressGoesThroughTheDebouncer(t *testing.T) {
 	b := simBench(t)
 	done := pressAsync(context.Background(), b.f, false)
 	b.step() // the simulated button pin went low
-	if b.button.Read() != pgpio.Low {
+	if b.button.Read() != gpio.Low {
 		t.Fatal("the simulated button pin is not down")
 	}
 	b.advance(Settle - time.Microsecond)
@@ -72,7 +71,7 @@ func TestSimPressGoesThroughTheDebouncer(t *testing.T) {
 	if err := returned(t, done); err != nil {
 		t.Fatal(err)
 	}
-	if b.button.Read() != pgpio.High {
+	if b.button.Read() != gpio.High {
 		t.Error("the simulated button is left down")
 	}
 }
@@ -111,7 +110,7 @@ func TestSimPressThatNobodyHandlesEndsWithItsContext(t *testing.T) {
 	if err := returned(t, done); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Press returned %v, want %v", err, context.Canceled)
 	}
-	if b.button.Read() != pgpio.High {
+	if b.button.Read() != gpio.High {
 		t.Error("the simulated button is left down")
 	}
 }
@@ -161,7 +160,7 @@ func TestSimIsNamedSim(t *testing.T) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, l := range f.leds {
-		if l.pin.(*gpiotest.Pin).Read() == pgpio.High {
+		if l.pin.(gpio.PinIn).Read() == gpio.High {
 			t.Errorf("a new panel lights %s", l.name)
 		}
 	}

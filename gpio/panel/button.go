@@ -1,9 +1,9 @@
-package gpio
+package panel
 
 import (
 	"time"
 
-	pgpio "periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/gpio"
 )
 
 const (
@@ -78,7 +78,7 @@ func (d *debouncer) next() time.Time {
 // wait in which the level changed without an edge the kernel told of. It
 // waits in steps of watchPoll at most: periph's WaitForEdge cannot be
 // stopped reliably from outside, so the loop looks at stop between waits.
-func watch(pin pgpio.PinIn, down bool, out chan<- bool, stop <-chan struct{}) {
+func watch(pin gpio.PinIn, down bool, out chan<- bool, stop <-chan struct{}) {
 	for {
 		edge := pin.WaitForEdge(watchPoll)
 		select {
@@ -86,7 +86,7 @@ func watch(pin pgpio.PinIn, down bool, out chan<- bool, stop <-chan struct{}) {
 			return
 		default:
 		}
-		now := pin.Read() == pgpio.Low
+		now := pin.Read() == gpio.Low
 		if !edge && now == down {
 			continue
 		}

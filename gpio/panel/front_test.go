@@ -1,4 +1,4 @@
-package gpio
+package panel
 
 import (
 	"context"
@@ -11,13 +11,13 @@ import (
 	"time"
 
 	"github.com/canary-pi/canary-pi/gpio/led"
-	pgpio "periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
 )
 
 func TestPressIsDeliveredAtTheDebouncedEdge(t *testing.T) {
 	b := newBench(t)
-	b.edge(pgpio.Low)
+	b.edge(gpio.Low)
 	b.advance(Settle - time.Microsecond)
 	b.noPress()
 	b.advance(time.Microsecond)
@@ -28,7 +28,7 @@ func TestPressIsDeliveredAtTheDebouncedEdge(t *testing.T) {
 		t.Errorf("delivered at %v, want %v: while the finger is still down", b.elapsed(), Settle)
 	}
 	b.advance(time.Second)
-	b.edge(pgpio.High)
+	b.edge(gpio.High)
 	b.advance(time.Second)
 	b.noPress()
 }
@@ -36,7 +36,7 @@ func TestPressIsDeliveredAtTheDebouncedEdge(t *testing.T) {
 func TestBounceStormIsOnePress(t *testing.T) {
 	b := newBench(t)
 	for i := range 9 { // a contact closing: low, high, low, ... low
-		b.edge(pgpio.Level(i%2 == 1))
+		b.edge(gpio.Level(i%2 == 1))
 		b.advance(2 * time.Millisecond)
 	}
 	b.advance(Settle)
@@ -45,7 +45,7 @@ func TestBounceStormIsOnePress(t *testing.T) {
 	}
 	b.advance(500 * time.Millisecond)
 	for i := range 9 { // and opening: high, low, ... high
-		b.edge(pgpio.Level(i%2 == 0))
+		b.edge(gpio.Level(i%2 == 0))
 		b.advance(3 * time.Millisecond)
 	}
 	b.advance(time.Second)
@@ -54,16 +54,16 @@ func TestBounceStormIsOnePress(t *testing.T) {
 
 func TestTapShorterThanSettleIsNoPress(t *testing.T) {
 	b := newBench(t)
-	b.edge(pgpio.Low)
+	b.edge(gpio.Low)
 	b.advance(Settle - time.Millisecond)
-	b.edge(pgpio.High)
+	b.edge(gpio.High)
 	b.advance(5 * time.Second)
 	b.noPress()
 }
 
 func TestLongPressIsShortThenLongAtThreeSeconds(t *testing.T) {
 	b := newBench(t)
-	b.edge(pgpio.Low)
+	b.edge(gpio.Low)
 	b.advance(Settle)
 	if p := b.press(); p.Long {
 		t.Fatal("first press is long")
@@ -78,7 +78,7 @@ func TestLongPressIsShortThenLongAtThreeSeconds(t *testing.T) {
 		t.Errorf("long press at %v, want %v, with the button still down", b.elapsed(), LongPress)
 	}
 	b.advance(10 * time.Second) // held on: one long press per press
-	b.edge(pgpio.High)
+	b.edge(gpio.High)
 	b.advance(time.Second)
 	b.noPress()
 }
@@ -91,9 +91,9 @@ func TestPressDuringRollbackChangesNoLight(t *testing.T) {
 	b := newBench(t)
 	b.show(led.Green, led.RedBlink)
 	for range 2 {
-		b.edge(pgpio.Low)
+		b.edge(gpio.Low)
 		b.advance(100 * time.Millisecond)
-		b.edge(pgpio.High)
+		b.edge(gpio.High)
 		b.advance(100 * time.Millisecond)
 		if p := b.press(); p.Long {
 			t.Fatal("a tap delivered as long")
@@ -207,7 +207,7 @@ func TestCloseTurnsTheLightsOff(t *testing.T) {
 // reports it.
 type busyPin struct{ *gpiotest.Pin }
 
-func (busyPin) Out(pgpio.Level) error {
+func (busyPin) Out(gpio.Level) error {
 	return errors.New("GPIOLine.Out(): line_request ioctl: device or resource busy")
 }
 
@@ -215,7 +215,7 @@ func (busyPin) Consumer() string { return "gpio-leds" }
 
 func TestBusyPinIsAnErrorNamingIt(t *testing.T) {
 	pins := Pins{CanaryRed: busyPin{&gpiotest.Pin{N: "GPIO17", Num: 17}}}
-	_, err := newFront(pins, Wiring{CanaryRed: "GPIO17"}, Options{}, "test")
+	_, err := newFront(pins, Wiring{CanaryRed: "GPIO17"}, Options{}, "test", false)
 	want := `gpio.canary_red: GPIO17: pin busy: in use by "gpio-leds" (gpioinfo shows who holds it)`
 	if err == nil || err.Error() != want {
 		t.Fatalf("error %v, want %s", err, want)
@@ -280,14 +280,14 @@ func TestPressLatency(t *testing.T) {
 	}
 	lat := make([]time.Duration, 0, n)
 	for range n {
-		b.edge(pgpio.Low)
+		b.edge(gpio.Low)
 		b.advance(Settle - time.Microsecond)
 		start := time.Now()
 		b.clock.Advance(time.Microsecond)
 		b.press()
 		lat = append(lat, time.Since(start))
 		b.step()
-		b.edge(pgpio.High)
+		b.edge(gpio.High)
 		b.advance(Settle)
 	}
 	slices.Sort(lat)
@@ -302,14 +302,14 @@ func BenchmarkPressDelivery(bb *testing.B) {
 	b := newBench(bb)
 	var total time.Duration
 	for bb.Loop() {
-		b.edge(pgpio.Low)
+		b.edge(gpio.Low)
 		b.advance(Settle - time.Microsecond)
 		start := time.Now()
 		b.clock.Advance(time.Microsecond)
 		b.press()
 		total += time.Since(start)
 		b.step()
-		b.edge(pgpio.High)
+		b.edge(gpio.High)
 		b.advance(Settle)
 	}
 	bb.ReportMetric(float64(total.Nanoseconds())/float64(bb.N), "ns/press")

@@ -1,4 +1,4 @@
-package gpio
+package panel
 
 import (
 	"errors"
@@ -9,7 +9,7 @@ import (
 	"strings"
 	"syscall"
 
-	pgpio "periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpioreg"
 	"periph.io/x/host/v3"
 	"periph.io/x/host/v3/gpioioctl"
@@ -47,7 +47,7 @@ func Open(w Wiring, opts Options) (*Front, error) {
 	var pins Pins
 	outs := []struct {
 		key, name string
-		to        *pgpio.PinOut
+		to        *gpio.PinOut
 	}{
 		{"status_led", w.StatusLED, &pins.StatusLED},
 		{"canary_green", w.CanaryGreen, &pins.CanaryGreen},
@@ -66,7 +66,7 @@ func Open(w Wiring, opts Options) (*Front, error) {
 			return nil, err
 		}
 	}
-	return newFront(pins, w, opts, "periph")
+	return newFront(pins, w, opts, "periph", false)
 }
 
 // line finds a header pin's GPIO line, preferring the character device's
@@ -75,7 +75,7 @@ func Open(w Wiring, opts Options) (*Front, error) {
 // unnoticed, and on a Pi 5 they would map the wrong chip. No chip number
 // is assumed: periph orders the chips with the SoC's pinctrl-* bank first,
 // and a line is looked up by its name.
-func line(key, name string) (pgpio.PinIO, error) {
+func line(key, name string) (gpio.PinIO, error) {
 	for _, chip := range gpioioctl.Chips {
 		for _, l := range chip.Lines() {
 			// periph renames a line whose name another chip took first

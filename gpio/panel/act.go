@@ -1,4 +1,4 @@
-package gpio
+package panel
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	pgpio "periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/gpio"
 )
 
 // ACTLED is the sysfs directory of the Pi's own activity LED, "" where there
@@ -57,7 +57,7 @@ func (l *sysLED) setTrigger(t string) error {
 	return os.WriteFile(filepath.Join(l.dir, "trigger"), []byte(t), 0)
 }
 
-func (l *sysLED) Out(level pgpio.Level) error {
+func (l *sysLED) Out(level gpio.Level) error {
 	v := "0"
 	if level {
 		v = "1"

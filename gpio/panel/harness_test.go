@@ -1,4 +1,4 @@
-package gpio
+package panel
 
 import (
 	"log/slog"
@@ -8,7 +8,7 @@ import (
 
 	"github.com/canary-pi/canary-pi/gpio/led"
 	"github.com/jonboulle/clockwork"
-	pgpio "periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
 
 	"github.com/canary-pi/canary-pi/internal/testkit"
@@ -24,12 +24,24 @@ type outPin struct {
 	writes atomic.Int64
 }
 
-func (p *outPin) Out(l pgpio.Level) error {
+func (p *outPin) Out(l gpio.Level) error {
 	p.writes.Add(1)
 	return p.Pin.Out(l)
 }
 
-func (p *outPin) lit() bool { return p.Read() == pgpio.High }
+func (p *outPin) lit() bool { return p.Read() == gpio.High }
+
+// edgedPin is a button pin whose edges the test moves.
+type edgedPin interface {
+	gpio.PinIn
+	Edges() chan gpio.Level
+}
+
+// testButton is periph's fake pin as a button: the panel ends its wait
+// for an edge at Close through Edges, as it does a simulated pin's.
+type testButton struct{ *gpiotest.Pin }
+
+func (b testButton) Edges() chan gpio.Level { return b.EdgesChan }
 
 // bench is a panel on fake pins and a fake clock. Its helpers move the pins
 // and the clock one step at a time and wait until the panel's loop has
@@ -41,7 +53,7 @@ type bench struct {
 	status *outPin
 	green  *outPin
 	red    *outPin
-	button *gpiotest.Pin
+	button edgedPin
 	steps  chan struct{}
 	logs   *testkit.SyncBuffer
 }
@@ -60,7 +72,7 @@ func newBench(t testing.TB, tune ...func(*Pins, *Options)) *bench {
 		status: out(22, "GPIO22"),
 		green:  out(27, "GPIO27"),
 		red:    out(17, "GPIO17"),
-		button: &gpiotest.Pin{N: "GPIO23", Num: 23, Clock: clock, EdgesChan: make(chan pgpio.Level)},
+		button: testButton{&gpiotest.Pin{N: "GPIO23", Num: 23, Clock: clock, EdgesChan: make(chan gpio.Level)}},
 		steps:  make(chan struct{}, 1024),
 		logs:   &testkit.SyncBuffer{},
 	}
@@ -73,7 +85,7 @@ func newBench(t testing.TB, tune ...func(*Pins, *Options)) *bench {
 	for _, f := range tune {
 		f(&pins, &opts)
 	}
-	f, err := newFront(pins, Wiring{}, opts, "test")
+	f, err := newFront(pins, Wiring{}, opts, "test", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,10 +120,10 @@ func (b *bench) step() {
 
 // edge moves the button pin (Low is pressed) and waits until the panel has
 // taken the new level.
-func (b *bench) edge(l pgpio.Level) {
+func (b *bench) edge(l gpio.Level) {
 	b.t.Helper()
 	select {
-	case b.button.EdgesChan <- l:
+	case b.button.Edges() <- l:
 	case <-time.After(patience):
 		b.t.Fatal("the button's watcher did not take the edge")
 	}

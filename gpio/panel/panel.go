@@ -1,12 +1,13 @@
-// Package gpio is the appliance's front panel: a status LED, the canary
+// Package panel is the appliance's front panel: a status LED, the canary
 // light and the rollback button, on a Raspberry Pi's header pins or on
 // simulated ones. The appliance asks for a Panel and never learns which.
 //
 // The panel is built like periph itself: the lights and the button are
 // written against periph's pin interfaces (periph.io/x/conn/v3/gpio), so one
 // debouncer and one blinker drive the character-device lines of a real Pi
-// (Open) and gpiotest fakes in the simulation and in tests (NewSim).
-package gpio
+// (Open), the simulated lines of -gpio sim (NewSim), and periph's gpiotest
+// fakes in the tests.
+package panel
 
 import (
 	"context"
