@@ -31,6 +31,14 @@ const (
 	restart = false // when canaryd restarts
 )
 
+// DefaultSocket is admin.socket when no file sets it: where canaryctl looks
+// for the daemon when told nothing else.
+const DefaultSocket = "/run/canaryd/admin.sock"
+
+// DefaultSocketGroup is admin.socket_group when no file sets it: the group
+// the package creates for the people who may run canaryctl.
+const DefaultSocketGroup = "canaryctl"
+
 // keys is every key a config file may set, by section in the order the
 // README shows them. Validation beyond the key's type (ranges, required
 // keys, pins) is in decode.go.
@@ -54,7 +62,7 @@ var keys = []keyDecl{
 	proxyKey("access_log", false, live, "one log entry per proxied request",
 		func(p *Proxy) any { return &p.AccessLog }),
 
-	adminKey("socket", "/run/canaryd/admin.sock", restart, "the unix socket canaryctl talks to",
+	adminKey("socket", DefaultSocket, restart, "the unix socket canaryctl talks to",
 		func(a *Admin) any { return &a.Socket }),
 	adminKey("listen", "127.0.0.1:9090", restart, `TCP address of the status page and /metrics; "" turns it off`,
 		func(a *Admin) any { return &a.Listen }),
@@ -64,7 +72,7 @@ var keys = []keyDecl{
 		func(a *Admin) any { return &a.PublicRead }),
 	adminKey("hosts", nil, restart, "more names admin.listen answers to in the Host header (DNS rebinding defence)",
 		func(a *Admin) any { return &a.Hosts }),
-	adminKey("socket_group", "canaryctl", restart, "group of the admin socket; the process's own when it does not exist",
+	adminKey("socket_group", DefaultSocketGroup, restart, "group of the admin socket; the process's own when it does not exist",
 		func(a *Admin) any { return &a.SocketGroup }),
 
 	upstreamKey("name", nil, live, "required, unique",

@@ -38,29 +38,35 @@ type Input struct {
 // MaxUsers is how many distinct users a report names; it counts them all.
 const MaxUsers = 10000
 
-// Report is one incident, as its file and the API hold it.
-type Report struct {
+// Header is what a report says of its rollback: the first part of its
+// file, and what a list of the reports shows of each.
+type Header struct {
 	ID         string      `json:"id"`
 	Version    string      `json:"version"`
 	Cause      state.Cause `json:"cause"`
-	Reason     string      `json:"reason"`
 	Started    time.Time   `json:"started"`
 	RolledBack time.Time   `json:"rolled_back"`
-	Verdict    Verdict     `json:"verdict"`
+	// Served is every request the canary served since Started, as far as
+	// the journal kept them; Lost those the journal had overwritten.
+	Served uint64 `json:"served"`
+	Lost   uint64 `json:"lost,omitempty"`
+}
+
+// Report is one incident, as its file and the API hold it.
+type Report struct {
+	Header
+	Reason  string  `json:"reason"`
+	Verdict Verdict `json:"verdict"`
 	// Canary and Stable are the analysis window's numbers at the rollback:
 	// what the verdict was judged on.
-	Canary Side `json:"canary"`
-	Stable Side `json:"stable"`
-	// Served is every request the canary served since Started, as far as
-	// the journal kept them.
-	Served   uint64            `json:"served"`
+	Canary   Side              `json:"canary"`
+	Stable   Side              `json:"stable"`
 	ByStatus map[string]uint64 `json:"by_status"` // "200", "502"; "0" for no response
 	ByMethod map[string]uint64 `json:"by_method"`
 	Users    Users             `json:"users"`
 	// Requests are the non-idempotent ones (POST, PUT, PATCH, DELETE), in
 	// the order they ended.
 	Requests []Request `json:"requests"`
-	Lost     uint64    `json:"lost,omitempty"` // records the journal had overwritten
 	Note     string    `json:"note,omitempty"` // why the report is incomplete
 }
 
@@ -121,21 +127,16 @@ func verdictOf(v analysis.Verdict) Verdict {
 // version, which sorts as time does; Store makes it unique.
 func Build(in Input) Report {
 	r := Report{
-		ID:         ID(in.RolledBack, in.Version),
-		Version:    in.Version,
-		Cause:      in.Cause,
-		Reason:     in.Reason,
-		Started:    in.Started.UTC(),
-		RolledBack: in.RolledBack.UTC(),
-		Verdict:    verdictOf(in.Verdict),
-		Canary:     side(in.Canary),
-		Stable:     side(in.Stable),
-		Served:     uint64(len(in.Records)),
-		ByStatus:   map[string]uint64{},
-		ByMethod:   map[string]uint64{},
-		Users:      Users{IDs: []string{}},
-		Requests:   []Request{},
-		Lost:       in.Lost,
+		Header: Header{ID: ID(in.RolledBack, in.Version), Version: in.Version, Cause: in.Cause,
+			Started: in.Started.UTC(), RolledBack: in.RolledBack.UTC(), Served: uint64(len(in.Records)), Lost: in.Lost},
+		Reason:   in.Reason,
+		Verdict:  verdictOf(in.Verdict),
+		Canary:   side(in.Canary),
+		Stable:   side(in.Stable),
+		ByStatus: map[string]uint64{},
+		ByMethod: map[string]uint64{},
+		Users:    Users{IDs: []string{}},
+		Requests: []Request{},
 	}
 	seen := map[string]bool{}
 	for i := range in.Records {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/canary-pi/canary-pi/appliance/atomicfile"
-	"github.com/canary-pi/canary-pi/appliance/state"
 )
 
 // DirName is the reports' folder in the state directory.
@@ -30,18 +29,13 @@ var (
 	ErrUnreadable = errors.New("unreadable incident report")
 )
 
-// Summary is a report as the list shows it.
+// Summary is a report as the list shows it: its header, and how many
+// requests and users it lists.
 type Summary struct {
-	ID         string      `json:"id"`
-	Version    string      `json:"version"`
-	Cause      state.Cause `json:"cause"`
-	Started    time.Time   `json:"started"`
-	RolledBack time.Time   `json:"rolled_back"`
-	Served     uint64      `json:"served"`
-	Requests   int         `json:"requests"` // non-idempotent ones
-	Users      int         `json:"users"`
-	Lost       uint64      `json:"lost,omitempty"`
-	Path       string      `json:"path"`
+	Header
+	Requests int    `json:"requests"` // non-idempotent ones
+	Users    int    `json:"users"`
+	Path     string `json:"path"`
 }
 
 // Store keeps the reports, one JSON file each, named by id. It is the
@@ -247,36 +241,25 @@ func (s *Store) setAside(id string, err error) error {
 	return fmt.Errorf("%w (kept as %s)", err, kept)
 }
 
-// head is what a summary needs of a report file.
-type head struct {
-	ID         string              `json:"id"`
-	Version    string              `json:"version"`
-	Cause      state.Cause         `json:"cause"`
-	Started    time.Time           `json:"started"`
-	RolledBack time.Time           `json:"rolled_back"`
-	Served     uint64              `json:"served"`
-	Users      struct{ Count int } `json:"users"`
-	Requests   []json.RawMessage   `json:"requests"`
-	Lost       uint64              `json:"lost"`
-}
-
 func (s *Store) summary(id string) (Summary, error) {
 	path := s.file(id)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Summary{}, fmt.Errorf("%w %s: %v", ErrUnreadable, path, err)
 	}
-	var h head
+	// The header, and of the rest only what a summary counts.
+	var h struct {
+		Header
+		Users    struct{ Count int } `json:"users"`
+		Requests []json.RawMessage   `json:"requests"`
+	}
 	if err := json.Unmarshal(data, &h); err != nil || h.ID != id {
 		if err == nil {
 			err = fmt.Errorf("it names itself %q", h.ID)
 		}
 		return Summary{}, fmt.Errorf("%w %s: %v", ErrUnreadable, path, err)
 	}
-	return Summary{
-		ID: h.ID, Version: h.Version, Cause: h.Cause, Started: h.Started, RolledBack: h.RolledBack,
-		Served: h.Served, Requests: len(h.Requests), Users: h.Users.Count, Lost: h.Lost, Path: path,
-	}, nil
+	return Summary{Header: h.Header, Requests: len(h.Requests), Users: h.Users.Count, Path: path}, nil
 }
 
 // Get returns the report with this id. An unknown id is an error wrapping

@@ -66,7 +66,7 @@ func (r *memReports) List() ([]incident.Summary, error) {
 	defer r.mu.Unlock()
 	var list []incident.Summary
 	for _, rep := range r.reports {
-		list = append(list, incident.Summary{ID: rep.ID, Version: rep.Version, Cause: rep.Cause, RolledBack: rep.RolledBack})
+		list = append(list, incident.Summary{Header: rep.Header})
 	}
 	return list, nil
 }

@@ -1,10 +1,7 @@
 package state
 
 import (
-	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 
 	"github.com/canary-pi/canary-pi/appliance/analysis"
 )
@@ -12,35 +9,21 @@ import (
 // EvidenceFileName is the verdict's evidence in the state directory.
 const EvidenceFileName = "evidence.json"
 
+var evidenceFile = file[analysis.Evidence]{EvidenceFileName, func(e analysis.Evidence) error {
+	if !e.Valid() {
+		return errors.New("not the evidence of a canary release")
+	}
+	return nil
+}}
+
 // EvidencePath is the evidence's file.
-func (s *Store) EvidencePath() string { return filepath.Join(s.dir, EvidenceFileName) }
+func (s *Store) EvidencePath() string { return evidenceFile.path(s) }
 
 // LoadEvidence reads the verdict's evidence; ok is false when there is
 // none, which starts the evidence afresh. Open has kept aside a file that
 // cannot be read, and latched a rollback for it: a red verdict it held
 // must not turn green by a power cut.
-func (s *Store) LoadEvidence() (e analysis.Evidence, ok bool) {
-	data, err := os.ReadFile(s.EvidencePath())
-	if err != nil {
-		return analysis.Evidence{}, false
-	}
-	e, err = parseEvidence(data)
-	return e, err == nil
-}
-
-// parseEvidence is the evidence in data, the evidence file's content.
-func parseEvidence(data []byte) (analysis.Evidence, error) {
-	var e analysis.Evidence
-	if err := json.Unmarshal(data, &e); err != nil {
-		return analysis.Evidence{}, err
-	}
-	if !e.Valid() {
-		return analysis.Evidence{}, errors.New("not the evidence of a canary release")
-	}
-	return e, nil
-}
+func (s *Store) LoadEvidence() (analysis.Evidence, bool) { return evidenceFile.load(s) }
 
 // SaveEvidence writes the evidence durably, as Save writes the latch.
-func (s *Store) SaveEvidence(e analysis.Evidence) error {
-	return s.write(s.EvidencePath(), "evidence", e)
-}
+func (s *Store) SaveEvidence(e analysis.Evidence) error { return evidenceFile.save(s, e) }

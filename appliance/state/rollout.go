@@ -1,10 +1,7 @@
 package state
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 )
 
@@ -24,37 +21,24 @@ type Rollout struct {
 	PausedAt time.Time `json:"paused_at,omitzero"`
 }
 
+var rolloutFile = file[Rollout]{RolloutFileName, func(r Rollout) error {
+	if r.Version == "" || r.Step < 0 || r.Percent < 0 || r.Percent > 100 {
+		return fmt.Errorf("version %q, step %d, percent %g: not a rollout", r.Version, r.Step, r.Percent)
+	}
+	return nil
+}}
+
 // RolloutPath is the rollout's file.
-func (s *Store) RolloutPath() string { return filepath.Join(s.dir, RolloutFileName) }
+func (s *Store) RolloutPath() string { return rolloutFile.path(s) }
 
 // LoadRollout reads the rollout's file. A missing file is no rollout (the
 // zero value, whose empty Version belongs to no canary): the canary starts
 // at the first step, its smallest share. Open has kept aside a file that
-// cannot be read, and latched a rollback for it; one that turned
-// unreadable since is no rollout too.
+// cannot be read, and latched a rollback for it.
 func (s *Store) LoadRollout() Rollout {
-	data, err := os.ReadFile(s.RolloutPath())
-	if err != nil {
-		return Rollout{}
-	}
-	r, err := parseRollout(data)
-	if err != nil {
-		return Rollout{}
-	}
+	r, _ := rolloutFile.load(s)
 	return r
 }
 
-// parseRollout is the rollout in data, the rollout file's content.
-func parseRollout(data []byte) (Rollout, error) {
-	var r Rollout
-	if err := json.Unmarshal(data, &r); err != nil {
-		return Rollout{}, err
-	}
-	if r.Version == "" || r.Step < 0 || r.Percent < 0 || r.Percent > 100 {
-		return Rollout{}, fmt.Errorf("version %q, step %d, percent %g: not a rollout", r.Version, r.Step, r.Percent)
-	}
-	return r, nil
-}
-
 // SaveRollout writes the rollout durably, as Save writes the latch.
-func (s *Store) SaveRollout(r Rollout) error { return s.write(s.RolloutPath(), "rollout", r) }
+func (s *Store) SaveRollout(r Rollout) error { return rolloutFile.save(s, r) }

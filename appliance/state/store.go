@@ -41,10 +41,10 @@ func Open(dir string, now time.Time) (s *Store, l Latch, aside []Aside, err erro
 		name  string
 		parse func([]byte) error
 	}{
-		{FileName, func(data []byte) (err error) { l, err = parseLatch(data); return err }},
-		{RolloutFileName, func(data []byte) error { _, err := parseRollout(data); return err }},
-		{LiveFileName, func(data []byte) error { _, err := parseLive(data); return err }},
-		{EvidenceFileName, func(data []byte) error { _, err := parseEvidence(data); return err }},
+		{FileName, func(data []byte) (err error) { l, err = latchFile.parse(data); return err }},
+		{RolloutFileName, rolloutFile.valid},
+		{LiveFileName, liveFile.valid},
+		{EvidenceFileName, evidenceFile.valid},
 	} {
 		a, err := s.check(f.name, f.parse)
 		if err != nil {
@@ -95,27 +95,22 @@ func (s *Store) check(name string, parse func([]byte) error) (*Aside, error) {
 	return a, nil
 }
 
-// parseLatch is the latch in data, the latch file's content.
-func parseLatch(data []byte) (Latch, error) {
-	var l Latch
-	if err := json.Unmarshal(data, &l); err != nil {
-		return Latch{}, err
-	}
+var latchFile = file[Latch]{FileName, func(l Latch) error {
 	if !validMode(l.Mode) {
-		return Latch{}, fmt.Errorf("state %q is none a latch can have", l.Mode)
+		return fmt.Errorf("state %q is none a latch can have", l.Mode)
 	}
-	return l, nil
-}
+	return nil
+}}
 
 func validMode(m Mode) bool { return m == "" || m == RolledBack || m == Promoted }
 
 // Path is the latch file.
-func (s *Store) Path() string { return filepath.Join(s.dir, FileName) }
+func (s *Store) Path() string { return latchFile.path(s) }
 
 // Save writes the latch durably: a temporary file is written and synced,
 // renamed over the old one, and the directory is synced so that the rename
 // itself survives a power cut.
-func (s *Store) Save(l Latch) error { return s.write(s.Path(), "latch", l) }
+func (s *Store) Save(l Latch) error { return latchFile.save(s, l) }
 
 // write puts v, as JSON, in the file at path durably; what names it in
 // an error.

@@ -25,14 +25,13 @@ import (
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
 	"github.com/canary-pi/canary-pi/appliance/analysis"
+	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/incident"
 	"github.com/canary-pi/canary-pi/appliance/state"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
-
-const defaultSocket = "/run/canaryd/admin.sock"
 
 // timeout bounds a whole invocation. It outlasts the daemon's own write
 // timeout, so a slow command ends with the daemon's answer, not ours.
@@ -61,7 +60,7 @@ commands:
                            one report: text, JSON, or its writes as CSV
   version                  canaryctl's version
 
-The socket is -socket, else $CANARYD_SOCKET, else ` + defaultSocket + `.
+The socket is -socket, else $CANARYD_SOCKET, else ` + config.DefaultSocket + `.
 `
 
 func main() {
@@ -139,7 +138,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		c.socket = getenv("CANARYD_SOCKET")
 	}
 	if c.socket == "" {
-		c.socket = defaultSocket
+		c.socket = config.DefaultSocket
 	}
 	c.client = admin.NewClient(c.socket)
 
@@ -164,25 +163,21 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// defaultSocketGroup is admin.socket_group's default, the group the package
-// creates for the people who may run canaryctl.
-const defaultSocketGroup = "canaryctl"
-
 // socketGroup names the group that may use the socket at path: its own
 // group, unless that is root's or cannot be read (the directory is closed
 // to us), and then the package's.
 func socketGroup(path string) string {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return defaultSocketGroup
+		return config.DefaultSocketGroup
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok || st.Gid == 0 {
-		return defaultSocketGroup
+		return config.DefaultSocketGroup
 	}
 	g, err := user.LookupGroupId(strconv.FormatUint(uint64(st.Gid), 10))
 	if err != nil {
-		return defaultSocketGroup
+		return config.DefaultSocketGroup
 	}
 	return g.Name
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
 	"github.com/canary-pi/canary-pi/appliance/admin/admintest"
+	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
@@ -210,8 +211,8 @@ func TestSocketComesFromFlagThenEnvironmentThenDefault(t *testing.T) {
 			}
 		})
 	}
-	if defaultSocket != "/run/canaryd/admin.sock" {
-		t.Errorf("default socket = %q, want the contract's /run/canaryd/admin.sock", defaultSocket)
+	if config.DefaultSocket != "/run/canaryd/admin.sock" {
+		t.Errorf("default socket = %q, want the contract's /run/canaryd/admin.sock", config.DefaultSocket)
 	}
 }
 

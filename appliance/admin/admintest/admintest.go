@@ -144,11 +144,8 @@ func (c *Controller) Incidents() ([]incident.Summary, error) {
 	defer c.mu.Unlock()
 	sums := []incident.Summary{}
 	for _, r := range c.reports {
-		sums = append(sums, incident.Summary{
-			ID: r.ID, Version: r.Version, Cause: r.Cause, Started: r.Started, RolledBack: r.RolledBack,
-			Served: r.Served, Requests: len(r.Requests), Users: r.Users.Count, Lost: r.Lost,
-			Path: "/var/lib/canaryd/incidents/" + r.ID + ".json",
-		})
+		sums = append(sums, incident.Summary{Header: r.Header, Requests: len(r.Requests), Users: r.Users.Count,
+			Path: "/var/lib/canaryd/incidents/" + r.ID + ".json"})
 	}
 	slices.SortFunc(sums, func(a, b incident.Summary) int { return strings.Compare(b.ID, a.ID) })
 	return sums, nil
