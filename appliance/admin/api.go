@@ -89,6 +89,9 @@ type Verdict struct {
 	FalseAlarm float64 `json:"false_alarm"`
 	Since      string  `json:"since"`            // RFC 3339: when the release, and its evidence, began
 	BadAt      string  `json:"bad_at,omitempty"` // RFC 3339: when a test turned bad
+	// JudgedAt is when the canary was last judged (RFC 3339, to the
+	// nanosecond): four times a second while canaryd runs.
+	JudgedAt string `json:"judged_at,omitempty"`
 	// AutoRollback is canary.auto_rollback; Window canary.window, the span
 	// of the upstreams' recent counts.
 	AutoRollback bool   `json:"auto_rollback"`

@@ -98,8 +98,10 @@ func canaryPickable(d *Daemon) bool {
 // and leaves the rotation when it fails, while stable keeps serving.
 func TestACanaryJoinsWhenItsHealthCheckPasses(t *testing.T) {
 	var status atomic.Int32
+	var checked atomic.Int64
 	status.Store(http.StatusServiceUnavailable)
 	canary := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		checked.Add(1)
 		w.WriteHeader(int(status.Load()))
 	}))
 	defer canary.Close()
@@ -119,7 +121,7 @@ weight = 5`, fmt.Sprintf("url = %q\nweight = 5\nhealth_path = \"/healthz\"\nheal
 		}
 	})
 	healthy := func() bool { return d.Status().Upstreams[1].Healthy }
-	time.Sleep(300 * time.Millisecond) // three failed checks
+	testkit.Eventually(t, 10*time.Second, "three failed checks", func() bool { return checked.Load() >= 3 })
 	if canaryPickable(d) || healthy() {
 		t.Fatal("the canary takes traffic before its health check passed")
 	}

@@ -117,6 +117,7 @@ type Controller struct {
 	probes        prober
 	thresholds    analysis.Thresholds // what counted as slow in the last tick
 	verdict       analysis.Verdict
+	judgedAt      time.Time // the last tick's end
 
 	rollbacks map[state.Cause]uint64 // since start
 	rate      rate                   // the status line's requests a minute

@@ -18,7 +18,7 @@ import (
 func (c *Controller) Status(now time.Time) admin.Status {
 	c.mu.Lock()
 	cfg, gen, cfgErr, latch, verdict, plan := c.cfg, c.gen, c.cfgErr, c.latch, c.verdict, c.Router.Plan()
-	evidence, thresholds := c.evidence, c.thresholds
+	evidence, thresholds, judged := c.evidence, c.thresholds, c.judgedAt
 	rollout := c.rolloutStatus(now)
 	c.mu.Unlock()
 	mode := plan.Mode
@@ -40,7 +40,7 @@ func (c *Controller) Status(now time.Time) admin.Status {
 			At: latch.At.UTC().Format(time.RFC3339)}
 	}
 	if plan.HasCanary {
-		st.Verdict = verdictStatus(verdict, evidence, cfg, thresholds)
+		st.Verdict = verdictStatus(verdict, evidence, cfg, thresholds, judged)
 	}
 	for _, u := range plan.Upstreams {
 		var w analysis.Counts

@@ -147,7 +147,7 @@ func (c *Controller) Tick(now time.Time) {
 	c.thresholds = analysis.SlowThresholds(rec.Stable, policy)
 	setThresholds(plan, c.thresholds)
 	prev := c.verdict
-	c.verdict = v
+	c.verdict, c.judgedAt = v, now
 	if prev.State != v.State && plan.HasCanary {
 		c.showLights()
 		c.logVerdict(v)
@@ -231,12 +231,15 @@ func (c *Controller) restoreEvidence() {
 func evidenceField(f float64) string { return strconv.FormatFloat(f, 'g', 4, 64) }
 
 // verdictStatus is the status's verdict: v with the evidence behind it.
-func verdictStatus(v analysis.Verdict, e analysis.Evidence, cfg *config.Config, th analysis.Thresholds) *admin.Verdict {
+func verdictStatus(v analysis.Verdict, e analysis.Evidence, cfg *config.Config, th analysis.Thresholds, judged time.Time) *admin.Verdict {
 	g := v.Strongest()
 	st := &admin.Verdict{State: v.State, Reason: v.Reason, Evidence: g.Evidence, Threshold: g.Threshold,
 		Errors:     testStatus(v.Errors, &e.Errors),
 		FalseAlarm: cfg.Canary.FalseAlarm, Since: rfc3339(e.Since), BadAt: rfc3339(e.BadAt),
 		AutoRollback: cfg.Canary.AutoRollback, Window: cfg.Canary.Window.String()}
+	if !judged.IsZero() {
+		st.JudgedAt = judged.UTC().Format(time.RFC3339Nano)
+	}
 	if cfg.Canary.LatencyRatio > 0 {
 		st.Latency = testStatus(v.Latency, &e.Latency)
 		if th.Stable != analysis.Never {

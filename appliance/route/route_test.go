@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/canary-pi/canary-pi/internal/testkit"
+
 	"github.com/canary-pi/canary-pi/appliance/analysis"
 	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/state"
@@ -63,6 +65,7 @@ func TestModeDecidesWhichRoleGetsTraffic(t *testing.T) {
 func TestRollbackAppliesToThePickAfterItReturns(t *testing.T) {
 	r := NewRouter(plan(state.Canary, upstream("v1", 1, config.Stable), upstream("v2", 1, config.Canary)))
 	var stop atomic.Bool
+	var picked atomic.Int64
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Add(1)
@@ -71,10 +74,12 @@ func TestRollbackAppliesToThePickAfterItReturns(t *testing.T) {
 			for !stop.Load() {
 				var tried swrr.Set
 				r.Plan().Pick(&tried, now)
+				picked.Add(1)
 			}
 		}()
 	}
-	time.Sleep(10 * time.Millisecond)
+	// The pickers are busy when the rollback comes.
+	testkit.Eventually(t, 5*time.Second, "the pickers under way", func() bool { return picked.Load() >= 1000 })
 	r.SetMode(state.RolledBack)
 	if got := picks(r.Plan(), 100); got["v2"] != 0 {
 		t.Errorf("after SetMode returned the canary still got %d picks", got["v2"])

@@ -2,10 +2,14 @@ package watch
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
 // started runs a watcher on dir and returns the channel its signals go to.
@@ -136,29 +140,27 @@ func TestDirectoryRemovedAndRecreatedIsSurvived(t *testing.T) {
 	dir := filepath.Join(parent, "conf")
 	os.Mkdir(dir, 0o755)
 	write(t, filepath.Join(dir, "a.toml"), "x = 1\n")
-	signals := started(t, dir, Options{Poll: 100 * time.Millisecond})
+	logs := &testkit.SyncBuffer{}
+	signals := started(t, dir, Options{Poll: 100 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	os.RemoveAll(dir)
-	time.Sleep(300 * time.Millisecond)
+	testkit.Eventually(t, 10*time.Second, "the watcher to see the directory gone", func() bool {
+		return strings.Contains(logs.String(), "the config directory is gone")
+	})
 	os.Mkdir(dir, 0o755)
-	write(t, filepath.Join(dir, "a.toml"), "x = 2\n")
+	// Back, the watch signals once as it starts again, as at its first start.
 	select {
 	case <-signals:
 	case <-time.After(5 * time.Second):
 		t.Fatal("no signal after the directory came back")
 	}
-	// And the watch works again afterwards.
-	for len(signals) > 0 {
-		<-signals
-	}
-	time.Sleep(300 * time.Millisecond)
-	for len(signals) > 0 {
-		<-signals
-	}
-	write(t, filepath.Join(dir, "a.toml"), "x = 3\n")
-	select {
-	case <-signals:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no signal for an edit after the directory came back")
+	// And it works again afterwards: one signal per edit.
+	for _, x := range []string{"2", "3"} {
+		write(t, filepath.Join(dir, "a.toml"), "x = "+x+"\n")
+		select {
+		case <-signals:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no signal for an edit (x = %s) after the directory came back", x)
+		}
 	}
 }
 

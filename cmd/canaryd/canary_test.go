@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -38,6 +39,21 @@ func waitStatus(t *testing.T, socket string, what string, ok func(admin.Status) 
 		t.Fatalf("%s: not within 10 s; status %s", what, last)
 	}
 	return st
+}
+
+// judgedPast waits until the daemon has judged the canary after at, and
+// ticks more after that: what a sleep of that many ticks meant, counted on
+// the daemon's own clock, however loaded the machine.
+func judgedPast(t *testing.T, socket string, at time.Time, ticks int) admin.Status {
+	t.Helper()
+	after := at.Add(time.Duration(ticks) * judgeEvery)
+	return waitStatus(t, socket, fmt.Sprintf("the canary judged %d ticks after %v", ticks, at.Format(time.RFC3339Nano)), func(s admin.Status) bool {
+		if s.Verdict == nil {
+			return false
+		}
+		judged, err := time.Parse(time.RFC3339Nano, s.Verdict.JudgedAt)
+		return err == nil && judged.After(after)
+	})
 }
 
 func TestFailingCanaryTurnsTheLightRed(t *testing.T) {
@@ -88,9 +104,9 @@ func TestAutoRollbackStopsTheErrors(t *testing.T) {
 
 	// A resume re-arms with a clean window: the errors that caused the
 	// rollback do not roll it back again.
+	resumed := time.Now()
 	mustCtl(t, a.socket, "resume")
-	time.Sleep(4 * judgeEvery)
-	if st := getStatus(t, a.socket); st.State != "canary" || st.LEDs.Canary != "green" {
+	if st := judgedPast(t, a.socket, resumed, 4); st.State != "canary" || st.LEDs.Canary != "green" {
 		t.Errorf("after resume: state %q, canary light %q; want canary, green", st.State, st.LEDs.Canary)
 	}
 	p.stop()

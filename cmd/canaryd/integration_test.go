@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -365,6 +366,28 @@ func TestPromoteWhileRolledBackIsRefused(t *testing.T) {
 	p.stop()
 }
 
+// configErrors is canaryd_config_errors_total: the reloads rejected so far.
+func configErrors(t *testing.T, socket string) int {
+	t.Helper()
+	resp, err := adminAPI(socket).Get("http://canaryd/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(line, "canaryd_config_errors_total "); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatalf("canaryd_config_errors_total %q", v)
+			}
+			return n
+		}
+	}
+	t.Fatal("no canaryd_config_errors_total in /metrics")
+	return 0
+}
+
 func TestBrokenConfigNeverReplacesGoodOne(t *testing.T) {
 	integration(t)
 	a, v1, v2 := seed(t)
@@ -391,10 +414,14 @@ func TestBrokenConfigNeverReplacesGoodOne(t *testing.T) {
 	if got := sequence(t, a.listen, 15); !slices.Equal(got, seedSequence) {
 		t.Errorf("15 requests with the broken config on disk:\ngot  %v\nwant %v (the old 10:5)", got, seedSequence)
 	}
-	// The same failure, written again and reloaded again, is not logged again.
+	// The same failure, written again and reloaded again, is not logged
+	// again: neither by the reload nor by the watcher's own, once it came.
+	rejected := configErrors(t, a.socket)
 	a.writeConfig(broken)
 	canaryctl(t, a.socket, "reload")
-	time.Sleep(500 * time.Millisecond) // past the watcher's debounce
+	testkit.Eventually(t, 10*time.Second, "the reload and the watcher's both rejected", func() bool {
+		return configErrors(t, a.socket) >= rejected+2
+	})
 	if n := strings.Count(p.stderr.String(), "config rejected"); n != 1 {
 		t.Errorf("%d config-rejected log entries for one distinct failure, want 1", n)
 	}

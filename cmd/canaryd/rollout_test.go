@@ -112,9 +112,9 @@ func TestFailingCanaryHoldsItsStep(t *testing.T) {
 
 	statuses(t, a.listen, 300)
 	st := waitStatus(t, a.socket, "canary light red", func(s admin.Status) bool { return s.LEDs.Canary == "red" })
-	time.Sleep(2 * time.Second) // two intervals
+	judgedPast(t, a.socket, time.Now(), 8) // two step intervals
 	statuses(t, a.listen, 100)
-	st = getStatus(t, a.socket)
+	st = judgedPast(t, a.socket, time.Now(), 1)
 	if r := st.Rollout; r.Step != 0 || r.NextAt != nil || !strings.HasPrefix(r.Holding, "the canary is failing: canary ") {
 		t.Errorf("rollout %+v: want held at step 0, no next_at, holding with the verdict's reason", r)
 	}
@@ -210,8 +210,7 @@ func TestPauseHoldsAndResumeReleasesTheRollout(t *testing.T) {
 	p := a.start()
 	mustCtl(t, a.socket, "pause")
 	statuses(t, a.listen, 200)
-	time.Sleep(1500 * time.Millisecond)
-	if r := getStatus(t, a.socket).Rollout; r.Step != 0 || !r.Paused || !strings.HasPrefix(r.Holding, "paused") {
+	if r := judgedPast(t, a.socket, time.Now(), 6).Rollout; r.Step != 0 || !r.Paused || !strings.HasPrefix(r.Holding, "paused") {
 		t.Errorf("paused rollout %+v: want held at step 0", r)
 	}
 	p.stop()
