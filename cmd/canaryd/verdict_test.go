@@ -74,6 +74,16 @@ type watched struct {
 	log     *testkit.SyncBuffer // canaryd's journal, as text
 }
 
+// neverRed fails t unless the watch saw the light never red, no bad
+// verdict and the canary still serving at the end.
+func (w watched) neverRed(t *testing.T, what string) {
+	t.Helper()
+	if w.red || w.states["bad"] > 0 || w.last.State != "canary" {
+		t.Errorf("%s: light red %v, %d bad verdicts, state %q; want never red, still the canary\n%s",
+			what, w.red, w.states["bad"], w.last.State, strings.Join(w.reasons, "\n"))
+	}
+}
+
 // watch reads the status four times a second, as long as d or until stop
 // reports the latest status good to stop on.
 func watch(t *testing.T, socket string, d time.Duration, stop func(admin.Status) bool) watched {
@@ -149,10 +159,7 @@ func TestAnEqualCanaryIsNeverRed(t *testing.T) {
 		canary: testkit.StartBackend(t, "v2", testkit.Fail(0.05), testkit.Lognormal(10*time.Millisecond, 1)),
 		d:      120 * time.Second,
 	}.run(t)
-	if w.red || w.states["bad"] > 0 || w.last.State != "canary" {
-		t.Errorf("an equal canary: light red %v, %d bad verdicts, state %q; want never red, still the canary\n%s",
-			w.red, w.states["bad"], w.last.State, strings.Join(w.reasons, "\n"))
-	}
+	w.neverRed(t, "an equal canary")
 	// Both failing at error_rate (5%) may well be called a shared failure.
 	if v := w.last.Verdict; v == nil || (v.State.String() != "good" && v.State.String() != "shared_failure") || v.Evidence >= v.Threshold {
 		t.Errorf("after two minutes: verdict %+v, want good or shared_failure, its evidence under its threshold", v)
@@ -243,10 +250,7 @@ func TestASharedFailureIsNeverRed(t *testing.T) {
 		canary: testkit.StartBackend(t, "v2", testkit.Fail(0.6), testkit.Lognormal(10*time.Millisecond, 1)),
 		d:      60 * time.Second,
 	}.run(t)
-	if w.red || w.states["bad"] > 0 || w.last.State != "canary" {
-		t.Errorf("both failing 60%%: light red %v, %d bad verdicts, state %q; want never red\n%s",
-			w.red, w.states["bad"], w.last.State, strings.Join(w.reasons, "\n"))
-	}
+	w.neverRed(t, "both failing 60%")
 	if got := w.last.Verdict.State.String(); got != "shared_failure" {
 		t.Errorf("verdict after a minute %s (%s), want shared_failure", got, w.last.Verdict.Reason)
 	}

@@ -47,9 +47,9 @@ type Wiring struct {
 // Options tune a panel. The zero value is right for canaryd.
 type Options struct {
 	// Clock times the debouncer, the blinker and Press; nil is the real
-	// clock. It is clockwork's, as are the simulated pins' and periph's
-	// gpiotest pins', so a test moves them all with one fake clock.
-	// with one fake clock.
+	// clock. It is clockwork's, as are the simulated pins' and the fake
+	// pins of periph's test package, so a test moves them all with one
+	// fake clock.
 	Clock clockwork.Clock
 	// Logger gets the panel's rare complaints; nil is slog.Default().
 	Logger *slog.Logger

@@ -5,8 +5,8 @@
 // The panel is built like periph itself: the lights and the button are
 // written against periph's pin interfaces (periph.io/x/conn/v3/gpio), so one
 // debouncer and one blinker drive the character-device lines of a real Pi
-// (Open), the simulated lines of -gpio sim (NewSim), and periph's gpiotest
-// fakes in the tests.
+// (Open), the simulated lines of -gpio sim (NewSim), and the fake pins of
+// periph's test package in the tests.
 package panel
 
 import (
