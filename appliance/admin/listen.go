@@ -23,13 +23,13 @@ import (
 // Closing the listener removes the socket file.
 func ListenUnix(path, group string) (ln net.Listener, warning string, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, "", fmt.Errorf("admin socket: %w", err)
+		return nil, "", socketError(err)
 	}
 	if err := removeStale(path); err != nil {
 		return nil, "", err
 	}
 	if ln, err = net.Listen("unix", path); err != nil {
-		return nil, "", fmt.Errorf("admin socket: %w", err)
+		return nil, "", socketError(err)
 	}
 	// The group before the mode: until the chmod the socket has the
 	// umask's mode, which with the usual 022 or the unit's 007 grants no
@@ -43,6 +43,16 @@ func ListenUnix(path, group string) (ln net.Listener, warning string, err error)
 		return nil, "", fmt.Errorf("admin socket: %w", err)
 	}
 	return ln, warning, nil
+}
+
+// socketError is why the socket could not be made, and what to do when
+// it is a matter of permission: canaryd started by hand as a user, with
+// the unit's /run/canaryd out of reach.
+func socketError(err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("admin socket: %w: start canaryd from its unit (systemctl start canaryd) or as root, or set [admin] socket to a path you may write", err)
+	}
+	return fmt.Errorf("admin socket: %w", err)
 }
 
 // chgrp gives the socket at path to group, and says why it could not.

@@ -3,6 +3,7 @@ package config
 import (
 	"cmp"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -37,8 +38,38 @@ func Load(dir string) (*Config, error) {
 		return nil, err
 	}
 	if len(names) == 0 {
-		return nil, fmt.Errorf("%s: no *.toml config file", dir)
+		return nil, fmt.Errorf("%s: %w", dir, errEmpty)
 	}
+	return load(abs, names)
+}
+
+// errEmpty is a config directory without a config file.
+var errEmpty = errors.New("no *.toml config file")
+
+// IsEmpty reports whether err is Load's of a directory with no config file.
+func IsEmpty(err error) bool { return errors.Is(err, errEmpty) }
+
+// LoadPath is Load for a directory, or, for a file, the config that file
+// alone makes, as if it were the only file in its directory (as
+// make image CONFIG= takes it): paths in it are relative to that directory.
+func LoadPath(path string) (*Config, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if info.IsDir() {
+		return Load(path)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	return load(filepath.Dir(abs), []string{filepath.Base(abs)})
+}
+
+// load reads the named files of the directory abs and validates them as
+// one config.
+func load(abs string, names []string) (*Config, error) {
 
 	var errs errorList
 	digest := sha256.New()

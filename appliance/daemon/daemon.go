@@ -8,12 +8,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -108,7 +107,13 @@ func New(opts Options) (*Daemon, error) {
 
 	cfg, err := config.Load(opts.ConfigDir)
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || config.IsEmpty(err) {
+			return nil, fmt.Errorf("no config: %w: write %s (see man canaryd.toml), or try canaryd -demo for a demo without one", err, filepath.Join(opts.ConfigDir, "canaryd.toml"))
+		}
 		return nil, fmt.Errorf("no valid config: %w", err)
+	}
+	if err := cfg.Preflight(); err != nil {
+		return nil, err
 	}
 	store, latch, aside, err := state.Open(opts.StateDir, time.Now())
 	if err != nil {
@@ -152,7 +157,7 @@ func New(opts Options) (*Daemon, error) {
 	}
 
 	d.admin = cfg.Admin
-	if d.token, err = readToken(cfg.Admin.TokenFile); err == nil {
+	if d.token, err = cfg.Admin.ReadToken(); err == nil {
 		err = d.listen(cfg)
 	}
 	if err != nil {
@@ -189,7 +194,7 @@ func (d *Daemon) listen(cfg *config.Config) error {
 	}
 	var warning string
 	if d.socketLn, warning, err = admin.ListenUnix(cfg.Admin.Socket, cfg.Admin.SocketGroup); err != nil {
-		return fmt.Errorf("admin socket: %w", err)
+		return err
 	}
 	if warning != "" {
 		d.log.Warn(warning)
@@ -285,22 +290,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.panel.Close()
 	return runErr
-}
-
-// readToken reads admin.token_file; "" when none is configured.
-func readToken(path string) (string, error) {
-	if path == "" {
-		return "", nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("admin.token_file: %w", err)
-	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		return "", fmt.Errorf("admin.token_file %s is empty", path)
-	}
-	return tok, nil
 }
 
 // adminHosts are the names the admin listener answers to beside its

@@ -193,19 +193,59 @@ func TestDemoBackendServesAlone(t *testing.T) {
 	oneLine(t, "its stderr", r.stderr)
 }
 
-func TestCheckConfig(t *testing.T) {
+// TestCheckConfigChecksWhatAStartChecks: -check-config takes a directory or
+// one file; it says valid only for what would start, so a LAN admin config
+// whose token file is missing is refused as the start refuses it.
+func TestCheckConfigChecksWhatAStartChecks(t *testing.T) {
 	integration(t)
 	a := newAppliance(t)
-	a.writeConfig(a.config("v2", upstream{b: testkit.StartBackend(t, "v1"), weight: 10, role: "stable"}))
-	if r := runBinary(t, "canaryd", "-check-config", a.configDir); r.code != 0 || !strings.Contains(r.stdout, "valid") {
-		t.Errorf("-check-config of a valid directory: exit %d, stdout %q, stderr %q; want 0 and \"valid\"", r.code, r.stdout, r.stderr)
+	good := a.config("v2", upstream{b: testkit.StartBackend(t, "v1"), weight: 10, role: "stable"})
+	a.writeConfig(good)
+	if r := runBinary(t, "canaryd", "-check-config", a.configDir); r.code != 0 || !strings.Contains(r.stdout, "valid: 1 upstream in 1 file") {
+		t.Errorf("-check-config of a valid directory: exit %d, stdout %q, stderr %q; want 0 and \"valid: 1 upstream in 1 file\"", r.code, r.stdout, r.stderr)
 	}
+	file := filepath.Join(t.TempDir(), "pi.toml")
+	if err := os.WriteFile(file, []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := runBinary(t, "canaryd", "-check-config", file); r.code != 0 || !strings.Contains(r.stdout, "valid") {
+		t.Errorf("-check-config of a file: exit %d, stdout %q, stderr %q; want 0 and \"valid\"", r.code, r.stdout, r.stderr)
+	}
+
 	a.writeConfig("[proxy]\nlisten = 8080\n")
 	r := runBinary(t, "canaryd", "-check-config", a.configDir)
 	if r.code != 1 || !strings.Contains(r.stderr, "canaryd.toml:2") {
 		t.Errorf("-check-config of a broken file: exit %d, stderr %q; want 1 and the file and line", r.code, r.stderr)
 	}
 	oneLine(t, "its stderr", r.stderr)
+
+	_, port, _ := net.SplitHostPort(testkit.FreeAddr(t))
+	lan := strings.Replace(good, "[admin]\n", "[admin]\ntoken_file = \"admin.token\"\n", 1)
+	lan = strings.Replace(lan, `listen = ""`, fmt.Sprintf("listen = \"0.0.0.0:%s\"", port), 1)
+	a.writeConfig(lan)
+	c := runBinary(t, "canaryd", "-check-config", a.configDir)
+	s := runBinary(t, "canaryd", "-config-dir", a.configDir, "-state-dir", a.stateDir, "-gpio", "sim")
+	if c.code != 1 || !strings.Contains(c.stderr, "admin.token_file") || !strings.Contains(c.stderr, "no such file") {
+		t.Errorf("-check-config of a LAN admin config without its token file: exit %d, stderr %q; want 1 and admin.token_file", c.code, c.stderr)
+	}
+	if s.code == 0 || strings.TrimSpace(s.stderr) != strings.TrimSpace(c.stderr) {
+		t.Errorf("the start: exit %d, stderr %q; want the refusal -check-config gave, %q", s.code, s.stderr, c.stderr)
+	}
+	oneLine(t, "its stderr", c.stderr)
+}
+
+// TestStartWithoutAConfigSaysWhatToWrite: no config directory, or one with
+// no config file, is one line that names the file to write and the demo.
+func TestStartWithoutAConfigSaysWhatToWrite(t *testing.T) {
+	integration(t)
+	empty := t.TempDir()
+	for _, dir := range []string{filepath.Join(empty, "missing"), empty} {
+		r := runBinary(t, "canaryd", "-config-dir", dir, "-state-dir", t.TempDir(), "-gpio", "off")
+		if r.code != 1 || !strings.Contains(r.stderr, filepath.Join(dir, "canaryd.toml")) || !strings.Contains(r.stderr, "canaryd -demo") {
+			t.Errorf("-config-dir %s: exit %d, stderr %q; want 1, the file to write and canaryd -demo", dir, r.code, r.stderr)
+		}
+		oneLine(t, "its stderr", r.stderr)
+	}
 }
 
 func TestImportConfigInstallsAValidCopyAndRefusesABrokenOne(t *testing.T) {

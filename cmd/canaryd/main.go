@@ -43,7 +43,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&opts.Listen, "listen", "", "proxy `address`, overriding proxy.listen")
 	demoMode := fs.Bool("demo", false, "run with two built-in demo backends (pong-v1 weight 10, pong-v2 weight 5)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
-	checkDir := fs.String("check-config", "", "validate the config `directory`, print one line and exit: 0 valid, 1 not")
+	checkDir := fs.String("check-config", "", "check the config `path` (a directory, or one file) as a start would, print one line and exit: 0 valid, 1 not")
 	importDir := fs.String("import-config", "", "install this `directory`'s config into -config-dir when it changed since the last import and validates, then exit")
 	backend := fs.String("demo-backend", "", "serve one demo backend `NAME` ({\"message\":\"NAME\"}) on -listen and nothing else")
 	if err := fs.Parse(args); err != nil {
@@ -138,15 +138,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// checkConfig validates a config directory as canaryd would load it.
-func checkConfig(dir string, stdout, stderr io.Writer) int {
-	cfg, err := config.Load(dir)
+// checkConfig checks a config directory, or one config file, as a start
+// would: the text, then the files it names and the names it listens on.
+func checkConfig(path string, stdout, stderr io.Writer) int {
+	cfg, err := config.LoadPath(path)
+	if err == nil {
+		err = cfg.Preflight()
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "canaryd: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: valid: %d upstreams in %d files\n", dir, len(cfg.Upstreams), len(cfg.Files))
+	fmt.Fprintf(stdout, "%s: valid: %s in %s\n", path, plural(len(cfg.Upstreams), "upstream"), plural(len(cfg.Files), "file"))
 	return 0
+}
+
+// plural is n things, in words: "1 file", "2 files".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
 
 // importConfig installs the config from a Pi's boot partition; the unit runs
