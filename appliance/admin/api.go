@@ -5,6 +5,7 @@ package admin
 
 import (
 	"context"
+	"time"
 
 	"github.com/canary-pi/canary-pi/appliance/analysis"
 	"github.com/canary-pi/canary-pi/appliance/history"
@@ -32,6 +33,12 @@ type Status struct {
 	StartedAt string   `json:"started_at"`        // RFC 3339
 	Verdict   *Verdict `json:"verdict,omitempty"` // the canary analysis, when a canary is configured
 	Message   string   `json:"message,omitempty"` // a one-line summary for humans
+	// CanaryServed is the share of the analysis window's requests the
+	// canary served, beside CanaryPercent, the share it is meant to get;
+	// absent when the window saw no request.
+	CanaryServed *float64 `json:"canary_served_percent,omitempty"`
+	// Pending are the changed keys that wait for a restart of canaryd.
+	Pending []string `json:"restart_pending,omitempty"`
 }
 
 // LEDs are the lights as they show now.
@@ -139,7 +146,16 @@ type Latch struct {
 	State   state.Mode  `json:"state"`   // rolled_back | promoted
 	Version string      `json:"version"` // the canary.version it applies to
 	Cause   state.Cause `json:"cause"`   // command | button | auto | api
+	By      string      `json:"by"`      // the cause for people: "the button"
 	At      string      `json:"at"`      // RFC 3339
+}
+
+// LatchOf is l as the status shows it, nil when nothing is latched.
+func LatchOf(l state.Latch) *Latch {
+	if !l.Latched() {
+		return nil
+	}
+	return &Latch{State: l.Mode, Version: l.Version, Cause: l.Cause, By: l.Cause.Who(), At: l.At.UTC().Format(time.RFC3339)}
 }
 
 // Controller is what the API drives: the running daemon. Every method

@@ -13,6 +13,7 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -85,9 +86,9 @@ type Daemon struct {
 
 	proxyLn  net.Listener
 	socketLn net.Listener
-	adminLn  net.Listener // nil when admin.listen is off
-	token    string       // admin.token_file's content, read at start
-	admin    config.Admin // as at start: a change needs a restart
+	adminLn  net.Listener   // nil when admin.listen is off
+	token    string         // admin.token_file's content, read at start
+	boot     *config.Config // the config canaryd started with: what restart-only keys keep
 
 	reloading sync.Mutex // one reload at a time
 }
@@ -156,7 +157,7 @@ func New(opts Options) (*Daemon, error) {
 			"CONFIG_DIR", opts.ConfigDir, "error", refusal)
 	}
 
-	d.admin = cfg.Admin
+	d.boot = cfg
 	if d.token, err = cfg.Admin.ReadToken(); err == nil {
 		err = d.listen(cfg)
 	}
@@ -249,7 +250,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.adminLn != nil {
 		// config.Load refused a listener off loopback without a token.
 		h := d.mountWeb(admin.NewHandler(d, admin.HandlerOptions{Cause: state.CauseAPI, Token: d.token,
-			PublicRead: d.admin.PublicRead, Hosts: admin.NewHosts(d.admin.Listen, adminHosts(d.admin.Hosts, d.adminLn.Addr()))}))
+			PublicRead: d.boot.Admin.PublicRead, Hosts: admin.NewHosts(d.boot.Admin.Listen, adminHosts(d.boot.Admin.Hosts, d.adminLn.Addr()))}))
 		go func() { errs <- admin.Serve(ctx, d.adminLn, h) }()
 	}
 	d.checks.Start(ctx, d.healthChanged)
@@ -342,14 +343,21 @@ func errorFile(err error) string {
 	return ""
 }
 
-// warnUnappliable logs settings that only take effect at a restart.
+// warnUnappliable logs settings that only take effect at a restart, as
+// they change.
 func (d *Daemon) warnUnappliable(old, cfg *config.Config) {
-	for _, key := range config.RestartNeeded(old, cfg) {
-		if key == "proxy.listen" && d.opts.Listen != "" {
-			continue // -listen overrides it
-		}
+	for _, key := range d.restartOnly(old, cfg) {
 		d.log.Warn(key+" changed: restart canaryd to apply it", "KEY", key)
 	}
+}
+
+// restartOnly lists the keys whose change from old to cfg waits for a
+// restart; -listen overrides proxy.listen, whose change then waits for
+// nothing.
+func (d *Daemon) restartOnly(old, cfg *config.Config) []string {
+	return slices.DeleteFunc(config.RestartNeeded(old, cfg), func(key string) bool {
+		return key == "proxy.listen" && d.opts.Listen != ""
+	})
 }
 
 // Rollback sends every new request to stable upstreams, latched.
@@ -399,6 +407,7 @@ func (d *Daemon) Status() admin.Status {
 	st := d.release.Status(time.Now())
 	st.Version, st.Listen, st.GPIO = d.opts.Version, d.ProxyAddr(), d.panel.Mode()
 	st.StartedAt = d.started.UTC().Format(time.RFC3339)
+	st.Pending = d.restartOnly(d.boot, d.release.Config())
 	return st
 }
 
@@ -407,7 +416,11 @@ func (d *Daemon) reportStatus(ctx context.Context) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
-		d.notify.Status(d.release.StatusLine(time.Now()))
+		line := d.release.StatusLine(time.Now())
+		if pending := d.restartOnly(d.boot, d.release.Config()); len(pending) > 0 {
+			line += "; restart to apply " + strings.Join(pending, ", ")
+		}
+		d.notify.Status(line)
 		select {
 		case <-ctx.Done():
 			return

@@ -142,37 +142,21 @@ func Lights(m state.Mode, cfgErr string, v analysis.State) (status, canary led.P
 }
 
 // Message is the status's one-line summary for people, "" when all is as
-// configured.
+// configured. It does not repeat the verdict's reason, which the status
+// shows beside it.
 func Message(m state.Mode, l state.Latch, v analysis.Verdict) string {
 	switch {
 	case m == state.RolledBack:
-		return fmt.Sprintf("rolled back by %s; resume to send traffic to %s again", CauseName(l.Cause), l.Version)
+		return fmt.Sprintf("rolled back by %s; resume to send traffic to %s again", l.Cause.Who(), l.Version)
 	case m == state.Promoted:
-		return fmt.Sprintf("promoted by %s: all traffic to %s", CauseName(l.Cause), l.Version)
+		return fmt.Sprintf("promoted by %s: all traffic to %s", l.Cause.Who(), l.Version)
 	case m == state.Canary && v.State == analysis.Bad:
-		return "the canary is failing: " + v.Reason
+		return "the canary is failing (the verdict says why): roll it back"
 	case m == state.Canary && v.State == analysis.Shared:
-		return "not the canary's fault: " + v.Reason
+		return "both versions are failing alike: not the canary's fault"
 	}
 	return ""
 }
 
 // By says who acted, for people: "by the button", "by canaryctl".
-func By(cause state.Cause) string { return "by " + CauseName(cause) }
-
-// CauseName says who a latch's cause is, for people.
-func CauseName(cause state.Cause) string {
-	switch cause {
-	case state.CauseCommand:
-		return "canaryctl"
-	case state.CauseAPI:
-		return "the admin API"
-	case state.CauseAuto:
-		return "the analysis (auto_rollback)"
-	case state.CauseButton:
-		return "the button"
-	case state.CauseUnreadable:
-		return "canaryd, as a state file was unreadable (kept aside as *.corrupt, see the journal)"
-	}
-	return string(cause)
-}
+func By(cause state.Cause) string { return "by " + cause.Who() }

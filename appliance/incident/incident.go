@@ -44,6 +44,7 @@ type Header struct {
 	ID         string      `json:"id"`
 	Version    string      `json:"version"`
 	Cause      state.Cause `json:"cause"`
+	By         string      `json:"by,omitempty"` // the cause for people: "the button"
 	Started    time.Time   `json:"started"`
 	RolledBack time.Time   `json:"rolled_back"`
 	// Served is every request the canary served since Started, as far as
@@ -127,7 +128,7 @@ func verdictOf(v analysis.Verdict) Verdict {
 // version, which sorts as time does; Store makes it unique.
 func Build(in Input) Report {
 	r := Report{
-		Header: Header{ID: ID(in.RolledBack, in.Version), Version: in.Version, Cause: in.Cause,
+		Header: Header{ID: ID(in.RolledBack, in.Version), Version: in.Version, Cause: in.Cause, By: in.Cause.Who(),
 			Started: in.Started.UTC(), RolledBack: in.RolledBack.UTC(), Served: uint64(len(in.Records)), Lost: in.Lost},
 		Reason:   in.Reason,
 		Verdict:  verdictOf(in.Verdict),

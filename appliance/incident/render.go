@@ -20,7 +20,7 @@ const textUsers = 20
 func WriteText(w io.Writer, r Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "incident\t%s\n", r.ID)
-	fmt.Fprintf(tw, "version\t%s, rolled back by %s\n", r.Version, r.Cause)
+	fmt.Fprintf(tw, "version\t%s, rolled back by %s\n", r.Version, r.Cause.Who())
 	if r.Started.IsZero() {
 		fmt.Fprintf(tw, "live\tuntil %s (since when is not known)\n", stamp(r.RolledBack))
 	} else {

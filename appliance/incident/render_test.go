@@ -16,7 +16,7 @@ func TestTextSaysWhatWasRolledBackWhyAndWhichWritesToCheck(t *testing.T) {
 	text := b.String()
 	for _, want := range []string{
 		"incident  20261201T101500Z-v2",
-		"version   v2, rolled back by auto",
+		"version   v2, rolled back by the analysis (auto_rollback)",
 		"live      from 2026-12-01T10:00:00Z to 2026-12-01T10:15:00Z (15m0s)",
 		"verdict   bad: canary 9/20 errors (45.0%)",
 		"canary    20 requests, 9 errors (45.0%)",

@@ -6,6 +6,7 @@ import (
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
 	"github.com/canary-pi/canary-pi/appliance/analysis"
+	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/decide"
 	"github.com/canary-pi/canary-pi/appliance/history"
 	"github.com/canary-pi/canary-pi/appliance/web"
@@ -35,10 +36,7 @@ func (c *Controller) Status(now time.Time) admin.Status {
 		Upstreams:     make([]admin.Upstream, 0, len(plan.Upstreams)),
 		Message:       decide.Message(mode, latch, verdict),
 	}
-	if latch.Latched() {
-		st.Latch = &admin.Latch{State: latch.Mode, Version: latch.Version, Cause: latch.Cause,
-			At: latch.At.UTC().Format(time.RFC3339)}
-	}
+	st.Latch = admin.LatchOf(latch)
 	if plan.HasCanary {
 		st.Verdict = verdictStatus(verdict, evidence, cfg, thresholds, judged)
 	}
@@ -57,7 +55,25 @@ func (c *Controller) Status(now time.Time) admin.Status {
 			LatencyP50Ms: millis(w.Quantile(0.5)), LatencyP99Ms: millis(w.Quantile(0.99)),
 		})
 	}
+	st.CanaryServed = servedShare(st.Upstreams)
 	return st
+}
+
+// servedShare is the percentage of the window's requests canary upstreams
+// served, nil when there were none.
+func servedShare(ups []admin.Upstream) *float64 {
+	var canary, all uint64
+	for _, u := range ups {
+		all += u.WindowRequests
+		if u.Role == string(config.Canary) {
+			canary += u.WindowRequests
+		}
+	}
+	if all == 0 {
+		return nil
+	}
+	p := round1(100 * float64(canary) / float64(all))
+	return &p
 }
 
 func round4(f float64) float64       { return float64(int64(f*1e4+0.5)) / 1e4 }

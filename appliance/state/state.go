@@ -40,6 +40,23 @@ const (
 	CauseUnreadable Cause = "unreadable-state-file"
 )
 
+// Who says who the cause is, for people: "the button", "canaryctl".
+func (c Cause) Who() string {
+	switch c {
+	case CauseCommand:
+		return "canaryctl"
+	case CauseAPI:
+		return "the admin API"
+	case CauseAuto:
+		return "the analysis (auto_rollback)"
+	case CauseButton:
+		return "the button"
+	case CauseUnreadable:
+		return "canaryd, as a state file was unreadable (kept aside as *.corrupt, see the journal)"
+	}
+	return string(c)
+}
+
 // Causes are the causes of an operator's or the analysis's action, for a
 // list of every value (the rollbacks metric's cause label, the status
 // page's). CauseUnreadable is not among them: no one takes it.

@@ -312,7 +312,11 @@ func where(st admin.Status, canary string) string {
 	case state.NoCanary:
 		return "all traffic to stable (no canary configured)"
 	case state.Canary:
-		return fmt.Sprintf("%s gets %s of new requests", canary, percent(st.CanaryPercent))
+		line := fmt.Sprintf("%s gets %s of new requests", canary, percent(st.CanaryPercent))
+		if st.CanaryServed != nil {
+			line += fmt.Sprintf(" (served %s of the window's)", percent(*st.CanaryServed))
+		}
+		return line
 	case state.RolledBack:
 		return fmt.Sprintf("all traffic to stable (%s latched)", canary)
 	case state.Promoted:
@@ -350,7 +354,7 @@ func printStatus(w io.Writer, st admin.Status, now time.Time) error {
 	}
 	fmt.Fprintf(tw, "state\t%s, %s\n", mode, where(st, "canary"))
 	if l := st.Latch; l != nil {
-		fmt.Fprintf(tw, "latch\t%s %s by %s at %s\n", l.State, l.Version, l.Cause, l.At)
+		fmt.Fprintf(tw, "latch\t%s %s by %s at %s\n", l.State, l.Version, l.Cause.Who(), l.At)
 	}
 	if r := st.Rollout; r != nil {
 		fmt.Fprintf(tw, "rollout\t%s\n", rolloutLine(r, now))
@@ -368,6 +372,9 @@ func printStatus(w io.Writer, st admin.Status, now time.Time) error {
 	cfg := "ok"
 	if st.Config.Error != "" {
 		cfg = "REJECTED: " + st.Config.Error + " (serving the last good config)"
+	}
+	if len(st.Pending) > 0 {
+		cfg += "; " + strings.Join(st.Pending, ", ") + " changed: waits for a restart (systemctl restart canaryd)"
 	}
 	fmt.Fprintf(tw, "config\tgeneration %d, %s\n", st.Config.Generation, cfg)
 	fmt.Fprintf(tw, "leds\tstatus %s, canary %s\n", st.LEDs.Status, st.LEDs.Canary)

@@ -248,7 +248,7 @@ func TestStatusShowsLatchAndRejectedConfig(t *testing.T) {
 	r := canaryctl(nil, "-socket", socket, "status")
 	for _, line := range []string{
 		"state     rolled_back (v2), all traffic to stable (canary latched)\n",
-		"latch     rolled_back v2 by button at 2025-01-02T03:04:05Z\n",
+		"latch     rolled_back v2 by the button at 2025-01-02T03:04:05Z\n",
 		"config    generation 1, REJECTED: canaryd.toml:4: unknown key \"listn\" (serving the last good config)\n",
 		"leds      status green-blink, canary red-blink\n",
 	} {
@@ -360,7 +360,7 @@ func TestIncidentPrintsOneReport(t *testing.T) {
 		want []string // in the output, in this order
 	}{
 		{"text", []string{"incident", "20261201T101500Z-v2"}, []string{
-			"incident  20261201T101500Z-v2\n", "version   v2, rolled back by button\n",
+			"incident  20261201T101500Z-v2\n", "version   v2, rolled back by the button\n",
 			"live      from 2026-12-01T10:00:00Z to 2026-12-01T10:15:00Z (15m0s)\n",
 			"users     2: alice, bob\n", "r-2", "POST", "/orders", "r-3", "PUT", "/orders/7"}},
 		{"flag first", []string{"incident", "--csv", "20261201T101500Z-v2"}, []string{

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -202,4 +203,47 @@ func writeInPlace(t *testing.T, path, text string) {
 
 func openTrunc(path string) (io.WriteCloser, error) {
 	return os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+}
+
+// TestARestartOnlyChangeShowsUntilTheRestart: a changed proxy.listen is
+// applied by no reload; the status, canaryctl status and the journal say
+// it waits for a restart, until it is changed back or canaryd restarts.
+// The status also tells the share the canary served from the share it is
+// meant to get.
+func TestARestartOnlyChangeShowsUntilTheRestart(t *testing.T) {
+	integration(t)
+	a := newAppliance(t)
+	v1, v2 := testkit.StartBackend(t, "v1"), testkit.StartBackend(t, "v2")
+	cfg := a.config("v2", upstream{v1, 10, "stable"}, upstream{v2, 5, "canary"})
+	a.writeConfig(cfg)
+	p := a.start()
+	statuses(t, a.listen, 30)
+	if st := getStatus(t, a.socket); st.CanaryServed == nil || *st.CanaryServed != 33.3 || st.Pending != nil {
+		t.Errorf("after 30 requests at 10:5: served %v, pending %v; want 33.3 and nothing pending", st.CanaryServed, st.Pending)
+	}
+
+	moved := strings.Replace(cfg, a.listen, testkit.FreeAddr(t), 1)
+	a.writeConfig(moved)
+	if r := canaryctl(t, a.socket, "reload"); r.code != 0 {
+		t.Fatalf("reload: exit %d, %s", r.code, r.stderr)
+	}
+	if st := getStatus(t, a.socket); !slices.Equal(st.Pending, []string{"proxy.listen"}) {
+		t.Errorf("after moving proxy.listen: pending %v, want [proxy.listen]", st.Pending)
+	}
+	if r := canaryctl(t, a.socket, "status"); !strings.Contains(r.stdout, "proxy.listen changed: waits for a restart") {
+		t.Errorf("canaryctl status does not say the restart is pending:\n%s", r.stdout)
+	}
+	if !strings.Contains(p.stderr.String(), "proxy.listen changed: restart canaryd to apply it") {
+		t.Errorf("the journal does not say proxy.listen waits for a restart:\n%s", p.stderr.String())
+	}
+	statuses(t, a.listen, 3) // still served where it was
+
+	a.writeConfig(cfg)
+	if r := canaryctl(t, a.socket, "reload"); r.code != 0 {
+		t.Fatalf("reload: exit %d, %s", r.code, r.stderr)
+	}
+	if st := getStatus(t, a.socket); st.Pending != nil {
+		t.Errorf("after moving proxy.listen back: pending %v, want nothing", st.Pending)
+	}
+	p.stop()
 }

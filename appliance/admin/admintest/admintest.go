@@ -295,11 +295,7 @@ func (c *Controller) act(op decide.Op, cause state.Cause) error {
 	status, canary := decide.Lights(dec.Mode, c.status.Config.Error, c.verdict.State)
 	c.status.LEDs = admin.LEDs{Status: status, Canary: canary}
 	c.status.Message = decide.Message(dec.Mode, dec.Latch, c.verdict)
-	c.status.Latch = nil
-	if dec.Latch.Latched() {
-		c.status.Latch = &admin.Latch{State: dec.Latch.Mode, Version: dec.Latch.Version,
-			Cause: dec.Latch.Cause, At: dec.Latch.At.UTC().Format(time.RFC3339)}
-	}
+	c.status.Latch = admin.LatchOf(dec.Latch)
 	return nil
 }
 
