@@ -358,9 +358,9 @@ func TestOnlyATrustedProxysForwardingIsBelieved(t *testing.T) {
 				t.Errorf("X-Forwarded-Host %q, want [%s]", got, tt.host)
 			}
 			testkit.Eventually(t, 2*time.Second, "the access log entry", func() bool {
-				return strings.Contains(log.String(), "msg=request")
+				return strings.Contains(log.String(), "REQUEST_ID=")
 			})
-			if !strings.Contains(log.String(), "CLIENT="+tt.client+" ") {
+			if !strings.Contains(log.String(), `msg="`+tt.client+" - - [") {
 				t.Errorf("the access log names another client than %s:\n%s", tt.client, log.String())
 			}
 		})

@@ -26,6 +26,9 @@ type upstreamResponse struct {
 	body io.Reader
 	n    int64   // body bytes relayed
 	rec  *record // the journal's, finished with the response; nil without
+	// access is the access log's entry, written with the response when
+	// its body streams; nil without.
+	access *access
 	// The attempt that got it, accounted for once its body is through: u
 	// is nil for a response of no attempt (one that failed, and was
 	// accounted for there).
@@ -52,6 +55,9 @@ func relay(ctx *fasthttp.RequestCtx, up *upstreamResponse, id []byte) {
 		return
 	}
 	up.body = up.resp.BodyStream()
+	if up.access != nil {
+		up.access.streamed = true
+	}
 	n := up.resp.Header.ContentLength()
 	if n >= 0 {
 		ctx.Response.SetBodyStream(up, n)
@@ -150,9 +156,12 @@ func (r *upstreamResponse) release() {
 	if r.rec != nil {
 		r.rec.finish(r.n)
 	}
+	if a := r.access; a != nil && a.streamed {
+		a.write(r.o.Status, r.n, time.Now())
+	}
 	r.resp.Reset()
 	pl := r.pool
-	r.pool, r.body, r.rec, r.n = nil, nil, nil, 0
+	r.pool, r.body, r.rec, r.access, r.n = nil, nil, nil, nil, 0
 	r.plan, r.u, r.broke, r.to = nil, nil, nil, nil
 	upstreamResponses.Put(r)
 	pl.released()

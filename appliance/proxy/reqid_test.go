@@ -3,9 +3,7 @@ package proxy_test
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -162,22 +160,6 @@ func TestEveryErrorOfTheProxyCarriesTheRequestID(t *testing.T) {
 				t.Errorf("%s, request %d: the %d carries X-Request-Id %q, want one (the client's when it sent one)", c.name, i+1, resp.StatusCode, ids)
 			}
 		}
-	}
-}
-
-func TestTheAccessLogHasTheRequestID(t *testing.T) {
-	be := testkit.StartBackend(t, "v1")
-	var log testkit.SyncBuffer
-	r := startProxy(t, proxy.Options{Logger: slog.New(slog.NewJSONHandler(&log, nil))}, stable("v1", 1, be.Addr()))
-	r.proxy.SetAccessLog(true)
-	rawRequest(t, r.addr, "GET /a?secret=1 HTTP/1.1\r\nHost: app\r\nX-Request-Id: logged-1\r\nConnection: close\r\n\r\n")
-	testkit.Eventually(t, 5*time.Second, "an access log entry", func() bool { return strings.Contains(log.String(), `"PATH"`) })
-	var entry struct{ REQUEST_ID, PATH string }
-	if err := json.Unmarshal([]byte(strings.TrimSpace(log.String())), &entry); err != nil {
-		t.Fatalf("%v: %s", err, log.String())
-	}
-	if entry.REQUEST_ID != "logged-1" || entry.PATH != "/a" {
-		t.Errorf("access log REQUEST_ID %q, PATH %q; want logged-1, /a", entry.REQUEST_ID, entry.PATH)
 	}
 }
 

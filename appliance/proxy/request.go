@@ -25,8 +25,10 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		ctx.SetStatusCode(fasthttp.StatusNoContent)
 		return
 	}
+	var al *access
 	if p.accessLog.Load() {
-		defer p.logAccess(ctx, time.Now())
+		al = p.newAccess(ctx, time.Now())
+		defer al.served(ctx)
 	}
 	up := upgradeOf(&ctx.Request.Header)
 	if up == nil && ctx.Request.Header.ConnectionClose() {
@@ -41,6 +43,9 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	t := tries{plan: p.router.Plan()}
 	var idb idBuf
 	id := p.prepareRequest(ctx, t.plan, &idb)
+	if al != nil {
+		al.id = string(id)
+	}
 	var body *clientBody
 	if up != nil {
 		// For the access log: an upgrade's 101 goes out from the upstream's
@@ -63,8 +68,8 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		if hostless {
 			ctx.Request.URI().SetHost(u.URL.Host)
 		}
-		if p.accessLog.Load() {
-			ctx.SetUserValue(upstreamKey, u.Name)
+		if al != nil {
+			al.upstream = u.Name
 		}
 		t.tellVersion(&ctx.Request.Header, u)
 		if j != nil {
@@ -82,6 +87,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 					rec.e.Status, rec.e.BytesIn = resp.resp.StatusCode(), bytesIn(ctx, body)
 					resp.rec = rec
 				}
+				resp.access = al
 				relay(ctx, resp, id)
 				return
 			}
