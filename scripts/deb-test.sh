@@ -191,6 +191,50 @@ esac
 run_root "static binary and shipped config" /usr/bin/canaryd -check-config /etc/canaryd
 stage "(a) ok: files, modes, conffile, gpio group (gid $gid), $link"
 
+# --- (a') a new installation serves the demo, never 502s to nothing ----------
+# postinst enabled the demo backends (the shipped config proxies to them).
+# The chroot runs no systemd: each enabled unit's command lines are run here
+# by hand, its ExecCondition first, and GET /ping through canaryd must give
+# pong-v1 and pong-v2 at 10:5.
+wants=/etc/systemd/system/multi-user.target.wants
+for b in pong-v1 pong-v2; do
+	[ -L "$root$wants/canaryd-demo@$b.service" ] || fail "postinst did not enable canaryd-demo@$b (the shipped config proxies to it)"
+done
+pids=()
+stop_demo() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
+trap 'stop_demo; cleanup' EXIT
+for b in pong-v1 pong-v2; do
+	in_root /usr/bin/canaryd -demo-backend $b -demo-used-by /etc/canaryd >/dev/null ||
+		fail "canaryd-demo@$b's ExecCondition refuses the shipped config"
+	in_root /usr/bin/canaryd -demo-backend $b >"$work/$b.log" 2>&1 &
+	pids+=($!)
+done
+port=$((20000 + RANDOM % 20000))
+mkdir -p "$root/tmp/state"
+# The shipped status page's 127.0.0.1:9090 is this machine's too (a chroot
+# shares its network): off for the test, the file removed after.
+printf '[admin]\nlisten = ""\n' >"$root/etc/canaryd/zz-deb-test.toml"
+in_root /usr/bin/canaryd -config-dir /etc/canaryd -state-dir /tmp/state -gpio off -listen "127.0.0.1:$port" >"$work/canaryd.log" 2>&1 &
+pids+=($!)
+answers=
+for _ in $(seq 100); do
+	curl -fsS -m 2 -o /dev/null "http://127.0.0.1:$port/ping" 2>/dev/null && break
+	sleep 0.1
+done
+for _ in $(seq 15); do
+	answers+=$(curl -sS -m 5 "http://127.0.0.1:$port/ping" 2>&1)$'\n'
+done
+stop_demo
+rm -f "$root/etc/canaryd/zz-deb-test.toml"
+v1=$(grep -c '^{"message":"pong-v1"}$' <<<"$answers" || true)
+v2=$(grep -c '^{"message":"pong-v2"}$' <<<"$answers" || true)
+if [ "$v1" != 10 ] || [ "$v2" != 5 ]; then
+	cat "$work/canaryd.log" >&2
+	fail "a new installation: 15 GET /ping gave $v1 pong-v1 and $v2 pong-v2, want 10 and 5:
+$answers"
+fi
+stage "(a') ok: the demo backends enabled, GET /ping through canaryd gives 10 pong-v1 and 5 pong-v2"
+
 # --- (b) edit the config, upgrade --------------------------------------------
 grep -Eq '^weight = 5([[:space:]]|$)' "$root$conffile" || fail "no 'weight = 5' line in $conffile to edit"
 sed -i -E 's/^weight = 5([[:space:]]|$)/weight = 7\1/' "$root$conffile"
@@ -207,6 +251,12 @@ dpkg-deb --fsys-tarfile "$new" | tar -xO ".$conffile" | cmp -s - "$root$conffile
 [ "$(in_root getent group gpio)" = "$gpio" ] || fail "the upgrade changed the gpio group"
 [ "$(in_root getent group canaryctl)" = "$ctlgroup" ] || fail "the upgrade changed the canaryctl group"
 run_root "edited config after the upgrade" /usr/bin/canaryd -check-config /etc/canaryd
+# A config proxying elsewhere: the demo backends no longer start.
+cp "$root$conffile" "$work/kept.toml"
+sed -i 's/127\.0\.0\.1:8001/127.0.0.1:9001/' "$root$conffile"
+in_root /usr/bin/canaryd -demo-backend pong-v1 -demo-used-by /etc/canaryd >/dev/null &&
+	fail "canaryd-demo@pong-v1's ExecCondition passes with a config that proxies elsewhere"
+cp "$work/kept.toml" "$root$conffile"
 
 # An admin's `systemctl disable` (which removes the link) holds across
 # upgrades: the was-enabled dance. `systemctl enable` brings it back.
@@ -233,6 +283,7 @@ got=$(in_root dpkg-query -W -f='${Status}' canaryd 2>/dev/null || true)
 case $got in "" | "unknown ok not-installed" | "deinstall ok not-installed") ;; *) fail "after purge: dpkg says '$got'" ;; esac
 for p in /var/lib/private/canaryd /var/lib/canaryd $conffile $conffile.dpkg-dist /etc/canaryd \
 	/usr/bin/canaryd /usr/lib/systemd/system/canaryd.service $link \
+	$wants/canaryd-demo@pong-v1.service $wants/canaryd-demo@pong-v2.service \
 	/var/lib/systemd/deb-systemd-helper-enabled/canaryd.service.dsh-also; do
 	if [ -e "$root$p" ] || [ -L "$root$p" ]; then
 		fail "$p still there after purge"

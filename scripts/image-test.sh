@@ -188,6 +188,9 @@ check "canaryd.service in /usr/lib/systemd/system, 0644" test "$(e2mode "$O" /us
 check "canaryd.service is the package's" cmp -s <(e2cat "$O" /usr/lib/systemd/system/canaryd.service) "$T/pkg/usr/lib/systemd/system/canaryd.service"
 check "enable link in multi-user.target.wants" test "$(e2type "$O" /etc/systemd/system/multi-user.target.wants/canaryd.service)" = symlink
 check "enable link points at the unit" test "$(e2link "$O" /etc/systemd/system/multi-user.target.wants/canaryd.service)" = /usr/lib/systemd/system/canaryd.service
+for b in pong-v1 pong-v2; do
+	check "the example config: canaryd-demo@$b enabled" test "$(e2link "$O" /etc/systemd/system/multi-user.target.wants/canaryd-demo@$b.service)" = /usr/lib/systemd/system/canaryd-demo@.service
+done
 check "multi-user.target.wants is a directory 0755" test "$(e2type "$O" /etc/systemd/system/multi-user.target.wants) $(e2mode "$O" /etc/systemd/system/multi-user.target.wants)" = "directory 0755"
 e2cat "$O" /etc/canaryd/canaryd.toml >"$T/etc.toml"
 check "/etc/canaryd/canaryd.toml from the package's example" grep -q '^\[proxy\]' "$T/etc.toml"
@@ -301,6 +304,7 @@ run cfg --base "$T/base.img" --out "$T/cfg.img" --arch arm64 --deb "$DEB" --conf
 check "CONFIG: exits 0" test $rc -eq 0
 check "CONFIG: /etc/canaryd/canaryd.toml is CONFIG" cmp -s <(e2cat "$T/cfg.img" /etc/canaryd/canaryd.toml) "$T/my.toml"
 check "CONFIG: FAT canaryd/canaryd.toml is CONFIG" cmp -s <(fatcat "$T/cfg.img" canaryd/canaryd.toml) "$T/my.toml"
+check "CONFIG: no demo backends enabled" test -z "$(e2type "$T/cfg.img" /etc/systemd/system/multi-user.target.wants/canaryd-demo@pong-v1.service)"
 rm -f "$T/cfg.img" "$T/nolan.img"
 printf '\n[admin]\nlisten = "127.0.0.1:9999"\n' | cat "$T/my.toml" - >"$T/listen.toml"
 run listen --base "$T/base.img" --out "$T/listen.img" --arch arm64 --deb "$DEB" --config "$T/listen.toml"

@@ -349,6 +349,19 @@ done < <(cd "$pkg" && find . | LC_ALL=C sort)
 
 put_link /usr/lib/systemd/system/canaryd.service /etc/systemd/system/multi-user.target.wants/canaryd.service
 written+=("/etc/systemd/system/multi-user.target.wants/canaryd.service -> /usr/lib/systemd/system/canaryd.service")
+# With the package's example config, its demo backends too, as the package's
+# postinst enables them: the first boot answers GET /ping, never 502s to
+# nothing. With a CONFIG of your own they are left out (and their
+# ExecCondition would keep them off anyway).
+for b in pong-v1 pong-v2; do
+	link=/etc/systemd/system/multi-user.target.wants/canaryd-demo@$b.service
+	if [ -z "$CONFIG" ]; then
+		put_link /usr/lib/systemd/system/canaryd-demo@.service "$link"
+		written+=("$link -> /usr/lib/systemd/system/canaryd-demo@.service")
+	else
+		rm_if "$link"
+	fi
+done
 
 # --- the gpio and canaryctl groups -----------------------------------------
 # canaryd.service runs in both (Group=canaryctl, SupplementaryGroups=gpio): gpio

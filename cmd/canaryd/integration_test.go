@@ -248,6 +248,37 @@ func TestStartWithoutAConfigSaysWhatToWrite(t *testing.T) {
 	}
 }
 
+// TestADemoBackendStartsOnlyWhileTheConfigProxiesToIt: the demo units'
+// ExecCondition passes for the packaged example config, whose upstreams are
+// the demo backends, and fails once the config proxies elsewhere.
+func TestADemoBackendStartsOnlyWhileTheConfigProxiesToIt(t *testing.T) {
+	integration(t)
+	example, err := os.ReadFile("../../packaging/canaryd.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(text string) {
+		if err := os.WriteFile(filepath.Join(dir, "canaryd.toml"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(string(example))
+	for _, b := range []string{"pong-v1", "pong-v2"} {
+		if r := runBinary(t, "canaryd", "-demo-backend", b, "-demo-used-by", dir); r.code != 0 {
+			t.Errorf("%s with the example config: exit %d, %q; want 0", b, r.code, r.stdout)
+		}
+	}
+	write(strings.ReplaceAll(string(example), "127.0.0.1:8001", "127.0.0.1:9001"))
+	r := runBinary(t, "canaryd", "-demo-backend", "pong-v1", "-demo-used-by", dir)
+	if r.code != 1 || !strings.Contains(r.stdout, "no upstream in "+dir+" is at 127.0.0.1:8001") {
+		t.Errorf("pong-v1 with a config proxying elsewhere: exit %d, %q; want 1 and why", r.code, r.stdout)
+	}
+	if r := runBinary(t, "canaryd", "-demo-backend", "pong-v2", "-demo-used-by", dir); r.code != 0 {
+		t.Errorf("pong-v2, still proxied to: exit %d, %q; want 0", r.code, r.stdout)
+	}
+}
+
 func TestImportConfigInstallsAValidCopyAndRefusesABrokenOne(t *testing.T) {
 	integration(t)
 	a := newAppliance(t)

@@ -46,6 +46,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	checkDir := fs.String("check-config", "", "check the config `path` (a directory, or one file) as a start would, print one line and exit: 0 valid, 1 not")
 	importDir := fs.String("import-config", "", "install this `directory`'s config into -config-dir when it changed since the last import and validates, then exit")
 	backend := fs.String("demo-backend", "", "serve one demo backend `NAME` ({\"message\":\"NAME\"}) on -listen and nothing else")
+	usedBy := fs.String("demo-used-by", "", "with -demo-backend: serve nothing, exit 0 when the config `directory` proxies to the backend's address, else 1 (the demo units' ExecCondition)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
@@ -84,6 +85,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// Libraries that log with the log package (periph's GPIO drivers) write
 	// journal entries too, not bare lines with a timestamp of their own.
 	slog.SetDefault(opts.Logger)
+	if *backend != "" && *usedBy != "" {
+		return backendUsed(*backend, opts.Listen, *usedBy, stdout)
+	}
 	if *backend != "" {
 		return serveBackend(ctx, *backend, opts.Listen, opts.Logger, stderr)
 	}
@@ -195,6 +199,30 @@ func serveBackend(ctx context.Context, name, listen string, log *slog.Logger, st
 		return 1
 	}
 	return 0
+}
+
+// backendUsed tells whether the config in dir proxies to the demo backend
+// name: its demo unit starts only then, so that a Pi whose config has moved
+// on to the real services leaves their ports to them.
+func backendUsed(name, listen, dir string, stdout io.Writer) int {
+	if listen == "" {
+		if listen = demo.DefaultListen(name); listen == "" {
+			fmt.Fprintf(stdout, "canaryd: -demo-backend %s needs -listen ADDR (only pong-v1 and pong-v2 have a default)\n", name)
+			return 2
+		}
+	}
+	cfg, err := config.Load(dir)
+	if err != nil {
+		fmt.Fprintf(stdout, "canaryd: demo backend %s not started: %v\n", name, err)
+		return 1
+	}
+	for _, u := range cfg.Upstreams {
+		if u.URL.Host == listen {
+			return 0
+		}
+	}
+	fmt.Fprintf(stdout, "canaryd: demo backend %s not started: no upstream in %s is at %s\n", name, dir, listen)
+	return 1
 }
 
 // defaultStateDir is systemd's StateDirectory= when set, else the FHS place.
