@@ -14,7 +14,7 @@ ARMENV  := GOOS=linux CGO_ENABLED=0
 TESTFLAGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help build arm demo test vet staticcheck fmt-check test-race test-verdict verdict-table test-fuzz test-arm test-image bench bench-nginx soak deb image e2e clean
+.PHONY: help build arm demo test vet staticcheck fmt-check test-race test-verdict verdict-table test-fuzz test-arm test-image bench bench-nginx soak deb image image-check e2e clean
 
 # The package version: Debian's rules (it starts with a digit), from the
 # newest v* tag, else 0.0 with the commit: 0.0~git20261201.fae91cf.
@@ -82,9 +82,13 @@ test-image: build arm ## make image on a small stand-in Raspberry Pi OS image, c
 deb: build arm ## Debian packages for the Pi (arm64, armhf) and this machine (amd64), into dist/
 	bash scripts/deb.sh $(DEBVERSION)
 
-image: build deb ## a Raspberry Pi OS image with canaryd: make image BASE=raspios.img.xz OUT=canary-pi.img [ARCH=arm64|armhf] [CONFIG=file.toml]
+image: image-check build deb ## a Raspberry Pi OS image with canaryd: make image BASE=raspios.img.xz OUT=canary-pi.img [ARCH=arm64|armhf] [CONFIG=file.toml]
 	bash scripts/image.sh --base "$(BASE)" --out "$(OUT)" --arch "$(ARCH)" \
 		--deb dist/canaryd_$(DEBVERSION)_$(ARCH).deb $(if $(CONFIG),--config "$(CONFIG)")
+
+# The arguments and the free space, before four minutes of building.
+image-check:
+	@bash scripts/image.sh --check --base "$(BASE)" --out "$(OUT)" --arch "$(ARCH)" $(if $(CONFIG),--config "$(CONFIG)")
 
 e2e: build deb ## lintian, the amd64 package into a Debian root, then boot a stand-in Raspberry Pi OS image under QEMU (arm64); results in e2e-out/
 	lintian --fail-on error,warning dist/canaryd_$(DEBVERSION)_*.deb

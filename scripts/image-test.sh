@@ -362,6 +362,10 @@ head -c 3000000 /dev/urandom >"$T/notimg.base"
 refused not-an-image 'found no partition table' --base "$T/notimg.base" --out "$T/not-an-image.img" --arch arm64 --deb "$DEB"
 refused text-file 'found no partition table' --base "$ROOT/README.md" --out "$T/text-file.img" --arch arm64 --deb "$DEB"
 refused missing-base 'no such file' --base "$T/nope.img" --out "$T/missing-base.img" --arch arm64 --deb "$DEB"
+truncate -s 15T "$T/huge.base" # sparse: a base no disk here has room to unpack
+refused no-room 'the image needs about .* GB there' --base "$T/huge.base" --out "$T/no-room.img" --arch arm64 --deb "$DEB"
+refused check-no-base 'no base image' --check --out "$T/check-no-base.img" --arch arm64
+rm -f "$T/huge.base"
 refused wrong-arch 'armhf' --base "$T/base.img" --out "$T/wrong-arch.img" --arch arm64 --deb "$T/wrong-armhf.deb"
 refused bad-arch 'arm64 or armhf' --base "$T/base.img" --out "$T/bad-arch.img" --arch amd64 --deb "$DEB"
 refused out-is-base 'never modified' --base "$T/base.img" --out "$T/base.img" --arch arm64 --deb "$DEB"

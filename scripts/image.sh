@@ -27,7 +27,7 @@ set -euo pipefail
 me=image.sh
 die() { echo "$me: $*" >&2; exit 1; }
 
-BASE= OUT= ARCH= DEB= CONFIG=
+BASE= OUT= ARCH= DEB= CONFIG= CHECK=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--base) BASE=${2-}; shift 2 || die "--base needs a value" ;;
@@ -35,6 +35,7 @@ while [ $# -gt 0 ]; do
 	--arch) ARCH=${2-}; shift 2 || die "--arch needs a value" ;;
 	--deb) DEB=${2-}; shift 2 || die "--deb needs a value" ;;
 	--config) CONFIG=${2-}; shift 2 || die "--config needs a value" ;;
+	--check) CHECK=1; shift ;; # the arguments and the free space only, before make builds anything
 	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument: $1 (see --help)" ;;
 	esac
@@ -51,8 +52,6 @@ case $ARCH in arm64 | armhf) ;; *) die "--arch must be arm64 or armhf, not '${AR
 [ -e "$BASE" ] || die "$BASE: no such file"
 [ -f "$BASE" ] || die "$BASE: not a regular file"
 [ -r "$BASE" ] || die "$BASE: cannot read it (permissions)"
-[ -n "$DEB" ] || die "no package: --deb dist/canaryd_<version>_$ARCH.deb"
-[ -f "$DEB" ] && [ -r "$DEB" ] || die "$DEB: no such package (make deb builds it)"
 if [ -n "$CONFIG" ]; then
 	[ -f "$CONFIG" ] && [ -r "$CONFIG" ] || die "$CONFIG: no such config file"
 fi
@@ -73,6 +72,29 @@ baseabs=$(cd "$(dirname "$BASE")" && pwd)/$(basename "$BASE")
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/canary-image.XXXXXX")
 chmod 700 "$tmp"
+trap 'rm -rf "$tmp"' EXIT
+
+# The space OUT needs beside it: the whole unpacked image (a Raspberry Pi
+# OS Lite image unpacks to about 2.7 GB), and its .xz while it is written.
+case $BASE in
+*.xz)
+	list=$(xz --robot --list -- "$BASE" 2>"$tmp/err") || list=
+	size=$(awk '$1 == "totals" { print $5 }' <<<"$list")
+	;;
+*) size=$(stat -c %s -- "$BASE") ;;
+esac
+[ -n "$size" ] || die "$(basename "$BASE"): cannot decompress: $(grep -v '^[[:space:]]*$' "$tmp/err" | head -1)"
+need=$((size + 64 * 1024 * 1024))
+case $OUT in *.xz) need=$((need + size / 2)) ;; esac
+free=$(df -B1 --output=avail -- "$outdir" | tail -n 1 | tr -d ' ')
+gb() { awk -v b="$1" 'BEGIN { printf "%.1f GB", b / 1e9 }'; }
+[ "$free" -ge "$need" ] ||
+	die "$outdir has $(gb "$free") free; the image needs about $(gb "$need") there (the base unpacks to $(gb "$size")): free some space, or write OUT elsewhere"
+[ -z "$CHECK" ] || exit 0
+
+[ -n "$DEB" ] || die "no package: --deb dist/canaryd_<version>_$ARCH.deb"
+[ -f "$DEB" ] && [ -r "$DEB" ] || die "$DEB: no such package (make deb builds it)"
+
 case $OUT in *.xz) img=${outabs%.xz}.partial ;; *) img=$outabs.partial ;; esac
 ok=0
 rootcopy=$img.rootfs # the root partition, only without ?offset= support
