@@ -133,7 +133,7 @@ func (c *Controller) Pause() error {
 	}
 	c.rollout = next
 	c.Log.Warn("paused: the rollout holds at "+percent(next.Percent), "MESSAGE_ID", MsgPause,
-		"CANARY_VERSION", c.cfg.Canary.Version, "STEP", next.Step)
+		"CANARY_VERSION", c.cfg.Canary.Version, "STEP", next.Step+1)
 	c.mark(now, history.Pause, "rollout of "+c.cfg.Canary.Version+" paused at "+percent(next.Percent))
 	return nil
 }
@@ -146,7 +146,7 @@ func (c *Controller) unpause(cause state.Cause, now time.Time) error {
 	}
 	c.rollout = next
 	c.Log.Warn("resumed: the rollout goes on at "+percent(next.Percent), "MESSAGE_ID", MsgResume,
-		"CAUSE", cause, "CANARY_VERSION", c.cfg.Canary.Version, "STEP", next.Step)
+		"CAUSE", cause, "CANARY_VERSION", c.cfg.Canary.Version, "STEP", next.Step+1)
 	c.mark(now, history.Resume, "rollout of "+c.cfg.Canary.Version+" resumed at "+percent(next.Percent))
 	return nil
 }

@@ -2,7 +2,9 @@ package release
 
 // Journal MESSAGE_IDs of the events an operator looks for:
 // `journalctl MESSAGE_ID=f82c92e61a4b4515aff7a0f4a30df294` lists every
-// rollback ever made. They never change.
+// rollback ever made. They never change. A STEP field counts from 1, as
+// the messages do ("step 1 of 2"); the status JSON's rollout.step counts
+// from 0, as the contract fixes it.
 const (
 	MsgRollback       = "f82c92e61a4b4515aff7a0f4a30df294"
 	MsgResume         = "9ac948c2233a447396c76a98c16f8cff"

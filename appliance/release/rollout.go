@@ -107,7 +107,7 @@ func (c *Controller) progress(now time.Time, v analysis.Verdict) {
 		c.Router.SetStep(pos.Rollout.Percent)
 		c.Log.Warn(fmt.Sprintf("rollout: step %d of %d, %s of new requests to the canary", pos.Rollout.Step+1, len(s.Steps),
 			percent(pos.Rollout.Percent)), "MESSAGE_ID", MsgStep, "CANARY_VERSION", c.cfg.Canary.Version,
-			"STEP", pos.Rollout.Step, "PERCENT", pos.Rollout.Percent)
+			"STEP", pos.Rollout.Step+1, "STEPS", len(s.Steps), "PERCENT", pos.Rollout.Percent)
 		c.mark(now, history.Step, fmt.Sprintf("step %d of %d: %s to %s", pos.Rollout.Step+1, len(s.Steps),
 			percent(pos.Rollout.Percent), c.cfg.Canary.Version))
 	case decide.Finish:
@@ -121,7 +121,7 @@ func (c *Controller) progress(now time.Time, v analysis.Verdict) {
 	// another reason; not one per tick while its numbers change.
 	if kind := holdKind(pos.Holding); kind != holdKind(c.holding) && kind != "" {
 		c.Log.Info("rollout holding at "+percent(c.rollout.Percent)+": "+pos.Holding,
-			"CANARY_VERSION", c.cfg.Canary.Version, "STEP", c.rollout.Step, "HOLDING", pos.Holding)
+			"CANARY_VERSION", c.cfg.Canary.Version, "STEP", c.rollout.Step+1, "HOLDING", pos.Holding)
 	}
 	c.holding = pos.Holding
 }
