@@ -44,10 +44,12 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	// A quoted argument the message shows may hold a newline.
+	msg := printable(e.Msg)
 	if e.Line == 0 {
-		return e.File + ": " + e.Msg
+		return e.File + ": " + msg
 	}
-	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, msg)
 }
 
 // maxDepth bounds the nesting of blocks: nginx's own configs go four

@@ -102,7 +102,7 @@ func renderSettings(b *strings.Builder, ss []setting) {
 		}
 		line := s.key + " = " + s.value
 		if s.trailing != "" {
-			line += strings.Repeat(" ", max(1, 32-len(line))) + "# " + commentText(s.trailing)
+			line += strings.Repeat(" ", max(1, 32-len(line))) + "# " + printable(s.trailing)
 		}
 		b.WriteString(line + "\n")
 	}
@@ -120,7 +120,7 @@ const width = 80
 // comment writes text as TOML comment lines, wrapped at spaces; the lines
 // after the first are indented.
 func comment(b *strings.Builder, text string) {
-	words := strings.Fields(commentText(text))
+	words := strings.Fields(printable(text))
 	line := "#"
 	for i, w := range words {
 		if i > 0 && len(line)+1+len(w) > width {
@@ -132,9 +132,10 @@ func comment(b *strings.Builder, text string) {
 	b.WriteString(line + "\n")
 }
 
-// commentText makes text fit in a TOML comment, which takes no control
-// characters: a quoted nginx argument may hold a newline.
-func commentText(text string) string {
+// printable is text without control characters, which neither a TOML
+// comment nor a one-line error may hold: a quoted nginx argument may have
+// a newline.
+func printable(text string) string {
 	return strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return ' '
