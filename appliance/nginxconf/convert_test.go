@@ -97,6 +97,17 @@ version = "CHANGE-ME"
 	}
 }
 
+func TestTheHeaderIsOneLineHoweverLongThePath(t *testing.T) {
+	path := "/etc/nginx/" + strings.Repeat("sites-available/", 6) + "backend.conf"
+	r, err := Convert(path, []byte(seed), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "# canaryd.toml converted from " + path + " by canaryctl from-nginx\n"; !strings.HasPrefix(r.TOML, want) {
+		t.Errorf("the output starts:\n%s\nwant:\n%s", r.TOML[:len(want)], want)
+	}
+}
+
 func TestWithoutCanaryAllAreStableAndTheTopSaysHowToNameIt(t *testing.T) {
 	r, err := Convert("backend.conf", []byte(seed), Options{})
 	if err != nil {

@@ -54,7 +54,9 @@ type entry struct {
 // [admin], the upstreams and [canary], each with its comments.
 func (c *conversion) render() string {
 	var b strings.Builder
-	comment(&b, "canaryd.toml converted from "+c.file+" by canaryctl from-nginx")
+	// One line however long the path: what made the file, for whoever
+	// reads or greps it.
+	b.WriteString("# canaryd.toml converted from " + printable(c.file) + " by canaryctl from-nginx\n")
 	for _, line := range c.topComments {
 		comment(&b, line)
 	}
