@@ -295,15 +295,17 @@ func (c *conversion) listen(svc *service) {
 		addr string
 	}
 	var plains []plain
+	tls := false
 	for _, l := range ls {
 		addr, ok := listenAddr(l.arg(0))
 		params := l.args[1:]
 		switch {
 		case !ok:
-			c.proxyNotes.add(l.String(), "canaryd listens on TCP host:port only")
+			c.proxyNotes.add(l.String(), "canaryd listens on a TCP host:port, with a port from 1 to 65535")
 			continue
 		case slices.Contains(params, "ssl") || slices.Contains(params, "quic"):
 			c.proxyNotes.add(l.String(), tlsWhy)
+			tls = true
 			continue
 		}
 		for _, p := range params {
@@ -318,9 +320,15 @@ func (c *conversion) listen(svc *service) {
 		}
 		plains = append(plains, plain{l, addr})
 	}
-	if len(plains) == 0 {
+	switch {
+	case len(plains) == 0 && tls:
 		c.proxy = append(c.proxy, setting{key: "listen", value: quote("127.0.0.1:8080"), comments: []string{
 			"nginx listens with TLS only: canaryd serves plain HTTP here, for the TLS terminator in front of it to proxy to",
+		}})
+		return
+	case len(plains) == 0:
+		c.proxy = append(c.proxy, setting{key: "listen", value: quote(":80"), comments: []string{
+			"no listen canaryd can use: port 80, as nginx's default; set the address clients use",
 		}})
 		return
 	}

@@ -261,19 +261,23 @@ func headerName(v string) string {
 	return strings.Join(parts, "-")
 }
 
-// entryName makes an upstream name canaryd accepts out of an nginx name:
-// letters, digits, '.', '_' and '-'.
+// entryName makes an upstream name canaryd accepts out of an nginx name
+// or a host: letters, digits, '.', '_' and '-', any other run of
+// characters one '-' ("2001:db8::5" is "2001-db8-5").
 func entryName(s string) string {
-	name := strings.Map(func(r rune) rune {
-		if 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '.' || r == '_' || r == '-' {
-			return r
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '.' || r == '_':
+			b.WriteRune(r)
+		case !strings.HasSuffix(b.String(), "-"):
+			b.WriteByte('-')
 		}
-		return '-'
-	}, s)
-	if strings.Trim(name, "-.") == "" {
-		return "upstream"
 	}
-	return name
+	if name := strings.Trim(b.String(), "-"); strings.Trim(name, ".") != "" {
+		return name
+	}
+	return "upstream"
 }
 
 // addrKey is host:port of an address as --canary or a server line gives
