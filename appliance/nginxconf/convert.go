@@ -268,7 +268,7 @@ func otherServer(srv *directive, svc *service) string {
 
 func listensTLS(srv *directive) bool {
 	for _, l := range named(srv.block, "listen") {
-		if slices.Contains(l.args[1:], "ssl") || slices.Contains(l.args[1:], "quic") {
+		if slices.Contains(l.params(), "ssl") || slices.Contains(l.params(), "quic") {
 			return true
 		}
 	}
@@ -298,7 +298,7 @@ func (c *conversion) listen(svc *service) {
 	tls := false
 	for _, l := range ls {
 		addr, ok := listenAddr(l.arg(0))
-		params := l.args[1:]
+		params := l.params()
 		switch {
 		case !ok:
 			c.proxyNotes.add(l.String(), "canaryd listens on a TCP host:port, with a port from 1 to 65535")

@@ -19,6 +19,7 @@ func FuzzConvert(f *testing.F) {
 		serverOf("listen [::]:80; listen 80 ssl; location = / { proxy_pass https://10.0.0.5/x; } location / { proxy_pass http://backend; }"),
 		"http { server { listen 8080; location / { proxy_pass http://[::1]:3000; } } }",
 		"a \"b\\\"c\" 'd' ${e}} # f\n{",
+		"upstream a { server; }\nserver { listen; location / { proxy_pass http://a; } }",
 	} {
 		f.Add(seed, "10.0.0.2:8002")
 	}

@@ -34,6 +34,15 @@ func (d *directive) arg(i int) string {
 	return ""
 }
 
+// params are the arguments after the first: a server's or a listen's
+// parameters.
+func (d *directive) params() []string {
+	if len(d.args) < 2 {
+		return nil
+	}
+	return d.args[1:]
+}
+
 // Error is a problem with the nginx config at a line, or one it has no
 // equivalent for that stops the conversion. Its text is one line:
 // "nginx.conf:7: unexpected "}": end "proxy_pass http://backend" with ";"".

@@ -117,7 +117,7 @@ func (c *conversion) server(d *directive, name, scheme string) error {
 	case strings.HasPrefix(addr, "unix:"):
 		c.leftOut(d, addr, "a unix socket", "canaryd dials TCP only: have the service listen on host:port too")
 		return nil
-	case slices.Contains(d.args[1:], "backup"):
+	case slices.Contains(d.params(), "backup"):
 		c.leftOut(d, addr, "a backup server", "canaryd has no backup tier: every upstream takes its share at all times; on a rollback the stable upstreams take all traffic, and health_path keeps a dead one out of the rotation")
 		return nil
 	}
@@ -132,7 +132,7 @@ func (c *conversion) server(d *directive, name, scheme string) error {
 	p.e.comments = []string{"nginx: " + d.String()}
 
 	weight := ""
-	for _, param := range d.args[1:] {
+	for _, param := range d.params() {
 		k, v, _ := strings.Cut(param, "=")
 		switch k {
 		case "weight":
