@@ -58,6 +58,8 @@ commands:
   incidents [--json]       the incident reports written at rollbacks
   incident ID [--json|--csv]
                            one report: text, JSON, or its writes as CSV
+  from-nginx FILE [--canary ADDR]...
+                           print a canaryd.toml equivalent to an nginx config
   version                  canaryctl's version
 
 The socket is -socket, else $CANARYD_SOCKET, else ` + config.DefaultSocket + `.
@@ -298,6 +300,7 @@ func commands() map[string]command {
 				return err
 			},
 		},
+		"from-nginx": fromNginx(),
 		"version": {run: func(_ context.Context, c *cli, _ []string) error {
 			fmt.Fprintf(c.stdout, "canaryctl %s\n", version)
 			return nil

@@ -119,14 +119,27 @@ func startNginx(t *testing.T, nginx string, backends []*testkit.Backend, weights
 			fmt.Fprintf(&servers, "        server %s weight=%d;\n", b.Addr(), weights[i])
 		}
 	}
+	addr := testkit.FreeAddr(t)
+	conf := nginxConf(dir, fmt.Sprintf(`    upstream backends {
+%s    }
+    server {
+        listen %s;
+        location / { proxy_pass http://backends; }
+    }
+`, servers.String(), addr))
+	return runNginx(t, nginx, dir, conf, addr)
+}
+
+// nginxConf is a whole nginx.conf around the http block's directives, with
+// everything under dir and one worker: each worker has its own
+// round-robin state.
+func nginxConf(dir, http string) string {
 	user := ""
 	if os.Geteuid() == 0 {
 		// Else the worker switches to nobody, who may not reach dir.
 		user = "user root root;"
 	}
-	addr := testkit.FreeAddr(t)
-	// One worker: each worker has its own round-robin state.
-	conf := fmt.Sprintf(`worker_processes 1;
+	return fmt.Sprintf(`worker_processes 1;
 %[1]s
 pid %[2]s/nginx.pid;
 error_log %[2]s/error.log;
@@ -138,14 +151,15 @@ http {
     fastcgi_temp_path %[2]s/fastcgi;
     uwsgi_temp_path %[2]s/uwsgi;
     scgi_temp_path %[2]s/scgi;
-    upstream backends {
-%[3]s    }
-    server {
-        listen %[4]s;
-        location / { proxy_pass http://backends; }
-    }
+%[3]s}
+`, user, dir, http)
 }
-`, user, dir, servers.String(), addr)
+
+// runNginx writes conf to dir/nginx.conf and runs nginx on it in the
+// foreground, with dir as its prefix; it returns once nginx accepts
+// connections on addr.
+func runNginx(t *testing.T, nginx, dir, conf, addr string) *nginxProcess {
+	t.Helper()
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
