@@ -68,9 +68,10 @@ verdict-table: ## the verdict's detection times, every row, 1000 releases each, 
 # exceeded" and no crasher (go.dev/issue/75804, fixed in Go 1.27). A config
 # is kilobytes: minimizing each new input the default 60 s would take the
 # whole run, hence FuzzLoad's -fuzzminimizetime. About 5 s each here.
-test-fuzz: ## the proxy's request fuzzer and the config loader's, a bounded count of inputs each (corpora: appliance/*/testdata/fuzz)
+test-fuzz: ## the proxy's request fuzzer, the config loader's and the nginx importer's, a bounded count of inputs each (corpora: appliance/*/testdata/fuzz)
 	$(GO) test -run '^$$' -fuzz FuzzRequest -fuzztime 40000x -timeout 5m ./appliance/proxy
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 10000x -fuzzminimizetime 200x -timeout 5m ./appliance/config
+	$(GO) test -run '^$$' -fuzz FuzzConvert -fuzztime 20000x -fuzzminimizetime 200x -timeout 5m ./appliance/nginxconf
 
 test-arm: arm ## the tests on an ARMv6 (Pi Zero/1) and arm64 under qemu, then the ARMv6 demo
 	bash scripts/test-arm.sh
