@@ -101,19 +101,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	var dm *demo.Demo
 	if *demoMode {
-		listen := opts.Listen
-		if listen == "" {
-			listen = "127.0.0.1:8080"
-		}
-		if dm, err = demo.Start(listen); err != nil {
-			fmt.Fprintf(stderr, "canaryd: demo: %v\n", err)
+		if dm, err = startDemo(fs, &opts); err != nil {
+			fmt.Fprintf(stderr, "canaryd -demo: %v\n", err)
 			return 1
 		}
 		defer dm.Close()
-		opts.ConfigDir, opts.StateDir, opts.Listen = dm.ConfigDir, dm.StateDir, ""
-		if opts.GPIO == "auto" {
-			opts.GPIO = "sim"
-		}
 	}
 
 	d, err := daemon.New(opts)
