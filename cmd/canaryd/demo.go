@@ -1,20 +1,55 @@
 package main
 
-// canaryd -demo: the directories it uses, and what it tells a newcomer.
+// canaryd -demo: the flags it takes, the directories it uses, and what it
+// tells a newcomer.
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/canary-pi/canary-pi/appliance/daemon"
 	"github.com/canary-pi/canary-pi/appliance/demo"
 	"github.com/canary-pi/canary-pi/appliance/state"
 )
+
+// checkDemoFlags refuses, in one line, the flags -demo cannot honour,
+// and a -listen that is no address: the demo writes its config itself, so
+// a config error would name a file the user never wrote.
+func checkDemoFlags(fs *flag.FlagSet) error {
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		switch {
+		case err != nil:
+		case f.Name == "config-dir":
+			err = errors.New("-demo writes a config of its own and cannot use -config-dir; to keep the demo's config and state across runs, use -demo -state-dir DIR (the config is then in DIR/config)")
+		case f.Name == "check-config" || f.Name == "import-config" || f.Name == "demo-backend":
+			err = fmt.Errorf("-demo and -%s are different runs of canaryd: give one of them", f.Name)
+		case f.Name == "listen":
+			err = checkListen(f.Value.String())
+		}
+	})
+	return err
+}
+
+// checkListen checks -listen as config.Load checks proxy.listen.
+func checkListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		_, err = strconv.ParseUint(port, 10, 16)
+	}
+	if err != nil {
+		return fmt.Errorf("-listen %q: want host:port, such as 127.0.0.1:8080", addr)
+	}
+	return nil
+}
 
 // startDemo starts the demo's backends and writes its config, in the
 // user's demo place or in -state-dir when given, and points opts at them.

@@ -291,6 +291,32 @@ func TestDemoWithStateDirKeepsTheRollbackAndTheUsersEdits(t *testing.T) {
 	second.stop()
 }
 
+func TestDemoRefusesFlagsItCannotHonour(t *testing.T) {
+	integration(t)
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-config-dir", "/etc/canaryd"}, "-state-dir DIR"},
+		{[]string{"-check-config", "/etc/canaryd"}, "-check-config"},
+		{[]string{"-import-config", "/boot/canaryd"}, "-import-config"},
+		{[]string{"-demo-backend", "pong-v1"}, "-demo-backend"},
+		{[]string{"-listen", "18090"}, `-listen "18090"`},
+		{[]string{"-listen", "127.0.0.1:99999"}, `-listen "127.0.0.1:99999"`},
+	}
+	run := testkit.SocketDir(t)
+	for _, tt := range tests {
+		args := append([]string{"-demo"}, tt.args...)
+		r := runEnv(t, []string{"XDG_RUNTIME_DIR=" + run}, filepath.Join(bin, "canaryd"), args...)
+		if r.code != 2 || !strings.Contains(r.stderr, tt.want) || strings.Contains(r.stderr, ".toml") {
+			t.Errorf("canaryd %s: exit %d, %q; want 2 and a line about %s (not a config file's)",
+				strings.Join(args, " "), r.code, r.stderr, tt.want)
+		}
+		oneLine(t, "its stderr", r.stderr)
+	}
+	requireGone(t, "after refusals", filepath.Join(run, "canaryd-demo"))
+}
+
 func readFile(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)

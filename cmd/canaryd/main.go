@@ -67,6 +67,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "canaryd", version)
 		return 0
 	}
+	if *demoMode {
+		if err := checkDemoFlags(fs); err != nil {
+			fmt.Fprintf(stderr, "canaryd: %v\n", err)
+			return 2
+		}
+	}
 	if *checkDir != "" {
 		return checkConfig(*checkDir, stdout, stderr)
 	}
