@@ -10,10 +10,12 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/canary-pi/canary-pi/appliance/daemon"
 	"github.com/canary-pi/canary-pi/appliance/demo"
@@ -54,6 +56,10 @@ func checkListen(addr string) error {
 // startDemo starts the demo's backends and writes its config, in the
 // user's demo place or in -state-dir when given, and points opts at them.
 func startDemo(fs *flag.FlagSet, opts *daemon.Options) (*demo.Demo, error) {
+	// `make demo | tee log` and Ctrl-C: the terminal's SIGINT ends tee
+	// too, and a write to the pipe then would kill canaryd with SIGPIPE
+	// before it removes its files. Ignored, the write fails instead.
+	signal.Ignore(syscall.SIGPIPE)
 	place, err := demo.Place()
 	if err != nil {
 		return nil, err
@@ -79,7 +85,8 @@ func startDemo(fs *flag.FlagSet, opts *daemon.Options) (*demo.Demo, error) {
 }
 
 // printDemoBanner tells a newcomer, top to bottom, what runs where, what
-// to type and what to edit.
+// to type and what to edit. Writes may fail (a closed pipe): the demo
+// runs on.
 func printDemoBanner(w io.Writer, d *daemon.Daemon, dm *demo.Demo) {
 	ctl, proxy := canaryctlPath(), d.ProxyAddr()
 	st := d.Status()
@@ -134,6 +141,17 @@ Watch the verdict: keep some traffic going (20 requests a second) in another ter
 		fmt.Fprintf(&b, "Ctrl-C stops the demo; %s keeps its config and state for the next run.\n", dm.Dir)
 	}
 	io.WriteString(w, b.String())
+}
+
+// printDemoFarewell says what stopping leaves behind; it is written before
+// the demo's Close, and may fail as the banner may.
+func printDemoFarewell(w io.Writer, dm *demo.Demo) {
+	if dm.Temporary {
+		fmt.Fprintf(w, "canaryd demo stopping: removing its config and state from %s\n", dm.Dir)
+		return
+	}
+	fmt.Fprintf(w, "canaryd demo stopping: %s keeps its config and state (canaryd -demo -state-dir %s starts it again)\n",
+		dm.Dir, shellQuote(dm.Dir))
 }
 
 // canaryctlPath is how the user runs canaryctl: the one beside canaryd

@@ -4,6 +4,7 @@ package main
 // they read it, its commands run as they would type them.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -315,6 +316,84 @@ func TestDemoRefusesFlagsItCannotHonour(t *testing.T) {
 		oneLine(t, "its stderr", r.stderr)
 	}
 	requireGone(t, "after refusals", filepath.Join(run, "canaryd-demo"))
+}
+
+// `make demo | tee log`, then Ctrl-C: the terminal's SIGINT ends tee as
+// well, and what canaryd writes next meets a closed pipe.
+func TestDemoCleansUpAfterCtrlCUnderAPipe(t *testing.T) {
+	integration(t)
+	for _, both := range []bool{false, true} {
+		name := "stdout"
+		if both {
+			name = "stdout and stderr" // make demo 2>&1 | tee log
+		}
+		t.Run(name, func(t *testing.T) {
+			run := testkit.SocketDir(t)
+			place := filepath.Join(run, "canaryd-demo")
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			stderr := new(testkit.SyncBuffer)
+			cmd := exec.Command(filepath.Join(bin, "canaryd"), "-demo", "-listen", testkit.FreeAddr(t))
+			cmd.Env = append(env(), "XDG_RUNTIME_DIR="+run)
+			cmd.Stdout, cmd.Stderr = w, stderr
+			if both {
+				cmd.Stderr = w
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+			var waitErr error
+			done := make(chan struct{})
+			go func() { waitErr = cmd.Wait(); close(done) }()
+			t.Cleanup(func() {
+				select {
+				case <-done:
+				default:
+					cmd.Process.Kill()
+					<-done
+				}
+			})
+
+			// tee reads the banner; then Ctrl-C ends tee and canaryd alike.
+			banner := make(chan bool, 1)
+			go func() {
+				lines := bufio.NewScanner(r)
+				for lines.Scan() {
+					if strings.HasPrefix(lines.Text(), "Ctrl-C") {
+						banner <- true
+						return
+					}
+				}
+				banner <- false
+			}()
+			select {
+			case ok := <-banner:
+				if !ok {
+					t.Fatalf("the pipe closed before the banner's end; stderr:\n%s", stderr)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatalf("no banner within 20s; stderr:\n%s", stderr)
+			}
+			r.Close()
+			if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-done:
+				if waitErr != nil {
+					t.Errorf("after SIGINT with its pipe closed: %v, want exit status 0; stderr:\n%s", waitErr, stderr)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatalf("canaryd did not exit within 15s of SIGINT; stderr:\n%s", stderr)
+			}
+			requireGone(t, "after Ctrl-C under a closed pipe", filepath.Join(place, "config"),
+				filepath.Join(place, "state"), filepath.Join(place, "admin.sock"))
+		})
+	}
 }
 
 func readFile(t *testing.T, path string) string {

@@ -121,6 +121,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if dm != nil {
 		printDemoBanner(stdout, d, dm)
+		defer printDemoFarewell(stdout, dm) // before dm.Close
 	}
 	go systemd.Watchdog(ctx, d.Healthy, opts.Logger)
 
