@@ -396,6 +396,28 @@ func TestDemoCleansUpAfterCtrlCUnderAPipe(t *testing.T) {
 	}
 }
 
+func TestMakeDemoPassesListen(t *testing.T) {
+	integration(t)
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("no make")
+	}
+	for _, tt := range []struct {
+		vars []string
+		want string
+	}{
+		{nil, "bin/canaryd -demo"},
+		{[]string{"LISTEN=127.0.0.1:18090"}, "bin/canaryd -demo -listen 127.0.0.1:18090"},
+	} {
+		// -n: the commands make would run, none run.
+		r := runEnv(t, nil, "make", append([]string{"-n", "--no-print-directory", "-C", "../..", "demo"}, tt.vars...)...)
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		if r.code != 0 || lines[len(lines)-1] != tt.want {
+			t.Errorf("make -n demo %s: exit %d, last command %q; want %q (stderr %q)",
+				strings.Join(tt.vars, " "), r.code, lines[len(lines)-1], tt.want, r.stderr)
+		}
+	}
+}
+
 func readFile(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
