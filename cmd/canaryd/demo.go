@@ -22,9 +22,9 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/state"
 )
 
-// checkDemoFlags refuses, in one line, the flags -demo cannot honour,
-// and a -listen that is no address: the demo writes its config itself, so
-// a config error would name a file the user never wrote.
+// checkDemoFlags refuses, in one line, the flags -demo cannot honour, and
+// a -listen that is not host:port, as the bad flag it is, before the demo
+// writes a file or binds a port.
 func checkDemoFlags(fs *flag.FlagSet) error {
 	var err error
 	fs.Visit(func(f *flag.Flag) {
