@@ -25,6 +25,8 @@ ARCH   ?= arm64
 BASE   ?=
 OUT    ?= canary-pi.img
 CONFIG ?=
+# make demo: the proxy's address; empty, the demo's own (127.0.0.1:8080).
+LISTEN ?=
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -37,8 +39,8 @@ arm: ## static binaries for the Pi, into bin/linux_armv6, bin/linux_armv7, bin/l
 	$(ARMENV) GOARCH=arm GOARM=7 $(GOBUILD) -o bin/linux_armv7/ $(CMDS)
 	$(ARMENV) GOARCH=arm64 $(GOBUILD) -o bin/linux_arm64/ $(CMDS)
 
-demo: build ## run canaryd -demo: pong-v1 and pong-v2 at 10:5 on 127.0.0.1:8080
-	bin/canaryd -demo
+demo: build ## run canaryd -demo: pong-v1 and pong-v2 at 10:5 on 127.0.0.1:8080 (LISTEN=ADDR: elsewhere)
+	bin/canaryd -demo$(if $(LISTEN), -listen $(LISTEN))
 
 test: vet staticcheck fmt-check test-race test-verdict test-fuzz test-arm test-image ## everything CI runs
 

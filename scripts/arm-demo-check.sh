@@ -40,9 +40,12 @@ for _ in $(seq 50); do
 done
 [ -n "$port" ] || fail "no free port found"
 
-# The demo puts its config, state and admin socket in a temporary directory
-# under $TMPDIR: point that at ours to find the socket and clean up.
+# The demo puts its config, state and admin socket in its place,
+# $XDG_RUNTIME_DIR/canaryd-demo: point that at ours to find the socket and
+# clean up.
 tmp=$(mktemp -d)
+place=$tmp/canaryd-demo
+sock=$place/admin.sock
 pid=
 cleanup() {
 	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
@@ -51,21 +54,17 @@ cleanup() {
 trap cleanup EXIT
 
 started=$SECONDS
-TMPDIR=$tmp "${qemu[@]}" "$dir/canaryd" -demo -listen "127.0.0.1:$port" >"$tmp/stdout" 2>"$tmp/stderr" &
+XDG_RUNTIME_DIR=$tmp "${qemu[@]}" "$dir/canaryd" -demo -listen "127.0.0.1:$port" >"$tmp/stdout" 2>"$tmp/stderr" &
 pid=$!
 
 # Ready when the admin socket exists and the proxy port accepts a connection.
 # A bare connect sends no request, so the balancer's sequence is untouched.
-sock=
 for _ in $(seq 600); do
 	kill -0 "$pid" 2>/dev/null || fail "canaryd -demo exited while starting"
-	if [ -z "$sock" ]; then
-		for s in "$tmp"/canaryd-demo-*/admin.sock; do [ -S "$s" ] && sock=$s; done
-	fi
-	if [ -n "$sock" ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+	if [ -S "$sock" ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
 	sleep 0.1
 done
-[ -n "$sock" ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null ||
+[ -S "$sock" ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null ||
 	fail "canaryd -demo not ready on 127.0.0.1:$port within 60s"
 echo "arm-demo-check: canaryd -demo ready on 127.0.0.1:$port after $((SECONDS - started))s"
 
@@ -99,7 +98,7 @@ rc=0
 wait "$pid" || rc=$?
 pid=
 [ "$rc" -eq 0 ] || fail "canaryd exited with status $rc after SIGTERM, want 0"
-for d in "$tmp"/canaryd-demo-*; do
+for d in "$place/config" "$place/state" "$sock"; do
 	if [ -e "$d" ]; then fail "canaryd -demo left $d behind"; fi
 done
 echo "arm-demo-check: SIGTERM: canaryd exited 0 and removed its temporary files ($((SECONDS - started))s in all)"

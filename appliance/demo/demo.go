@@ -17,20 +17,45 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
-// Demo is a running set of demo backends and their directories.
+// Demo is a running set of demo backends and the config directory that
+// puts them behind canaryd.
 type Demo struct {
-	Dir       string // the temporary directory holding everything below
+	// Dir holds the config and the state; Temporary says whether Close
+	// removes them.
+	Dir       string
 	ConfigDir string
 	StateDir  string
-	Socket    string
+	Temporary bool
+	// Config is the file a user edits; the watcher applies an edit within
+	// a second.
+	Config string
+	Socket string // the admin socket: canaryctl's way in
 	// Addrs are where the backends serve, by name: their fault controls
 	// (POST /demo/fault) are there, beside the proxy.
-	Addrs   map[string]string
-	servers []*http.Server
+	Addrs map[string]string
+	// Taken are the fixed addresses something else held at Start: the
+	// demo serves elsewhere this time, and says so.
+	Taken []Taken
+	// AdminTaken says that AdminListen was held at Start: the status page
+	// listens on a port canaryd picks.
+	AdminTaken bool
+	servers    []*http.Server
 }
+
+// Taken is a backend that could not have its usual address.
+type Taken struct {
+	Name   string
+	Wanted string // its Backend's Listen
+	Got    string // where it serves this time
+}
+
+// AdminListen is where the demo's status page listens when the port is
+// free: the contract's example admin.listen, the same every run.
+const AdminListen = "127.0.0.1:9090"
 
 // Backend is one demo service.
 type Backend struct {
@@ -58,67 +83,109 @@ func DefaultListen(name string) string {
 	return ""
 }
 
-// Start starts the backends on loopback and writes a config that puts them
-// behind a proxy on listen.
-func Start(listen string) (*Demo, error) {
-	dir, err := os.MkdirTemp("", "canaryd-demo-")
-	if err != nil {
+// Options say where a demo keeps its files.
+type Options struct {
+	// Place is the user's demo place (see Place): the admin socket, and,
+	// unless Dir is set, the config and the state, written afresh at Start
+	// and removed by Close.
+	Place string
+	// Dir, when set, holds the config and the state instead, kept across
+	// runs: Start writes only what is missing and the addresses that
+	// changed, Close removes nothing.
+	Dir string
+}
+
+// Start starts the backends on loopback, at their usual addresses when
+// those are free, and writes a config directory that puts them behind
+// canaryd. It refuses when another demo serves on the place's socket.
+func Start(opts Options) (*Demo, error) {
+	d := &Demo{Socket: filepath.Join(opts.Place, "admin.sock"), Addrs: map[string]string{}}
+	// Before anything is written: the config and the state may be the
+	// running demo's.
+	if err := checkFree(d.Socket); err != nil {
 		return nil, err
 	}
-	d := &Demo{
-		Dir:       dir,
-		ConfigDir: filepath.Join(dir, "config"),
-		StateDir:  filepath.Join(dir, "state"),
-		Socket:    filepath.Join(dir, "admin.sock"),
-		Addrs:     map[string]string{},
+	d.Dir, d.Temporary = opts.Dir, opts.Dir == ""
+	if d.Temporary {
+		d.Dir = opts.Place
 	}
-	if err := os.Mkdir(d.ConfigDir, 0o755); err != nil {
+	d.ConfigDir, d.StateDir = filepath.Join(d.Dir, "config"), filepath.Join(d.Dir, "state")
+	d.Config = filepath.Join(d.ConfigDir, ConfigFile)
+	if d.Temporary {
+		// What a demo killed before its Close left behind: no demo runs
+		// here now, and this one starts afresh.
+		for _, dir := range []string{d.ConfigDir, d.StateDir} {
+			if err := os.RemoveAll(dir); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := errors.Join(os.MkdirAll(d.ConfigDir, 0o755), os.MkdirAll(d.StateDir, 0o750)); err != nil {
+		return nil, err
+	}
+	if err := d.listen(); err != nil {
 		d.Close()
 		return nil, err
 	}
-	cfg := fmt.Sprintf(`# canaryd -demo: the seed's pong-v1 and pong-v2 at 10:5.
-[proxy]
-listen = %q
-
-[admin]
-socket = %q
-listen = "127.0.0.1:0"
-
-[canary]
-version = "pong-v2"
-`, listen, d.Socket)
-	for _, b := range Backends {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			d.Close()
-			return nil, err
-		}
-		srv := newServer(b.Name, &faults{})
-		d.servers = append(d.servers, srv)
-		d.Addrs[b.Name] = ln.Addr().String()
-		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				fmt.Fprintf(os.Stderr, "demo backend %s: %v\n", b.Name, err)
-			}
-		}()
-		cfg += fmt.Sprintf("\n[[upstream]]\nname = %q\nurl = \"http://%s\"\nweight = %d\nrole = %q\n",
-			b.Name, ln.Addr(), b.Weight, b.Role)
-	}
-	if err := os.WriteFile(filepath.Join(d.ConfigDir, "canaryd.toml"), []byte(cfg), 0o644); err != nil {
+	if err := d.writeConfig(); err != nil {
 		d.Close()
 		return nil, err
 	}
 	return d, nil
 }
 
-// Close stops the backends and removes the temporary directory.
+// listen binds the backends, each at its Backend's Listen unless that is
+// taken, starts them, and learns whether the status page's port is free.
+func (d *Demo) listen() error {
+	for _, b := range Backends {
+		ln, taken, err := listenOr(b.Listen)
+		if err != nil {
+			return fmt.Errorf("%s: %w", b.Name, err)
+		}
+		d.Addrs[b.Name] = ln.Addr().String()
+		if taken {
+			d.Taken = append(d.Taken, Taken{Name: b.Name, Wanted: b.Listen, Got: d.Addrs[b.Name]})
+		}
+		srv := newServer(b.Name, &faults{})
+		d.servers = append(d.servers, srv)
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				fmt.Fprintf(os.Stderr, "demo backend %s: %v\n", b.Name, err)
+			}
+		}()
+	}
+	// canaryd binds the status page itself, from the config: this only
+	// asks whether the port is free now.
+	ln, taken, err := listenOr(AdminListen)
+	if err != nil {
+		return fmt.Errorf("status page: %w", err)
+	}
+	d.AdminTaken = taken
+	return ln.Close()
+}
+
+// listenOr listens on addr, or on a free loopback port when addr is taken.
+func listenOr(addr string) (ln net.Listener, taken bool, err error) {
+	ln, err = net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+		taken = true
+	}
+	return ln, taken, err
+}
+
+// Close stops the backends and, when the directory is temporary, removes
+// the config and the state.
 func (d *Demo) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	for _, s := range d.servers {
 		s.Shutdown(ctx)
 	}
-	return os.RemoveAll(d.Dir)
+	if !d.Temporary {
+		return nil
+	}
+	return errors.Join(os.RemoveAll(d.ConfigDir), os.RemoveAll(d.StateDir))
 }
 
 // NewServer is one demo backend: it answers as the seed's gin service,

@@ -68,6 +68,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "canaryd", version)
 		return 0
 	}
+	if *demoMode {
+		if err := checkDemoFlags(fs); err != nil {
+			fmt.Fprintf(stderr, "canaryd: %v\n", err)
+			return 2
+		}
+	}
 	if *checkDir != "" {
 		return checkConfig(*checkDir, stdout, stderr)
 	}
@@ -105,19 +111,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	var dm *demo.Demo
 	if *demoMode {
-		listen := opts.Listen
-		if listen == "" {
-			listen = "127.0.0.1:8080"
-		}
-		if dm, err = demo.Start(listen); err != nil {
-			fmt.Fprintf(stderr, "canaryd: demo: %v\n", err)
+		if dm, err = startDemo(fs, &opts); err != nil {
+			fmt.Fprintf(stderr, "canaryd -demo: %v\n", err)
 			return 1
 		}
 		defer dm.Close()
-		opts.ConfigDir, opts.StateDir, opts.Listen = dm.ConfigDir, dm.StateDir, ""
-		if opts.GPIO == "auto" {
-			opts.GPIO = "sim"
-		}
 	}
 
 	d, err := daemon.New(opts)
@@ -127,6 +125,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if dm != nil {
 		printDemoBanner(stdout, d, dm)
+		defer printDemoFarewell(stdout, dm) // before dm.Close
 	}
 	go systemd.Watchdog(ctx, d.Healthy, opts.Logger)
 
@@ -231,45 +230,4 @@ func defaultStateDir() string {
 		return filepath.SplitList(dirs)[0]
 	}
 	return "/var/lib/canaryd"
-}
-
-func printDemoBanner(w io.Writer, d *daemon.Daemon, dm *demo.Demo) {
-	ctl := "canaryctl"
-	if exe, err := os.Executable(); err == nil {
-		sibling := filepath.Join(filepath.Dir(exe), "canaryctl")
-		if _, err := os.Stat(sibling); err == nil {
-			ctl = sibling
-			if wd, err := os.Getwd(); err == nil {
-				if rel, err := filepath.Rel(wd, sibling); err == nil && len(rel) < len(sibling) {
-					ctl = rel
-				}
-			}
-		}
-	}
-	fmt.Fprintf(w, `canaryd demo: pong-v1 (stable, weight 10) and pong-v2 (canary, weight 5) behind http://%[1]s
-
-  curl:       curl http://%[1]s/ping
-              for i in $(seq 15); do curl -s http://%[1]s/ping; echo; done
-  canaryctl:  %[2]s -socket %[3]s status
-              %[2]s -socket %[3]s rollback    (or: button, resume, promote)
-`, d.ProxyAddr(), ctl, d.Socket())
-	if a := d.AdminAddr(); a != "" {
-		fmt.Fprintf(w, "  status:     http://%s/  (the status page; /metrics for Prometheus)\n", a)
-	}
-	fault := func(name, query string) string {
-		return fmt.Sprintf("curl -X POST 'http://%s/demo/fault%s'", dm.Addrs[name], query)
-	}
-	fmt.Fprintf(w, `
-Watch the verdict: keep some traffic going (20 requests a second) in another terminal,
-              while sleep 0.05; do curl -s -o /dev/null http://%s/ping; done
-  then make only pong-v2 fail 30%% of its requests, and the canary light turns red:
-              %s
-  or answer four times slower:  %s
-  or make both fail alike: the light stays green, a shared failure, not the canary's:
-              %s; %s
-  back to healthy:  %s; %s   (then %s -socket %s resume)
-`, d.ProxyAddr(), fault("pong-v2", "?errors=0.3"), fault("pong-v2", "?slower=4"),
-		fault("pong-v1", "?errors=0.6"), fault("pong-v2", "?errors=0.6"),
-		fault("pong-v1", ""), fault("pong-v2", ""), ctl, d.Socket())
-	fmt.Fprintln(w, "\nCtrl-C stops the demo and removes its temporary files.")
 }
