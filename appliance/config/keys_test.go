@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestEveryKeyIsDeclaredWell(t *testing.T) {
@@ -75,6 +76,62 @@ func TestTheREADMEListsEveryKey(t *testing.T) {
 	for _, name := range inREADME {
 		if !slices.ContainsFunc(keys, func(k keyDecl) bool { return k.String() == name }) {
 			t.Errorf("README.md's config reference shows %s, which is not a key", name)
+		}
+	}
+}
+
+// The reference is made from the keys (internal/docgen, make docs); this
+// checks what users read, whatever made it.
+func TestTheReferenceShowsEveryKey(t *testing.T) {
+	for _, path := range []string{"../../docs/configuration.md", "../../docs/man/canaryd.toml.5"} {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v: make docs writes it", err)
+		}
+		for _, k := range keys {
+			// The Markdown names a key section.name, the manual page
+			// its name in bold under the section's heading.
+			want := "`" + k.String() + "`"
+			if strings.HasSuffix(path, ".5") {
+				want = `\fB` + strings.ReplaceAll(k.Name, "-", `\-`) + `\fR`
+			}
+			if !strings.Contains(string(data), want) {
+				t.Errorf("%s does not show %s (%s): make docs", path, k, k.Doc)
+			}
+		}
+	}
+}
+
+func TestReferenceSectionsHaveDocs(t *testing.T) {
+	for _, s := range Reference() {
+		if s.Doc == "" || len(s.Keys) == 0 {
+			t.Errorf("[%s]: doc %q, %d keys: want a doc (sectionDocs) and keys", s.Name, s.Doc, len(s.Keys))
+		}
+	}
+	if len(sectionDocs) != len(sections) {
+		t.Errorf("sectionDocs has %d sections, the keys %d", len(sectionDocs), len(sections))
+	}
+}
+
+func TestDefaultsAreWrittenAsAFileWould(t *testing.T) {
+	for _, tt := range []struct {
+		v    any
+		want string
+	}{
+		{"GPIO22", `"GPIO22"`},
+		{5 * time.Second, `"5s"`},
+		{60 * time.Second, `"1m"`},
+		{75 * time.Second, `"75s"`},
+		{time.Millisecond, `"1ms"`},
+		{1500 * time.Millisecond, `"1500ms"`},
+		{0.01, "0.01"},
+		{1024, "1024"},
+		{false, "false"},
+		{[]float64{1, 5, 25.5}, "[1, 5, 25.5]"},
+		{[]string{"a", "b"}, `["a", "b"]`},
+	} {
+		if got := tomlValue(tt.v); got != tt.want {
+			t.Errorf("tomlValue(%#v) = %s, want %s", tt.v, got, tt.want)
 		}
 	}
 }
