@@ -32,14 +32,18 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("canaryd", flag.ContinueOnError)
-	// A bad flag is one line; -h prints the flags.
-	fs.SetOutput(io.Discard)
-	opts := daemon.Options{Version: version}
+// cmdline is what canaryd's flags set beside daemon.Options.
+type cmdline struct {
+	demo, version                        *bool
+	checkDir, importDir, backend, usedBy *string
+}
+
+// declareFlags declares canaryd's flags on fs, into opts and the cmdline
+// it returns: run parses them, and canaryd(8) lists them (man_test.go).
+func declareFlags(fs *flag.FlagSet, opts *daemon.Options) cmdline {
 	fs.StringVar(&opts.ConfigDir, "config-dir", "/etc/canaryd", "the watched config `directory`")
-	fs.StringVar(&opts.StateDir, "state-dir", defaultStateDir(), "persisted state (the rollback latch)")
-	fs.StringVar(&opts.GPIO, "gpio", "auto", "front panel: "+strings.Join(panel.Modes, ", "))
+	fs.StringVar(&opts.StateDir, "state-dir", defaultStateDir(), "persisted state `directory` (the rollback latch)")
+	fs.StringVar(&opts.GPIO, "gpio", "auto", "front panel `mode`: "+strings.Join(panel.Modes, ", "))
 	fs.StringVar(&opts.Listen, "listen", "", "proxy `address`, overriding proxy.listen")
 	demoMode := fs.Bool("demo", false, "run with two built-in demo backends (pong-v1 weight 10, pong-v2 weight 5)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
@@ -47,6 +51,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	importDir := fs.String("import-config", "", "install this `directory`'s config into -config-dir when it changed since the last import and validates, then exit")
 	backend := fs.String("demo-backend", "", "serve one demo backend `NAME` ({\"message\":\"NAME\"}) on -listen and nothing else")
 	usedBy := fs.String("demo-used-by", "", "with -demo-backend: serve nothing, exit 0 when the config `directory` proxies to the backend's address, else 1 (the demo units' ExecCondition)")
+	return cmdline{demo: demoMode, version: showVersion, checkDir: checkDir, importDir: importDir, backend: backend, usedBy: usedBy}
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("canaryd", flag.ContinueOnError)
+	// A bad flag is one line; -h prints the flags.
+	fs.SetOutput(io.Discard)
+	opts := daemon.Options{Version: version}
+	cl := declareFlags(fs, &opts)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
@@ -64,21 +77,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "canaryd: -gpio %q: want one of %s\n", opts.GPIO, strings.Join(panel.Modes, ", "))
 		return 2
 	}
-	if *showVersion {
+	if *cl.version {
 		fmt.Fprintln(stdout, "canaryd", version)
 		return 0
 	}
-	if *demoMode {
+	if *cl.demo {
 		if err := checkDemoFlags(fs); err != nil {
 			fmt.Fprintf(stderr, "canaryd: %v\n", err)
 			return 2
 		}
 	}
-	if *checkDir != "" {
-		return checkConfig(*checkDir, stdout, stderr)
+	if *cl.checkDir != "" {
+		return checkConfig(*cl.checkDir, stdout, stderr)
 	}
-	if *importDir != "" {
-		return importConfig(*importDir, opts.ConfigDir, stdout, stderr)
+	if *cl.importDir != "" {
+		return importConfig(*cl.importDir, opts.ConfigDir, stdout, stderr)
 	}
 	// Signals are taken from the start: a SIGHUP or SIGTERM while starting
 	// must not kill the process with the default action.
@@ -91,11 +104,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// Libraries that log with the log package (periph's GPIO drivers) write
 	// journal entries too, not bare lines with a timestamp of their own.
 	slog.SetDefault(opts.Logger)
-	if *backend != "" && *usedBy != "" {
-		return backendUsed(*backend, opts.Listen, *usedBy, stdout)
+	if *cl.backend != "" && *cl.usedBy != "" {
+		return backendUsed(*cl.backend, opts.Listen, *cl.usedBy, stdout)
 	}
-	if *backend != "" {
-		return serveBackend(ctx, *backend, opts.Listen, opts.Logger, stderr)
+	if *cl.backend != "" {
+		return serveBackend(ctx, *cl.backend, opts.Listen, opts.Logger, stderr)
 	}
 	opts.Notifier = &systemd.Notifier{}
 	inherited, err := activation.Listeners()
@@ -110,7 +123,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	var dm *demo.Demo
-	if *demoMode {
+	if *cl.demo {
 		if dm, err = startDemo(fs, &opts); err != nil {
 			fmt.Fprintf(stderr, "canaryd -demo: %v\n", err)
 			return 1
