@@ -14,7 +14,7 @@ ARMENV  := GOOS=linux CGO_ENABLED=0
 TESTFLAGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help build arm demo test vet staticcheck fmt-check test-race test-verdict verdict-table test-fuzz test-arm test-image bench bench-nginx soak deb image image-check e2e clean
+.PHONY: help build arm demo docs test vet staticcheck fmt-check test-race test-verdict verdict-table test-fuzz test-arm test-image bench bench-nginx soak deb image image-check e2e clean
 
 # The package version: Debian's rules (it starts with a digit), from the
 # newest v* tag, else 0.0 with the commit: 0.0~git20261201.fae91cf.
@@ -41,6 +41,14 @@ arm: ## static binaries for the Pi, into bin/linux_armv6, bin/linux_armv7, bin/l
 
 demo: build ## run canaryd -demo: pong-v1 and pong-v2 at 10:5 on 127.0.0.1:8080 (LISTEN=ADDR: elsewhere)
 	bin/canaryd -demo$(if $(LISTEN), -listen $(LISTEN))
+
+# Each generator is a test beside what it documents: the config's keys
+# (internal/docgen), canaryd's flags, canaryctl's commands. Without -update
+# the same tests fail when a file is stale; -short skips cmd/canaryd's
+# build of the binaries.
+docs: ## regenerate docs/configuration.md and the manual pages in docs/man/ from the code
+	$(GO) test -short -count=1 -run '^(TestConfigurationReferenceIsCurrent|TestConfigManPageIsCurrentAndRenders|TestManPageIsCurrentAndRenders)$$' \
+		./internal/docgen ./cmd/canaryd ./cmd/canaryctl -update
 
 test: vet staticcheck fmt-check test-race test-verdict test-fuzz test-arm test-image ## everything CI runs
 

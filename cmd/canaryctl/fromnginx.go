@@ -24,6 +24,7 @@ func fromNginx() command {
 	var opts nginxconf.Options
 	return command{
 		args:  "FILE [--canary ADDR]... [--upstream NAME]",
+		help:  "print a canaryd.toml equivalent to an nginx config",
 		nargs: 1,
 		flags: func(fs *flag.FlagSet) {
 			fs.Func("canary", "a canary server, by its `ADDR` in the nginx server line (repeatable)", func(addr string) error {

@@ -12,11 +12,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
 	"os"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,26 +47,6 @@ const (
 	exitUsage       = 2 // no or an unknown command, as the flag package exits
 )
 
-const usage = `usage: canaryctl [-socket PATH] COMMAND [flags]
-
-commands:
-  status [--json]          what the appliance is doing
-  rollback                 all new requests to stable, latched
-  resume                   clear a rollback or a pause
-  promote                  the canary takes all traffic
-  reload                   re-read the config directory now
-  pause                    hold a progressive rollout at its step
-  button [--long]          press the button (long: 3 s or more)
-  incidents [--json]       the incident reports written at rollbacks
-  incident ID [--json|--csv]
-                           one report: text, JSON, or its writes as CSV
-  from-nginx FILE [--canary ADDR]...
-                           print a canaryd.toml equivalent to an nginx config
-  version                  canaryctl's version
-
-The socket is -socket, else $CANARYD_SOCKET, else ` + config.DefaultSocket + `.
-`
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
@@ -79,10 +61,46 @@ type cli struct {
 // command is one canaryctl command. flags declares its flags on fs; run
 // gets the positional arguments left after them.
 type command struct {
-	args  string // the synopsis after the name, for usage errors
-	nargs int    // positional arguments it takes
+	args  string // the synopsis after the name
+	help  string // one line, for the usage and canaryctl(8)
+	nargs int    // positional arguments it takes; -1: any, run checks them
 	flags func(fs *flag.FlagSet)
 	run   func(ctx context.Context, c *cli, args []string) error
+}
+
+// usage lists the commands, from their table.
+func usage() string {
+	var b strings.Builder
+	b.WriteString("usage: canaryctl [-socket PATH] COMMAND [flags]\n\ncommands:\n")
+	table := commands()
+	for _, name := range slices.Sorted(maps.Keys(table)) {
+		b.WriteString("  " + table[name].line(name) + "\n")
+	}
+	fmt.Fprintf(&b, "\nThe socket is -socket, else $CANARYD_SOCKET, else %s.\n", config.DefaultSocket)
+	return b.String()
+}
+
+// line is the command's line in the usage: its synopsis, then its help in
+// a column, or under it when the synopsis is too long for the column.
+func (cmd command) line(name string) string {
+	const column = 25
+	synopsis := strings.TrimSpace(name + " " + cmd.args)
+	if len(synopsis) >= column {
+		return synopsis + "\n" + strings.Repeat(" ", column+2) + cmd.help
+	}
+	return fmt.Sprintf("%-*s%s", column, synopsis, cmd.help)
+}
+
+// unknownCommand is a command name that is not in the table.
+type unknownCommand string
+
+func (u unknownCommand) Error() string { return fmt.Sprintf("unknown command %q", string(u)) }
+
+// globalFlags declares the flags before the command on fs: run parses
+// them, and canaryctl(8) lists them (man_test.go).
+func (c *cli) globalFlags(fs *flag.FlagSet) (showVersion *bool) {
+	fs.StringVar(&c.socket, "socket", "", "the daemon's admin `socket`")
+	return fs.Bool("version", false, "print canaryctl's version")
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -90,14 +108,13 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 
 	global := flag.NewFlagSet("canaryctl", flag.ContinueOnError)
 	global.SetOutput(io.Discard)
-	global.StringVar(&c.socket, "socket", "", "the daemon's admin socket")
-	showVersion := global.Bool("version", false, "print canaryctl's version")
+	showVersion := c.globalFlags(global)
 	switch err := global.Parse(args); {
 	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage())
 		return exitOK
 	case err != nil:
-		fmt.Fprintf(stderr, "canaryctl: %v\n%s", err, usage)
+		fmt.Fprintf(stderr, "canaryctl: %v\n%s", err, usage())
 		return exitUsage
 	}
 	if *showVersion {
@@ -105,15 +122,14 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return exitOK
 	}
 	if global.NArg() == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return exitUsage
 	}
 
 	name := global.Arg(0)
 	cmd, ok := commands()[name]
 	if !ok {
-		fmt.Fprintf(stderr, "canaryctl: unknown command %q\n%s", name, usage)
-		return exitUsage
+		return c.exit(unknownCommand(name))
 	}
 	flags := flag.NewFlagSet("canaryctl "+name, flag.ContinueOnError)
 	flags.SetOutput(io.Discard)
@@ -128,7 +144,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stdout, "usage: canaryctl %s %s\n", name, cmd.args)
 		return exitOK
 	}
-	if err == nil && len(pos) != cmd.nargs {
+	if err == nil && cmd.nargs >= 0 && len(pos) != cmd.nargs {
 		err = fmt.Errorf("want %d argument(s), got %d", cmd.nargs, len(pos))
 	}
 	if err != nil {
@@ -187,9 +203,13 @@ func socketGroup(path string) string {
 // exit reports err on one line and maps it to the contract's exit status.
 func (c *cli) exit(err error) int {
 	var apiErr *admin.Error
+	var unknown unknownCommand
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &unknown):
+		fmt.Fprintf(c.stderr, "canaryctl: %v\n%s", err, usage())
+		return exitUsage
 	case errors.Is(err, admin.ErrUnreachable) && errors.Is(err, fs.ErrPermission):
 		g := socketGroup(c.socket)
 		fmt.Fprintf(c.stderr, "canaryctl: permission denied on %s: run as root or add yourself to group %s (sudo usermod -aG %s $USER, then log in again)\n", c.socket, g, g)
@@ -209,8 +229,8 @@ func (c *cli) exit(err error) int {
 func commands() map[string]command {
 	var jsonOut, csvOut, long bool
 	jsonFlag := func(fs *flag.FlagSet) { fs.BoolVar(&jsonOut, "json", false, "print JSON") }
-	mutation := func(done string, do func(*admin.Client, context.Context) (admin.Status, error)) command {
-		return command{run: func(ctx context.Context, c *cli, _ []string) error {
+	mutation := func(done, help string, do func(*admin.Client, context.Context) (admin.Status, error)) command {
+		return command{help: help, run: func(ctx context.Context, c *cli, _ []string) error {
 			st, err := do(c.client, ctx)
 			if err != nil {
 				return err
@@ -224,7 +244,7 @@ func commands() map[string]command {
 		}}
 	}
 	return map[string]command{
-		"status": {args: "[--json]", flags: jsonFlag, run: func(ctx context.Context, c *cli, _ []string) error {
+		"status": {args: "[--json]", help: "what the appliance is doing", flags: jsonFlag, run: func(ctx context.Context, c *cli, _ []string) error {
 			if jsonOut {
 				// The daemon's own bytes, so fields newer than this
 				// canaryctl still show.
@@ -236,11 +256,11 @@ func commands() map[string]command {
 			}
 			return printStatus(c.stdout, st, time.Now())
 		}},
-		"rollback": mutation("rolled back", (*admin.Client).Rollback),
-		"resume":   mutation("resumed", (*admin.Client).Resume),
-		"promote":  mutation("promoted", (*admin.Client).Promote),
-		"pause":    mutation("paused", (*admin.Client).Pause),
-		"reload": {run: func(ctx context.Context, c *cli, _ []string) error {
+		"rollback": mutation("rolled back", "all new requests to stable, latched", (*admin.Client).Rollback),
+		"resume":   mutation("resumed", "clear a rollback or a pause", (*admin.Client).Resume),
+		"promote":  mutation("promoted", "the canary takes all traffic", (*admin.Client).Promote),
+		"pause":    mutation("paused", "hold a progressive rollout at its step", (*admin.Client).Pause),
+		"reload": {help: "re-read the config directory now", run: func(ctx context.Context, c *cli, _ []string) error {
 			st, err := c.client.Reload(ctx)
 			if err != nil {
 				return err
@@ -250,6 +270,7 @@ func commands() map[string]command {
 		}},
 		"button": {
 			args:  "[--long]",
+			help:  "press the button: roll back (--long: resume)",
 			flags: func(fs *flag.FlagSet) { fs.BoolVar(&long, "long", false, "a long press (3 s or more): resume") },
 			run: func(ctx context.Context, c *cli, _ []string) error {
 				st, err := c.client.Button(ctx, long)
@@ -264,7 +285,7 @@ func commands() map[string]command {
 				return nil
 			},
 		},
-		"incidents": {args: "[--json]", flags: jsonFlag, run: func(ctx context.Context, c *cli, _ []string) error {
+		"incidents": {args: "[--json]", help: "the incident reports written at rollbacks", flags: jsonFlag, run: func(ctx context.Context, c *cli, _ []string) error {
 			body, err := c.incidents(ctx, "/v1/incidents")
 			if jsonOut || err != nil {
 				return c.printJSON(body, err)
@@ -273,6 +294,7 @@ func commands() map[string]command {
 		}},
 		"incident": {
 			args:  "[--json|--csv] ID",
+			help:  "one report: text, JSON, or its writes as CSV",
 			nargs: 1,
 			flags: func(fs *flag.FlagSet) {
 				jsonFlag(fs)
@@ -301,9 +323,24 @@ func commands() map[string]command {
 			},
 		},
 		"from-nginx": fromNginx(),
-		"version": {run: func(_ context.Context, c *cli, _ []string) error {
+		"version": {help: "print canaryctl's version", run: func(_ context.Context, c *cli, _ []string) error {
 			fmt.Fprintf(c.stdout, "canaryctl %s\n", version)
 			return nil
+		}},
+		"help": {args: "[COMMAND]", help: "this list, or one command's line", nargs: -1, run: func(_ context.Context, c *cli, args []string) error {
+			switch len(args) {
+			case 0:
+				fmt.Fprint(c.stdout, usage())
+				return nil
+			case 1:
+				cmd, ok := commands()[args[0]]
+				if !ok {
+					return unknownCommand(args[0])
+				}
+				fmt.Fprintln(c.stdout, cmd.line(args[0]))
+				return nil
+			}
+			return fmt.Errorf("help: want a command or none, got %q (usage: canaryctl help [COMMAND])", args)
 		}},
 	}
 }

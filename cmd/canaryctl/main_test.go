@@ -441,6 +441,62 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+func TestHelpPrintsTheUsageAndExits0(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}, {"-help"}} {
+		// No daemon needed.
+		r := canaryctl(map[string]string{"CANARYD_SOCKET": "/nonexistent/admin.sock"}, args...)
+		if r.code != 0 || r.stderr != "" || r.stdout != usage() {
+			t.Errorf("%v: exit %d, stderr %q, stdout\n%s\nwant 0, nothing and the usage", args, r.code, r.stderr, r.stdout)
+		}
+	}
+	want := `usage: canaryctl [-socket PATH] COMMAND [flags]
+
+commands:
+  button [--long]          press the button: roll back (--long: resume)
+  from-nginx FILE [--canary ADDR]... [--upstream NAME]
+                           print a canaryd.toml equivalent to an nginx config
+  help [COMMAND]           this list, or one command's line
+  incident [--json|--csv] ID
+                           one report: text, JSON, or its writes as CSV
+`
+	if !strings.HasPrefix(usage(), want) {
+		t.Errorf("usage starts\n%s\nwant\n%s", usage(), want)
+	}
+}
+
+// The usage is made from the table: every command has its line there.
+func TestEveryCommandHasAHelpLine(t *testing.T) {
+	for name, cmd := range commands() {
+		if cmd.help == "" || strings.Contains(cmd.help, "\n") || len(cmd.help) > 52 {
+			t.Errorf("%s: help %q: want one line of at most 52 bytes (the usage's lines fit 80 columns)", name, cmd.help)
+		}
+		if !strings.Contains(usage(), "\n  "+cmd.line(name)+"\n") {
+			t.Errorf("%s: the usage has no line %q", name, cmd.line(name))
+		}
+	}
+}
+
+func TestHelpCommandPrintsOneCommandsLine(t *testing.T) {
+	r := canaryctl(nil, "help", "status")
+	if want := "status [--json]          what the appliance is doing\n"; r.code != 0 || r.stderr != "" || r.stdout != want {
+		t.Errorf("help status: exit %d, stderr %q, stdout %q; want 0, nothing and %q", r.code, r.stderr, r.stdout, want)
+	}
+	for name, cmd := range commands() {
+		if r := canaryctl(nil, "help", name); r.code != 0 || r.stdout != cmd.line(name)+"\n" {
+			t.Errorf("help %s: exit %d, stdout %q; want 0 and its line of the usage", name, r.code, r.stdout)
+		}
+	}
+
+	r = canaryctl(nil, "help", "frobnicate")
+	if want := "canaryctl: unknown command \"frobnicate\"\n" + usage(); r.code != 2 || r.stderr != want || r.stdout != "" {
+		t.Errorf("help frobnicate: exit %d, stdout %q, stderr %q; want 2 and the usage on stderr", r.code, r.stdout, r.stderr)
+	}
+	r = canaryctl(nil, "help", "status", "rollback")
+	if r.code != 1 || !strings.HasPrefix(r.stderr, "canaryctl: help: want a command or none") {
+		t.Errorf("help status rollback: exit %d, stderr %q; want 1 and why", r.code, r.stderr)
+	}
+}
+
 func TestVersion(t *testing.T) {
 	for _, args := range [][]string{{"version"}, {"-version"}, {"--version"}} {
 		// No daemon needed.
