@@ -2,7 +2,9 @@
 # scripts/deb-test.sh [NEW.deb]: the amd64 package in a Debian bookworm root,
 # as a user's apt and dpkg would treat it:
 #   (a) an older version installs (apt resolves its dependencies): files and
-#       modes, the conffile registered, the gpio group, the enable link;
+#       modes, the conffile registered, the gpio group, the enable link; the
+#       manual pages, which man -l (on this machine) renders without a
+#       warning;
 #   (b) the user edits /etc/canaryd/canaryd.toml, the current version is
 #       installed over it non-interactively: the edit is kept; a unit the
 #       admin disabled stays disabled across an upgrade;
@@ -10,9 +12,10 @@
 #       purge removes it, the conffile and the enable link.
 # NEW.deb defaults to dist/canaryd_<scripts/debversion.sh>_amd64.deb, built
 # with scripts/deb.sh when missing. Run as root (make e2e does); installs
-# mmdebstrap with apt-get when missing. The root is made with mmdebstrap
-# --variant=minbase from this machine's own apt sources (so it works wherever
-# apt does) and cached as a tarball, keyed on its package list and sources, in
+# mmdebstrap and man-db with apt-get when missing. The root is made with
+# mmdebstrap --variant=minbase from this machine's own apt sources (so it
+# works wherever apt does) and cached as a tarball, keyed on its package list
+# and sources, in
 #   ${XDG_CACHE_HOME:-/var/cache}/canary-pi/deb-test-root-<key>.tar
 # so a warm run takes seconds. No mounts: nothing runs the daemon, and the
 # chroot has no /run/systemd/system, as in an image build.
@@ -40,6 +43,14 @@ if ! command -v mmdebstrap >/dev/null; then
 	timeout 600 apt-get install -y --no-install-recommends mmdebstrap >/dev/null 2>&1 ||
 		{ timeout 600 apt-get update -qq && timeout 600 apt-get install -y --no-install-recommends mmdebstrap >/dev/null; } ||
 		fail "apt-get install mmdebstrap failed"
+fi
+
+if ! command -v man >/dev/null; then
+	stage "installing man-db with apt-get"
+	export DEBIAN_FRONTEND=noninteractive
+	timeout 600 apt-get install -y --no-install-recommends man-db groff-base >/dev/null 2>&1 ||
+		{ timeout 600 apt-get update -qq && timeout 600 apt-get install -y --no-install-recommends man-db groff-base >/dev/null; } ||
+		fail "apt-get install man-db failed"
 fi
 
 work=$(mktemp -d /tmp/deb-test.XXXXXX)
@@ -170,6 +181,17 @@ mode $conffile "644 root:root"
 mode /usr/share/doc/canaryd/copyright "644 root:root"
 mode /usr/share/doc/canaryd/README.md "644 root:root"
 mode /usr/share/lintian/overrides/canaryd "644 root:root"
+# The manual pages, rendered as lintian checks them but at 80 columns; by
+# this machine's man: the minbase root has none.
+for page in man8/canaryd.8 man8/canaryctl.8 man5/canaryd.toml.5; do
+	mode "/usr/share/man/$page.gz" "644 root:root"
+	gzip -t "$root/usr/share/man/$page.gz" || fail "/usr/share/man/$page.gz is not gzip"
+	if ! warnings=$(env -i PATH="$PATH" LC_ALL=C.UTF-8 MANWIDTH=80 MANROFFSEQ= \
+		timeout 60 man --warnings -E UTF-8 -l -Tutf8 -Z "$root/usr/share/man/$page.gz" 2>&1 >/dev/null); then
+		fail "man -l /usr/share/man/$page.gz failed: $warnings"
+	fi
+	[ -z "$warnings" ] || fail "man -l /usr/share/man/$page.gz warns: $warnings"
+done
 in_root dpkg-query -W -f='${Conffiles}\n' canaryd | grep -Eq "^ $conffile [0-9a-f]{32}$" ||
 	fail "$conffile is not registered as a conffile: $(in_root dpkg-query -W -f='${Conffiles}' canaryd)"
 gpio=$(in_root getent group gpio) || fail "postinst did not create the gpio group"
@@ -189,7 +211,7 @@ esac
 [ -e "$root/etc/systemd/system/sockets.target.wants/canaryd.socket" ] &&
 	fail "canaryd.socket was enabled: it must stay opt-in"
 run_root "static binary and shipped config" /usr/bin/canaryd -check-config /etc/canaryd
-stage "(a) ok: files, modes, conffile, gpio group (gid $gid), $link"
+stage "(a) ok: files, modes, manual pages, conffile, gpio group (gid $gid), $link"
 
 # --- (a') a new installation serves the demo, never 502s to nothing ----------
 # postinst enabled the demo backends (the shipped config proxies to them).
@@ -282,7 +304,7 @@ run_root "purge" dpkg --purge canaryd
 got=$(in_root dpkg-query -W -f='${Status}' canaryd 2>/dev/null || true)
 case $got in "" | "unknown ok not-installed" | "deinstall ok not-installed") ;; *) fail "after purge: dpkg says '$got'" ;; esac
 for p in /var/lib/private/canaryd /var/lib/canaryd $conffile $conffile.dpkg-dist /etc/canaryd \
-	/usr/bin/canaryd /usr/lib/systemd/system/canaryd.service $link \
+	/usr/bin/canaryd /usr/lib/systemd/system/canaryd.service /usr/share/man/man8/canaryd.8.gz $link \
 	$wants/canaryd-demo@pong-v1.service $wants/canaryd-demo@pong-v2.service \
 	/var/lib/systemd/deb-systemd-helper-enabled/canaryd.service.dsh-also; do
 	if [ -e "$root$p" ] || [ -L "$root$p" ]; then

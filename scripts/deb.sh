@@ -88,6 +88,18 @@ CHANGELOG
 gzip -9n "$stage/changelog"
 touch -d "@$SOURCE_DATE_EPOCH" "$stage/changelog.gz"
 
+# The manual pages, as make docs generates them into docs/man/: compressed
+# as Debian's policy wants (gzip -9, without a name or a time in the header).
+mkdir -p "$stage/man"
+for page in canaryd.8 canaryctl.8 canaryd.toml.5; do
+	if [ ! -f "docs/man/$page" ]; then
+		echo "deb.sh: docs/man/$page missing: run make docs" >&2
+		exit 1
+	fi
+	gzip -9n <"docs/man/$page" >"$stage/man/$page.gz"
+	touch -d "@$SOURCE_DATE_EPOCH" "$stage/man/$page.gz"
+done
+
 # One snapshot of the packaged files for all three packages, in the repo's
 # layout (nfpm.yaml's paths are relative to it): an edit in the working tree
 # during the build cannot make them differ or break nfpm's copy.
