@@ -66,7 +66,7 @@ var keys = []keyDecl{
 		func(p *Proxy) any { return &p.UpstreamIdle }),
 	proxyKey("trusted_proxies", nil, restart, "peers (addresses, CIDR prefixes) whose X-Forwarded-For, -Proto and -Host are believed; from anyone else those headers are appended to or replaced",
 		func(p *Proxy) any { return &p.TrustedProxies }).example(`["192.168.1.2", "10.0.0.0/8"]`),
-	proxyKey("access_log", false, live, "one journal entry per proxied request (client, method, path without the query, status, upstream, request ID, duration); off spares the SD card",
+	proxyKey("access_log", false, live, "one journal entry per proxied request: the request in nginx's combined format (without the query string), its request ID, upstream, status and duration beside it; off spares the SD card",
 		func(p *Proxy) any { return &p.AccessLog }),
 
 	adminKey("socket", DefaultSocket, restart, "the unix socket canaryctl talks to (HTTP, mode 0660, group socket_group); a relative path is in the config directory",

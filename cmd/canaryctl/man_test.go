@@ -17,7 +17,7 @@ import (
 
 // commandNotes say more about a command in canaryctl(8) than its help line.
 var commandNotes = map[string]string{
-	"status":     "The state and where new requests go, the latch, the rollout, the verdict and its evidence, the config's generation (or why the last edit was rejected), the LEDs, the daemon, and each upstream's requests, errors and health. `--json` prints the daemon's status object as it sends it.",
+	"status":     "The state and where new requests go, the latch, the rollout, the verdict and its evidence, the config's generation (why the last edit was rejected, which changed keys wait for a restart), the LEDs, the daemon, and each upstream's requests, errors and health. `--json` prints the daemon's status object as it sends it.",
 	"rollback":   "No new request reaches a canary upstream; requests in flight finish. The rollback is latched and persisted: it survives restarts, reboots and reloads with the same `canary.version`.",
 	"resume":     "The canary takes its configured share again; a paused rollout goes on.",
 	"promote":    "Persisted. Refused while rolled back: resume first.",

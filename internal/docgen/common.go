@@ -14,7 +14,8 @@ var Files = []Block{
 	Item("`/var/lib/canaryd/`", "The state directory (systemd's `StateDirectory=`): the rollback latch, the rollout's progress, the incident reports and, with `journal.file`, the request journal. It survives restarts and reboots."),
 	Item("`"+config.DefaultSocket+"`", "The admin socket (`admin.socket`) canaryctl talks to: HTTP over a unix socket, mode 0660, group `"+config.DefaultSocketGroup+"`."),
 	Item("`/boot/firmware/canaryd/`", "On a Pi flashed with `make image`: a config on the boot partition, installed into `/etc/canaryd` at the next start when it changed and validates (`canaryd -import-config`)."),
-	Item("`/usr/lib/systemd/system/canaryd.service`", "The unit that runs canaryd, enabled by the package; `canaryd.socket` optionally holds the proxy's port across restarts."),
+	Item("`/usr/share/canaryd/canaryd.toml`", "The example config as the package ships it, to start again from."),
+	Item("`/usr/lib/systemd/system/canaryd.service`", "The unit that runs canaryd, enabled by the package; `canaryd.socket` optionally holds the proxy's port across restarts; `canaryd-demo@.service` runs the demo backends the example config proxies to."),
 }
 
 // Environment are the variables every page names.

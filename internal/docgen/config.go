@@ -20,7 +20,7 @@ var ConfigRules = []Block{
 	Bullet("Required are `proxy.listen`, each upstream's `name`, `url` and `role`, and `canary.version` when a canary upstream exists. Every other key, and every section but `[proxy]` and `[[upstream]]`, may be left out: it then takes its default."),
 	Bullet("Unknown keys, wrong types, values out of range, duplicate upstream names, bad URLs, bad pin names and an upstream that is canaryd itself (its `proxy.listen` or `admin.listen`) are errors naming the file and line."),
 	Bullet("A directory that does not validate is not applied: the last good configuration keeps serving, the status LED blinks, and the error shows in `canaryctl status` and the journal (`journalctl -u canaryd`). `canaryd -check-config` checks a directory, or one file, as a start would."),
-	Bullet("A key marked live applies at the next reload: an edit, `canaryctl reload` or SIGHUP. The others apply only when canaryd restarts (`systemctl restart canaryd`); until then the journal says which changed keys wait for it."),
+	Bullet("A key marked live applies at the next reload: an edit, `canaryctl reload` or SIGHUP. The others apply only when canaryd restarts (`systemctl restart canaryd`); until then `canaryctl status` and the journal name the changed keys that wait for it."),
 	Bullet("A duration is a string of a number and a unit: `\"500ms\"`, `\"30s\"`, `\"5m\"`, `\"1h30m\"`. A relative path (`admin.socket`, `admin.token_file`) is relative to the config directory."),
 }
 
