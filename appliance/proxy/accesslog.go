@@ -36,7 +36,6 @@ type access struct {
 	tail     []byte // and after the size: the referrer and the user agent
 	upstream string
 	id       string
-	status   int
 	streamed bool // the body streams on: release writes the entry
 }
 
