@@ -103,8 +103,9 @@ done
 # One snapshot of the packaged files for all three packages, in the repo's
 # layout (nfpm.yaml's paths are relative to it): an edit in the working tree
 # during the build cannot make them differ or break nfpm's copy.
-mkdir -p "$stage/tree/systemd" "$stage/tree/packaging/deb"
+mkdir -p "$stage/tree/systemd" "$stage/tree/packaging/deb" "$stage/tree/docs"
 cp README.md "$stage/tree/"
+cp docs/*.md "$stage/tree/docs/"
 cp systemd/canaryd.service systemd/canaryd.socket systemd/canaryd-demo@.service "$stage/tree/systemd/"
 cp packaging/nfpm.yaml packaging/60-canaryd-gpio.rules "$stage/tree/packaging/"
 cp "${DEB_CONFIG:-packaging/canaryd.toml}" "$stage/tree/packaging/canaryd.toml"

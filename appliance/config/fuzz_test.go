@@ -13,8 +13,8 @@ import (
 )
 
 // seedConfigs are the configs people really write: the package's example,
-// the README's reference, the contract's example, the demo's, and the
-// tests' smallest.
+// the reference's full example (docs/configuration.md), the README's, the
+// contract's example, the demo's, and the tests' smallest.
 func seedConfigs(t testing.TB) map[string]string {
 	t.Helper()
 	seeds := map[string]string{"contract": contractExample, "minimal": minimal}
@@ -23,14 +23,18 @@ func seedConfigs(t testing.TB) map[string]string {
 		t.Fatal(err)
 	}
 	seeds["example"] = string(example)
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
+	for name, path := range map[string]string{"reference": "../../docs/configuration.md", "readme": "../../README.md"} {
+		doc, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, toml, ok := strings.Cut(string(doc), "```toml\n")
+		toml, _, ok2 := strings.Cut(toml, "```")
+		if !ok || !ok2 {
+			t.Fatalf("%s: no ```toml block", path)
+		}
+		seeds[name] = toml
 	}
-	_, ref, _ := strings.Cut(string(readme), "\n## Configuration\n")
-	_, ref, _ = strings.Cut(ref, "```toml\n")
-	ref, _, _ = strings.Cut(ref, "```")
-	seeds["readme"] = ref
 	// The demo's directory as one file: its files in the order Load reads them.
 	files := demo.Files("/run/user/1000/canaryd-demo/admin.sock")
 	for _, name := range slices.Sorted(maps.Keys(files)) {

@@ -3,7 +3,6 @@ package config
 import (
 	"os"
 	"reflect"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -29,53 +28,6 @@ func TestEveryKeyIsDeclaredWell(t *testing.T) {
 	for i, s := range sections {
 		if slices.Contains(sections[i+1:], s) {
 			t.Errorf("the keys of [%s] are not declared together", s)
-		}
-	}
-}
-
-// readmeKeys returns the keys the README's config reference shows, set or
-// commented out, as "section.name".
-func readmeKeys(t *testing.T) []string {
-	t.Helper()
-	data, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, ref, ok := strings.Cut(string(data), "\n## Configuration\n")
-	if ok {
-		_, ref, ok = strings.Cut(ref, "```toml\n")
-	}
-	if ok {
-		ref, _, ok = strings.Cut(ref, "```")
-	}
-	if !ok {
-		t.Fatal("README.md: no ```toml block under ## Configuration")
-	}
-	header := regexp.MustCompile(`^\[\[?([a-z_]+)\]\]?`)
-	key := regexp.MustCompile(`^([a-z_]+)\s*=`)
-	var section string
-	var found []string
-	for line := range strings.Lines(ref) {
-		line = strings.TrimPrefix(line, "# ")
-		if m := header.FindStringSubmatch(line); m != nil {
-			section = m[1]
-		} else if m := key.FindStringSubmatch(line); m != nil {
-			found = append(found, section+"."+m[1])
-		}
-	}
-	return found
-}
-
-func TestTheREADMEListsEveryKey(t *testing.T) {
-	inREADME := readmeKeys(t)
-	for _, k := range keys {
-		if !slices.Contains(inREADME, k.String()) {
-			t.Errorf("README.md's config reference does not show %s (%s)", k, k.Doc)
-		}
-	}
-	for _, name := range inREADME {
-		if !slices.ContainsFunc(keys, func(k keyDecl) bool { return k.String() == name }) {
-			t.Errorf("README.md's config reference shows %s, which is not a key", name)
 		}
 	}
 }

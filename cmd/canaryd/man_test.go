@@ -54,7 +54,7 @@ func manPage(fs *flag.FlagSet) docgen.Page {
 		Manual:  "System Administration",
 		Synopsis: []string{
 			"`canaryd` [" + opt("config-dir") + "] [" + opt("state-dir") + "] [" + opt("gpio") + "] [" + opt("listen") + "]",
-			"`canaryd` " + opt("demo") + " [" + opt("listen") + "]",
+			"`canaryd` " + opt("demo") + " [" + opt("listen") + "] [" + opt("state-dir") + "]",
 			"`canaryd` " + opt("check-config"),
 			"`canaryd` " + opt("import-config") + " [" + opt("config-dir") + "]",
 			"`canaryd` " + opt("demo-backend") + " [" + opt("listen") + "] [" + opt("demo-used-by") + "]",
