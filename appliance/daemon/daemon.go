@@ -394,6 +394,9 @@ func (d *Daemon) handlePresses(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case p := <-d.panel.Presses():
+			// How the press was seen: a Pi's kernel raises edges, an
+			// emulated Pi's does not and the level is polled.
+			d.log.Info("the button was pressed", "LONG", p.Long, "BUTTON_SEEN", p.Via)
 			if err := d.release.Press(p.Long); err != nil {
 				d.log.Warn("button press changed nothing", "LONG", p.Long, "error", err.Error())
 			}

@@ -3,6 +3,7 @@ package panel
 import (
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"periph.io/x/conn/v3/gpio"
 )
 
@@ -16,7 +17,28 @@ const (
 	// watchPoll bounds every wait for an edge, so that Close is noticed and
 	// an edge the kernel dropped is caught by reading the level.
 	watchPoll = 200 * time.Millisecond
+	// pollFast is the wait after the level was seen changing without an
+	// edge (a kernel or an emulator that raises none): a tap shorter than
+	// Settle that one read caught must be read released before Settle ends,
+	// or the debouncer would take it for a press.
+	pollFast = Settle / 3
+	// pollFastFor is how long the fast reads go on after such a change:
+	// through a long press and its release.
+	pollFastFor = LongPress + time.Second
 )
+
+// Ways the button's level was learnt, for Press.Via.
+const (
+	ViaEdge     = "edge"     // the kernel's edge event
+	ViaPoll     = "poll"     // a read of the level, no edge having come
+	ViaSoftware = "software" // Panel.Press: canaryctl button
+)
+
+// buttonLevel is the button pin's level, and how watch learnt it.
+type buttonLevel struct {
+	down bool
+	via  string
+}
 
 // debouncer turns the button's raw level over time into presses. It is pure:
 // it is fed samples with their time and says what is due, so its tests need
@@ -78,9 +100,15 @@ func (d *debouncer) next() time.Time {
 // wait in which the level changed without an edge the kernel told of. It
 // waits in steps of watchPoll at most: periph's WaitForEdge cannot be
 // stopped reliably from outside, so the loop looks at stop between waits.
-func watch(pin gpio.PinIn, down bool, out chan<- bool, stop <-chan struct{}) {
+// A change seen without an edge makes it read every pollFast for a while.
+func watch(pin gpio.PinIn, down bool, out chan<- buttonLevel, stop <-chan struct{}, clock clockwork.Clock) {
+	var polled time.Time // when a change was last seen without an edge
 	for {
-		edge := pin.WaitForEdge(watchPoll)
+		wait := watchPoll
+		if !polled.IsZero() && clock.Since(polled) < pollFastFor {
+			wait = pollFast
+		}
+		edge := pin.WaitForEdge(wait)
 		select {
 		case <-stop:
 			return
@@ -91,8 +119,12 @@ func watch(pin gpio.PinIn, down bool, out chan<- bool, stop <-chan struct{}) {
 			continue
 		}
 		down = now
+		s := buttonLevel{down: down, via: ViaEdge}
+		if !edge {
+			s.via, polled = ViaPoll, clock.Now()
+		}
 		select {
-		case out <- down:
+		case out <- s:
 		case <-stop:
 			return
 		}

@@ -1,10 +1,15 @@
 package panel
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/jonboulle/clockwork"
+	"periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/gpio/gpiotest"
 )
 
 const ms = time.Millisecond
@@ -142,5 +147,98 @@ func TestDebouncerLateLookDeliversBoth(t *testing.T) {
 	}
 	if !d.next().IsZero() {
 		t.Errorf("next = %v with nothing pending, want zero", d.next())
+	}
+}
+
+// poller runs watch on a button pin that raises no edges, as an emulated
+// Pi's does: only reads of its level can see a press.
+type poller struct {
+	t      *testing.T
+	clock  *clockwork.FakeClock
+	pin    *gpiotest.Pin
+	levels chan buttonLevel
+}
+
+func newPoller(t *testing.T) *poller {
+	clock := clockwork.NewFakeClockAt(t0)
+	p := &poller{t: t, clock: clock, pin: &gpiotest.Pin{N: "GPIO23", L: gpio.High, Clock: clock},
+		levels: make(chan buttonLevel, 16)}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { defer close(done); watch(p.pin, false, p.levels, stop, clock) }()
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	if err := clock.BlockUntilContext(ctx, 1); err != nil {
+		t.Fatal("the watcher does not wait for an edge")
+	}
+	t.Cleanup(func() {
+		close(stop)
+		clock.Advance(watchPoll)
+		<-done
+	})
+	return p
+}
+
+// wait lets the watcher's next wait for an edge run out after d, with the
+// button's level at l, and returns what the watcher reported by then.
+func (p *poller) wait(d time.Duration, l gpio.Level) []buttonLevel {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	p.pin.Lock()
+	p.pin.L = l
+	p.pin.Unlock()
+	p.clock.Advance(d)
+	// Waiting again means it has reported what it read.
+	if err := p.clock.BlockUntilContext(ctx, 1); err != nil {
+		p.t.Fatal("the watcher did not wait again after its wait ran out")
+	}
+	var got []buttonLevel
+	for {
+		select {
+		case s := <-p.levels:
+			got = append(got, s)
+		default:
+			return got
+		}
+	}
+}
+
+func TestWithoutEdgesATapOneReadCaughtIsReadReleasedBeforeItSettles(t *testing.T) {
+	p := newPoller(t)
+	if got := p.wait(watchPoll, gpio.Low); !slices.Equal(got, []buttonLevel{{down: true, via: ViaPoll}}) {
+		t.Fatalf("after a wait of watchPoll with the button down: %v, want it read down by polling", got)
+	}
+	// The finger is already off: the next read comes within Settle, so the
+	// debouncer sees a tap, not a press.
+	if got := p.wait(pollFast, gpio.High); !slices.Equal(got, []buttonLevel{{down: false, via: ViaPoll}}) {
+		t.Fatalf("pollFast later, the button up: %v, want it read up", got)
+	}
+	if pollFast >= Settle {
+		t.Fatalf("pollFast %v is not shorter than Settle %v", pollFast, Settle)
+	}
+	deb := debounce(false, []sample{{watchPoll, true}, {watchPoll + pollFast, false}}, time.Second)
+	if deb != nil {
+		t.Errorf("the tap as the poller saw it delivered %v, want nothing", deb)
+	}
+}
+
+func TestWithoutEdgesAHeldButtonIsReadEveryPollFastUntilReleased(t *testing.T) {
+	p := newPoller(t)
+	var seen []buttonLevel
+	seen = append(seen, p.wait(watchPoll, gpio.Low)...)
+	// Read every pollFast while held; nothing new to report.
+	for range 10 {
+		seen = append(seen, p.wait(pollFast, gpio.Low)...)
+	}
+	seen = append(seen, p.wait(pollFast, gpio.High)...)
+	want := []buttonLevel{{down: true, via: ViaPoll}, {down: false, via: ViaPoll}}
+	if !slices.Equal(seen, want) {
+		t.Fatalf("reported %v, want %v", seen, want)
+	}
+	// Long after the last change the watcher is back to waiting watchPoll.
+	p.wait(pollFastFor, gpio.High)
+	if got := p.wait(pollFast, gpio.Low); got != nil {
+		t.Errorf("read again pollFast after a quiet %v: %v, want the next read at watchPoll", pollFastFor, got)
 	}
 }

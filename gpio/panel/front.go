@@ -46,7 +46,7 @@ type Wiring struct {
 
 // Options tune a panel. The zero value is right for canaryd.
 type Options struct {
-	// Clock times the debouncer, the blinker and Press; nil is the real
+	// Clock times the debouncer, the blinker, Press and the button's polling; nil is the real
 	// clock. It is clockwork's, as are the simulated pins' and the fake
 	// pins of periph's test package, so a test moves them all with one
 	// fake clock.
@@ -89,8 +89,8 @@ type Front struct {
 	act     *sysLED
 	leds    []*lamp
 	presses chan Press
-	samples chan bool // the button pin's level, from watch
-	soft    chan bool // a software press on a Pi
+	samples chan buttonLevel // the button pin's level, from watch
+	soft    chan bool        // a software press on a Pi
 	kick    chan struct{}
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -143,7 +143,7 @@ func newDark(opts Options, mode string) *Front {
 		log:      opts.logger(),
 		idle:     opts.idle,
 		presses:  make(chan Press, 8),
-		samples:  make(chan bool),
+		samples:  make(chan buttonLevel),
 		soft:     make(chan bool),
 		kick:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
@@ -240,7 +240,7 @@ func (f *Front) start() {
 		f.wg.Add(1)
 		go func() {
 			defer f.wg.Done()
-			watch(f.button, down, f.samples, f.stop)
+			watch(f.button, down, f.samples, f.stop, f.clock)
 		}()
 	}
 }
@@ -259,6 +259,7 @@ func nameOr(name, fallback string) string {
 func (f *Front) run(deb debouncer, pinDown bool) {
 	defer f.wg.Done()
 	softDown := false
+	pinVia := ViaEdge
 	wake := f.clock.NewTimer(time.Hour)
 	defer wake.Stop()
 	for {
@@ -283,18 +284,23 @@ func (f *Front) run(deb debouncer, pinDown bool) {
 		select {
 		case <-f.stop:
 			return
-		case pinDown = <-f.samples:
+		case s := <-f.samples:
+			pinDown, pinVia = s.down, s.via
 		case softDown = <-f.soft:
 		case <-f.kick:
 		case <-wake.Chan():
 		}
 		now := f.clock.Now()
 		short, long := deb.update(pinDown || softDown, now)
+		via := pinVia
+		if !pinDown {
+			via = ViaSoftware
+		}
 		if short {
-			f.deliver(Press{})
+			f.deliver(Press{Via: via})
 		}
 		if long {
-			f.deliver(Press{Long: true})
+			f.deliver(Press{Long: true, Via: via})
 		}
 		f.blink(now)
 	}

@@ -21,8 +21,8 @@ func TestPressIsDeliveredAtTheDebouncedEdge(t *testing.T) {
 	b.advance(Settle - time.Microsecond)
 	b.noPress()
 	b.advance(time.Microsecond)
-	if p := b.press(); p.Long {
-		t.Fatal("a press delivered as long at Settle")
+	if p := b.press(); p.Long || p.Via != ViaEdge {
+		t.Fatalf("press %+v at Settle, want a short one seen by its edge", p)
 	}
 	if b.elapsed() != Settle {
 		t.Errorf("delivered at %v, want %v: while the finger is still down", b.elapsed(), Settle)

@@ -22,7 +22,8 @@ import (
 // rollback must not wait for the finger. Holding the button on delivers a
 // second, long press when it has been down LongPress.
 type Press struct {
-	Long bool // held LongPress or more
+	Long bool   // held LongPress or more
+	Via  string // how the press was seen: ViaEdge, ViaPoll or ViaSoftware
 
 	done func() // tells a software press it was handled; nil for a finger's press
 }
