@@ -187,7 +187,7 @@ func (d *Daemon) listen(cfg *config.Config) error {
 	var err error
 	if d.opts.ProxyListener != nil {
 		d.proxyLn = d.opts.ProxyListener
-	} else if d.proxyLn, err = net.Listen("tcp", addr); err != nil {
+	} else if d.proxyLn, err = listenTCP(addr); err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
 			return fmt.Errorf("proxy: %s is in use by another process: stop it, or choose another address with -listen or proxy.listen", addr)
 		}
@@ -201,7 +201,7 @@ func (d *Daemon) listen(cfg *config.Config) error {
 		d.log.Warn(warning)
 	}
 	if cfg.Admin.Listen != "" {
-		if d.adminLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
+		if d.adminLn, err = listenTCP(cfg.Admin.Listen); err != nil {
 			return fmt.Errorf("admin.listen: %w", err)
 		}
 	}
