@@ -14,11 +14,15 @@ ARMENV  := GOOS=linux CGO_ENABLED=0
 TESTFLAGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help build arm demo docs test vet staticcheck fmt-check test-race test-verdict verdict-table test-fuzz test-arm test-image bench bench-nginx soak deb image image-check e2e clean
+.PHONY: help build arm demo docs test vet staticcheck fmt-check test-race test-verdict verdict-table test-fuzz test-arm test-image bench bench-nginx soak deb image image-check e2e e2e-pi clean
 
 # The package version: Debian's rules (it starts with a digit), from the
 # newest v* tag, else 0.0 with the commit: 0.0~git20261201.fae91cf.
-DEBVERSION ?= $(shell bash scripts/debversion.sh)
+# Once per make: a commit made while make deb and make image run must not
+# name two different packages.
+ifndef DEBVERSION
+DEBVERSION := $(shell bash scripts/debversion.sh)
+endif
 # make image: which Pi (arm64: Pi 3, 4, 5 on a 64-bit OS; armhf: every Pi on
 # a 32-bit OS), from which downloaded Raspberry Pi OS Lite image, to which file.
 ARCH   ?= arm64
@@ -105,6 +109,9 @@ e2e: build deb ## lintian, the amd64 package into a Debian root, then boot a sta
 	lintian --fail-on error,warning dist/canaryd_$(DEBVERSION)_*.deb
 	bash scripts/deb-test.sh dist/canaryd_$(DEBVERSION)_amd64.deb
 	bash scripts/e2e.sh
+
+e2e-pi: build arm ## the image from make image as an SD card on QEMU's raspi3b, the real GPIO driver checked from the host through the SoC's registers; the ARMv6 build on raspi0; results in e2e-out/pi/ and e2e-out/pi0/
+	bash scripts/e2e-pi.sh
 
 bench: ## benchmarks of the appliance packages
 	$(GO) test -run '^$$' -bench . -benchmem ./appliance/... ./gpio/...

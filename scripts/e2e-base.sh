@@ -21,9 +21,10 @@ out=${1:?usage: scripts/e2e-base.sh OUT.img}
 # The guest's packages. Raspberry Pi OS Lite has many more; these are what the
 # boot test needs: systemd as init, udev for the disks by label, a kernel with
 # an initramfs, networkd (in systemd) for hostfwd, curl for the guest's checks,
-# dosfstools for the FAT partition's fsck at boot.
+# dosfstools for the FAT partition's fsck at boot, gpiod for gpioinfo (make
+# e2e-pi: who holds which line of the Pi's GPIO chip).
 PACKAGES=(systemd systemd-sysv udev linux-image-arm64 initramfs-tools kmod
-	e2fsprogs dosfstools iproute2 curl ca-certificates)
+	e2fsprogs dosfstools iproute2 curl ca-certificates gpiod)
 SUITE=bookworm
 MIRROR=${E2E_MIRROR:-}
 BOOT_MIB=256 # Raspberry Pi OS has 512; FAT32 with 2 KiB clusters is still > 65525 clusters
@@ -138,8 +139,14 @@ else
 	gzip -9n <"$kernel" >"$work/kernel8.img"
 fi
 cp "$initrd" "$work/initramfs8"
+# The Pis' device trees beside the kernel, as the firmware finds them (make
+# e2e-pi boots QEMU's raspi3b with the Pi 3 B's).
+shopt -s nullglob
+dtbs=("$root/usr/lib/linux-image-${kernel##*/vmlinuz-}"/broadcom/bcm{2837,2711}-rpi-*.dtb)
+shopt -u nullglob
+((${#dtbs[@]})) || die "no Raspberry Pi device trees (broadcom/bcm2837-rpi-*.dtb) in the chroot's kernel package"
 export MTOOLS_SKIP_CHECK=1
-mcopy -i "$fat" "$work/kernel8.img" "$work/initramfs8" "$here"/e2e/bootfs/* ::/
+mcopy -i "$fat" "$work/kernel8.img" "$work/initramfs8" "${dtbs[@]}" "$here"/e2e/bootfs/* ::/
 mdir -i "$fat" -b :: | sed 's/^/e2e-base:   bootfs /'
 stage "bootfs: $(basename "$kernel") ($(du -h "$work/kernel8.img" | cut -f1) gzipped), $(basename "$initrd") ($(du -h "$initrd" | cut -f1))"
 

@@ -133,6 +133,12 @@ func (m *Monitor) Registers(base uint64) (Registers, error) {
 	return r, nil
 }
 
+// Cont lets a guest started with -S, or paused, run.
+func (m *Monitor) Cont() error {
+	_, err := m.execute("cont", nil)
+	return err
+}
+
 // Stub writes physical memory through QEMU's gdbstub (-gdb
 // unix:PATH,server=on,wait=off). Connecting pauses the guest; each write
 // happens with the guest paused and lets it run again.

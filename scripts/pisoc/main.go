@@ -8,6 +8,7 @@
 //	pisoc -qmp SOCK held [-for 120s]         until the LED lines are outputs
 //	pisoc -gdb SOCK level GPIO23 high|low    drives a line as a wire would
 //	pisoc -gdb SOCK press 800ms              the button down that long, then up
+//	pisoc -qmp SOCK cont                     lets a QEMU started with -S run
 //
 // Exit status 0, 1 when the panel did not show what was asked in time, 2
 // for a usage error.
@@ -46,6 +47,8 @@ func main() {
 		err = read(*qmp, *base, w, cmd, args)
 	case "level", "press":
 		err = drive(*gdb, *base, w, cmd, args)
+	case "cont":
+		err = cont(*qmp)
 	default:
 		err = usage("unknown command %q", cmd)
 	}
@@ -140,6 +143,18 @@ func read(sock string, base uint64, w pisoc.Wiring, cmd string, args []string) e
 			}
 		}
 	}
+}
+
+func cont(sock string) error {
+	if sock == "" {
+		return usage("cont needs -qmp")
+	}
+	m, err := pisoc.DialMonitor("unix", sock)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	return m.Cont()
 }
 
 func emit(r pisoc.Reading) error {
