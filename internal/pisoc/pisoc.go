@@ -62,14 +62,14 @@ type Line struct {
 // lights: the line drives it high.
 func (l Line) Lit() bool { return l.Function == Output && l.Level == 1 }
 
-// Registers are the function selects of GPIO0 to GPIO29 and the levels of
-// GPIO0 to GPIO31, read at one moment.
+// Registers are the function selects of GPIO0 to GPIO39 and the levels of
+// GPIO0 to GPIO31 (the header's lines are 0 to 27), read at one moment.
 type Registers struct {
-	FSel  [3]uint32
+	FSel  [4]uint32
 	Level uint32
 }
 
-// Line decodes GPIO n (0 to 29).
+// Line decodes GPIO n (0 to 31).
 func (r Registers) Line(n int) Line {
 	fsel := r.FSel[n/10] >> (3 * (n % 10)) & 7
 	return Line{Function: function(fsel), Level: int(r.Level >> n & 1)}
@@ -207,4 +207,6 @@ func median(xs []float64) float64 {
 }
 
 // ms is d in milliseconds, to a tenth: the sampling is no finer.
-func ms(d time.Duration) float64 { return float64(d.Round(100*time.Microsecond)) / float64(time.Millisecond) }
+func ms(d time.Duration) float64 {
+	return float64(d.Round(100*time.Microsecond)) / float64(time.Millisecond)
+}

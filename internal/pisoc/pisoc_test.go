@@ -23,7 +23,8 @@ func TestALitLEDIsAnOutputDrivenHigh(t *testing.T) {
 	fsel(&r, 22, 1)
 	fsel(&r, 27, 0) // released to an input, its last level kept by QEMU
 	fsel(&r, 14, 4) // TXD0
-	r.Level = 1<<17 | 1<<27 | 1<<23
+	fsel(&r, 31, 1)
+	r.Level = 1<<17 | 1<<27 | 1<<23 | 1<<31
 	for _, c := range []struct {
 		n    int
 		want Line
@@ -34,6 +35,7 @@ func TestALitLEDIsAnOutputDrivenHigh(t *testing.T) {
 		{27, Line{Input, 1}, false},
 		{14, Line{"alt0", 0}, false},
 		{23, Line{Input, 1}, false},
+		{31, Line{Output, 1}, true},
 	} {
 		got := r.Line(c.n)
 		if got != c.want || got.Lit() != c.lit {

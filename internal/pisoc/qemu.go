@@ -117,10 +117,10 @@ func (m *Monitor) Words(addr uint64, n int) ([]uint32, error) {
 	return words, nil
 }
 
-// Registers reads GPFSEL0-2 and GPLEV0 of the GPIO block at base.
+// Registers reads GPFSEL0-3 and GPLEV0 of the GPIO block at base.
 func (m *Monitor) Registers(base uint64) (Registers, error) {
 	var r Registers
-	fsel, err := m.Words(base+gpfsel0, 3)
+	fsel, err := m.Words(base+gpfsel0, len(r.FSel))
 	if err != nil {
 		return r, err
 	}
@@ -140,8 +140,8 @@ func (m *Monitor) Cont() error {
 }
 
 // Stub writes physical memory through QEMU's gdbstub (-gdb
-// unix:PATH,server=on,wait=off). Connecting pauses the guest; each write
-// happens with the guest paused and lets it run again.
+// unix:PATH,server=on,wait=off). Connecting pauses the guest; writes leave
+// it paused until Resume or Close lets it run.
 type Stub struct {
 	conn net.Conn
 	in   *bufio.Reader
