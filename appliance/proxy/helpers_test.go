@@ -94,6 +94,12 @@ func startProxyPolicy(t testing.TB, opts proxy.Options, pol config.CanaryPolicy,
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 
+	// The config's default window: a zero one is a single 100 ms bucket,
+	// which a request can leave before the test reads it (on a slow
+	// machine, or a bucket's end falling between the two).
+	if pol.Window == 0 {
+		pol.Window = 30 * time.Second
+	}
 	cfg := &config.Config{Upstreams: ups, Canary: pol}
 	mode := state.Canary
 	if !cfg.HasCanary() {

@@ -9,9 +9,8 @@ import (
 	"strings"
 	"syscall"
 
+	"periph.io/x/conn/v3/driver/driverreg"
 	"periph.io/x/conn/v3/gpio"
-	"periph.io/x/conn/v3/gpio/gpioreg"
-	"periph.io/x/host/v3"
 	"periph.io/x/host/v3/gpioioctl"
 )
 
@@ -32,10 +31,11 @@ func HasChip() bool {
 // and the pin: the line may be missing (ErrNotFound) or held by another
 // program.
 func Open(w Wiring, opts Options) (*Front, error) {
-	// host.Init loads every driver periph has and reports the ones that
-	// failed in its state, not as an error: on a Pi 5, and without root,
-	// the memory-mapped bcm283x driver fails, and only the lines matter.
-	state, err := host.Init()
+	// Only the character device's driver is registered (this package
+	// imports gpioioctl, not periph's host, which brings every board's
+	// drivers): on an ARM Pi run as root those map /dev/mem and probe the
+	// SoC's DMA, clock and PWM blocks, none of which the panel needs.
+	state, err := driverreg.Init()
 	if err != nil {
 		return nil, fmt.Errorf("gpio: %w", err)
 	}
@@ -69,11 +69,8 @@ func Open(w Wiring, opts Options) (*Front, error) {
 	return newFront(pins, w, opts, "periph", false)
 }
 
-// line finds a header pin's GPIO line, preferring the character device's
-// lines over the memory-mapped bcm283x driver's pins that gpioreg may hold
-// under the same name: those bypass the kernel, so a busy pin goes
-// unnoticed, and on a Pi 5 they would map the wrong chip. No chip number
-// is assumed: periph orders the chips with the SoC's pinctrl-* bank first,
+// line finds a header pin's GPIO line on the character device's chips. No
+// chip number is assumed: periph orders the chips with the SoC's pinctrl-* bank first,
 // and a line is looked up by its name.
 func line(key, name string) (gpio.PinIO, error) {
 	for _, chip := range gpioioctl.Chips {
@@ -96,10 +93,6 @@ func line(key, name string) (gpio.PinIO, error) {
 				}
 			}
 		}
-	}
-	// Not a Pi, but a board another periph driver knows.
-	if p := gpioreg.ByName(name); p != nil {
-		return p, nil
 	}
 	why := "is this a Raspberry Pi? -gpio sim simulates the panel"
 	if reason := chipTrouble(); reason != "" {
