@@ -66,15 +66,10 @@ raspi1ap) dtb_name=bcm2835-rpi-a-plus.dtb ;;
 *) echo "e2e-pi0: E2E_PI0_MACHINE=$machine: want raspi0 or raspi1ap" >&2; exit 2 ;;
 esac
 
-t0=$(date +%s)
-tl=$t0
-stage() {
-	local now
-	now=$(date +%s)
-	printf '::: e2e-pi0: %s (+%ss, %ss total)\n' "$1" $((now - tl)) $((now - t0))
-	tl=$now
-}
-note() { echo "e2e-pi0: $*"; }
+E2E_NAME=e2e-pi0
+# stage, note and need_tools; the cleanup and fail below are this script's.
+# shellcheck source=scripts/e2e/lib.sh
+. scripts/e2e/lib.sh
 
 qemu_pid=
 reader_pid=
@@ -100,6 +95,18 @@ booted=
 fail() {
 	echo "e2e-pi0: FAIL: $*" >&2
 	echo "FAIL: $*" >"$outdir/FAILED.txt"
+	# Where the emulated CPU is, whether the guest answers or not.
+	if [[ -n $qemu_pid && -x $work/pisoc ]] && kill -0 "$qemu_pid" 2>/dev/null; then
+		for c in "info status" "info registers" "x /8i \$pc" "info irq" "info pic"; do
+			echo "== $c"
+			timeout 10 "$work/pisoc" -qmp "$work/qmp.sock" hmp "$c" 2>&1
+		done >"$outdir/qemu-state.txt"
+		sleep 1
+		{
+			echo "== info registers, a second later"
+			timeout 10 "$work/pisoc" -qmp "$work/qmp.sock" hmp "info registers" 2>&1
+		} >>"$outdir/qemu-state.txt"
+	fi
 	# canaryd's own log, if the guest still answers.
 	if [[ -n $booted ]] && kill -0 "$qemu_pid" 2>/dev/null; then
 		run 20 "cat /var/log/canaryd.log" >"$work/canaryd.log" 2>/dev/null && mv "$work/canaryd.log" "$outdir/canaryd.log"
@@ -115,15 +122,7 @@ fail() {
 
 # ---------------------------------------------------------------- tools
 [[ $(id -u) == 0 ]] || { echo "e2e-pi0: run as root (apt-get download into $cache_root)" >&2; exit 1; }
-need=()
-for t in qemu-system-arm:qemu-system-arm cpio:cpio jq:jq gzip:gzip dpkg-deb:dpkg; do
-	command -v "${t%%:*}" >/dev/null || need+=("${t#*:}")
-done
-if ((${#need[@]})); then
-	note "installing ${need[*]}"
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+need_tools qemu-system-arm:qemu-system-arm cpio:cpio jq:jq gzip:gzip dpkg-deb:dpkg
 mkdir -p "$outdir" "$cache_root"
 rm -f "$outdir"/*.json "$outdir"/*.txt "$outdir"/*.log # ours only: e2e-out's other results stay
 work=$(mktemp -d /var/tmp/canary-e2e-pi0.XXXXXX)

@@ -88,17 +88,25 @@ func (m *Monitor) execute(cmd string, args any) (json.RawMessage, error) {
 // xpWord is one word of the monitor's "xp /Nwx ADDR" output.
 var xpWord = regexp.MustCompile(`0x([0-9a-fA-F]{8})\b`)
 
-// Words reads n 32-bit words of physical memory at addr.
-func (m *Monitor) Words(addr uint64, n int) ([]uint32, error) {
-	ret, err := m.execute("human-monitor-command", map[string]string{
-		"command-line": fmt.Sprintf("xp /%dwx %#x", n, addr),
-	})
+// HMP runs a human monitor command ("info registers") and returns its
+// output.
+func (m *Monitor) HMP(command string) (string, error) {
+	ret, err := m.execute("human-monitor-command", map[string]string{"command-line": command})
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	var text string
 	if err := json.Unmarshal(ret, &text); err != nil {
-		return nil, fmt.Errorf("xp %#x: %w", addr, err)
+		return "", fmt.Errorf("%s: %w", command, err)
+	}
+	return text, nil
+}
+
+// Words reads n 32-bit words of physical memory at addr.
+func (m *Monitor) Words(addr uint64, n int) ([]uint32, error) {
+	text, err := m.HMP(fmt.Sprintf("xp /%dwx %#x", n, addr))
+	if err != nil {
+		return nil, err
 	}
 	var words []uint32
 	for _, line := range strings.Split(text, "\n") {

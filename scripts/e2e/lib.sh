@@ -1,5 +1,5 @@
 # scripts/e2e/lib.sh: what make e2e (scripts/e2e.sh) and make e2e-pi
-# (scripts/e2e-pi.sh) share, sourced by both: progress lines, the base image
+# (scripts/e2e-pi.sh; scripts/e2e-pi0.sh takes stage and need_tools) share: progress lines, the base image
 # and make image on it, the test units added with debugfs, and the QEMU guest
 # with its command channel to canary-e2e (scripts/e2e/guest).
 #
@@ -50,13 +50,10 @@ fail() {
 	exit 1
 }
 
-# e2e_init: root, the tools, a fresh $outdir and a work directory.
-e2e_init() {
-	[[ $(id -u) == 0 ]] || { echo "$E2E_NAME: run as root (the base image is built in a chroot under qemu-user)" >&2; exit 1; }
+# need_tools COMMAND:PACKAGE...: installs the packages of the commands missing.
+need_tools() {
 	local need=() t
-	for t in qemu-system-aarch64:qemu-system-arm mcopy:mtools sfdisk:fdisk debugfs:e2fsprogs \
-		curl:curl jq:jq mmdebstrap:mmdebstrap qemu-aarch64-static:qemu-user-static \
-		mkfs.vfat:dosfstools arch-test:arch-test xz:xz-utils; do
+	for t in "$@"; do
 		command -v "${t%%:*}" >/dev/null || need+=("${t#*:}")
 	done
 	if ((${#need[@]})); then
@@ -64,6 +61,14 @@ e2e_init() {
 		apt-get update -qq
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 	fi
+}
+
+# e2e_init: root, the tools, a fresh $outdir and a work directory.
+e2e_init() {
+	[[ $(id -u) == 0 ]] || { echo "$E2E_NAME: run as root (the base image is built in a chroot under qemu-user)" >&2; exit 1; }
+	need_tools qemu-system-aarch64:qemu-system-arm mcopy:mtools sfdisk:fdisk debugfs:e2fsprogs \
+		curl:curl jq:jq mmdebstrap:mmdebstrap qemu-aarch64-static:qemu-user-static \
+		mkfs.vfat:dosfstools arch-test:arch-test xz:xz-utils
 	export MTOOLS_SKIP_CHECK=1
 	rm -rf "$outdir"
 	mkdir -p "$outdir"

@@ -9,6 +9,7 @@
 //	pisoc -gdb SOCK level GPIO23 high|low    drives a line as a wire would
 //	pisoc -gdb SOCK press 800ms              the button down that long, then up
 //	pisoc -qmp SOCK cont                     lets a QEMU started with -S run
+//	pisoc -qmp SOCK hmp COMMAND...           a human monitor command's output
 //
 // Exit status 0, 1 when the panel did not show what was asked in time, 2
 // for a usage error.
@@ -47,8 +48,8 @@ func main() {
 		err = read(*qmp, *base, w, cmd, args)
 	case "level", "press":
 		err = drive(*gdb, *base, w, cmd, args)
-	case "cont":
-		err = cont(*qmp)
+	case "cont", "hmp":
+		err = monitor(*qmp, cmd, args)
 	default:
 		err = usage("unknown command %q", cmd)
 	}
@@ -145,16 +146,24 @@ func read(sock string, base uint64, w pisoc.Wiring, cmd string, args []string) e
 	}
 }
 
-func cont(sock string) error {
+func monitor(sock, cmd string, args []string) error {
 	if sock == "" {
-		return usage("cont needs -qmp")
+		return usage("%s needs -qmp", cmd)
+	}
+	if cmd == "hmp" && len(args) == 0 {
+		return usage("hmp COMMAND")
 	}
 	m, err := pisoc.DialMonitor("unix", sock)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	return m.Cont()
+	if cmd == "cont" {
+		return m.Cont()
+	}
+	out, err := m.HMP(strings.Join(args, " "))
+	fmt.Print(out)
+	return err
 }
 
 func emit(r pisoc.Reading) error {
