@@ -12,7 +12,7 @@
 #           status JSON while serving; taps shorter than the debounce do
 #           nothing; a press of 0.8 s rolls back (cause button, an incident
 #           written), red blinking at the measured period; a 4.5 s press
-#           resumes; another press rolls back for the reboot.
+#           resumes; a press of 0.5 s rolls back for the reboot.
 #   boot 2: the latch is on the panel at boot, before the first request;
 #           then resumed, a bad verdict (v2's backend stopped: red), promoted
 #           (dark), a bad config (status blinks green) and canaryd stopped
@@ -109,7 +109,7 @@ traffic() { guest "for i in \$(seq $1); do curl -fsS -o /dev/null -m 10 http://1
 
 # ---------------------------------------------------------------- boot 1
 boot_pi 1
-held=$(pisoc held -for "${boot_timeout}s") || fail "boot 1: canaryd did not take the LED lines within ${boot_timeout}s"
+pisoc held -for "${boot_timeout}s" >"$outdir/panel-held.json" || fail "boot 1: canaryd did not take the LED lines within ${boot_timeout}s"
 stage "boot 1: the LED lines are outputs (canaryd holds them)"
 wait_reply ready "$boot_timeout" || fail "boot 1: the guest's report unit did not say ready"
 ready=1
@@ -173,12 +173,12 @@ state_is canary "a press of 4.5 s"
 panel_is resumed green green
 stage "boot 1: a press of 4.5 s resumed"
 
-pisoc press 800ms >/dev/null || fail "the press through the gdbstub"
+pisoc press 500ms >/dev/null || fail "the press through the gdbstub"
 sleep 1
-state_is rolled_back "the second press of 0.8 s"
+state_is rolled_back "a press of 0.5 s"
 finish_boot 1
 mv "$outdir/guest" "$outdir/guest-boot1"
-stage "boot 1: rolled back again for the reboot, guest powered off"
+stage "boot 1: a press of 0.5 s rolled back again, for the reboot; guest powered off"
 
 # ---------------------------------------------------------------- boot 2
 boot_pi 2
@@ -226,8 +226,6 @@ for f in journal-verbose.txt systemctl-status.txt incidents.json; do
 done
 grep -q '^    CAUSE=button' "$outdir/journal-verbose.txt" || fail "journal-verbose.txt: no rollback with CAUSE=button"
 grep -q '^    BUTTON_SEEN=poll' "$outdir/journal-verbose.txt" || fail "journal-verbose.txt: no press seen by polling (BUTTON_SEEN=poll)"
-! grep -q '^    BUTTON_SEEN=edge' "$outdir/journal-verbose.txt" || note "the emulated Pi raised an edge event"
-grep -q '^    GPIO=periph\|^    MESSAGE=.*periph' "$outdir/journal-verbose.txt" || note "the journal does not name the periph panel"
 cp "$work"/console-boot*.log "$outdir/"
 stage "report: e2e-out/pi/ has gpioinfo.txt, the panel per state, journal-verbose.txt, systemctl-status.txt, the consoles"
 
