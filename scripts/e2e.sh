@@ -27,7 +27,7 @@ E2E_NAME=e2e
 # shellcheck source=scripts/e2e/lib.sh
 . scripts/e2e/lib.sh
 
-e2e_init
+e2e_init pi pi0 # make e2e-pi's results stay
 e2e_image
 
 # ---------------------------------------------------------------- QEMU

@@ -63,15 +63,19 @@ need_tools() {
 	fi
 }
 
-# e2e_init: root, the tools, a fresh $outdir and a work directory.
+# e2e_init [KEEP...]: root, the tools, a fresh $outdir (but for the entries
+# KEEP in it) and a work directory.
 e2e_init() {
 	[[ $(id -u) == 0 ]] || { echo "$E2E_NAME: run as root (the base image is built in a chroot under qemu-user)" >&2; exit 1; }
 	need_tools qemu-system-aarch64:qemu-system-arm mcopy:mtools sfdisk:fdisk debugfs:e2fsprogs \
 		curl:curl jq:jq mmdebstrap:mmdebstrap qemu-aarch64-static:qemu-user-static \
 		mkfs.vfat:dosfstools arch-test:arch-test xz:xz-utils
 	export MTOOLS_SKIP_CHECK=1
-	rm -rf "$outdir"
+	# A fresh $outdir, but for the other tests' results in it (KEEP).
+	local keep=() k
+	for k in "$@"; do keep+=(! -name "$k"); done
 	mkdir -p "$outdir"
+	find "$outdir" -mindepth 1 -maxdepth 1 "${keep[@]}" -exec rm -rf {} +
 	work=$(mktemp -d /var/tmp/canary-e2e.XXXXXX)
 	trap cleanup EXIT
 	stage "tools; work dir $work, results in $outdir"
