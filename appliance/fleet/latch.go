@@ -1,0 +1,179 @@
+// Package fleet shares one release's rollback latch among the canary-pis
+// that serve it, in a NATS JetStream key-value bucket: a button pressed on
+// any of them stops the release on all.
+//
+// The rule that keeps a partition from undoing a rollback: rollbacks are an
+// add-wins set. Each rollback (a button, canaryctl, the verdict; on any
+// member) adds a key of its own, rollback.MEMBER.ID. A resume removes
+// exactly the rollback keys it observed, each at the revision it observed.
+// A rollback the resume did not see, because it was made at the same moment
+// or by a member cut off from the bucket that publishes it when it is back,
+// survives the resume: the release is rolled back while any rollback key is
+// live. A member that comes back publishes its own rollbacks only if the
+// bucket never had them; one a resume saw and removed stays removed.
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Rollback is one rollback, as it is kept in the bucket.
+type Rollback struct {
+	Member string    `json:"member"`
+	ID     string    `json:"id"`
+	Cause  string    `json:"cause"` // button | command | auto | api
+	At     time.Time `json:"at"`
+}
+
+func (r Rollback) key() string { return "rollback." + r.Member + "." + r.ID }
+
+// Latch is a member's handle on the release's shared latch.
+type Latch struct {
+	kv     jetstream.KeyValue
+	member string
+}
+
+// Bucket names the release's bucket: one per release, so that members with
+// the same release share it.
+func Bucket(release string) string { return "canary-pi-" + release }
+
+// Open binds the release's bucket, creating it (with replicas copies, as
+// the NATS cluster can hold) if it does not exist yet.
+func Open(ctx context.Context, js jetstream.JetStream, release, member string, replicas int) (*Latch, error) {
+	if !validToken(member) || !validToken(release) {
+		return nil, fmt.Errorf("fleet: %q / %q: a member's name and a release are letters, digits, - and _", member, release)
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      Bucket(release),
+		Description: "canary-pi release " + release + ": its rollback latch",
+		History:     1,
+		Replicas:    max(replicas, 1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fleet: bucket %s: %w", Bucket(release), err)
+	}
+	return &Latch{kv: kv, member: member}, nil
+}
+
+// validToken reports whether s can be one token of a subject: NATS keys are
+// dot-separated, so a name with a dot would read as two.
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Add publishes this member's rollback. The caller has rolled back locally
+// already: Add is how the others hear of it, never a condition for it.
+func (l *Latch) Add(ctx context.Context, r Rollback) error {
+	r.Member = l.member
+	if !validToken(r.ID) {
+		return fmt.Errorf("fleet: rollback id %q: letters, digits, - and _", r.ID)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if _, err := l.kv.Put(ctx, r.key(), b); err != nil {
+		return fmt.Errorf("fleet: publishing rollback %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// Republish publishes this member's rollbacks made while it was cut off,
+// except those the bucket has had already: a rollback a resume saw and
+// removed is not brought back. It returns how many it published.
+func (l *Latch) Republish(ctx context.Context, mine []Rollback) (int, error) {
+	n := 0
+	for _, r := range mine {
+		r.Member = l.member
+		_, err := l.kv.History(ctx, r.key())
+		switch {
+		case err == nil: // there, or there and removed by a resume
+			continue
+		case !errors.Is(err, jetstream.ErrKeyNotFound):
+			return n, fmt.Errorf("fleet: history of rollback %s: %w", r.ID, err)
+		}
+		if err := l.Add(ctx, r); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// Live are the rollbacks in the bucket now, each with the revision a resume
+// removes it at.
+func (l *Latch) Live(ctx context.Context) (map[uint64]Rollback, error) {
+	keys, err := l.kv.ListKeysFiltered(ctx, "rollback.>")
+	if err != nil {
+		return nil, fmt.Errorf("fleet: listing rollbacks: %w", err)
+	}
+	live := map[uint64]Rollback{}
+	for k := range keys.Keys() {
+		e, err := l.kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			continue // removed since it was listed
+		}
+		if err != nil {
+			return nil, fmt.Errorf("fleet: rollback %s: %w", k, err)
+		}
+		var r Rollback
+		if err := json.Unmarshal(e.Value(), &r); err != nil || r.key() != k {
+			r = Rollback{Member: memberOf(k), ID: k[strings.LastIndexByte(k, '.')+1:]}
+		}
+		live[e.Revision()] = r
+	}
+	return live, nil
+}
+
+func memberOf(key string) string {
+	parts := strings.Split(key, ".")
+	if len(parts) == 3 {
+		return parts[1]
+	}
+	return ""
+}
+
+// RolledBack reports whether any rollback is live.
+func (l *Latch) RolledBack(ctx context.Context) (bool, error) {
+	live, err := l.Live(ctx)
+	return len(live) > 0, err
+}
+
+// Resume removes the rollbacks it observes, each at the revision observed;
+// a rollback added meanwhile stays. It returns the ones it removed.
+func (l *Latch) Resume(ctx context.Context) ([]Rollback, error) {
+	live, err := l.Live(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var removed []Rollback
+	for rev, r := range live {
+		err := l.kv.Delete(ctx, r.key(), jetstream.LastRevision(rev))
+		var apiErr *jetstream.APIError
+		switch {
+		case err == nil:
+			removed = append(removed, r)
+		case errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence:
+			// Put again since it was observed: a rollback this resume did
+			// not see, which stays.
+		default:
+			return removed, fmt.Errorf("fleet: removing rollback %s: %w", r.ID, err)
+		}
+	}
+	return removed, nil
+}

@@ -1,0 +1,226 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// natsServer runs Debian's nats-server with JetStream on a loopback port
+// for the test, and returns its URL.
+func natsServer(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("nats-server")
+	if err != nil {
+		if os.Getenv("CANARYPI_REQUIRE_NATS") != "" {
+			t.Fatal("nats-server is not installed (apt-get install nats-server)")
+		}
+		t.Skip("nats-server is not installed")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", t.TempDir())
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		nc, err := nats.Connect(url)
+		if err == nil {
+			nc.Close()
+			return url
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nats-server on %s did not answer: %v", url, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// member opens the release's latch as member name, on its own connection.
+func member(t *testing.T, url, name string) *Latch {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.Name(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l, err := Open(ctx, js, "shop", name, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func rolledBack(t *testing.T, l *Latch) bool {
+	t.Helper()
+	b, err := l.RolledBack(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestARollbackOnOneMemberIsSeenByAllAndAResumeEndsIt(t *testing.T) {
+	url := natsServer(t)
+	a, b, c := member(t, url, "a"), member(t, url, "b"), member(t, url, "c")
+	if rolledBack(t, b) {
+		t.Fatal("a new release is rolled back")
+	}
+	if err := a.Add(ctx(t), Rollback{ID: "1", Cause: "button", At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*Latch{a, b, c} {
+		if !rolledBack(t, m) {
+			t.Errorf("member %s does not see a's rollback", m.member)
+		}
+	}
+	removed, err := c.Resume(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || removed[0].Member != "a" || removed[0].Cause != "button" {
+		t.Errorf("the resume removed %+v, want a's button rollback", removed)
+	}
+	for _, m := range []*Latch{a, b, c} {
+		if rolledBack(t, m) {
+			t.Errorf("member %s is still rolled back after the resume", m.member)
+		}
+	}
+}
+
+// The rule of the package doc, raced: a rollback and a resume at the same
+// moment on two members. Whatever the order the server saw them in, a
+// rollback the resume did not observe is live afterwards, and one it did
+// observe is gone.
+func TestARollbackRacingAResumeSurvivesUnlessTheResumeSawIt(t *testing.T) {
+	url := natsServer(t)
+	a, b := member(t, url, "a"), member(t, url, "b")
+	survived, removedByResume := 0, 0
+	for i := range 60 {
+		// An older rollback both members know, which the resume removes.
+		if err := b.Add(ctx(t), Rollback{ID: fmt.Sprintf("old%d", i), Cause: "command"}); err != nil {
+			t.Fatal(err)
+		}
+		id := fmt.Sprintf("r%d", i)
+		var wg sync.WaitGroup
+		var removed []Rollback
+		var addErr, resumeErr error
+		wg.Add(2)
+		go func() { defer wg.Done(); addErr = a.Add(ctx(t), Rollback{ID: id, Cause: "button"}) }()
+		go func() { defer wg.Done(); removed, resumeErr = b.Resume(ctx(t)) }()
+		wg.Wait()
+		if addErr != nil || resumeErr != nil {
+			t.Fatal(addErr, resumeErr)
+		}
+		saw := false
+		for _, r := range removed {
+			saw = saw || (r.Member == "a" && r.ID == id)
+		}
+		live, err := a.Live(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		isLive := false
+		for _, r := range live {
+			isLive = isLive || (r.Member == "a" && r.ID == id)
+			if r.ID == fmt.Sprintf("old%d", i) {
+				t.Fatalf("round %d: the rollback both knew survived the resume", i)
+			}
+		}
+		if saw == isLive {
+			t.Fatalf("round %d: the resume saw a's rollback: %v; it is live: %v", i, saw, isLive)
+		}
+		if isLive {
+			survived++
+			if _, err := b.Resume(ctx(t)); err != nil { // a person resumes again, having seen it
+				t.Fatal(err)
+			}
+		} else {
+			removedByResume++
+		}
+	}
+	t.Logf("60 races: the rollback survived %d times (the resume had not seen it), was removed %d times", survived, removedByResume)
+}
+
+// A member cut off from the bucket rolls back on its own; meanwhile a
+// resume elsewhere ends the rollbacks it can see. Back, the member
+// publishes its rollback and the release is rolled back everywhere; one of
+// its rollbacks a resume had seen and removed is not brought back.
+func TestAMemberBackFromAPartitionBringsItsRollbackButNotOneAResumeSaw(t *testing.T) {
+	url := natsServer(t)
+	a, b := member(t, url, "a"), member(t, url, "b")
+	seen := Rollback{ID: "seen", Cause: "button"}
+	if err := a.Add(ctx(t), seen); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Resume(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	// Cut off: a's second rollback is only in its own state dir.
+	offline := Rollback{ID: "offline", Cause: "button"}
+	if _, err := b.Resume(ctx(t)); err != nil { // the resume elsewhere sees nothing of it
+		t.Fatal(err)
+	}
+	if rolledBack(t, b) {
+		t.Fatal("rolled back before a came back")
+	}
+	n, err := a.Republish(ctx(t), []Rollback{seen, offline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("republished %d rollbacks, want 1 (the one the bucket never had)", n)
+	}
+	live, err := b.Live(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(live) != 1 {
+		t.Fatalf("live rollbacks %+v, want only a's offline one", live)
+	}
+	for _, r := range live {
+		if r.ID != "offline" || r.Member != "a" {
+			t.Errorf("live rollback %+v, want a's offline one", r)
+		}
+	}
+}
+
+func TestANameWithADotIsRefused(t *testing.T) {
+	for _, n := range []string{"shop.1", "", "a b", "pi>"} {
+		if validToken(n) {
+			t.Errorf("%q accepted as a member's name", n)
+		}
+	}
+	if !validToken("pi-3_b") {
+		t.Error("pi-3_b refused")
+	}
+}
