@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -383,6 +384,32 @@ func isHeaderPin(name string) bool {
 
 // checkHostPort checks a listen address; the error completes a sentence that
 // starts with the address.
+func checkFleet(f *Fleet, t *table, dir string) {
+	f.Credentials = resolve(dir, f.Credentials)
+	f.TokenFile = resolve(dir, f.TokenFile)
+	f.CAFile = resolve(dir, f.CAFile)
+	for _, s := range f.Servers {
+		u, err := url.Parse(s)
+		if err != nil || u.Host == "" || !slices.Contains([]string{"nats", "tls", "ws", "wss"}, u.Scheme) {
+			t.errs.add(t.at("servers"), `fleet.servers: %q is not a NATS URL (want e.g. "nats://hub.example:4222")`, s)
+			break
+		}
+	}
+	if f.Name != "" && !fleetToken.MatchString(f.Name) {
+		t.errs.add(t.at("name"), `fleet.name: %q: letters, digits, - and _ only (it is one token of a NATS subject)`, f.Name)
+	}
+	if !fleetToken.MatchString(f.Release) {
+		t.errs.add(t.at("release"), `fleet.release: %q: letters, digits, - and _ only (it names the release's bucket)`, f.Release)
+	}
+	if f.Credentials != "" && f.TokenFile != "" {
+		t.errs.add(t.at("token_file"), "fleet: credentials and token_file are two ways to log in to NATS: keep one")
+	}
+}
+
+// fleetToken is what a member's name and a release may be: one token of a
+// NATS subject, and a valid bucket name.
+var fleetToken = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
 func checkHostPort(addr string) error {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {

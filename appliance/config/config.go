@@ -28,6 +28,7 @@ type Config struct {
 	Journal   Journal
 	Incidents Incidents
 	GPIO      GPIO
+	Fleet     Fleet
 	// Files are the config files that were merged, in the order read.
 	Files []string
 	// Digest identifies the directory's content (file names and bytes):
@@ -143,6 +144,20 @@ type GPIO struct {
 	CanaryRed   string
 	Button      string
 }
+
+// Fleet is the [fleet] section: the members of a fleet share one release
+// (its latch) over NATS. No servers: no fleet, and nothing of it runs.
+type Fleet struct {
+	Servers     []string // NATS URLs
+	Name        string   // this member; "" is the host name
+	Release     string   // members with the same release share it
+	Credentials string   // a NATS .creds file
+	TokenFile   string   // a file holding a NATS token
+	CAFile      string   // roots for TLS to NATS
+}
+
+// Enabled reports whether the config joins a fleet.
+func (f Fleet) Enabled() bool { return len(f.Servers) > 0 }
 
 // Pos is a place in a config file, for error messages.
 type Pos struct {

@@ -122,6 +122,7 @@ func TestLoadReadsTheContractExample(t *testing.T) {
 		Journal:   Journal{Records: 100000, FileMaxBytes: 16 << 20},
 		Incidents: Incidents{Keep: 100, MaxBytes: 64 << 20},
 		GPIO:      GPIO{StatusLED: "GPIO22", CanaryGreen: "GPIO27", CanaryRed: "GPIO17", Button: "GPIO23"},
+		Fleet:     Fleet{Release: "canary-pi"},
 		Files:     []string{filepath.Join(dir, "canaryd.toml")},
 	}
 	want.Digest = got.Digest // TestDigestFollowsContent covers it
@@ -159,6 +160,7 @@ func TestLoadFillsDefaults(t *testing.T) {
 		Journal:   Journal{Records: 100000, FileMaxBytes: 16 << 20},
 		Incidents: Incidents{Keep: 100, MaxBytes: 64 << 20},
 		GPIO:      GPIO{StatusLED: "GPIO22", CanaryGreen: "GPIO27", CanaryRed: "GPIO17", Button: "GPIO23"},
+		Fleet:     Fleet{Release: "canary-pi"},
 		Files:     []string{filepath.Join(dir, "canaryd.toml")},
 	}
 	want.Digest = got.Digest // TestDigestFollowsContent covers it
@@ -760,6 +762,16 @@ func TestLoadErrors(t *testing.T) {
 			`a.toml:8: canary.sticky_cookie: "a;b" is not a valid cookie name`},
 		{"bad override header", map[string]string{"a.toml": listen + stable + "[canary]\noverride_header = \"X:C\"\n"},
 			`a.toml:8: canary.override_header: "X:C" is not a valid HTTP header name`},
+
+		// The fleet.
+		{"fleet server not a NATS URL", map[string]string{"a.toml": minimal, "fleet.toml": "[fleet]\nservers = [\"http://hub:4222\"]\n"},
+			`fleet.toml:2: fleet.servers: "http://hub:4222" is not a NATS URL (want e.g. "nats://hub.example:4222")`},
+		{"fleet name with a dot", map[string]string{"a.toml": minimal, "fleet.toml": "[fleet]\nservers = [\"nats://hub:4222\"]\nname = \"shop.1\"\n"},
+			`fleet.toml:3: fleet.name: "shop.1": letters, digits, - and _ only (it is one token of a NATS subject)`},
+		{"fleet release empty", map[string]string{"a.toml": minimal, "fleet.toml": "[fleet]\nrelease = \"\"\n"},
+			`fleet.toml:2: fleet.release: "": letters, digits, - and _ only (it names the release's bucket)`},
+		{"fleet with two logins", map[string]string{"a.toml": minimal, "fleet.toml": "[fleet]\ncredentials = \"a.creds\"\ntoken_file = \"nats.token\"\n"},
+			`fleet.toml:3: fleet: credentials and token_file are two ways to log in to NATS: keep one`},
 
 		// Pins.
 		{"pin off the header", map[string]string{"a.toml": minimal, "gpio.toml": "[gpio]\n\nbutton = \"GPIO99\"\n"},

@@ -82,6 +82,7 @@ func decode(m *merged, dir string, errs *errorList) *Config {
 	checkCanary(&c.Canary, m.section("canary"), c.Upstreams)
 	checkJournal(&c.Journal, m.section("journal"))
 	checkIncidents(&c.Incidents, m.section("incidents"))
+	checkFleet(&c.Fleet, m.section("fleet"), dir)
 	checkLoops(c, m.upstreams)
 
 	// Decoding read every key it knows, so whatever is left is a typo.

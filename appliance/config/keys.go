@@ -10,7 +10,7 @@ import (
 // made from Reference) all read this declaration, so adding a key means
 // adding it to keys and using its field.
 type keyDecl struct {
-	Section string // "proxy", "admin", "upstream", "canary", "journal", "incidents" or "gpio"
+	Section string // "proxy", "admin", "upstream", "canary", "journal", "incidents", "gpio" or "fleet"
 	Name    string // as written in a file
 	// Default is the value when no file sets the key, of the field's type;
 	// nil means the type's zero value, and the reference shows no default.
@@ -157,6 +157,19 @@ var keys = []keyDecl{
 		func(g *GPIO) any { return &g.CanaryRed }),
 	gpioKey("button", "GPIO23", restart, `the button, to ground, internal pull-up, active low: a press rolls back, a long press (3 s or more) resumes; "" means not wired`,
 		func(g *GPIO) any { return &g.Button }),
+
+	fleetKey("servers", nil, restart, `NATS URLs ("nats://hub.example:4222"); none: no fleet, no connection. Members with the same release share its rollback latch`,
+		func(f *Fleet) any { return &f.Servers }).example(`["nats://127.0.0.1:4222"]`),
+	fleetKey("name", "", restart, `this member's name in the fleet: letters, digits, - and _; "" is the host name`,
+		func(f *Fleet) any { return &f.Name }),
+	fleetKey("release", "canary-pi", restart, "the release this member serves: letters, digits, - and _",
+		func(f *Fleet) any { return &f.Release }),
+	fleetKey("credentials", "", restart, "a NATS .creds file (JWT and seed); a relative path is in the config directory",
+		func(f *Fleet) any { return &f.Credentials }),
+	fleetKey("token_file", "", restart, "a file holding a NATS token, instead of credentials; a relative path is in the config directory",
+		func(f *Fleet) any { return &f.TokenFile }),
+	fleetKey("ca_file", "", restart, "PEM roots for TLS to NATS (tls:// URLs); \"\" is the system's; a relative path is in the config directory",
+		func(f *Fleet) any { return &f.CAFile }),
 }
 
 // example sets k.Example.
@@ -195,6 +208,11 @@ func incidentsKey(name string, def any, live bool, doc string, f func(*Incidents
 		field: func(c *Config, _ int) any { return f(&c.Incidents) }}
 }
 
+func fleetKey(name string, def any, live bool, doc string, f func(*Fleet) any) keyDecl {
+	return keyDecl{Section: "fleet", Name: name, Default: def, Doc: doc, Live: live,
+		field: func(c *Config, _ int) any { return f(&c.Fleet) }}
+}
+
 func gpioKey(name string, def any, live bool, doc string, f func(*GPIO) any) keyDecl {
 	return keyDecl{Section: "gpio", Name: name, Default: def, Doc: doc, Live: live,
 		field: func(c *Config, _ int) any { return f(&c.GPIO) }}
@@ -209,6 +227,7 @@ var sectionDocs = map[string]string{
 	"journal":   "What the canary served, kept for the incident reports.",
 	"incidents": "The reports written at every rollback, in the state directory.",
 	"gpio":      "The front panel's pins, by BCM name (GPIO0 to GPIO27): two LEDs (one of them two-coloured) and a push button.",
+	"fleet":     "Many canary-pis sharing one release over NATS JetStream: a rollback on any member rolls back all. Without servers, none of it runs.",
 }
 
 // sections are the tables a config file may have, in the order of keys;
