@@ -20,6 +20,7 @@ import (
 
 	"github.com/canary-pi/canary-pi/appliance/admin"
 	"github.com/canary-pi/canary-pi/appliance/config"
+	"github.com/canary-pi/canary-pi/appliance/fleet"
 	"github.com/canary-pi/canary-pi/appliance/health"
 	"github.com/canary-pi/canary-pi/appliance/history"
 	"github.com/canary-pi/canary-pi/appliance/journal"
@@ -74,6 +75,7 @@ type Daemon struct {
 	notify  Notifier
 
 	release *release.Controller
+	fleet   *fleet.Member // nil without [fleet]
 	router  *route.Router
 	proxy   *proxy.Proxy
 	panel   panel.Panel
@@ -148,7 +150,14 @@ func New(opts Options) (*Daemon, error) {
 	if cfg.Journal.Records > 0 {
 		d.proxy.SetJournal(d.journal)
 	}
-	d.release = release.New(release.Deps{Router: d.router, Engine: d.proxy, Store: store, Lights: d.panel,
+	var st release.Store = store
+	if cfg.Fleet.Enabled() {
+		if d.fleet, err = fleet.NewMember(cfg.Fleet, d.log); err != nil {
+			return nil, err
+		}
+		st = d.fleet.Store(st)
+	}
+	d.release = release.New(release.Deps{Router: d.router, Engine: d.proxy, Store: st, Lights: d.panel,
 		Reports: d.reports, Marks: d.hist, Journal: d.journal, Log: d.log, ConfigDir: opts.ConfigDir}, latch)
 	d.apply(cfg)
 	if refusal := config.ImportRefusal(opts.ConfigDir); refusal != "" {
@@ -260,6 +269,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.notify.Ready()
 	background(func() { d.reportStatus(ctx) })
 	background(func() { d.release.Run(ctx) })
+	if d.fleet != nil {
+		background(func() {
+			if err := d.fleet.Run(ctx, d.release); err != nil {
+				d.log.Error("the fleet cannot be joined", "error", err.Error())
+			}
+		})
+	}
 	background(func() { d.jfile.Run(ctx, d.log) })
 	background(func() { d.recordHistory(ctx) })
 
@@ -365,8 +381,14 @@ func (d *Daemon) Rollback(ctx context.Context, cause state.Cause) error {
 	return d.release.Rollback(cause)
 }
 
-// Resume clears a rollback or a promotion, and else a pause.
-func (d *Daemon) Resume(ctx context.Context, cause state.Cause) error { return d.release.Resume(cause) }
+// Resume clears a rollback or a promotion, and else a pause; in a fleet,
+// for every member, and not at all while the fleet is out of reach.
+func (d *Daemon) Resume(ctx context.Context, cause state.Cause) error {
+	if d.fleet != nil {
+		return d.fleet.Resume(ctx, cause)
+	}
+	return d.release.Resume(cause)
+}
 
 // Promote sends every new request to the canary, latched.
 func (d *Daemon) Promote(ctx context.Context, cause state.Cause) error {

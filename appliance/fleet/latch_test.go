@@ -2,7 +2,9 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -11,6 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/canary-pi/canary-pi/appliance/config"
+	"github.com/canary-pi/canary-pi/appliance/release"
+	"github.com/canary-pi/canary-pi/appliance/state"
+	"github.com/canary-pi/canary-pi/internal/testkit"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -222,5 +228,84 @@ func TestANameWithADotIsRefused(t *testing.T) {
 	}
 	if !validToken("pi-3_b") {
 		t.Error("pi-3_b refused")
+	}
+}
+
+// fakeLocal is a member's own release: its latch, and the actions taken on
+// it, through the fleet's store as the controller saves it.
+type fakeLocal struct {
+	mu    sync.Mutex
+	store release.Store
+	mode  state.Mode
+	acts  []string
+}
+
+func (f *fakeLocal) set(mode state.Mode, cause state.Cause) error {
+	f.mu.Lock()
+	f.mode = mode
+	f.acts = append(f.acts, string(mode)+" by "+string(cause))
+	f.mu.Unlock()
+	return f.store.Save(state.Latch{Mode: mode, Cause: cause, At: time.Now()})
+}
+func (f *fakeLocal) Rollback(c state.Cause) error { return f.set(state.RolledBack, c) }
+func (f *fakeLocal) Resume(c state.Cause) error   { return f.set("", c) }
+func (f *fakeLocal) RolledBack() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.mode == state.RolledBack
+}
+
+// nopStore is a state directory that keeps nothing.
+type nopStore struct{ release.Store }
+
+func (nopStore) Save(state.Latch) error { return nil }
+
+func runMember(t *testing.T, url, name string) (*Member, *fakeLocal) {
+	t.Helper()
+	local := &fakeLocal{}
+	m, err := NewMember(config.Fleet{Servers: []string{url}, Name: name, Release: "shop"}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	local.store = m.Store(nopStore{})
+	c, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(c, local) }()
+	t.Cleanup(func() { cancel(); <-done })
+	testkit.Eventually(t, 10*time.Second, name+" connected", m.Connected)
+	return m, local
+}
+
+func TestAButtonOnOneMemberRollsBackTheOthersAndAResumeAnywhereResumesAll(t *testing.T) {
+	url := natsServer(t)
+	a, la := runMember(t, url, "a")
+	_, lb := runMember(t, url, "b")
+	_, lc := runMember(t, url, "c")
+	start := time.Now()
+	if err := la.Rollback(state.CauseButton); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []*fakeLocal{lb, lc} {
+		testkit.Eventually(t, 2*time.Second, "the others rolled back", l.RolledBack)
+	}
+	t.Logf("b and c rolled back %v after a's button", time.Since(start).Round(time.Millisecond))
+	if err := a.Resume(ctx(t), state.CauseCommand); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []*fakeLocal{la, lb, lc} {
+		testkit.Eventually(t, 2*time.Second, "every member resumed", func() bool { return !l.RolledBack() })
+	}
+	if got := lb.acts; len(got) != 2 || got[0] != "rolled_back by fleet" || got[1] != " by fleet" {
+		t.Errorf("b's latch: %q, want rolled back then resumed, both by the fleet", got)
+	}
+}
+
+func TestAResumeOnAMemberCutOffIsRefused(t *testing.T) {
+	m, err := NewMember(config.Fleet{Servers: []string{"nats://127.0.0.1:1"}, Name: "a", Release: "shop"}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Resume(ctx(t), state.CauseCommand); !errors.Is(err, ErrUnreachable) || err.Error() != "the fleet is unreachable: resume needs it" {
+		t.Errorf("resume cut off: %v, want %q", err, ErrUnreachable)
 	}
 }

@@ -52,6 +52,13 @@ func (c *Controller) Press(long bool) error {
 	return c.Rollback(state.CauseButton)
 }
 
+// RolledBack reports whether the latch holds a rollback.
+func (c *Controller) RolledBack() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.latch.Mode == state.RolledBack
+}
+
 // HasCanary reports whether the running config has a canary: a press of
 // the button can act on nothing else.
 func (c *Controller) HasCanary() bool { return c.Router.Plan().HasCanary }

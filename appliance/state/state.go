@@ -35,6 +35,7 @@ const (
 	CauseAPI     Cause = "api"     // the admin TCP listener: the status page, scripts
 	CauseButton  Cause = "button"  // the front panel's button, or canaryctl button
 	CauseAuto    Cause = "auto"    // the analysis, with canary.auto_rollback
+	CauseFleet   Cause = "fleet"   // another member of the fleet ([fleet])
 	// CauseUnreadable is the rollback Open latches when a state file (the
 	// latch, the rollout, canary.json) cannot be read: the safe guess.
 	CauseUnreadable Cause = "unreadable-state-file"
@@ -51,6 +52,8 @@ func (c Cause) Who() string {
 		return "the analysis (auto_rollback)"
 	case CauseButton:
 		return "the button"
+	case CauseFleet:
+		return "the fleet"
 	case CauseUnreadable:
 		return "canaryd, as a state file was unreadable (kept aside as *.corrupt, see the journal)"
 	}
@@ -60,7 +63,7 @@ func (c Cause) Who() string {
 // Causes are the causes of an operator's or the analysis's action, for a
 // list of every value (the rollbacks metric's cause label, the status
 // page's). CauseUnreadable is not among them: no one takes it.
-func Causes() []Cause { return []Cause{CauseCommand, CauseAPI, CauseButton, CauseAuto} }
+func Causes() []Cause { return []Cause{CauseCommand, CauseAPI, CauseButton, CauseAuto, CauseFleet} }
 
 // Latch is the persisted decision. The zero value is "not latched".
 type Latch struct {

@@ -228,7 +228,7 @@ func TestStateFileFormat(t *testing.T) {
 }
 
 func TestCausesAreTheActionsCauses(t *testing.T) {
-	want := map[Cause]string{CauseCommand: "command", CauseAPI: "api", CauseButton: "button", CauseAuto: "auto"}
+	want := map[Cause]string{CauseCommand: "command", CauseAPI: "api", CauseButton: "button", CauseAuto: "auto", CauseFleet: "fleet"}
 	got := Causes()
 	if len(got) != len(want) {
 		t.Errorf("Causes() = %v, want %d causes", got, len(want))

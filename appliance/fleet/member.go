@@ -1,0 +1,259 @@
+package fleet
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/canary-pi/canary-pi/appliance/config"
+	"github.com/canary-pi/canary-pi/appliance/release"
+	"github.com/canary-pi/canary-pi/appliance/state"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrUnreachable is a resume asked of a member cut off from the fleet: a
+// resume the others never hear would split the release.
+var ErrUnreachable = errors.New("the fleet is unreachable: resume needs it")
+
+// Local is this member's own release (release.Controller).
+type Local interface {
+	Rollback(cause state.Cause) error
+	Resume(cause state.Cause) error
+	RolledBack() bool
+}
+
+// Member is this canary-pi in a fleet: it publishes its rollbacks to the
+// release's bucket and rolls back, or resumes, when the others do. A
+// rollback always happens locally first, never waiting for the network.
+type Member struct {
+	cfg   config.Fleet
+	name  string
+	local Local
+	log   *slog.Logger
+
+	rolled chan Rollback // local rollbacks to publish
+
+	mu        sync.Mutex
+	latch     *Latch
+	connected bool
+	pending   []Rollback // rollbacks made while cut off
+	sawLive   bool       // a rollback was live in the bucket since the last resume
+}
+
+// NewMember is the member for cfg (cfg.Enabled()). Run connects it.
+func NewMember(cfg config.Fleet, log *slog.Logger) (*Member, error) {
+	name := cfg.Name
+	if name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("fleet.name: no host name to default to: %w", err)
+		}
+		name = strings.Map(func(r rune) rune {
+			if validToken(string(r)) {
+				return r
+			}
+			return '-'
+		}, strings.SplitN(h, ".", 2)[0])
+	}
+	return &Member{cfg: cfg, name: name, log: log, rolled: make(chan Rollback, 64)}, nil
+}
+
+// Name is the member's name in the fleet.
+func (m *Member) Name() string { return m.name }
+
+// Connected reports whether the member reaches the release's bucket.
+func (m *Member) Connected() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.connected && m.latch != nil
+}
+
+// Store wraps the state directory's store: a rollback saved locally is
+// published to the fleet as well, unless the fleet caused it.
+func (m *Member) Store(s release.Store) release.Store { return store{s, m} }
+
+type store struct {
+	release.Store
+	m *Member
+}
+
+func (s store) Save(l state.Latch) error {
+	err := s.Store.Save(l)
+	if l.Mode == state.RolledBack && l.Cause != state.CauseFleet {
+		r := Rollback{ID: newID(l.At), Cause: string(l.Cause), At: l.At}
+		select {
+		case s.m.rolled <- r:
+		default:
+			s.m.log.Warn("the fleet is not told of a rollback: too many waiting", "ROLLBACK", r.ID)
+		}
+	}
+	return err
+}
+
+func newID(at time.Time) string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return fmt.Sprintf("%d-%s", at.UnixNano(), hex.EncodeToString(b))
+}
+
+// Resume resumes the whole release: the rollbacks this member sees in the
+// bucket are removed, then its own latch. Cut off, it refuses.
+func (m *Member) Resume(ctx context.Context, cause state.Cause) error {
+	m.mu.Lock()
+	l, ok, local := m.latch, m.connected, m.local
+	m.mu.Unlock()
+	if l == nil || !ok {
+		return ErrUnreachable
+	}
+	if _, err := l.Resume(ctx); err != nil {
+		return fmt.Errorf("%w (%v)", ErrUnreachable, err)
+	}
+	return local.Resume(cause)
+}
+
+// Run connects to NATS and keeps local, this member's release, in step
+// with the fleet until ctx ends, reconnecting for as long as it takes.
+func (m *Member) Run(ctx context.Context, local Local) error {
+	m.mu.Lock()
+	m.local = local
+	m.mu.Unlock()
+	opts := []nats.Option{
+		nats.Name("canaryd " + m.name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(*nats.Conn, error) { m.setConnected(false) }),
+		nats.ReconnectHandler(func(*nats.Conn) { m.setConnected(true) }),
+	}
+	if m.cfg.Credentials != "" {
+		opts = append(opts, nats.UserCredentials(m.cfg.Credentials))
+	}
+	if m.cfg.TokenFile != "" {
+		b, err := os.ReadFile(m.cfg.TokenFile)
+		if err != nil {
+			return fmt.Errorf("fleet.token_file: %w", err)
+		}
+		opts = append(opts, nats.Token(strings.TrimSpace(string(b))))
+	}
+	if m.cfg.CAFile != "" {
+		opts = append(opts, nats.RootCAs(m.cfg.CAFile))
+	}
+	nc, err := nats.Connect(strings.Join(m.cfg.Servers, ","), opts...)
+	if err != nil {
+		return fmt.Errorf("fleet: %w", err)
+	}
+	defer nc.Close()
+	m.setConnected(nc.IsConnected())
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("fleet: %w", err)
+	}
+	for ctx.Err() == nil {
+		err := m.follow(ctx, js)
+		if ctx.Err() != nil {
+			break
+		}
+		m.log.Warn("the fleet's bucket is out of reach; trying again", "error", err.Error())
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return nil
+}
+
+func (m *Member) setConnected(c bool) {
+	m.mu.Lock()
+	m.connected = c
+	m.mu.Unlock()
+}
+
+// follow opens the bucket, publishes what waited, and then publishes the
+// local rollbacks and acts on the bucket's changes until an error.
+func (m *Member) follow(ctx context.Context, js jetstream.JetStream) error {
+	oc, cancel := context.WithTimeout(ctx, 10*time.Second)
+	l, err := Open(oc, js, m.cfg.Release, m.name, 0)
+	cancel()
+	if err != nil {
+		return err
+	}
+	w, err := l.kv.WatchFiltered(ctx, []string{"rollback.>"})
+	if err != nil {
+		return fmt.Errorf("fleet: watching the bucket: %w", err)
+	}
+	defer w.Stop()
+	m.mu.Lock()
+	m.latch, m.connected = l, true
+	pending := m.pending
+	m.pending = nil
+	m.mu.Unlock()
+	if n, err := l.Republish(ctx, pending); err != nil {
+		m.keep(pending)
+		return err
+	} else if n > 0 {
+		m.log.Info("rollbacks made while cut off told to the fleet", "ROLLBACKS", n)
+	}
+	live := map[string]bool{}
+	synced := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case r := <-m.rolled:
+			pc, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := l.Add(pc, r)
+			cancel()
+			if err != nil {
+				m.keep([]Rollback{r})
+				m.log.Warn("a rollback is kept to tell the fleet later", "ROLLBACK", r.ID, "error", err.Error())
+			}
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errors.New("the bucket's watch ended")
+			}
+			if e == nil { // the initial values are in
+				synced = true
+			} else if e.Operation() == jetstream.KeyValuePut {
+				live[e.Key()] = true
+			} else {
+				delete(live, e.Key())
+			}
+			if synced {
+				m.reconcile(len(live) > 0)
+			}
+		}
+	}
+}
+
+func (m *Member) keep(rs []Rollback) {
+	m.mu.Lock()
+	m.pending = append(m.pending, rs...)
+	m.mu.Unlock()
+}
+
+// reconcile brings the local latch in step with the bucket: a live rollback
+// rolls back here too; the last one removed by a resume resumes here.
+func (m *Member) reconcile(anyLive bool) {
+	m.mu.Lock()
+	saw := m.sawLive
+	m.sawLive = anyLive
+	m.mu.Unlock()
+	switch rolled := m.local.RolledBack(); {
+	case anyLive && !rolled:
+		if err := m.local.Rollback(state.CauseFleet); err != nil {
+			m.log.Error("the fleet rolled back, but this member could not", "error", err.Error())
+		}
+	case !anyLive && saw && rolled:
+		if err := m.local.Resume(state.CauseFleet); err != nil {
+			m.log.Error("the fleet resumed, but this member could not", "error", err.Error())
+		}
+	}
+}
