@@ -39,6 +39,15 @@ type Status struct {
 	CanaryServed *float64 `json:"canary_served_percent,omitempty"`
 	// Pending are the changed keys that wait for a restart of canaryd.
 	Pending []string `json:"restart_pending,omitempty"`
+	// Fleet is this member's place in a fleet; absent without [fleet].
+	Fleet *Fleet `json:"fleet,omitempty"`
+}
+
+// Fleet is a member of a fleet as the status shows it.
+type Fleet struct {
+	Name      string `json:"name"`
+	Release   string `json:"release"`
+	Connected bool   `json:"connected"` // it reaches the release's bucket
 }
 
 // LEDs are the lights as they show now.

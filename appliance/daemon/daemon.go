@@ -390,8 +390,12 @@ func (d *Daemon) Resume(ctx context.Context, cause state.Cause) error {
 	return d.release.Resume(cause)
 }
 
-// Promote sends every new request to the canary, latched.
+// Promote sends every new request to the canary, latched; in a fleet, on
+// every member, and not at all while the fleet is out of reach.
 func (d *Daemon) Promote(ctx context.Context, cause state.Cause) error {
+	if d.fleet != nil {
+		return d.fleet.Promote(cause)
+	}
 	return d.release.Promote(cause)
 }
 
@@ -419,7 +423,14 @@ func (d *Daemon) handlePresses(ctx context.Context) {
 			// How the press was seen: a Pi's kernel raises edges, an
 			// emulated Pi's does not and the level is polled.
 			d.log.Info("the button was pressed", "LONG", p.Long, "BUTTON_SEEN", p.Via)
-			if err := d.release.Press(p.Long); err != nil {
+			var err error
+			if p.Long && d.fleet != nil {
+				// A resume is the whole fleet's, or none.
+				err = d.fleet.Resume(ctx, state.CauseButton)
+			} else {
+				err = d.release.Press(p.Long)
+			}
+			if err != nil {
 				d.log.Warn("button press changed nothing", "LONG", p.Long, "error", err.Error())
 			}
 			p.Handled()
@@ -433,6 +444,9 @@ func (d *Daemon) Status() admin.Status {
 	st.Version, st.Listen, st.GPIO = d.opts.Version, d.ProxyAddr(), d.panel.Mode()
 	st.StartedAt = d.started.UTC().Format(time.RFC3339)
 	st.Pending = d.restartOnly(d.boot, d.release.Config())
+	if d.fleet != nil {
+		st.Fleet = &admin.Fleet{Name: d.fleet.Name(), Release: d.boot.Fleet.Release, Connected: d.fleet.Connected()}
+	}
 	return st
 }
 

@@ -11,6 +11,10 @@
 // survives the resume: the release is rolled back while any rollback key is
 // live. A member that comes back publishes its own rollbacks only if the
 // bucket never had them; one a resume saw and removed stays removed.
+//
+// A promotion is kept the same way (promote.MEMBER.ID) and is in force
+// while one is live and no rollback is: a rollback wins over a promotion,
+// as it does on one Pi. A resume removes the promotions it observed too.
 package fleet
 
 import (
@@ -24,15 +28,30 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Rollback is one rollback, as it is kept in the bucket.
+// Kinds of action the bucket keeps.
+const (
+	KindRollback = "rollback"
+	KindPromote  = "promote"
+)
+
+// Rollback is one rollback (or, with Kind promote, one promotion), as it is
+// kept in the bucket.
 type Rollback struct {
+	Kind   string    `json:"kind,omitempty"` // "" is KindRollback
 	Member string    `json:"member"`
 	ID     string    `json:"id"`
 	Cause  string    `json:"cause"` // button | command | auto | api
 	At     time.Time `json:"at"`
 }
 
-func (r Rollback) key() string { return "rollback." + r.Member + "." + r.ID }
+func (r Rollback) kind() string {
+	if r.Kind == "" {
+		return KindRollback
+	}
+	return r.Kind
+}
+
+func (r Rollback) key() string { return r.kind() + "." + r.Member + "." + r.ID }
 
 // Latch is a member's handle on the release's shared latch.
 type Latch struct {
@@ -76,8 +95,9 @@ func validToken(s string) bool {
 	return true
 }
 
-// Add publishes this member's rollback. The caller has rolled back locally
-// already: Add is how the others hear of it, never a condition for it.
+// Add publishes this member's rollback (or promotion). The caller has
+// acted locally already: Add is how the others hear of it, never a
+// condition for it.
 func (l *Latch) Add(ctx context.Context, r Rollback) error {
 	r.Member = l.member
 	if !validToken(r.ID) {
@@ -115,29 +135,39 @@ func (l *Latch) Republish(ctx context.Context, mine []Rollback) (int, error) {
 	return n, nil
 }
 
-// Live are the rollbacks in the bucket now, each with the revision a resume
-// removes it at.
+// Live are the rollbacks and promotions in the bucket now, each with the
+// revision a resume removes it at.
 func (l *Latch) Live(ctx context.Context) (map[uint64]Rollback, error) {
-	keys, err := l.kv.ListKeysFiltered(ctx, "rollback.>")
-	if err != nil {
-		return nil, fmt.Errorf("fleet: listing rollbacks: %w", err)
-	}
 	live := map[uint64]Rollback{}
+	// One filter a call: several in one need nats-server 2.10.
+	for _, kind := range []string{KindRollback, KindPromote} {
+		if err := l.live(ctx, kind, live); err != nil {
+			return nil, err
+		}
+	}
+	return live, nil
+}
+
+func (l *Latch) live(ctx context.Context, kind string, live map[uint64]Rollback) error {
+	keys, err := l.kv.ListKeysFiltered(ctx, kind+".>")
+	if err != nil {
+		return fmt.Errorf("fleet: listing %ss: %w", kind, err)
+	}
 	for k := range keys.Keys() {
 		e, err := l.kv.Get(ctx, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 			continue // removed since it was listed
 		}
 		if err != nil {
-			return nil, fmt.Errorf("fleet: rollback %s: %w", k, err)
+			return fmt.Errorf("fleet: %s %s: %w", kind, k, err)
 		}
 		var r Rollback
 		if err := json.Unmarshal(e.Value(), &r); err != nil || r.key() != k {
-			r = Rollback{Member: memberOf(k), ID: k[strings.LastIndexByte(k, '.')+1:]}
+			r = Rollback{Kind: kind, Member: memberOf(k), ID: k[strings.LastIndexByte(k, '.')+1:]}
 		}
 		live[e.Revision()] = r
 	}
-	return live, nil
+	return nil
 }
 
 func memberOf(key string) string {
@@ -151,11 +181,17 @@ func memberOf(key string) string {
 // RolledBack reports whether any rollback is live.
 func (l *Latch) RolledBack(ctx context.Context) (bool, error) {
 	live, err := l.Live(ctx)
-	return len(live) > 0, err
+	for _, r := range live {
+		if r.kind() == KindRollback {
+			return true, err
+		}
+	}
+	return false, err
 }
 
-// Resume removes the rollbacks it observes, each at the revision observed;
-// a rollback added meanwhile stays. It returns the ones it removed.
+// Resume removes the rollbacks and promotions it observes, each at the
+// revision observed; one added meanwhile stays. It returns the ones it
+// removed.
 func (l *Latch) Resume(ctx context.Context) ([]Rollback, error) {
 	live, err := l.Live(ctx)
 	if err != nil {

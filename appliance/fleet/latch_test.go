@@ -248,12 +248,14 @@ func (f *fakeLocal) set(mode state.Mode, cause state.Cause) error {
 	return f.store.Save(state.Latch{Mode: mode, Cause: cause, At: time.Now()})
 }
 func (f *fakeLocal) Rollback(c state.Cause) error { return f.set(state.RolledBack, c) }
+func (f *fakeLocal) Promote(c state.Cause) error  { return f.set(state.Promoted, c) }
 func (f *fakeLocal) Resume(c state.Cause) error   { return f.set("", c) }
-func (f *fakeLocal) RolledBack() bool {
+func (f *fakeLocal) Latched() state.Mode {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.mode == state.RolledBack
+	return f.mode
 }
+func (f *fakeLocal) RolledBack() bool { return f.Latched() == state.RolledBack }
 
 // nopStore is a state directory that keeps nothing.
 type nopStore struct{ release.Store }
@@ -298,6 +300,20 @@ func TestAButtonOnOneMemberRollsBackTheOthersAndAResumeAnywhereResumesAll(t *tes
 	if got := lb.acts; len(got) != 2 || got[0] != "rolled_back by fleet" || got[1] != " by fleet" {
 		t.Errorf("b's latch: %q, want rolled back then resumed, both by the fleet", got)
 	}
+
+	// A promotion on one member promotes all; a rollback after it wins.
+	if err := a.Promote(state.CauseCommand); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []*fakeLocal{lb, lc} {
+		testkit.Eventually(t, 2*time.Second, "the others promoted", func() bool { return l.Latched() == state.Promoted })
+	}
+	if err := lc.Rollback(state.CauseButton); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []*fakeLocal{la, lb} {
+		testkit.Eventually(t, 2*time.Second, "a rollback after the promotion rolled the others back", l.RolledBack)
+	}
 }
 
 func TestAResumeOnAMemberCutOffIsRefused(t *testing.T) {
@@ -307,5 +323,8 @@ func TestAResumeOnAMemberCutOffIsRefused(t *testing.T) {
 	}
 	if err := m.Resume(ctx(t), state.CauseCommand); !errors.Is(err, ErrUnreachable) || err.Error() != "the fleet is unreachable: resume needs it" {
 		t.Errorf("resume cut off: %v, want %q", err, ErrUnreachable)
+	}
+	if err := m.Promote(state.CauseCommand); !errors.Is(err, ErrPromoteUnreachable) {
+		t.Errorf("promote cut off: %v, want %q", err, ErrPromoteUnreachable)
 	}
 }

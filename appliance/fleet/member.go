@@ -23,11 +23,15 @@ import (
 // resume the others never hear would split the release.
 var ErrUnreachable = errors.New("the fleet is unreachable: resume needs it")
 
+// ErrPromoteUnreachable is a promotion asked of a member cut off.
+var ErrPromoteUnreachable = errors.New("the fleet is unreachable: promote needs it")
+
 // Local is this member's own release (release.Controller).
 type Local interface {
 	Rollback(cause state.Cause) error
+	Promote(cause state.Cause) error
 	Resume(cause state.Cause) error
-	RolledBack() bool
+	Latched() state.Mode // RolledBack, Promoted, or "" for neither
 }
 
 // Member is this canary-pi in a fleet: it publishes its rollbacks to the
@@ -45,7 +49,7 @@ type Member struct {
 	latch     *Latch
 	connected bool
 	pending   []Rollback // rollbacks made while cut off
-	sawLive   bool       // a rollback was live in the bucket since the last resume
+	sawLive   bool       // a rollback or promotion was live since the last resume
 }
 
 // NewMember is the member for cfg (cfg.Enabled()). Run connects it.
@@ -76,8 +80,8 @@ func (m *Member) Connected() bool {
 	return m.connected && m.latch != nil
 }
 
-// Store wraps the state directory's store: a rollback saved locally is
-// published to the fleet as well, unless the fleet caused it.
+// Store wraps the state directory's store: a rollback or a promotion saved
+// locally is published to the fleet as well, unless the fleet caused it.
 func (m *Member) Store(s release.Store) release.Store { return store{s, m} }
 
 type store struct {
@@ -87,8 +91,9 @@ type store struct {
 
 func (s store) Save(l state.Latch) error {
 	err := s.Store.Save(l)
-	if l.Mode == state.RolledBack && l.Cause != state.CauseFleet {
-		r := Rollback{ID: newID(l.At), Cause: string(l.Cause), At: l.At}
+	kind := map[state.Mode]string{state.RolledBack: KindRollback, state.Promoted: KindPromote}[l.Mode]
+	if kind != "" && l.Cause != state.CauseFleet {
+		r := Rollback{Kind: kind, ID: newID(l.At), Cause: string(l.Cause), At: l.At}
 		select {
 		case s.m.rolled <- r:
 		default:
@@ -104,8 +109,22 @@ func newID(at time.Time) string {
 	return fmt.Sprintf("%d-%s", at.UnixNano(), hex.EncodeToString(b))
 }
 
-// Resume resumes the whole release: the rollbacks this member sees in the
-// bucket are removed, then its own latch. Cut off, it refuses.
+// Promote promotes the whole release: this member's latch, which its store
+// publishes. Cut off, it refuses, as a promotion the others never hear
+// would split the release.
+func (m *Member) Promote(cause state.Cause) error {
+	m.mu.Lock()
+	ok, local := m.connected && m.latch != nil, m.local
+	m.mu.Unlock()
+	if !ok {
+		return ErrPromoteUnreachable
+	}
+	return local.Promote(cause)
+}
+
+// Resume resumes the whole release: the rollbacks and promotions this
+// member sees in the bucket are removed, then its own latch. Cut off, it
+// refuses.
 func (m *Member) Resume(ctx context.Context, cause state.Cause) error {
 	m.mu.Lock()
 	l, ok, local := m.latch, m.connected, m.local
@@ -185,7 +204,7 @@ func (m *Member) follow(ctx context.Context, js jetstream.JetStream) error {
 	if err != nil {
 		return err
 	}
-	w, err := l.kv.WatchFiltered(ctx, []string{"rollback.>"})
+	w, err := l.kv.WatchAll(ctx)
 	if err != nil {
 		return fmt.Errorf("fleet: watching the bucket: %w", err)
 	}
@@ -201,7 +220,7 @@ func (m *Member) follow(ctx context.Context, js jetstream.JetStream) error {
 	} else if n > 0 {
 		m.log.Info("rollbacks made while cut off told to the fleet", "ROLLBACKS", n)
 	}
-	live := map[string]bool{}
+	live := map[string]bool{} // the live rollback.* and promote.* keys
 	synced := false
 	for {
 		select {
@@ -219,15 +238,17 @@ func (m *Member) follow(ctx context.Context, js jetstream.JetStream) error {
 			if !ok {
 				return errors.New("the bucket's watch ended")
 			}
-			if e == nil { // the initial values are in
+			switch {
+			case e == nil: // the initial values are in
 				synced = true
-			} else if e.Operation() == jetstream.KeyValuePut {
+			case !strings.HasPrefix(e.Key(), KindRollback+".") && !strings.HasPrefix(e.Key(), KindPromote+"."):
+			case e.Operation() == jetstream.KeyValuePut:
 				live[e.Key()] = true
-			} else {
+			default:
 				delete(live, e.Key())
 			}
 			if synced {
-				m.reconcile(len(live) > 0)
+				m.reconcile(live)
 			}
 		}
 	}
@@ -239,21 +260,29 @@ func (m *Member) keep(rs []Rollback) {
 	m.mu.Unlock()
 }
 
-// reconcile brings the local latch in step with the bucket: a live rollback
-// rolls back here too; the last one removed by a resume resumes here.
-func (m *Member) reconcile(anyLive bool) {
+// reconcile brings the local latch in step with the bucket's live keys: a
+// live rollback rolls back here too; a live promotion, with no rollback,
+// promotes; the last of them removed by a resume resumes here.
+func (m *Member) reconcile(live map[string]bool) {
+	var rollback, promote bool
+	for k := range live {
+		rollback = rollback || strings.HasPrefix(k, KindRollback+".")
+		promote = promote || strings.HasPrefix(k, KindPromote+".")
+	}
 	m.mu.Lock()
 	saw := m.sawLive
-	m.sawLive = anyLive
+	m.sawLive = rollback || promote
 	m.mu.Unlock()
-	switch rolled := m.local.RolledBack(); {
-	case anyLive && !rolled:
-		if err := m.local.Rollback(state.CauseFleet); err != nil {
-			m.log.Error("the fleet rolled back, but this member could not", "error", err.Error())
-		}
-	case !anyLive && saw && rolled:
-		if err := m.local.Resume(state.CauseFleet); err != nil {
-			m.log.Error("the fleet resumed, but this member could not", "error", err.Error())
-		}
+	var err error
+	switch mode := m.local.Latched(); {
+	case rollback && mode != state.RolledBack:
+		err = m.local.Rollback(state.CauseFleet)
+	case !rollback && promote && mode != state.Promoted:
+		err = m.local.Promote(state.CauseFleet)
+	case !rollback && !promote && saw && mode != "":
+		err = m.local.Resume(state.CauseFleet)
+	}
+	if err != nil {
+		m.log.Error("the fleet acted, but this member could not follow", "error", err.Error())
 	}
 }

@@ -52,11 +52,12 @@ func (c *Controller) Press(long bool) error {
 	return c.Rollback(state.CauseButton)
 }
 
-// RolledBack reports whether the latch holds a rollback.
-func (c *Controller) RolledBack() bool {
+// Latched is what the latch holds: state.RolledBack, state.Promoted, or
+// "" for neither.
+func (c *Controller) Latched() state.Mode {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.latch.Mode == state.RolledBack
+	return c.latch.Mode
 }
 
 // HasCanary reports whether the running config has a canary: a press of

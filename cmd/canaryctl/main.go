@@ -418,6 +418,13 @@ func printStatus(w io.Writer, st admin.Status, now time.Time) error {
 	}
 	fmt.Fprintf(tw, "config\tgeneration %d, %s\n", st.Config.Generation, cfg)
 	fmt.Fprintf(tw, "leds\tstatus %s, canary %s\n", st.LEDs.Status, st.LEDs.Canary)
+	if f := st.Fleet; f != nil {
+		reach := "connected"
+		if !f.Connected {
+			reach = "UNREACHABLE: rollbacks act here and wait to be told; resume and promote are refused"
+		}
+		fmt.Fprintf(tw, "fleet\t%s in release %s, %s\n", f.Name, f.Release, reach)
+	}
 	if st.Version != "" {
 		daemon := "canaryd " + st.Version
 		if st.Listen != "" {
