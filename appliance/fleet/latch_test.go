@@ -5,10 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
-	"os/exec"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -20,44 +16,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// natsServer runs Debian's nats-server with JetStream on a loopback port
-// for the test, and returns its URL.
-func natsServer(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("nats-server")
-	if err != nil {
-		if os.Getenv("CANARYPI_REQUIRE_NATS") != "" {
-			t.Fatal("nats-server is not installed (apt-get install nats-server)")
-		}
-		t.Skip("nats-server is not installed")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", t.TempDir())
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		nc, err := nats.Connect(url)
-		if err == nil {
-			nc.Close()
-			return url
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nats-server on %s did not answer: %v", url, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // member opens the release's latch as member name, on its own connection.
 func member(t *testing.T, url, name string) *Latch {
@@ -96,7 +54,7 @@ func rolledBack(t *testing.T, l *Latch) bool {
 }
 
 func TestARollbackOnOneMemberIsSeenByAllAndAResumeEndsIt(t *testing.T) {
-	url := natsServer(t)
+	url := testkit.NATSServer(t)
 	a, b, c := member(t, url, "a"), member(t, url, "b"), member(t, url, "c")
 	if rolledBack(t, b) {
 		t.Fatal("a new release is rolled back")
@@ -128,7 +86,7 @@ func TestARollbackOnOneMemberIsSeenByAllAndAResumeEndsIt(t *testing.T) {
 // rollback the resume did not observe is live afterwards, and one it did
 // observe is gone.
 func TestARollbackRacingAResumeSurvivesUnlessTheResumeSawIt(t *testing.T) {
-	url := natsServer(t)
+	url := testkit.NATSServer(t)
 	a, b := member(t, url, "a"), member(t, url, "b")
 	survived, removedByResume := 0, 0
 	for i := range 60 {
@@ -182,7 +140,7 @@ func TestARollbackRacingAResumeSurvivesUnlessTheResumeSawIt(t *testing.T) {
 // publishes its rollback and the release is rolled back everywhere; one of
 // its rollbacks a resume had seen and removed is not brought back.
 func TestAMemberBackFromAPartitionBringsItsRollbackButNotOneAResumeSaw(t *testing.T) {
-	url := natsServer(t)
+	url := testkit.NATSServer(t)
 	a, b := member(t, url, "a"), member(t, url, "b")
 	seen := Rollback{ID: "seen", Cause: "button"}
 	if err := a.Add(ctx(t), seen); err != nil {
@@ -237,25 +195,29 @@ type fakeLocal struct {
 	mu    sync.Mutex
 	store release.Store
 	mode  state.Mode
+	latch state.Latch
 	acts  []string
 }
 
 func (f *fakeLocal) set(mode state.Mode, cause state.Cause) error {
 	f.mu.Lock()
 	f.mode = mode
+	f.latch = state.Latch{Mode: mode, Cause: cause, At: time.Now()}
 	f.acts = append(f.acts, string(mode)+" by "+string(cause))
+	l := f.latch
 	f.mu.Unlock()
-	return f.store.Save(state.Latch{Mode: mode, Cause: cause, At: time.Now()})
+	return f.store.Save(l)
 }
 func (f *fakeLocal) Rollback(c state.Cause) error { return f.set(state.RolledBack, c) }
 func (f *fakeLocal) Promote(c state.Cause) error  { return f.set(state.Promoted, c) }
 func (f *fakeLocal) Resume(c state.Cause) error   { return f.set("", c) }
-func (f *fakeLocal) Latched() state.Mode {
+func (f *fakeLocal) Latch() state.Latch {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.mode
+	return f.latch
 }
-func (f *fakeLocal) RolledBack() bool { return f.Latched() == state.RolledBack }
+func (f *fakeLocal) Latched() state.Mode { return f.Latch().Mode }
+func (f *fakeLocal) RolledBack() bool    { return f.Latched() == state.RolledBack }
 
 // nopStore is a state directory that keeps nothing.
 type nopStore struct{ release.Store }
@@ -264,7 +226,13 @@ func (nopStore) Save(state.Latch) error { return nil }
 
 func runMember(t *testing.T, url, name string) (*Member, *fakeLocal) {
 	t.Helper()
-	local := &fakeLocal{}
+	return runMemberFrom(t, url, name, state.Latch{})
+}
+
+// runMemberFrom is runMember with the latch its state directory kept.
+func runMemberFrom(t *testing.T, url, name string, kept state.Latch) (*Member, *fakeLocal) {
+	t.Helper()
+	local := &fakeLocal{latch: kept, mode: kept.Mode}
 	m, err := NewMember(config.Fleet{Servers: []string{url}, Name: name, Release: "shop"}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -279,7 +247,7 @@ func runMember(t *testing.T, url, name string) (*Member, *fakeLocal) {
 }
 
 func TestAButtonOnOneMemberRollsBackTheOthersAndAResumeAnywhereResumesAll(t *testing.T) {
-	url := natsServer(t)
+	url := testkit.NATSServer(t)
 	a, la := runMember(t, url, "a")
 	_, lb := runMember(t, url, "b")
 	_, lc := runMember(t, url, "c")
@@ -326,5 +294,27 @@ func TestAResumeOnAMemberCutOffIsRefused(t *testing.T) {
 	}
 	if err := m.Promote(state.CauseCommand); !errors.Is(err, ErrPromoteUnreachable) {
 		t.Errorf("promote cut off: %v, want %q", err, ErrPromoteUnreachable)
+	}
+}
+
+// A member that rolled back while it was away (cut off, or stopped) tells
+// the fleet when it joins; a rollback the fleet already resumed is not
+// brought back by its restart.
+func TestAMemberJoiningWithARollbackOfItsOwnRollsBackTheFleetOnce(t *testing.T) {
+	url := testkit.NATSServer(t)
+	_, lb := runMember(t, url, "b")
+	kept := state.Latch{Mode: state.RolledBack, Cause: state.CauseButton, At: time.Now()}
+	a, _ := runMemberFrom(t, url, "a", kept)
+	testkit.Eventually(t, 2*time.Second, "b rolled back by a's rollback from before it joined", lb.RolledBack)
+	if err := a.Resume(ctx(t), state.CauseCommand); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 2*time.Second, "b resumed", func() bool { return !lb.RolledBack() })
+	// a restarts with the same latch on disk (it was stopped before its
+	// own resume was saved): the fleet had seen and resumed that rollback.
+	runMemberFrom(t, url, "a", kept)
+	time.Sleep(500 * time.Millisecond) // a has joined and republished nothing
+	if lb.RolledBack() {
+		t.Error("a restart brought back a rollback the fleet had resumed")
 	}
 }

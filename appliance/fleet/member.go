@@ -2,12 +2,11 @@ package fleet
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -31,7 +30,7 @@ type Local interface {
 	Rollback(cause state.Cause) error
 	Promote(cause state.Cause) error
 	Resume(cause state.Cause) error
-	Latched() state.Mode // RolledBack, Promoted, or "" for neither
+	Latch() state.Latch
 }
 
 // Member is this canary-pi in a fleet: it publishes its rollbacks to the
@@ -91,9 +90,7 @@ type store struct {
 
 func (s store) Save(l state.Latch) error {
 	err := s.Store.Save(l)
-	kind := map[state.Mode]string{state.RolledBack: KindRollback, state.Promoted: KindPromote}[l.Mode]
-	if kind != "" && l.Cause != state.CauseFleet {
-		r := Rollback{Kind: kind, ID: newID(l.At), Cause: string(l.Cause), At: l.At}
+	if r, ok := own(l); ok {
 		select {
 		case s.m.rolled <- r:
 		default:
@@ -103,10 +100,15 @@ func (s store) Save(l state.Latch) error {
 	return err
 }
 
-func newID(at time.Time) string {
-	b := make([]byte, 4)
-	rand.Read(b)
-	return fmt.Sprintf("%d-%s", at.UnixNano(), hex.EncodeToString(b))
+// own is the bucket's entry for a latch this member set itself, if it
+// holds a rollback or a promotion. Its id is the latch's time, so that the
+// same latch read back after a restart is the same entry.
+func own(l state.Latch) (Rollback, bool) {
+	kind := map[state.Mode]string{state.RolledBack: KindRollback, state.Promoted: KindPromote}[l.Mode]
+	if kind == "" || l.Cause == state.CauseFleet {
+		return Rollback{}, false
+	}
+	return Rollback{Kind: kind, ID: strconv.FormatInt(l.At.UnixNano(), 10), Cause: string(l.Cause), At: l.At}, true
 }
 
 // Promote promotes the whole release: this member's latch, which its store
@@ -214,6 +216,11 @@ func (m *Member) follow(ctx context.Context, js jetstream.JetStream) error {
 	pending := m.pending
 	m.pending = nil
 	m.mu.Unlock()
+	// The latch this member set while away, or before a restart: told to
+	// the fleet unless a resume had seen it.
+	if r, ok := own(m.local.Latch()); ok {
+		pending = append(pending, r)
+	}
 	if n, err := l.Republish(ctx, pending); err != nil {
 		m.keep(pending)
 		return err
@@ -274,7 +281,7 @@ func (m *Member) reconcile(live map[string]bool) {
 	m.sawLive = rollback || promote
 	m.mu.Unlock()
 	var err error
-	switch mode := m.local.Latched(); {
+	switch mode := m.local.Latch().Mode; {
 	case rollback && mode != state.RolledBack:
 		err = m.local.Rollback(state.CauseFleet)
 	case !rollback && promote && mode != state.Promoted:

@@ -52,12 +52,11 @@ func (c *Controller) Press(long bool) error {
 	return c.Rollback(state.CauseButton)
 }
 
-// Latched is what the latch holds: state.RolledBack, state.Promoted, or
-// "" for neither.
-func (c *Controller) Latched() state.Mode {
+// Latch is the latch as it stands.
+func (c *Controller) Latch() state.Latch {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.latch.Mode
+	return c.latch
 }
 
 // HasCanary reports whether the running config has a canary: a press of
