@@ -194,14 +194,12 @@ func TestANameWithADotIsRefused(t *testing.T) {
 type fakeLocal struct {
 	mu    sync.Mutex
 	store release.Store
-	mode  state.Mode
 	latch state.Latch
 	acts  []string
 }
 
 func (f *fakeLocal) set(mode state.Mode, cause state.Cause) error {
 	f.mu.Lock()
-	f.mode = mode
 	f.latch = state.Latch{Mode: mode, Cause: cause, At: time.Now()}
 	f.acts = append(f.acts, string(mode)+" by "+string(cause))
 	l := f.latch
@@ -232,7 +230,7 @@ func runMember(t *testing.T, url, name string) (*Member, *fakeLocal) {
 // runMemberFrom is runMember with the latch its state directory kept.
 func runMemberFrom(t *testing.T, url, name string, kept state.Latch) (*Member, *fakeLocal) {
 	t.Helper()
-	local := &fakeLocal{latch: kept, mode: kept.Mode}
+	local := &fakeLocal{latch: kept}
 	m, err := NewMember(config.Fleet{Servers: []string{url}, Name: name, Release: "shop"}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
