@@ -71,8 +71,8 @@ test-race: ## the tests on this machine, with the race detector
 
 # The race detector would make the simulation's half minute many: it has a
 # build tag of its own (!race), and runs here.
-test-verdict: ## the verdict's simulation: false alarms over 15 000 simulated release-hours, detection times, a step's power
-	$(GO) test -count=1 -timeout 10m -run 'TestNeverRedOnNoise|TestDetectionTimes|TestASafeStepHadThePowerToSeeARegression' ./appliance/analysis
+test-verdict: ## the verdict's simulation: false alarms over 15 000 simulated release-hours, detection times, a step's power, the fleet's pooled test
+	$(GO) test -count=1 -timeout 10m -run 'TestNeverRedOnNoise|TestDetectionTimes|TestASafeStepHadThePowerToSeeARegression|TestThePooledVerdictIsNeverRedOnNoise|TestTwoSmallSitesFailingAlikeAreFoundSoonerPooled' ./appliance/analysis
 
 verdict-table: ## the verdict's detection times, every row, 1000 releases each, into docs/verdict-table.md
 	$(GO) test -count=1 -timeout 30m -run '^TestDetectionTimes$$' ./appliance/analysis -args -verdict.table-runs 1000 -verdict.table $(CURDIR)/docs/verdict-table.md

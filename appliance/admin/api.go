@@ -48,6 +48,27 @@ type Fleet struct {
 	Name      string `json:"name"`
 	Release   string `json:"release"`
 	Connected bool   `json:"connected"` // it reaches the release's bucket
+	// Members is how many members of the release reported in the last
+	// few seconds, this one included while connected.
+	Members int `json:"members"`
+}
+
+// FleetMember is one member of a release as canaryctl fleet shows it
+// (GET /v1/fleet): what it last reported of itself.
+type FleetMember struct {
+	Name string `json:"name"`
+	Self bool   `json:"self,omitempty"` // the member answering
+	// Connected: it reported within the last few seconds.
+	Connected bool `json:"connected"`
+	// LastSeen is when it last reported (the NATS server's clock), RFC 3339.
+	LastSeen      string     `json:"last_seen"`
+	State         state.Mode `json:"state"`
+	Verdict       string     `json:"verdict"` // "" without a canary
+	CanaryVersion string     `json:"canary_version"`
+	CanaryPercent float64    `json:"canary_percent"`
+	Step          *int       `json:"step,omitempty"` // 0-based, with canary.steps
+	// RequestsPerMinute is what it proxied over the last minute.
+	RequestsPerMinute float64 `json:"requests_per_minute"`
 }
 
 // LEDs are the lights as they show now.
@@ -197,4 +218,11 @@ type Incidents interface {
 	// Incident is one report; an unknown id is an error wrapping
 	// incident.ErrNotFound, a malformed one incident.ErrInvalidID.
 	Incident(id string) (incident.Report, error)
+}
+
+// FleetMembers is what a controller in a fleet also implements: it serves
+// GET /v1/fleet. Members is nil without a [fleet] section, answered with
+// 404 and a line that says so.
+type FleetMembers interface {
+	Members() []FleetMember
 }

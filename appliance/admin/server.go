@@ -72,6 +72,7 @@ func NewHandler(c Controller, opts HandlerOptions) *Handler {
 	h.mux.HandleFunc("GET /v1/status", h.status)
 	h.mux.HandleFunc("GET /v1/history", h.history)
 	h.mux.HandleFunc("GET /v1/incidents", h.incidents)
+	h.mux.HandleFunc("GET /v1/fleet", h.fleet)
 	h.mux.HandleFunc("GET /v1/incidents/{id}", h.incident)
 	h.mux.HandleFunc("POST /v1/rollback", h.command(func(ctx context.Context) error {
 		return c.Rollback(ctx, opts.Cause)
@@ -182,6 +183,22 @@ func (h *Handler) history(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	// A failed write means the client is gone.
 	_, _ = w.Write(append(b, '\n'))
+}
+
+// NoFleet is the answer of a canaryd without a [fleet] section.
+const NoFleet = "this canaryd is in no fleet: its config has no [fleet] section"
+
+func (h *Handler) fleet(w http.ResponseWriter, _ *http.Request) {
+	src, ok := h.ctl.(FleetMembers)
+	var list []FleetMember
+	if ok {
+		list = src.Members()
+	}
+	if list == nil {
+		writeError(w, http.StatusNotFound, NoFleet)
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
 }
 
 // notRecorded is the answer of a daemon without incident reports.

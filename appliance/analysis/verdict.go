@@ -134,12 +134,22 @@ type Tick struct {
 	Slow Tally
 }
 
-// Observe takes the tallies of the tick ending at now. It returns true
-// when this tick made the verdict bad.
-func (e *Evidence) Observe(now time.Time, t Tick, p Policy) (turnedBad bool) {
+// Observe takes the tallies of the tick ending at now, and those of more
+// sources counted over the same stretch (the other members of a fleet,
+// for its pooled verdict). Each source is judged at its own share: the
+// events of independent sources, each split between the versions as its
+// own share says, multiply their likelihood ratios, so the pooled test
+// keeps the bound of one. It returns true when this tick made the verdict
+// bad.
+func (e *Evidence) Observe(now time.Time, t Tick, p Policy, more ...Tick) (turnedBad bool) {
 	used := priorUsed(now.Sub(e.Since))
-	e.Errors.observe(used, []Tally{t.Traffic, t.Probes})
-	e.Latency.observe(used, []Tally{t.Slow})
+	errs, slow := []Tally{t.Traffic, t.Probes}, []Tally{t.Slow}
+	for _, m := range more {
+		errs, slow = append(errs, m.Traffic, m.Probes), append(slow, m.Slow)
+		e.Traffic = e.Traffic.Add(m.Traffic.clean())
+	}
+	e.Errors.observe(used, errs)
+	e.Latency.observe(used, slow)
 	e.Traffic = e.Traffic.Add(t.Traffic.clean())
 	if !e.BadAt.IsZero() {
 		return false

@@ -152,13 +152,17 @@ func New(opts Options) (*Daemon, error) {
 	}
 	var st release.Store = store
 	if cfg.Fleet.Enabled() {
-		if d.fleet, err = fleet.NewMember(cfg.Fleet, d.log); err != nil {
+		if d.fleet, err = fleet.NewMember(cfg.Fleet, d.aboutMe, d.log); err != nil {
 			return nil, err
 		}
 		st = d.fleet.Store(st)
 	}
-	d.release = release.New(release.Deps{Router: d.router, Engine: d.proxy, Store: st, Lights: d.panel,
-		Reports: d.reports, Marks: d.hist, Journal: d.journal, Log: d.log, ConfigDir: opts.ConfigDir}, latch)
+	deps := release.Deps{Router: d.router, Engine: d.proxy, Store: st, Lights: d.panel,
+		Reports: d.reports, Marks: d.hist, Journal: d.journal, Log: d.log, ConfigDir: opts.ConfigDir}
+	if d.fleet != nil {
+		deps.Pool = d.fleet
+	}
+	d.release = release.New(deps, latch)
 	d.apply(cfg)
 	if refusal := config.ImportRefusal(opts.ConfigDir); refusal != "" {
 		d.release.Rejected(refusal, true)
@@ -445,9 +449,33 @@ func (d *Daemon) Status() admin.Status {
 	st.StartedAt = d.started.UTC().Format(time.RFC3339)
 	st.Pending = d.restartOnly(d.boot, d.release.Config())
 	if d.fleet != nil {
-		st.Fleet = &admin.Fleet{Name: d.fleet.Name(), Release: d.boot.Fleet.Release, Connected: d.fleet.Connected()}
+		st.Fleet = &admin.Fleet{Name: d.fleet.Name(), Release: d.boot.Fleet.Release, Connected: d.fleet.Connected(),
+			Members: d.fleet.Live()}
 	}
 	return st
+}
+
+// Members are the fleet's members as GET /v1/fleet lists them; nil
+// without [fleet].
+func (d *Daemon) Members() []admin.FleetMember {
+	if d.fleet == nil {
+		return nil
+	}
+	return d.fleet.Members()
+}
+
+// aboutMe is what this member reports of itself to the fleet.
+func (d *Daemon) aboutMe() admin.FleetMember {
+	st := d.release.Status(time.Now())
+	fm := admin.FleetMember{State: st.State, CanaryVersion: st.CanaryVersion, CanaryPercent: st.CanaryPercent}
+	if st.Verdict != nil {
+		fm.Verdict = st.Verdict.State.String()
+	}
+	if st.Rollout != nil {
+		step := st.Rollout.Step
+		fm.Step = &step
+	}
+	return fm
 }
 
 // reportStatus keeps the service manager's one-line status current.

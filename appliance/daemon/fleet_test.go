@@ -32,6 +32,10 @@ func TestAButtonOnOneMemberRollsBackTheFleetAndALongPressResumesIt(t *testing.T)
 	testkit.Eventually(t, 10*time.Second, "both members connected", func() bool {
 		return a.Status().Fleet.Connected && b.Status().Fleet.Connected
 	})
+	testkit.Eventually(t, 5*time.Second, "a lists both members, live", func() bool {
+		m := a.Members()
+		return a.Status().Fleet.Members == 2 && len(m) == 2 && m[1].Name == "b" && m[1].Connected && m[1].State == state.Canary
+	})
 	hand.presses <- panel.Press{Via: panel.ViaEdge}
 	testkit.Eventually(t, 2*time.Second, "b rolled back by a's button", func() bool {
 		st := b.Status()
@@ -50,7 +54,7 @@ func TestAButtonOnOneMemberRollsBackTheFleetAndALongPressResumesIt(t *testing.T)
 
 func TestWithoutAFleetSectionNothingOfTheFleetRuns(t *testing.T) {
 	d := started(t, panel.Absent{})
-	if d.fleet != nil || d.Status().Fleet != nil {
+	if d.fleet != nil || d.Status().Fleet != nil || d.Members() != nil {
 		t.Errorf("a config without [fleet] has a fleet member: %+v", d.Status().Fleet)
 	}
 }

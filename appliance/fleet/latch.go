@@ -63,22 +63,48 @@ type Latch struct {
 // the same release share it.
 func Bucket(release string) string { return "canary-pi-" + release }
 
-// Open binds the release's bucket, creating it (with replicas copies, as
-// the NATS cluster can hold) if it does not exist yet.
+// Open binds the release's bucket, creating it if it does not exist yet
+// with replicas copies; 0 is as many as the NATS cluster holds, up to 3
+// (one on a single server).
 func Open(ctx context.Context, js jetstream.JetStream, release, member string, replicas int) (*Latch, error) {
 	if !validToken(member) || !validToken(release) {
 		return nil, fmt.Errorf("fleet: %q / %q: a member's name and a release are letters, digits, - and _", member, release)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      Bucket(release),
-		Description: "canary-pi release " + release + ": its rollback latch",
-		History:     1,
-		Replicas:    max(replicas, 1),
-	})
+	kv, err := js.KeyValue(ctx, Bucket(release))
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = create(ctx, js, release, replicas)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fleet: bucket %s: %w", Bucket(release), err)
 	}
 	return &Latch{kv: kv, member: member}, nil
+}
+
+// create makes the release's bucket with replicas copies; with 0, three,
+// or one where the NATS servers are fewer than three (a cluster too small
+// for three is refused as no suitable peers, a single server as not
+// clustered).
+func create(ctx context.Context, js jetstream.JetStream, release string, replicas int) (jetstream.KeyValue, error) {
+	cfg := jetstream.KeyValueConfig{
+		Bucket:      Bucket(release),
+		Description: "canary-pi release " + release + ": its rollback latch and its members",
+		History:     1,
+		Replicas:    replicas,
+	}
+	if replicas > 0 {
+		return js.CreateKeyValue(ctx, cfg)
+	}
+	cfg.Replicas = 3
+	kv, err := js.CreateKeyValue(ctx, cfg)
+	var apiErr *jetstream.APIError
+	if !errors.Is(err, jetstream.ErrBucketExists) && errors.As(err, &apiErr) {
+		cfg.Replicas = 1
+		kv, err = js.CreateKeyValue(ctx, cfg)
+	}
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		return js.KeyValue(ctx, Bucket(release)) // made by another member meanwhile
+	}
+	return kv, err
 }
 
 // validToken reports whether s can be one token of a subject: NATS keys are

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/canary-pi/canary-pi/appliance/admin"
+
 	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/release"
 	"github.com/canary-pi/canary-pi/appliance/state"
@@ -230,8 +232,14 @@ func runMember(t *testing.T, url, name string) (*Member, *fakeLocal) {
 // runMemberFrom is runMember with the latch its state directory kept.
 func runMemberFrom(t *testing.T, url, name string, kept state.Latch) (*Member, *fakeLocal) {
 	t.Helper()
+	return runMemberAbout(t, url, name, kept, nil)
+}
+
+// runMemberAbout is runMemberFrom with what the member says of itself.
+func runMemberAbout(t *testing.T, url, name string, kept state.Latch, about func() admin.FleetMember) (*Member, *fakeLocal) {
+	t.Helper()
 	local := &fakeLocal{latch: kept}
-	m, err := NewMember(config.Fleet{Servers: []string{url}, Name: name, Release: "shop"}, slog.New(slog.DiscardHandler))
+	m, err := NewMember(config.Fleet{Servers: []string{url}, Name: name, Release: "shop"}, about, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +291,7 @@ func TestAButtonOnOneMemberRollsBackTheOthersAndAResumeAnywhereResumesAll(t *tes
 }
 
 func TestAResumeOnAMemberCutOffIsRefused(t *testing.T) {
-	m, err := NewMember(config.Fleet{Servers: []string{"nats://127.0.0.1:1"}, Name: "a", Release: "shop"}, slog.New(slog.DiscardHandler))
+	m, err := NewMember(config.Fleet{Servers: []string{"nats://127.0.0.1:1"}, Name: "a", Release: "shop"}, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

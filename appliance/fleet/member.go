@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/canary-pi/canary-pi/appliance/admin"
+	"github.com/canary-pi/canary-pi/appliance/analysis"
 	"github.com/canary-pi/canary-pi/appliance/config"
 	"github.com/canary-pi/canary-pi/appliance/release"
 	"github.com/canary-pi/canary-pi/appliance/state"
@@ -40,7 +42,9 @@ type Member struct {
 	cfg   config.Fleet
 	name  string
 	local Local
+	about func() admin.FleetMember // what the daemon says of this member
 	log   *slog.Logger
+	boot  string
 
 	rolled chan Rollback // local rollbacks to publish
 
@@ -49,10 +53,17 @@ type Member struct {
 	connected bool
 	pending   []Rollback // rollbacks made while cut off
 	sawLive   bool       // a rollback or promotion was live since the last resume
+
+	seen      map[string]*heard // the members' last reports, by name
+	pooled    []remote          // the others' counts, for the verdict
+	out       analysis.Tick     // this member's counts since its last report
+	seq       uint64            // of this member's reports
+	perSecond [60]uint64        // requests in each of the last reports
 }
 
-// NewMember is the member for cfg (cfg.Enabled()). Run connects it.
-func NewMember(cfg config.Fleet, log *slog.Logger) (*Member, error) {
+// NewMember is the member for cfg (cfg.Enabled()); about says what this
+// member is doing, for its reports. Run connects it.
+func NewMember(cfg config.Fleet, about func() admin.FleetMember, log *slog.Logger) (*Member, error) {
 	name := cfg.Name
 	if name == "" {
 		h, err := os.Hostname()
@@ -66,7 +77,8 @@ func NewMember(cfg config.Fleet, log *slog.Logger) (*Member, error) {
 			return '-'
 		}, strings.SplitN(h, ".", 2)[0])
 	}
-	return &Member{cfg: cfg, name: name, log: log, rolled: make(chan Rollback, 64)}, nil
+	return &Member{cfg: cfg, name: name, about: about, log: log, rolled: make(chan Rollback, 64),
+		boot: strconv.FormatInt(time.Now().UnixNano(), 36), seen: map[string]*heard{}}, nil
 }
 
 // Name is the member's name in the fleet.
@@ -211,6 +223,9 @@ func (m *Member) follow(ctx context.Context, js jetstream.JetStream) error {
 		return fmt.Errorf("fleet: watching the bucket: %w", err)
 	}
 	defer w.Stop()
+	rc, stopReports := context.WithCancel(ctx)
+	defer stopReports()
+	go m.reportLoop(rc, l)
 	m.mu.Lock()
 	m.latch, m.connected = l, true
 	pending := m.pending
@@ -248,6 +263,9 @@ func (m *Member) follow(ctx context.Context, js jetstream.JetStream) error {
 			switch {
 			case e == nil: // the initial values are in
 				synced = true
+			case strings.HasPrefix(e.Key(), KindMember+"."):
+				m.hear(e, synced)
+				continue
 			case !strings.HasPrefix(e.Key(), KindRollback+".") && !strings.HasPrefix(e.Key(), KindPromote+"."):
 			case e.Operation() == jetstream.KeyValuePut:
 				live[e.Key()] = true

@@ -136,6 +136,17 @@ func (c *Controller) resetCanary(plan *route.Plan, now time.Time) {
 	c.setLive(now)
 }
 
+// policy is the verdict's policy: cfg's, with canary.false_alarm split
+// evenly between this member's own test and the pooled one in a fleet,
+// so that either turning bad on noise stays as unlikely as on a Pi alone.
+func (c *Controller) policy() analysis.Policy {
+	p := policyOf(c.cfg)
+	if c.Pool != nil {
+		p.FalseAlarm /= 2
+	}
+	return p
+}
+
 // policyOf is the verdict's policy in cfg.
 func policyOf(cfg *config.Config) analysis.Policy {
 	p := cfg.Canary

@@ -79,6 +79,19 @@ type Deps struct {
 	Log     *slog.Logger
 	// ConfigDir is where the config comes from, for the status.
 	ConfigDir string
+	// Pool is the fleet's evidence, nil for a Pi on its own.
+	Pool Pool
+}
+
+// Pool is a fleet's evidence beside this member's own: the canary is
+// judged on each member's counts and also on the sum of the live
+// members', so that a canary failing a little at several small sites is
+// found sooner than at any one of them.
+type Pool interface {
+	// Exchange gives the fleet this member's tick and returns the ticks
+	// the others counted since the last call, of members serving version
+	// as a canary, with how many members that makes, this one included.
+	Exchange(version string, own analysis.Tick) (others []analysis.Tick, members int)
 }
 
 // Controller is the release. Its exported methods take its lock and are
@@ -118,6 +131,10 @@ type Controller struct {
 	thresholds    analysis.Thresholds // what counted as slow in the last tick
 	verdict       analysis.Verdict
 	judgedAt      time.Time // the last tick's end
+	// pooled is the evidence of the fleet's live members together, with
+	// Pool; kept in memory only: a restart starts it afresh.
+	pooled      analysis.Evidence
+	poolMembers int // how many members the last tick pooled
 
 	rollbacks map[state.Cause]uint64 // since start
 	rate      rate                   // the status line's requests a minute

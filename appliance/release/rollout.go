@@ -87,7 +87,7 @@ func (c *Controller) position(now time.Time, v analysis.Verdict) (s decide.Sched
 	if !now.Before(c.rollout.Entered.Add(s.Interval)) {
 		// Only a step that is due asks what its safety needs.
 		traffic := c.evidence.Traffic
-		o.Safety = analysis.SafetyFor(policyOf(c.cfg), c.rollout.Percent/100, traffic.StableEvents, traffic.Stable,
+		o.Safety = analysis.SafetyFor(c.policy(), c.rollout.Percent/100, traffic.StableEvents, traffic.Stable,
 			float64(canary.Requests+stable.Requests)/c.cfg.Canary.Window.Seconds())
 	}
 	return s, decide.Progress(c.rollout, s, o, now), true

@@ -2,6 +2,7 @@ package release
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -129,20 +130,28 @@ func (c *Controller) Tick(now time.Time) {
 	plan := c.Router.Plan()
 	errs, slow := c.tallies.tally(plan)
 	probes := c.probes.take()
-	policy := policyOf(c.cfg)
+	policy := c.policy()
 	rec := recent(plan, now, c.cfg.Canary.Window)
+	tick := analysis.Tick{Traffic: errs, Probes: probes, Slow: slow}
+	var others []analysis.Tick
+	if c.Pool != nil {
+		others, c.poolMembers = c.Pool.Exchange(c.cfg.Canary.Version, tick)
+	}
 	var v analysis.Verdict
 	turnedBad := false
 	if plan.HasCanary {
 		if plan.Mode == state.Canary {
-			turnedBad = c.evidence.Observe(now, analysis.Tick{Traffic: errs, Probes: probes, Slow: slow}, policy)
+			turnedBad = c.evidence.Observe(now, tick, policy)
+			if c.Pool != nil && c.pooled.Observe(now, tick, policy, others...) {
+				turnedBad = true
+			}
 			// A tick without an attempt changes only the prior's clock,
 			// which a restart works out again: no write for it.
 			if errs.Canary+errs.Stable+probes.Canary+probes.Stable > 0 {
 				c.evidenceDirty = true
 			}
 		}
-		v = analysis.Judge(&c.evidence, rec, c.thresholds, c.verdict.State, policy)
+		v = c.judge(rec, c.verdict.State, policy)
 	}
 	c.thresholds = analysis.SlowThresholds(rec.Stable, policy)
 	setThresholds(plan, c.thresholds)
@@ -170,6 +179,18 @@ func (c *Controller) Tick(now time.Time) {
 	if save != nil {
 		c.saveEvidence(*save)
 	}
+}
+
+// judge is the verdict on this member's evidence, or, in a fleet, on the
+// pooled evidence when that is bad and this member's own is not.
+func (c *Controller) judge(rec analysis.Recent, prev analysis.State, policy analysis.Policy) analysis.Verdict {
+	v := analysis.Judge(&c.evidence, rec, c.thresholds, prev, policy)
+	if c.Pool == nil || v.State == analysis.Bad || c.pooled.BadAt.IsZero() {
+		return v
+	}
+	pv := analysis.Judge(&c.pooled, rec, c.thresholds, prev, policy)
+	pv.Reason = fmt.Sprintf("on the fleet's counts (%d members): %s", c.poolMembers, pv.Reason)
+	return pv
 }
 
 // logVerdict writes a journal entry for a verdict that changed.
@@ -202,7 +223,8 @@ func (c *Controller) startEvidence() { c.restartEvidence(c.live.Since) }
 // restartEvidence starts the evidence of the serving release afresh from
 // since: a new release, a resume of a bad canary, a new tolerance.
 func (c *Controller) restartEvidence(since time.Time) {
-	c.evidence = analysis.NewEvidence(c.live.Version, since, policyOf(c.cfg))
+	c.evidence = analysis.NewEvidence(c.live.Version, since, c.policy())
+	c.pooled = c.evidence
 	c.evidenceDirty = true
 	c.judgeNow()
 }
@@ -212,7 +234,7 @@ func (c *Controller) restartEvidence(since time.Time) {
 func (c *Controller) judgeNow() {
 	c.verdict = analysis.Verdict{}
 	if c.cfg.HasCanary() {
-		c.verdict = analysis.Judge(&c.evidence, analysis.Recent{}, c.thresholds, analysis.NotEnough, policyOf(c.cfg))
+		c.verdict = c.judge(analysis.Recent{}, analysis.NotEnough, c.policy())
 	}
 }
 
@@ -222,6 +244,7 @@ func (c *Controller) judgeNow() {
 func (c *Controller) restoreEvidence() {
 	if e, ok := c.Store.LoadEvidence(); ok && e.Version == c.live.Version && !e.Since.Before(c.live.Since) {
 		c.evidence = e
+		c.pooled = analysis.NewEvidence(e.Version, e.Since, c.policy())
 		return
 	}
 	c.startEvidence()

@@ -322,6 +322,13 @@ func commands() map[string]command {
 				return err
 			},
 		},
+		"fleet": {args: "[--json]", help: "the members of this fleet's release", flags: jsonFlag, run: func(ctx context.Context, c *cli, _ []string) error {
+			body, err := c.client.Get(ctx, "/v1/fleet")
+			if jsonOut || err != nil {
+				return c.printJSON(body, err)
+			}
+			return c.printFleet(body)
+		}},
 		"from-nginx": fromNginx(),
 		"version": {help: "print canaryctl's version", run: func(_ context.Context, c *cli, _ []string) error {
 			fmt.Fprintf(c.stdout, "canaryctl %s\n", version)
@@ -423,7 +430,7 @@ func printStatus(w io.Writer, st admin.Status, now time.Time) error {
 		if !f.Connected {
 			reach = "UNREACHABLE: rollbacks act here and wait to be told; resume and promote are refused"
 		}
-		fmt.Fprintf(tw, "fleet\t%s in release %s, %s\n", f.Name, f.Release, reach)
+		fmt.Fprintf(tw, "fleet\t%s in release %s, %s; %d members live (canaryctl fleet)\n", f.Name, f.Release, reach, f.Members)
 	}
 	if st.Version != "" {
 		daemon := "canaryd " + st.Version
@@ -496,6 +503,38 @@ func (c *cli) printIncidents(body []byte) error {
 
 // printJSON prints a JSON answer from the daemon, indented; it takes the
 // getter's results as they come.
+// printFleet prints the members of the release, one line each.
+func (c *cli) printFleet(body []byte) error {
+	var members []admin.FleetMember
+	if err := json.Unmarshal(body, &members); err != nil {
+		return fmt.Errorf("unexpected answer from %s: %v", c.socket, err)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "member	connected	last seen	state	verdict	canary	step	requests/min")
+	for _, m := range members {
+		name, connected, step := m.Name, "no", "-"
+		if m.Self {
+			name += " (this)"
+		}
+		if m.Connected {
+			connected = "yes"
+		}
+		if m.Step != nil {
+			step = strconv.Itoa(*m.Step + 1)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s %g%%\t%s\t%g\n", name, connected, orDash(m.LastSeen), m.State,
+			orDash(m.Verdict), orDash(m.CanaryVersion), m.CanaryPercent, step, m.RequestsPerMinute)
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
 func (c *cli) printJSON(body []byte, err error) error {
 	if err != nil {
 		return err

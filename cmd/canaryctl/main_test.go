@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/canary-pi/canary-pi/appliance/state"
+
 	"github.com/canary-pi/canary-pi/appliance/admin"
 	"github.com/canary-pi/canary-pi/appliance/admin/admintest"
 	"github.com/canary-pi/canary-pi/appliance/config"
@@ -453,6 +455,7 @@ func TestHelpPrintsTheUsageAndExits0(t *testing.T) {
 
 commands:
   button [--long]          press the button: roll back (--long: resume)
+  fleet [--json]           the members of this fleet's release
   from-nginx FILE [--canary ADDR]... [--upstream NAME]
                            print a canaryd.toml equivalent to an nginx config
   help [COMMAND]           this list, or one command's line
@@ -576,5 +579,39 @@ func TestPermissionDeniedSaysWhichGroupToJoin(t *testing.T) {
 				t.Errorf("exit %d, stdout %q, stderr:\n%q\nwant exit 2 and\n%q", code, stdout.String(), stderr.String(), want)
 			}
 		})
+	}
+}
+
+func TestFleetListsTheMembersOfTheRelease(t *testing.T) {
+	ctl, socket := daemon(t, admintest.Canary())
+	step := 1
+	ctl.SetMembers(
+		admin.FleetMember{Name: "shop-1", Self: true, Connected: true, LastSeen: "2026-12-01T10:00:00Z", State: state.Canary,
+			Verdict: "good", CanaryVersion: "v2", CanaryPercent: 50, Step: &step, RequestsPerMinute: 1200},
+		admin.FleetMember{Name: "shop-2", LastSeen: "2026-12-01T09:58:00Z", State: state.RolledBack, Verdict: "bad", CanaryVersion: "v2"})
+	r := canaryctl(nil, "-socket", socket, "fleet")
+	want := "member         connected  last seen             state        verdict  canary  step  requests/min\n" +
+		"shop-1 (this)  yes        2026-12-01T10:00:00Z  canary       good     v2 50%  2     1200\n" +
+		"shop-2         no         2026-12-01T09:58:00Z  rolled_back  bad      v2 0%   -     0\n"
+	if r.code != 0 || r.stdout != want {
+		t.Errorf("fleet: exit %d, stdout\n%s\nwant\n%s(stderr %q)", r.code, r.stdout, want, r.stderr)
+	}
+	r = canaryctl(nil, "-socket", socket, "fleet", "--json")
+	var members []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &members); err != nil || r.code != 0 || len(members) != 2 {
+		t.Fatalf("fleet --json: exit %d, %v, %q", r.code, err, r.stdout)
+	}
+	for _, field := range []string{"name", "connected", "state", "verdict", "last_seen"} {
+		if _, ok := members[1][field]; !ok {
+			t.Errorf("fleet --json: a member without %q: %v", field, members[1])
+		}
+	}
+}
+
+func TestFleetOnACanarydInNoFleetIsRefusedInOneLine(t *testing.T) {
+	_, socket := daemon(t, admintest.Canary())
+	r := canaryctl(nil, "-socket", socket, "fleet")
+	if r.code != 1 || r.stderr != "canaryctl: "+admin.NoFleet+"\n" {
+		t.Errorf("fleet in no fleet: exit %d, stderr %q", r.code, r.stderr)
 	}
 }

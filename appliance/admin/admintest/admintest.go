@@ -35,12 +35,13 @@ import (
 // recorded. A refusal set with Refuse is returned instead. Its history is
 // empty until SetHistory gives it one; the actions add no marks to it.
 // It has no incident reports until SetIncidents gives it some: its
-// rollbacks write none.
+// rollbacks write none. It is in no fleet until SetMembers says who is.
 type Controller struct {
 	mu      sync.Mutex
 	status  admin.Status
 	history history.Snapshot
 	reports []incident.Report
+	members []admin.FleetMember // nil: in no fleet
 	latch   state.Latch
 	verdict analysis.Verdict
 	percent float64 // the canary's share to restore on resume
@@ -127,6 +128,22 @@ func (c *Controller) SetHistory(s history.Snapshot) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.history = s
+}
+
+// SetMembers makes the fake a member of a fleet whose members Members
+// returns from now on.
+func (c *Controller) SetMembers(members ...admin.FleetMember) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.members = slices.Clone(members)
+}
+
+// Members implements admin.FleetMembers: those SetMembers gave, nil (in
+// no fleet) before.
+func (c *Controller) Members() []admin.FleetMember {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.members)
 }
 
 // SetIncidents makes the reports the ones Incidents and Incident return
