@@ -96,6 +96,9 @@ type Front struct {
 	wg      sync.WaitGroup
 
 	pressing chan struct{} // one Press at a time
+	// releasedAt is when the last Press let the button go, under the
+	// pressing token: the next waits for that release to settle.
+	releasedAt time.Time
 
 	// mu guards the lights and the pins under them, and what follows.
 	mu             sync.Mutex
@@ -400,6 +403,18 @@ func (f *Front) Press(ctx context.Context, long bool) error {
 		return ctx.Err()
 	}
 	defer func() { <-f.pressing }()
+	// A press right after the last one ended would come before that
+	// release settled: the debouncer would take the two for one press
+	// with a bounce in it, and this one would never be handled.
+	if settled := f.releasedAt.Add(2 * Settle); !f.releasedAt.IsZero() && f.clock.Now().Before(settled) {
+		t := f.clock.NewTimer(f.clock.Until(settled))
+		defer t.Stop()
+		select {
+		case <-t.Chan():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 
 	handled := make(chan struct{})
 	sp := &softPress{long: long, done: onceClose(handled)}
@@ -437,6 +452,7 @@ func (f *Front) Press(ctx context.Context, long bool) error {
 	if err := f.drive(context.WithoutCancel(ctx), false); err != nil {
 		return err
 	}
+	f.releasedAt = f.clock.Now()
 	select {
 	case <-handled:
 		return nil

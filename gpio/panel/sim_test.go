@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -201,5 +202,31 @@ func TestOpenWithNothingWiredStillPresses(t *testing.T) {
 	defer cancel()
 	if err := f.Press(ctx, false); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Two presses one right after the other, as two canaryctl commands give
+// them, are two presses: the second waits for the first's release to
+// settle rather than be taken for a bounce of it.
+func TestSimPressesBackToBackAreEachHandled(t *testing.T) {
+	f := NewSim(Options{})
+	defer f.Close()
+	var handled atomic.Int32
+	go func() {
+		for p := range f.Presses() {
+			handled.Add(1)
+			p.Handled()
+		}
+	}()
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), patience)
+		err := f.Press(ctx, false)
+		cancel()
+		if err != nil {
+			t.Fatalf("press %d: %v", i+1, err)
+		}
+	}
+	if n := handled.Load(); n != 3 {
+		t.Errorf("%d presses handled, want 3", n)
 	}
 }
