@@ -121,12 +121,17 @@ func AutoRollback(enabled bool, m state.Mode, v analysis.Verdict) bool {
 
 // Lights is what the panel shows for a mode, the config's state (cfgErr is
 // the last rejected config's error, "" when the running one is the newest)
-// and the canary's verdict. The latch, not the button, decides: a rollback
-// blinks red until it is resumed, whatever the verdict does meanwhile.
-func Lights(m state.Mode, cfgErr string, v analysis.State) (status, canary led.Pattern) {
+// and the canary's verdict; cutOff is a member of a fleet that cannot
+// reach it. The latch, not the button, decides: a rollback blinks red
+// until it is resumed, whatever the verdict does meanwhile. A rejected
+// config blinks the status light; else a fleet out of reach winks it.
+func Lights(m state.Mode, cfgErr string, v analysis.State, cutOff bool) (status, canary led.Pattern) {
 	status = led.Green
-	if cfgErr != "" {
+	switch {
+	case cfgErr != "":
 		status = led.GreenBlink
+	case cutOff:
+		status = led.GreenWink
 	}
 	switch {
 	case m == state.Canary && v == analysis.Bad:

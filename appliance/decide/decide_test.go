@@ -154,22 +154,26 @@ func TestLights(t *testing.T) {
 		mode           state.Mode
 		cfgErr         string
 		verdict        analysis.State
+		cutOff         bool
 		status, canary led.Pattern
 	}{
-		{state.Canary, "", analysis.Good, led.Green, led.Green},
-		{state.Canary, "", analysis.NotEnough, led.Green, led.Green},
-		{state.Canary, "", analysis.Shared, led.Green, led.Green},
-		{state.Canary, "", analysis.Bad, led.Green, led.Red},
-		{state.RolledBack, "", analysis.Bad, led.Green, led.RedBlink},
-		{state.RolledBack, "", analysis.Good, led.Green, led.RedBlink},
-		{state.Promoted, "", analysis.Bad, led.Green, led.Off},
-		{state.NoCanary, "", analysis.NotEnough, led.Green, led.Off},
-		{state.Canary, "a.toml:3: bad", analysis.Good, led.GreenBlink, led.Green},
+		{state.Canary, "", analysis.Good, false, led.Green, led.Green},
+		{state.Canary, "", analysis.NotEnough, false, led.Green, led.Green},
+		{state.Canary, "", analysis.Shared, false, led.Green, led.Green},
+		{state.Canary, "", analysis.Bad, false, led.Green, led.Red},
+		{state.RolledBack, "", analysis.Bad, false, led.Green, led.RedBlink},
+		{state.RolledBack, "", analysis.Good, false, led.Green, led.RedBlink},
+		{state.Promoted, "", analysis.Bad, false, led.Green, led.Off},
+		{state.NoCanary, "", analysis.NotEnough, false, led.Green, led.Off},
+		{state.Canary, "a.toml:3: bad", analysis.Good, false, led.GreenBlink, led.Green},
+		{state.Canary, "", analysis.Good, true, led.GreenWink, led.Green},
+		{state.RolledBack, "", analysis.Good, true, led.GreenWink, led.RedBlink},
+		{state.Canary, "a.toml:3: bad", analysis.Good, true, led.GreenBlink, led.Green},
 	}
 	for _, tt := range tests {
-		status, canary := Lights(tt.mode, tt.cfgErr, tt.verdict)
+		status, canary := Lights(tt.mode, tt.cfgErr, tt.verdict, tt.cutOff)
 		if status != tt.status || canary != tt.canary {
-			t.Errorf("Lights(%s, %q, %s) = %s, %s; want %s, %s", tt.mode, tt.cfgErr, tt.verdict,
+			t.Errorf("Lights(%s, %q, %s, %t) = %s, %s; want %s, %s", tt.mode, tt.cfgErr, tt.verdict, tt.cutOff,
 				status, canary, tt.status, tt.canary)
 		}
 	}

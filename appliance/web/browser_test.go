@@ -189,8 +189,9 @@ func lit(tb *tab, which string) (on, blinking bool) {
 // server is the admin TCP handler with the page, as canaryd serves it, on
 // a loopback port.
 type server struct {
-	url   string
-	polls atomic.Int64 // GET /v1/status so far
+	url    string
+	polls  atomic.Int64 // GET /v1/status so far
+	fleets atomic.Int64 // GET /v1/fleet so far
 }
 
 func serveAdmin(t *testing.T, c admin.Controller, opts admin.HandlerOptions) *server {
@@ -198,8 +199,11 @@ func serveAdmin(t *testing.T, c admin.Controller, opts admin.HandlerOptions) *se
 	s := &server{}
 	h := adminWithPage(c, opts)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v1/status" {
+		switch r.URL.Path {
+		case "/v1/status":
 			s.polls.Add(1)
+		case "/v1/fleet":
+			s.fleets.Add(1)
 		}
 		h.ServeHTTP(w, r)
 	}))

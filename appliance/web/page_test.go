@@ -121,14 +121,29 @@ func TestPageHasWhatTheOperatorNeeds(t *testing.T) {
 		`id="status-led"`, `id="canary-led"`, `id="status-led-text"`, `id="canary-led-text"`,
 		`id="state"`, `id="pct-canary"`, `id="verdict"`, `id="latch"`, `id="upstreams"`,
 		`id="cfg-gen"`, `id="cfg-error"`,
+		`id="fleet-name"`, `id="fleet-release"`, `id="fleet-link"`, `id="fleet-down"`, `id="fleet-members"`,
 		`<button type="button" class="btn danger" id="rollback"`,
 		`<button type="button" class="btn" id="resume"`,
 		`<button type="button" class="btn" id="promote"`,
-		`'v1/status'`, `'Bearer '`, `localStorage`,
+		`'v1/status'`, `'v1/fleet'`, `'Bearer '`, `localStorage`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %s", want)
 		}
+	}
+}
+
+// TestPageHidesTheFleetUntilTheStatusHasOne: the Fleet card is hidden in
+// the markup itself, so a canaryd in no fleet never shows it, not even
+// before its first status arrives.
+func TestPageHidesTheFleetUntilTheStatusHasOne(t *testing.T) {
+	_, body := getPage(t)
+	tag := regexp.MustCompile(`<section[^>]*\sid="fleet-card"[^>]*>`).FindString(body)
+	if tag == "" {
+		t.Fatal(`the page has no <section id="fleet-card">`)
+	}
+	if !regexp.MustCompile(`\shidden[\s>]`).MatchString(tag) {
+		t.Errorf("the Fleet card shows before any status: %s", tag)
 	}
 }
 

@@ -34,6 +34,7 @@ func TestPageSpellsValuesAsTheTypes(t *testing.T) {
 		{"const STATE =", modes},
 		{"const VERDICT =", verdicts},
 		{"const MARK =", texts(history.Kinds())},
+		{"const STATE_CHIP =", modes},
 	} {
 		if got := objectKeys(t, page, tc.table); !sameSet(got, tc.want) {
 			t.Errorf("%s has keys %v, want %v", tc.table, got, tc.want)
@@ -54,15 +55,15 @@ func TestPageSpellsValuesAsTheTypes(t *testing.T) {
 		}
 	}
 
-	// Comparisons of a state field with a literal: a verdict's state is a
-	// verdict, any other state a mode.
-	compared := regexp.MustCompile(`([\w.]*\bstate) [!=]== '([^']*)'`).FindAllStringSubmatch(page, -1)
+	// Comparisons of a state or a verdict with a literal: a verdict's state
+	// and a fleet member's verdict are verdicts, any other state a mode.
+	compared := regexp.MustCompile(`([\w.]*\b(?:state|verdict)) [!=]== '([^']*)'`).FindAllStringSubmatch(page, -1)
 	if len(compared) == 0 {
 		t.Fatal("no comparison of a state in the page: has the script changed shape?")
 	}
 	for _, m := range compared {
 		want := modes
-		if strings.HasSuffix(m[1], "verdict.state") {
+		if strings.HasSuffix(m[1], "verdict.state") || strings.HasSuffix(m[1], "verdict") {
 			want = verdicts
 		}
 		if !slices.Contains(want, m[2]) {

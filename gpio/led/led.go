@@ -12,12 +12,15 @@ const (
 	Off        Pattern = "off"
 	Green      Pattern = "green"
 	GreenBlink Pattern = "green-blink"
-	Red        Pattern = "red"
-	RedBlink   Pattern = "red-blink"
+	// GreenWink is lit, dark a quarter second every second: the status
+	// light of a member of a fleet that cannot reach it.
+	GreenWink Pattern = "green-wink"
+	Red       Pattern = "red"
+	RedBlink  Pattern = "red-blink"
 )
 
 // Patterns are all the patterns a light can show.
-func Patterns() []Pattern { return []Pattern{Off, Green, GreenBlink, Red, RedBlink} }
+func Patterns() []Pattern { return []Pattern{Off, Green, GreenBlink, GreenWink, Red, RedBlink} }
 
 // Blinks reports whether the pattern blinks.
-func (p Pattern) Blinks() bool { return p == GreenBlink || p == RedBlink }
+func (p Pattern) Blinks() bool { return p == GreenBlink || p == GreenWink || p == RedBlink }

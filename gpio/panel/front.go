@@ -103,7 +103,7 @@ type Front struct {
 	// mu guards the lights and the pins under them, and what follows.
 	mu             sync.Mutex
 	status, canary light
-	phase          bool      // the blinker's phase: blinking lights are lit
+	turn           uint      // the blinker's turn: blinking lights are lit at 0
 	blinkAt        time.Time // the blinker's next turn; zero when nothing blinks
 	wakeAt         time.Time // when the loop will next wake by itself, for tests
 	pending        *softPress
@@ -349,7 +349,7 @@ func (f *Front) blink(now time.Time) {
 	case f.blinkAt.IsZero():
 		f.blinkAt = now.Add(BlinkPeriod) // Show lit it already
 	case !now.Before(f.blinkAt):
-		f.phase = !f.phase
+		f.turn++
 		f.showLocked()
 		f.blinkAt = f.blinkAt.Add(BlinkPeriod)
 		if !f.blinkAt.After(now) { // the loop was late: blink on from now
@@ -359,8 +359,8 @@ func (f *Front) blink(now time.Time) {
 }
 
 func (f *Front) showLocked() {
-	f.status.show(f.phase, f.log)
-	f.canary.show(f.phase, f.log)
+	f.status.show(f.turn, f.log)
+	f.canary.show(f.turn, f.log)
 }
 
 // Show sets what the lights show. Steady patterns are on the pins when Show
@@ -373,7 +373,7 @@ func (f *Front) Show(status, canary led.Pattern) {
 		return
 	}
 	if !f.status.blinks() && !f.canary.blinks() {
-		f.phase = true
+		f.turn = 0
 	}
 	f.status.pattern, f.canary.pattern = status, canary
 	f.showLocked()

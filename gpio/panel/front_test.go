@@ -3,6 +3,7 @@ package panel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -169,6 +170,22 @@ func TestBlinkingLightsBlinkInStep(t *testing.T) {
 	b.show(led.Green, led.RedBlink) // and starts lit
 	if !b.red.lit() {
 		t.Error("a new blink starts dark")
+	}
+}
+
+// A wink (the fleet out of reach) is lit three turns of the blinker and
+// dark one: told apart from a blink, which is dark every other turn.
+func TestAWinkIsDarkOneTurnInFour(t *testing.T) {
+	b := newBench(t)
+	b.show(led.GreenWink, led.Green)
+	var seen []bool
+	for range 8 {
+		seen = append(seen, b.status.lit())
+		b.advance(BlinkPeriod)
+	}
+	want := []bool{true, true, true, false, true, true, true, false}
+	if fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Errorf("a winking status light over 8 turns: %v, want %v", seen, want)
 	}
 }
 

@@ -52,9 +52,9 @@ type light struct {
 	green, red []*lamp
 }
 
-// show drives the LEDs for the pattern; on is the blinker's phase.
-func (l *light) show(on bool, log *slog.Logger) {
-	green, red := levels(l.pattern, on)
+// show drives the LEDs for the pattern at the blinker's turn.
+func (l *light) show(turn uint, log *slog.Logger) {
+	green, red := levels(l.pattern, turn)
 	for _, g := range l.green {
 		g.set(green, log)
 	}
@@ -65,13 +65,18 @@ func (l *light) show(on bool, log *slog.Logger) {
 
 func (l *light) blinks() bool { return l.pattern.Blinks() }
 
-// levels is which colour a pattern lights in a blink phase.
-func levels(p led.Pattern, on bool) (green, red bool) {
+// levels is which colour a pattern lights at a turn of the blinker, which
+// turns every BlinkPeriod: a blink is lit every other turn, a wink all but
+// one turn in four.
+func levels(p led.Pattern, turn uint) (green, red bool) {
+	on := turn%2 == 0
 	switch p {
 	case led.Green:
 		return true, false
 	case led.GreenBlink:
 		return on, false
+	case led.GreenWink:
+		return turn%4 != 3, false
 	case led.Red:
 		return false, true
 	case led.RedBlink:

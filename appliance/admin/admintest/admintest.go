@@ -309,7 +309,7 @@ func (c *Controller) act(op decide.Op, cause state.Cause) error {
 	default:
 		c.status.CanaryPercent = 0
 	}
-	status, canary := decide.Lights(dec.Mode, c.status.Config.Error, c.verdict.State)
+	status, canary := decide.Lights(dec.Mode, c.status.Config.Error, c.verdict.State, c.status.Fleet != nil && !c.status.Fleet.Connected)
 	c.status.LEDs = admin.LEDs{Status: status, Canary: canary}
 	c.status.Message = decide.Message(dec.Mode, dec.Latch, c.verdict)
 	c.status.Latch = admin.LatchOf(dec.Latch)
