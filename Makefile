@@ -14,7 +14,7 @@ ARMENV  := GOOS=linux CGO_ENABLED=0
 TESTFLAGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help build arm demo docs test vet staticcheck fmt-check test-race test-verdict verdict-table test-fuzz test-arm test-image bench bench-nginx soak deb image image-check e2e e2e-pi clean
+.PHONY: help build arm demo docs test vet staticcheck fmt-check test-race test-fleet test-verdict verdict-table test-fuzz test-arm test-image bench bench-nginx soak deb image image-check e2e e2e-pi clean
 
 # The package version: Debian's rules (it starts with a digit), from the
 # newest v* tag, else 0.0 with the commit: 0.0~git20261201.fae91cf.
@@ -54,7 +54,7 @@ docs: ## regenerate docs/configuration.md and the manual pages in docs/man/ from
 	$(GO) test -short -count=1 -run '^(TestConfigurationReferenceIsCurrent|TestConfigManPageIsCurrentAndRenders|TestManPageIsCurrentAndRenders)$$' \
 		./internal/docgen ./cmd/canaryd ./cmd/canaryctl -update
 
-test: vet staticcheck fmt-check test-race test-verdict test-fuzz test-arm test-image ## everything CI runs
+test: vet staticcheck fmt-check test-race test-verdict test-fleet test-fuzz test-arm test-image ## everything CI runs
 
 vet: ## go vet
 	$(GO) vet ./...
@@ -71,6 +71,9 @@ test-race: ## the tests on this machine, with the race detector
 
 # The race detector would make the simulation's half minute many: it has a
 # build tag of its own (!race), and runs here.
+test-fleet: ## the fleet: three canaryd and a three-node nats-server cluster in network namespaces (root, iproute2, nats-server)
+	$(GO) test -count=1 -timeout 10m -run '^TestFleetInNetworkNamespaces$$' -v ./cmd/canaryd -args -fleet
+
 test-verdict: ## the verdict's simulation: false alarms over 15 000 simulated release-hours, detection times, a step's power, the fleet's pooled test
 	$(GO) test -count=1 -timeout 10m -run 'TestNeverRedOnNoise|TestDetectionTimes|TestASafeStepHadThePowerToSeeARegression|TestThePooledVerdictIsNeverRedOnNoise|TestTwoSmallSitesFailingAlikeAreFoundSoonerPooled' ./appliance/analysis
 

@@ -51,6 +51,8 @@ type Fleet struct {
 	// Members is how many members of the release reported in the last
 	// few seconds, this one included while connected.
 	Members int `json:"members"`
+	// Server is the NATS server this member is connected to, "" cut off.
+	Server string `json:"server,omitempty"`
 }
 
 // FleetMember is one member of a release as canaryctl fleet shows it

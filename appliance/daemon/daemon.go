@@ -160,7 +160,7 @@ func New(opts Options) (*Daemon, error) {
 	deps := release.Deps{Router: d.router, Engine: d.proxy, Store: st, Lights: d.panel,
 		Reports: d.reports, Marks: d.hist, Journal: d.journal, Log: d.log, ConfigDir: opts.ConfigDir}
 	if d.fleet != nil {
-		deps.Pool = d.fleet
+		deps.Fleet = d.fleet
 	}
 	d.release = release.New(deps, latch)
 	d.apply(cfg)
@@ -450,7 +450,7 @@ func (d *Daemon) Status() admin.Status {
 	st.Pending = d.restartOnly(d.boot, d.release.Config())
 	if d.fleet != nil {
 		st.Fleet = &admin.Fleet{Name: d.fleet.Name(), Release: d.boot.Fleet.Release, Connected: d.fleet.Connected(),
-			Members: d.fleet.Live()}
+			Members: d.fleet.Live(), Server: d.fleet.Server()}
 	}
 	return st
 }

@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -74,10 +75,33 @@ func Open(ctx context.Context, js jetstream.JetStream, release, member string, r
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		kv, err = create(ctx, js, release, replicas)
 	}
+	if err == nil {
+		kv, err = leaderReads(ctx, js, kv)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fleet: bucket %s: %w", Bucket(release), err)
 	}
 	return &Latch{kv: kv, member: member}, nil
+}
+
+// leaderReads makes the bucket's reads go to its leader: a read served by
+// any replica (NATS's direct get, the default) may come from one that
+// lags or, back after a crash, differs, and a resume removing a rollback
+// at the revision such a read gave would leave it in place.
+func leaderReads(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue) (jetstream.KeyValue, error) {
+	s, err := js.Stream(ctx, "KV_"+kv.Bucket())
+	if err != nil {
+		return nil, err
+	}
+	cfg := s.CachedInfo().Config
+	if !cfg.AllowDirect {
+		return kv, nil
+	}
+	cfg.AllowDirect = false
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		return nil, err
+	}
+	return js.KeyValue(ctx, kv.Bucket())
 }
 
 // create makes the release's bucket with replicas copies; with 0, three,
@@ -121,22 +145,30 @@ func validToken(s string) bool {
 	return true
 }
 
-// Add publishes this member's rollback (or promotion). The caller has
-// acted locally already: Add is how the others hear of it, never a
-// condition for it.
-func (l *Latch) Add(ctx context.Context, r Rollback) error {
+// Add publishes this member's rollback (or promotion), unless the bucket
+// has had it already: put as it was announced, or put and then removed by
+// a resume, which must not be undone by a late put of the same. The
+// caller has acted locally already: Add is how the others hear of it,
+// never a condition for it. It reports whether the bucket took it now.
+func (l *Latch) Add(ctx context.Context, r Rollback) (bool, error) {
 	r.Member = l.member
 	if !validToken(r.ID) {
-		return fmt.Errorf("fleet: rollback id %q: letters, digits, - and _", r.ID)
+		return false, fmt.Errorf("fleet: rollback id %q: letters, digits, - and _", r.ID)
 	}
 	b, err := json.Marshal(r)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if _, err := l.kv.Put(ctx, r.key(), b); err != nil {
-		return fmt.Errorf("fleet: publishing rollback %s: %w", r.ID, err)
+	// Revision 0: only a key the bucket never had.
+	_, err = l.kv.Update(ctx, r.key(), b, 0)
+	var apiErr *jetstream.APIError
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence:
+		return false, nil
 	}
-	return nil
+	return false, fmt.Errorf("fleet: publishing %s %s: %w", r.kind(), r.ID, err)
 }
 
 // Republish publishes this member's rollbacks made while it was cut off,
@@ -145,18 +177,13 @@ func (l *Latch) Add(ctx context.Context, r Rollback) error {
 func (l *Latch) Republish(ctx context.Context, mine []Rollback) (int, error) {
 	n := 0
 	for _, r := range mine {
-		r.Member = l.member
-		_, err := l.kv.History(ctx, r.key())
-		switch {
-		case err == nil: // there, or there and removed by a resume
-			continue
-		case !errors.Is(err, jetstream.ErrKeyNotFound):
-			return n, fmt.Errorf("fleet: history of rollback %s: %w", r.ID, err)
-		}
-		if err := l.Add(ctx, r); err != nil {
+		took, err := l.Add(ctx, r)
+		if err != nil {
 			return n, err
 		}
-		n++
+		if took {
+			n++
+		}
 	}
 	return n, nil
 }
@@ -204,6 +231,28 @@ func memberOf(key string) string {
 	return ""
 }
 
+// Snapshot are the live rollbacks' and promotions' keys at their
+// revisions, and the bucket's last revision before they were read: every
+// change up to it is in them.
+func (l *Latch) Snapshot(ctx context.Context) (live map[string]uint64, upTo uint64, err error) {
+	st, err := l.kv.Status(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("fleet: the bucket's status: %w", err)
+	}
+	if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok {
+		upTo = bs.StreamInfo().State.LastSeq
+	}
+	revs, err := l.Live(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	live = make(map[string]uint64, len(revs))
+	for rev, r := range revs {
+		live[r.key()] = rev
+	}
+	return live, upTo, nil
+}
+
 // RolledBack reports whether any rollback is live.
 func (l *Latch) RolledBack(ctx context.Context) (bool, error) {
 	live, err := l.Live(ctx)
@@ -223,18 +272,50 @@ func (l *Latch) Resume(ctx context.Context) ([]Rollback, error) {
 	if err != nil {
 		return nil, err
 	}
-	var removed []Rollback
+	seen := make(map[string]uint64, len(live))
 	for rev, r := range live {
-		err := l.kv.Delete(ctx, r.key(), jetstream.LastRevision(rev))
-		var apiErr *jetstream.APIError
-		switch {
-		case err == nil:
+		seen[r.key()] = rev
+	}
+	gone, err := l.Remove(ctx, seen)
+	var removed []Rollback
+	for _, r := range live {
+		if slices.Contains(gone, r.key()) {
 			removed = append(removed, r)
-		case errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence:
-			// Put again since it was observed: a rollback this resume did
-			// not see, which stays.
-		default:
-			return removed, fmt.Errorf("fleet: removing rollback %s: %w", r.ID, err)
+		}
+	}
+	return removed, err
+}
+
+// removeRetry is how long Remove waits between tries while the bucket
+// cannot take a removal: a NATS node that died held the bucket's leader,
+// and the others are electing a new one.
+const removeRetry = 250 * time.Millisecond
+
+// Remove removes the keys seen, each at the revision it was seen at: a
+// resume of what a member observed (a listing, or its watch). A key put
+// again since is not removed, and stays. It tries until ctx ends and
+// returns the keys it removed.
+func (l *Latch) Remove(ctx context.Context, seen map[string]uint64) ([]string, error) {
+	var removed []string
+	for key, rev := range seen {
+		for {
+			err := l.kv.Delete(ctx, key, jetstream.LastRevision(rev))
+			var apiErr *jetstream.APIError
+			switch {
+			case err == nil:
+				removed = append(removed, key)
+			case errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence:
+				// Put again since it was observed: a rollback this
+				// resume did not see, which stays.
+			default:
+				select {
+				case <-ctx.Done():
+					return removed, fmt.Errorf("fleet: removing %s: %w", key, err)
+				case <-time.After(removeRetry):
+					continue
+				}
+			}
+			break
 		}
 	}
 	return removed, nil

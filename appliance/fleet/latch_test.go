@@ -61,7 +61,7 @@ func TestARollbackOnOneMemberIsSeenByAllAndAResumeEndsIt(t *testing.T) {
 	if rolledBack(t, b) {
 		t.Fatal("a new release is rolled back")
 	}
-	if err := a.Add(ctx(t), Rollback{ID: "1", Cause: "button", At: time.Now()}); err != nil {
+	if _, err := a.Add(ctx(t), Rollback{ID: "1", Cause: "button", At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range []*Latch{a, b, c} {
@@ -93,7 +93,7 @@ func TestARollbackRacingAResumeSurvivesUnlessTheResumeSawIt(t *testing.T) {
 	survived, removedByResume := 0, 0
 	for i := range 60 {
 		// An older rollback both members know, which the resume removes.
-		if err := b.Add(ctx(t), Rollback{ID: fmt.Sprintf("old%d", i), Cause: "command"}); err != nil {
+		if _, err := b.Add(ctx(t), Rollback{ID: fmt.Sprintf("old%d", i), Cause: "command"}); err != nil {
 			t.Fatal(err)
 		}
 		id := fmt.Sprintf("r%d", i)
@@ -101,7 +101,7 @@ func TestARollbackRacingAResumeSurvivesUnlessTheResumeSawIt(t *testing.T) {
 		var removed []Rollback
 		var addErr, resumeErr error
 		wg.Add(2)
-		go func() { defer wg.Done(); addErr = a.Add(ctx(t), Rollback{ID: id, Cause: "button"}) }()
+		go func() { defer wg.Done(); _, addErr = a.Add(ctx(t), Rollback{ID: id, Cause: "button"}) }()
 		go func() { defer wg.Done(); removed, resumeErr = b.Resume(ctx(t)) }()
 		wg.Wait()
 		if addErr != nil || resumeErr != nil {
@@ -145,7 +145,7 @@ func TestAMemberBackFromAPartitionBringsItsRollbackButNotOneAResumeSaw(t *testin
 	url := testkit.NATSServer(t)
 	a, b := member(t, url, "a"), member(t, url, "b")
 	seen := Rollback{ID: "seen", Cause: "button"}
-	if err := a.Add(ctx(t), seen); err != nil {
+	if _, err := a.Add(ctx(t), seen); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.Resume(ctx(t)); err != nil {

@@ -2,9 +2,11 @@ package fleet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"strconv"
 	"strings"
@@ -27,6 +29,13 @@ var ErrUnreachable = errors.New("the fleet is unreachable: resume needs it")
 // ErrPromoteUnreachable is a promotion asked of a member cut off.
 var ErrPromoteUnreachable = errors.New("the fleet is unreachable: promote needs it")
 
+// A member pings its NATS server every pingEvery and counts itself cut off
+// after pingsMissed answers missed.
+const (
+	pingEvery   = time.Second
+	pingsMissed = 3
+)
+
 // Local is this member's own release (release.Controller).
 type Local interface {
 	Rollback(cause state.Cause) error
@@ -47,12 +56,26 @@ type Member struct {
 	boot  string
 
 	rolled chan Rollback // local rollbacks to publish
+	// published are the bucket's puts as they are published: the
+	// watch's stored changes arrive later, and after a NATS node dies the
+	// watch may wait seconds for its consumer to be made anew.
+	published chan *nats.Msg
+	back      chan struct{} // the connection is back after a loss
+	// removed is a removal seen published: the watch may be seconds late
+	// with it, so the bucket is read again.
+	removed chan struct{}
+
+	nc *nats.Conn // set once Run connects
 
 	mu        sync.Mutex
 	latch     *Latch
 	connected bool
 	pending   []Rollback // rollbacks made while cut off
 	sawLive   bool       // a rollback or promotion was live since the last resume
+	// watched are the live rollback.* and promote.* keys as the bucket's
+	// watch brought them, each at its revision: what a resume removes.
+	watched map[string]uint64
+	brought map[string]bool // every key the watch brought, put or removed
 
 	seen      map[string]*heard // the members' last reports, by name
 	pooled    []remote          // the others' counts, for the verdict
@@ -77,12 +100,24 @@ func NewMember(cfg config.Fleet, about func() admin.FleetMember, log *slog.Logge
 			return '-'
 		}, strings.SplitN(h, ".", 2)[0])
 	}
-	return &Member{cfg: cfg, name: name, about: about, log: log, rolled: make(chan Rollback, 64),
-		boot: strconv.FormatInt(time.Now().UnixNano(), 36), seen: map[string]*heard{}}, nil
+	return &Member{cfg: cfg, name: name, about: about, log: log, rolled: make(chan Rollback, 64), published: make(chan *nats.Msg, 256), back: make(chan struct{}, 1), removed: make(chan struct{}, 1),
+		boot: strconv.FormatInt(time.Now().UnixNano(), 36), seen: map[string]*heard{}, brought: map[string]bool{}}, nil
 }
 
 // Name is the member's name in the fleet.
 func (m *Member) Name() string { return m.name }
+
+// Server is the NATS server the member is connected to, "" while it is
+// not.
+func (m *Member) Server() string {
+	m.mu.Lock()
+	nc := m.nc
+	m.mu.Unlock()
+	if nc == nil || !m.Connected() {
+		return ""
+	}
+	return nc.ConnectedUrlRedacted()
+}
 
 // Connected reports whether the member reaches the release's bucket.
 func (m *Member) Connected() bool {
@@ -103,6 +138,7 @@ type store struct {
 func (s store) Save(l state.Latch) error {
 	err := s.Store.Save(l)
 	if r, ok := own(l); ok {
+		s.m.announce(r)
 		select {
 		case s.m.rolled <- r:
 		default:
@@ -110,6 +146,33 @@ func (s store) Save(l state.Latch) error {
 		}
 	}
 	return err
+}
+
+// announce publishes a rollback on the bucket's subject at once, without
+// waiting for the bucket to take it: the others act on it as it is
+// published (early), also while the bucket has no leader, and the bucket
+// keeps it if it can. The acknowledged put follows, and is retried until
+// the bucket has it. A promotion waits for the bucket: it needs the fleet.
+func (m *Member) announce(r Rollback) {
+	m.mu.Lock()
+	nc := m.nc
+	if r.kind() == KindRollback {
+		// Live as far as this member knows: a read of the bucket without
+		// it (a resume elsewhere saw it) resumes this member too.
+		m.sawLive = true
+	}
+	m.mu.Unlock()
+	if nc == nil || r.kind() != KindRollback {
+		return
+	}
+	r.Member = m.name
+	b, err := json.Marshal(r)
+	if err == nil {
+		err = nc.Publish("$KV."+Bucket(m.cfg.Release)+"."+r.key(), b)
+	}
+	if err != nil {
+		m.log.Debug("a rollback is not announced", "error", err.Error())
+	}
 }
 
 // own is the bucket's entry for a latch this member set itself, if it
@@ -136,21 +199,46 @@ func (m *Member) Promote(cause state.Cause) error {
 	return local.Promote(cause)
 }
 
-// Resume resumes the whole release: the rollbacks and promotions this
-// member sees in the bucket are removed, then its own latch. Cut off, it
-// refuses.
+// Resume resumes the whole release: the rollbacks and promotions in the
+// bucket are removed, each at the revision read (from the bucket, or
+// what this member's watch brought when the bucket cannot be read in
+// time), then this member's own latch. One not seen yet stays, and rolls
+// the fleet back again when it arrives. Cut off, it refuses.
 func (m *Member) Resume(ctx context.Context, cause state.Cause) error {
 	m.mu.Lock()
-	l, ok, local := m.latch, m.connected, m.local
+	l, ok, local, seen := m.latch, m.connected, m.local, maps.Clone(m.watched)
 	m.mu.Unlock()
 	if l == nil || !ok {
 		return ErrUnreachable
 	}
-	if _, err := l.Resume(ctx); err != nil {
+	ctx, cancel := context.WithTimeout(ctx, resumeFor)
+	defer cancel()
+	// The bucket read now sees more than the watch, which may lag: with a
+	// NATS node just gone, by seconds.
+	rc, cancelRead := context.WithTimeout(ctx, resumeFor/2)
+	read := "the bucket"
+	if live, _, err := l.Snapshot(rc); err == nil {
+		seen = live
+	} else {
+		read = "this member's watch (the bucket: " + err.Error() + ")"
+	}
+	cancelRead()
+	removed, err := l.Remove(ctx, seen)
+	if err != nil {
 		return fmt.Errorf("%w (%v)", ErrUnreachable, err)
 	}
+	m.log.Info(fmt.Sprintf("the fleet resumed: %d of %d rollbacks and promotions removed, as read from %s", len(removed), len(seen), read),
+		"REMOVED", strings.Join(removed, " "))
 	return local.Resume(cause)
 }
+
+// rereadAfter is how long after a removal seen published the bucket is
+// read again: time for the bucket to take it.
+const rereadAfter = 300 * time.Millisecond
+
+// resumeFor bounds how long a resume waits for the bucket: long enough
+// for a NATS cluster to elect a new leader for it when a node died.
+const resumeFor = 8 * time.Second
 
 // Run connects to NATS and keeps local, this member's release, in step
 // with the fleet until ctx ends, reconnecting for as long as it takes.
@@ -162,9 +250,20 @@ func (m *Member) Run(ctx context.Context, local Local) error {
 		nats.Name("canaryd " + m.name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
+		// A link that goes down without a word (a cable, Wi-Fi) is found
+		// within a few seconds, not the two minutes of NATS's default: a
+		// member cut off must say so, and refuse a resume, soon.
+		nats.PingInterval(pingEvery),
+		nats.MaxPingsOutstanding(pingsMissed),
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(*nats.Conn, error) { m.setConnected(false) }),
-		nats.ReconnectHandler(func(*nats.Conn) { m.setConnected(true) }),
+		nats.ReconnectHandler(func(*nats.Conn) {
+			m.setConnected(true)
+			select {
+			case m.back <- struct{}{}:
+			default:
+			}
+		}),
 	}
 	if m.cfg.Credentials != "" {
 		opts = append(opts, nats.UserCredentials(m.cfg.Credentials))
@@ -184,15 +283,43 @@ func (m *Member) Run(ctx context.Context, local Local) error {
 		return fmt.Errorf("fleet: %w", err)
 	}
 	defer nc.Close()
+	m.mu.Lock()
+	m.nc = nc
+	m.mu.Unlock()
 	m.setConnected(nc.IsConnected())
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("fleet: %w", err)
 	}
+	sub, err := nc.Subscribe("$KV."+Bucket(m.cfg.Release)+".>", func(msg *nats.Msg) {
+		select {
+		case m.published <- msg:
+		default: // the watch brings it too
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("fleet: %w", err)
+	}
+	defer sub.Unsubscribe()
+	// Apart from the watch, which stops while the bucket is read afresh.
+	go m.reportLoop(ctx, nc)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case msg := <-m.published:
+				m.early(msg)
+			}
+		}
+	}()
 	for ctx.Err() == nil {
 		err := m.follow(ctx, js)
 		if ctx.Err() != nil {
 			break
+		}
+		if errors.Is(err, errReconnected) {
+			continue
 		}
 		m.log.Warn("the fleet's bucket is out of reach; trying again", "error", err.Error())
 		select {
@@ -223,38 +350,69 @@ func (m *Member) follow(ctx context.Context, js jetstream.JetStream) error {
 		return fmt.Errorf("fleet: watching the bucket: %w", err)
 	}
 	defer w.Stop()
-	rc, stopReports := context.WithCancel(ctx)
-	defer stopReports()
-	go m.reportLoop(rc, l)
 	m.mu.Lock()
 	m.latch, m.connected = l, true
-	pending := m.pending
-	m.pending = nil
 	m.mu.Unlock()
-	// The latch this member set while away, or before a restart: told to
-	// the fleet unless a resume had seen it.
-	if r, ok := own(m.local.Latch()); ok {
-		pending = append(pending, r)
-	}
-	if n, err := l.Republish(ctx, pending); err != nil {
-		m.keep(pending)
+	rc, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err = m.republish(rc, l, true)
+	cancel()
+	if err != nil {
 		return err
-	} else if n > 0 {
-		m.log.Info("rollbacks made while cut off told to the fleet", "ROLLBACKS", n)
 	}
-	live := map[string]bool{} // the live rollback.* and promote.* keys
+	retry := time.NewTicker(time.Second)
+	defer retry.Stop()
+	var reread <-chan time.Time // when to read the bucket again
+	var upTo uint64             // the revision the last read was complete to
+	live := map[string]uint64{} // the live rollback.* and promote.* keys, at their revisions
 	synced := false
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case r := <-m.rolled:
-			pc, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err := l.Add(pc, r)
+			pc, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err := l.Add(pc, r)
 			cancel()
 			if err != nil {
 				m.keep([]Rollback{r})
 				m.log.Warn("a rollback is kept to tell the fleet later", "ROLLBACK", r.ID, "error", err.Error())
+			}
+		case <-m.back:
+			// The watch may have lost what was put meanwhile, for seconds:
+			// the bucket is read afresh, and what waited is told.
+			return errReconnected
+		case <-m.removed:
+			// After the removal is in the bucket: it was seen as it was
+			// published, before the bucket took it (or refused it).
+			reread = time.After(rereadAfter)
+		case <-reread:
+			reread = nil
+			if !m.Connected() {
+				continue // the reconnection reads the bucket afresh
+			}
+			rc, cancel := context.WithTimeout(ctx, time.Second)
+			snap, at, err := l.Snapshot(rc)
+			cancel()
+			if err != nil {
+				m.log.Debug("the bucket cannot be read again yet", "error", err.Error())
+				reread = time.After(rereadAfter)
+				continue
+			}
+			live, upTo = snap, at
+			m.mu.Lock()
+			m.watched = maps.Clone(live)
+			m.mu.Unlock()
+			if synced {
+				m.reconcile(live)
+			}
+		case <-retry.C:
+			if m.hasPending() && m.Connected() {
+				rc, cancel := context.WithTimeout(ctx, time.Second)
+				err := m.republish(rc, l, false)
+				cancel()
+				if err != nil {
+					m.log.Warn("rollbacks wait to be told to the fleet", "error", err.Error())
+				}
 			}
 		case e, ok := <-w.Updates():
 			if !ok {
@@ -267,16 +425,93 @@ func (m *Member) follow(ctx context.Context, js jetstream.JetStream) error {
 				m.hear(e, synced)
 				continue
 			case !strings.HasPrefix(e.Key(), KindRollback+".") && !strings.HasPrefix(e.Key(), KindPromote+"."):
+			case e.Revision() <= upTo: // in the last read already
 			case e.Operation() == jetstream.KeyValuePut:
-				live[e.Key()] = true
+				live[e.Key()] = e.Revision()
 			default:
 				delete(live, e.Key())
 			}
+			m.mu.Lock()
+			m.watched = maps.Clone(live)
+			if e != nil {
+				m.brought[e.Key()] = true
+			}
+			m.mu.Unlock()
 			if synced {
 				m.reconcile(live)
 			}
 		}
 	}
+}
+
+// early acts on a put to the bucket as it is published, before the watch
+// brings it: a rollback rolls back here at once, a report is heard. A
+// removal waits for the watch, as only the bucket knows whether it took:
+// a resume's removal of a rollback put again meanwhile is refused there.
+// A rollback the watch brought already (and a resume maybe removed) is
+// old news.
+func (m *Member) early(msg *nats.Msg) {
+	key := strings.TrimPrefix(msg.Subject, "$KV."+Bucket(m.cfg.Release)+".")
+	if op := msg.Header.Get("KV-Operation"); op != "" { // DEL or PURGE
+		if !strings.HasPrefix(key, KindMember+".") {
+			select {
+			case m.removed <- struct{}{}:
+			default:
+			}
+		}
+		return
+	}
+	switch {
+	case strings.HasPrefix(key, KindMember+"."):
+		m.heard(strings.TrimPrefix(key, KindMember+"."), msg.Data, time.Now(), true)
+	case strings.HasPrefix(key, KindRollback+"."):
+		m.mu.Lock()
+		old := m.brought[key]
+		if !old {
+			// Live as far as this member knows: when the bucket is read
+			// without it (a resume removed it, or the bucket never took
+			// it), this member resumes with the rest.
+			m.sawLive = true
+		}
+		m.mu.Unlock()
+		if !old && m.local.Latch().Mode != state.RolledBack {
+			if err := m.local.Rollback(state.CauseFleet); err != nil {
+				m.log.Error("the fleet rolled back, but this member could not follow", "error", err.Error())
+			}
+		}
+	}
+}
+
+// errReconnected ends a follow when the connection is back after a loss.
+var errReconnected = errors.New("fleet: reconnected")
+
+func (m *Member) hasPending() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.pending) > 0
+}
+
+// republish tells the fleet the rollbacks this member could not tell it
+// (cut off, or while the bucket had no leader), and with latch the one
+// it holds (set while away, or before a restart), unless a resume had
+// seen them.
+func (m *Member) republish(ctx context.Context, l *Latch, latch bool) error {
+	m.mu.Lock()
+	pending := m.pending
+	m.pending = nil
+	m.mu.Unlock()
+	if r, ok := own(m.local.Latch()); ok && latch {
+		pending = append(pending, r)
+	}
+	n, err := l.Republish(ctx, pending)
+	if err != nil {
+		m.keep(pending)
+		return err
+	}
+	if n > 0 {
+		m.log.Info("rollbacks made while cut off told to the fleet", "ROLLBACKS", n)
+	}
+	return nil
 }
 
 func (m *Member) keep(rs []Rollback) {
@@ -288,15 +523,15 @@ func (m *Member) keep(rs []Rollback) {
 // reconcile brings the local latch in step with the bucket's live keys: a
 // live rollback rolls back here too; a live promotion, with no rollback,
 // promotes; the last of them removed by a resume resumes here.
-func (m *Member) reconcile(live map[string]bool) {
+func (m *Member) reconcile(live map[string]uint64) {
 	var rollback, promote bool
 	for k := range live {
 		rollback = rollback || strings.HasPrefix(k, KindRollback+".")
 		promote = promote || strings.HasPrefix(k, KindPromote+".")
 	}
 	m.mu.Lock()
-	saw := m.sawLive
-	m.sawLive = rollback || promote
+	saw := m.sawLive && len(m.pending) == 0 // a rollback not told yet is not resumed
+	m.sawLive = m.sawLive && !saw || rollback || promote
 	m.mu.Unlock()
 	var err error
 	switch mode := m.local.Latch().Mode; {

@@ -10,6 +10,7 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/admin"
 	"github.com/canary-pi/canary-pi/appliance/analysis"
 	"github.com/canary-pi/canary-pi/appliance/state"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -86,10 +87,14 @@ func (h *heard) live(now time.Time) bool {
 	return !h.arrived.IsZero() && now.Sub(h.arrived) < liveFor
 }
 
-// reportLoop puts this member's report every reportEvery until ctx ends.
-// A report that cannot be put is dropped: counts older than a second are
-// of no use to the others' verdict, and the next report says the rest.
-func (m *Member) reportLoop(ctx context.Context, l *Latch) {
+// reportLoop publishes this member's report every reportEvery until ctx
+// ends, on the bucket's subject for member.NAME: the others hear it as it
+// is published, and the bucket keeps the last one (for a member's last
+// seen) without a reply to wait for. A report that cannot go is dropped:
+// counts older than a second are of no use to the others' verdict, and
+// the next report says the rest.
+func (m *Member) reportLoop(ctx context.Context, nc *nats.Conn) {
+	subject := "$KV." + Bucket(m.cfg.Release) + "." + KindMember + "." + m.name
 	t := time.NewTicker(reportEvery)
 	defer t.Stop()
 	for {
@@ -98,16 +103,16 @@ func (m *Member) reportLoop(ctx context.Context, l *Latch) {
 			return
 		case <-t.C:
 		}
-		b, err := json.Marshal(m.nextReport())
-		if err != nil {
-			m.log.Error("the fleet report cannot be encoded", "error", err.Error())
-			continue
+		r := m.nextReport()
+		if !nc.IsConnected() {
+			continue // not queued for later: by then it is old news
 		}
-		pc, cancel := context.WithTimeout(ctx, reportEvery)
-		_, err = l.kv.Put(pc, KindMember+"."+m.name, b)
-		cancel()
+		b, err := json.Marshal(r)
+		if err == nil {
+			err = nc.Publish(subject, b)
+		}
 		if err != nil && ctx.Err() == nil {
-			m.log.Debug("the fleet report is not put", "error", err.Error())
+			m.log.Debug("the fleet report is not sent", "error", err.Error())
 		}
 	}
 }
@@ -138,25 +143,37 @@ func (m *Member) nextReport() report {
 // for the values the watch starts with, whose counts are old news.
 func (m *Member) hear(e jetstream.KeyValueEntry, live bool) {
 	name := strings.TrimPrefix(e.Key(), KindMember+".")
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if e.Operation() != jetstream.KeyValuePut {
+		m.mu.Lock()
 		delete(m.seen, name)
+		m.mu.Unlock()
 		return
 	}
+	m.heard(name, e.Value(), e.Created(), live)
+}
+
+// heard takes the report value of member name, put at at: from the
+// bucket's watch, or as it was published (a report a NATS node that died
+// kept from the watch reaches the others so all the same). A report
+// older than the one held, heard again by the other way, is passed over.
+func (m *Member) heard(name string, value []byte, at time.Time, live bool) {
 	var r report
-	if err := json.Unmarshal(e.Value(), &r); err != nil || r.Name != name {
+	if err := json.Unmarshal(value, &r); err != nil || r.Name != name {
 		return // not a member's report: nothing to show of it
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	prev, known := m.seen[name]
-	fresh := !known || prev.Boot != r.Boot || r.Seq > prev.Seq
-	if live && fresh && name != m.name && r.State == state.Canary {
+	if known && prev.Boot == r.Boot && r.Seq <= prev.Seq {
+		return
+	}
+	if live && name != m.name && r.State == state.Canary {
 		if len(m.pooled) >= maxPooled {
 			m.pooled = slices.Delete(m.pooled, 0, len(m.pooled)-maxPooled+1)
 		}
 		m.pooled = append(m.pooled, remote{version: r.CanaryVersion, tick: r.Tick})
 	}
-	h := &heard{report: r, at: e.Created()}
+	h := &heard{report: r, at: at}
 	if live {
 		h.arrived = time.Now()
 	}

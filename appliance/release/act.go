@@ -86,7 +86,9 @@ func (c *Controller) act(op decide.Op, cause state.Cause, reason string, now tim
 			c.restartRollout(now)
 		}
 	}
-	if op == decide.Rollback {
+	if op == decide.Rollback && c.latch.Mode != state.RolledBack {
+		// One report a rollback: not another when a rollback the fleet
+		// made here becomes this member's own.
 		c.reportIncident(cause, reason, now)
 	}
 	c.latch = dec.Latch

@@ -141,7 +141,7 @@ func (c *Controller) resetCanary(plan *route.Plan, now time.Time) {
 // so that either turning bad on noise stays as unlikely as on a Pi alone.
 func (c *Controller) policy() analysis.Policy {
 	p := policyOf(c.cfg)
-	if c.Pool != nil {
+	if c.Fleet != nil {
 		p.FalseAlarm /= 2
 	}
 	return p

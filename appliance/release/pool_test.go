@@ -19,6 +19,8 @@ func (p *twoFailingSites) Exchange(version string, _ analysis.Tick) ([]analysis.
 	return []analysis.Tick{failing, failing}, 3
 }
 
+func (p *twoFailingSites) Connected() bool { return true }
+
 func TestTheFleetsPooledCountsTurnTheVerdictBadWhereThisMembersOwnHaveNone(t *testing.T) {
 	pool := &twoFailingSites{}
 	r := newRigIn(t, &memStore{}, &memReports{}, pool)

@@ -79,19 +79,23 @@ type Deps struct {
 	Log     *slog.Logger
 	// ConfigDir is where the config comes from, for the status.
 	ConfigDir string
-	// Pool is the fleet's evidence, nil for a Pi on its own.
-	Pool Pool
+	// Fleet is the fleet this Pi is a member of, nil for a Pi on its own.
+	Fleet Fleet
 }
 
-// Pool is a fleet's evidence beside this member's own: the canary is
-// judged on each member's counts and also on the sum of the live
-// members', so that a canary failing a little at several small sites is
-// found sooner than at any one of them.
-type Pool interface {
+// Fleet is the release's other members as the controller sees them: their
+// evidence beside this member's own (the canary is judged on this
+// member's counts and also on the sum of the live members', so that a
+// canary failing a little at several small sites is found sooner than at
+// any one of them), and whether they are in reach.
+type Fleet interface {
 	// Exchange gives the fleet this member's tick and returns the ticks
 	// the others counted since the last call, of members serving version
 	// as a canary, with how many members that makes, this one included.
 	Exchange(version string, own analysis.Tick) (others []analysis.Tick, members int)
+	// Connected reports whether this member reaches the fleet; cut off,
+	// its status light winks.
+	Connected() bool
 }
 
 // Controller is the release. Its exported methods take its lock and are
@@ -132,9 +136,10 @@ type Controller struct {
 	verdict       analysis.Verdict
 	judgedAt      time.Time // the last tick's end
 	// pooled is the evidence of the fleet's live members together, with
-	// Pool; kept in memory only: a restart starts it afresh.
+	// a fleet; kept in memory only: a restart starts it afresh.
 	pooled      analysis.Evidence
-	poolMembers int // how many members the last tick pooled
+	poolMembers int  // how many members the last tick pooled
+	cutOff      bool // the fleet was out of reach at the last tick
 
 	rollbacks map[state.Cause]uint64 // since start
 	rate      rate                   // the status line's requests a minute
@@ -168,5 +173,5 @@ func (c *Controller) Wait() { c.reports.Wait() }
 
 // showLights shows the current state on the front panel.
 func (c *Controller) showLights() {
-	c.Lights.Show(decide.Lights(c.Router.Plan().Mode, c.cfgErr, c.verdict.State))
+	c.Lights.Show(decide.Lights(c.Router.Plan().Mode, c.cfgErr, c.verdict.State, c.cutOff))
 }

@@ -101,12 +101,12 @@ func newRig(t *testing.T, store *memStore, reports *memReports) *rig {
 }
 
 // newRigIn is newRig in a fleet whose evidence pool is.
-func newRigIn(t *testing.T, store *memStore, reports *memReports, pool Pool) *rig {
+func newRigIn(t *testing.T, store *memStore, reports *memReports, pool Fleet) *rig {
 	t.Helper()
 	r := &rig{store: store, reports: reports, lights: &lights{}}
 	r.Controller = New(Deps{Router: route.NewRouter(nil), Engine: noEngine{}, Store: store, Lights: r.lights,
 		Reports: reports, Marks: history.New(), Journal: journal.New(100, 0), Log: slog.New(slog.DiscardHandler),
-		Pool: pool}, store.latch)
+		Fleet: pool}, store.latch)
 	r.Configure(testConfig("v2"), time.Now())
 	return r
 }

@@ -19,13 +19,13 @@ import (
 func (c *Controller) Status(now time.Time) admin.Status {
 	c.mu.Lock()
 	cfg, gen, cfgErr, latch, verdict, plan := c.cfg, c.gen, c.cfgErr, c.latch, c.verdict, c.Router.Plan()
-	evidence, thresholds, judged := c.evidence, c.thresholds, c.judgedAt
+	evidence, thresholds, judged, cutOff := c.evidence, c.thresholds, c.judgedAt, c.cutOff
 	rollout := c.rolloutStatus(now)
 	c.mu.Unlock()
 	mode := plan.Mode
 	// The lights as the state sets them, whether or not a panel shows them
 	// (-gpio off): status "off" means canaryd is not running.
-	status, canary := decide.Lights(mode, cfgErr, verdict.State)
+	status, canary := decide.Lights(mode, cfgErr, verdict.State, cutOff)
 	st := admin.Status{
 		State:         mode,
 		CanaryVersion: cfg.Canary.Version,

@@ -134,15 +134,15 @@ func (c *Controller) Tick(now time.Time) {
 	rec := recent(plan, now, c.cfg.Canary.Window)
 	tick := analysis.Tick{Traffic: errs, Probes: probes, Slow: slow}
 	var others []analysis.Tick
-	if c.Pool != nil {
-		others, c.poolMembers = c.Pool.Exchange(c.cfg.Canary.Version, tick)
+	if c.Fleet != nil {
+		others, c.poolMembers = c.Fleet.Exchange(c.cfg.Canary.Version, tick)
 	}
 	var v analysis.Verdict
 	turnedBad := false
 	if plan.HasCanary {
 		if plan.Mode == state.Canary {
 			turnedBad = c.evidence.Observe(now, tick, policy)
-			if c.Pool != nil && c.pooled.Observe(now, tick, policy, others...) {
+			if c.Fleet != nil && c.pooled.Observe(now, tick, policy, others...) {
 				turnedBad = true
 			}
 			// A tick without an attempt changes only the prior's clock,
@@ -160,6 +160,10 @@ func (c *Controller) Tick(now time.Time) {
 	if prev.State != v.State && plan.HasCanary {
 		c.showLights()
 		c.logVerdict(v)
+	}
+	if cutOff := c.Fleet != nil && !c.Fleet.Connected(); cutOff != c.cutOff {
+		c.cutOff = cutOff
+		c.showLights()
 	}
 	// Decided and done under one lock: a promotion or a new version in
 	// between must not be rolled back on the old numbers.
@@ -185,7 +189,7 @@ func (c *Controller) Tick(now time.Time) {
 // pooled evidence when that is bad and this member's own is not.
 func (c *Controller) judge(rec analysis.Recent, prev analysis.State, policy analysis.Policy) analysis.Verdict {
 	v := analysis.Judge(&c.evidence, rec, c.thresholds, prev, policy)
-	if c.Pool == nil || v.State == analysis.Bad || c.pooled.BadAt.IsZero() {
+	if c.Fleet == nil || v.State == analysis.Bad || c.pooled.BadAt.IsZero() {
 		return v
 	}
 	pv := analysis.Judge(&c.pooled, rec, c.thresholds, prev, policy)

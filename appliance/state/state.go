@@ -112,9 +112,11 @@ func (l Latch) Rollback(hasCanary bool, version string, cause Cause, now time.Ti
 	if !hasCanary {
 		return l, ErrNoCanary
 	}
-	if l.Mode == RolledBack {
+	if l.Mode == RolledBack && (l.Cause != CauseFleet || cause == CauseFleet) {
 		return l, nil
 	}
+	// Rolled back by the fleet, a rollback here makes it this member's
+	// own as well: a resume elsewhere that did not see it leaves it.
 	return Latch{Mode: RolledBack, Version: version, Cause: cause, At: now}, nil
 }
 

@@ -57,6 +57,20 @@ func TestTransitions(t *testing.T) {
 	}
 }
 
+// A rollback the fleet made here becomes this member's own when it is
+// rolled back here too (a press, a command): its own is what a resume
+// elsewhere that did not see it must leave in place.
+func TestARollbackHereMakesTheFleetsRollbackThisMembersOwn(t *testing.T) {
+	byFleet := Latch{Mode: RolledBack, Version: "v2", Cause: CauseFleet, At: now}
+	later := now.Add(time.Minute)
+	if l, _ := byFleet.Rollback(true, "v2", CauseButton, later); l.Cause != CauseButton || !l.At.Equal(later) {
+		t.Errorf("a press on a member the fleet rolled back: %+v, want the press's own rollback", l)
+	}
+	if l, _ := byFleet.Rollback(true, "v2", CauseFleet, later); l != byFleet {
+		t.Errorf("the fleet again: %+v, want the latch as it was", l)
+	}
+}
+
 func TestSameVersionKeepsTheLatchNewVersionRearms(t *testing.T) {
 	l := Latch{Mode: RolledBack, Version: "v2", Cause: "button", At: now}
 	if got := l.ForVersion("v2"); got != l {
