@@ -1,3 +1,5 @@
+//go:build !race
+
 package analysis
 
 // The fleet's pooled verdict, simulated: several sites serve the same

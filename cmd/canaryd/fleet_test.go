@@ -60,6 +60,7 @@ type labMember struct {
 	ctl    *admin.Client
 	v2fail atomic.Uint64 // math.Float64bits of the share of the canary's answers that are 503
 	load   *labLoad
+	dead   bool // killed for good by the test
 	// ln is the proxy's listening socket, held by the test and passed to
 	// each canaryd as systemd's canaryd.socket passes it: a restart loses
 	// no connection.
@@ -155,7 +156,9 @@ func (l *lab) startMember(m *labMember) {
 		m.a = newAppliance(l.t)
 		m.a.listen = "127.0.0.1:8080"
 		m.ctl = admin.NewClient(m.a.socket)
-		f, err := m.ns.listen(m.a.listen).(*net.TCPListener).File()
+		// On every address of the namespace: a virtual one keepalived
+		// moves onto it too.
+		f, err := m.ns.listen(":8080").(*net.TCPListener).File()
 		if err != nil {
 			l.t.Fatal(err)
 		}
@@ -172,7 +175,7 @@ func (l *lab) startMember(m *labMember) {
 			servers = append(servers, fmt.Sprintf("%q", "nats://"+n.ip+":4222"))
 		}
 		m.a.writeConfig(fmt.Sprintf(`[proxy]
-listen = %q
+listen = ":8080"
 
 [admin]
 socket = %q
@@ -198,7 +201,7 @@ role = "canary"
 servers = [%s]
 name = %q
 release = "lab"
-`, m.a.listen, m.a.socket, strings.Join(servers, ", "), m.name))
+`, m.a.socket, strings.Join(servers, ", "), m.name))
 	}
 	args := []string{"-c", `export LISTEN_PID=$$; exec "$0" "$@"`, "ip", "netns", "exec", m.ns.name,
 		filepath.Join(bin, "canaryd"), "-config-dir", m.a.configDir, "-state-dir", m.a.stateDir, "-gpio", "sim"}
@@ -303,24 +306,24 @@ type labLoad struct {
 	stop             chan struct{}
 	done             chan struct{}
 	ok, failed, lost atomic.Int64
+	every            atomic.Int64 // the wait between two requests
 	mu               sync.Mutex
 	firstLost        []string
 }
 
 // startLabLoad sends requests to m's proxy, from inside its namespace, 50
-// a second at most, until stopped; at most 200 000.
+// a second at most (every says), until stopped; at most 200 000.
 func startLabLoad(m *labMember) *labLoad {
 	ld := &labLoad{stop: make(chan struct{}), done: make(chan struct{})}
+	ld.every.Store(int64(20 * time.Millisecond))
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: m.ns.dial, MaxIdleConnsPerHost: 2}}
 	go func() {
 		defer close(ld.done)
-		t := time.NewTicker(20 * time.Millisecond)
-		defer t.Stop()
 		for range 200_000 {
 			select {
 			case <-ld.stop:
 				return
-			case <-t.C:
+			case <-time.After(time.Duration(ld.every.Load())):
 			}
 			resp, err := c.Get("http://" + m.a.listen + "/")
 			if err != nil {
@@ -498,6 +501,12 @@ func TestFleetInNetworkNamespaces(t *testing.T) {
 	})
 
 	t.Run("a canary failing at two sites is found on the pooled counts first", func(t *testing.T) {
+		// Small sites: four requests a second each, a third of them the
+		// canary's, so that each site's own counts take several reports'
+		// time to judge it.
+		for _, m := range l.members {
+			m.load.every.Store(int64(250 * time.Millisecond))
+		}
 		for _, m := range []*labMember{m1, m2} {
 			m.v2fail.Store(math.Float64bits(0.3))
 		}
@@ -524,16 +533,128 @@ func TestFleetInNetworkNamespaces(t *testing.T) {
 		for _, m := range []*labMember{m1, m2} {
 			m.v2fail.Store(0)
 		}
+		for _, m := range l.members {
+			m.load.every.Store(int64(20 * time.Millisecond))
+		}
+	})
+
+	t.Run("two Pis share one address with keepalived, and the backup holds the latch", func(t *testing.T) {
+		// The release is rolled back (by the verdict, above). m1 and m2
+		// share 10.77.0.100 by VRRP, m1 the master while its canaryd
+		// answers; m1 dies as a Pi does, keepalived and canaryd at once.
+		ka1 := l.keepalived(m1, 150)
+		l.keepalived(m2, 100)
+		testkit.Eventually(t, 10*time.Second, "m1 holds the virtual address", func() bool { return m1.hasVIP() && !m2.hasVIP() })
+		m1.load.close()
+		// A Pi that dies says nothing: its link goes silent first.
+		m1.cut(true)
+		start := time.Now()
+		ka1.Process.Kill()
+		m1.proc.cmd.Process.Kill()
+		testkit.Eventually(t, 5*time.Second, "the address moved to m2", m2.hasVIP)
+		moved := time.Since(start)
+		t.Logf("the virtual address moved to the backup %s after the master died", moved.Round(time.Millisecond))
+		if moved > 3*time.Second {
+			t.Errorf("the address moved after %s, want within 3 s", moved)
+		}
+		if st, err := m2.status(); err != nil || st.State != state.RolledBack {
+			t.Errorf("the backup does not hold the release's latch: %v %s", err, labStatus(st))
+		}
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: m3.ns.dial}}
+		resp, err := c.Get("http://" + labVIP + ":8080/")
+		if err != nil {
+			t.Fatalf("a client of the virtual address: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(body) != "v1" {
+			t.Errorf("the virtual address answered %s %q, want the stable v1 (rolled back)", resp.Status, body)
+		}
+		m1.dead = true
 	})
 
 	for _, m := range l.members {
-		m.load.close()
+		if !m.dead {
+			m.load.close()
+		}
 		t.Logf("%s: %d answered, %d canary 503s passed on, %d lost", m.name, m.load.ok.Load(), m.load.failed.Load(), m.load.lost.Load())
 		if n := m.load.lost.Load(); n > 0 {
 			t.Errorf("%s lost %d requests: %q", m.name, n, m.load.firstLost)
 		}
-		if m.proc.err != nil {
+		if m.proc.err != nil && !m.dead {
 			t.Errorf("%s exited: %v", m.name, m.proc.err)
 		}
 	}
+}
+
+// labVIP is the address two members share by VRRP.
+const labVIP = "10.77.0.100"
+
+// keepalived runs Debian's keepalived in m's namespace: VRRP for labVIP at
+// priority, tracking canaryd with canaryctl status (two failures in a row
+// give the address up), advertising every half second.
+func (l *lab) keepalived(m *labMember, priority int) *exec.Cmd {
+	l.t.Helper()
+	if _, err := exec.LookPath("keepalived"); err != nil {
+		l.t.Fatal("the two-Pi test needs keepalived (apt-get install keepalived)")
+	}
+	dir := l.t.TempDir()
+	conf := filepath.Join(dir, "keepalived.conf")
+	text := fmt.Sprintf(`global_defs {
+  router_id %s
+  vrrp_version 3
+  script_user root
+}
+vrrp_script canaryd {
+  script "%s -socket %s status"
+  interval 1
+  timeout 1
+  fall 2
+  rise 1
+}
+vrrp_instance canary {
+  state BACKUP
+  interface eth0
+  virtual_router_id 51
+  priority %d
+  advert_int 0.5
+  virtual_ipaddress {
+    %s/24
+  }
+  track_script {
+    canaryd
+  }
+}
+`, m.name, filepath.Join(bin, "canaryctl"), m.a.socket, priority, labVIP)
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		l.t.Fatal(err)
+	}
+	cmd := m.ns.command("keepalived", "-n", "-l", "-D", "-f", conf, "-p", filepath.Join(dir, "k.pid"),
+		"-r", filepath.Join(dir, "vrrp.pid"), "-c", filepath.Join(dir, "checker.pid"))
+	out := new(testkit.SyncBuffer)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		l.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	l.t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if l.t.Failed() {
+			l.t.Logf("keepalived %s:\n%s", m.name, out)
+		}
+	})
+	return cmd
+}
+
+// hasVIP reports whether labVIP is on m's link.
+func (m *labMember) hasVIP() bool {
+	out, err := m.ns.command("ip", "-br", "addr", "show", "dev", "eth0").Output()
+	return err == nil && strings.Contains(string(out), labVIP+"/")
 }
