@@ -228,3 +228,16 @@ type Incidents interface {
 type FleetMembers interface {
 	Members() []FleetMember
 }
+
+// FleetIncident is one member's incident report, as the fleet lists them
+// (GET /v1/incidents?fleet=1): the member, and the report's summary.
+type FleetIncident struct {
+	Member string `json:"member"`
+	incident.Summary
+}
+
+// FleetIncidents is what a controller in a fleet also implements: every
+// member's incident reports, newest first; nil without a [fleet] section.
+type FleetIncidents interface {
+	FleetIncidents(ctx context.Context) ([]FleetIncident, error)
+}

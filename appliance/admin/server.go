@@ -201,10 +201,32 @@ func (h *Handler) fleet(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, list)
 }
 
+// fleetIncidents answers every member's incident reports.
+func (h *Handler) fleetIncidents(w http.ResponseWriter, r *http.Request) {
+	src, ok := h.ctl.(FleetIncidents)
+	var list []FleetIncident
+	var err error
+	if ok {
+		list, err = src.FleetIncidents(r.Context())
+	}
+	switch {
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, oneLine(err.Error()))
+	case list == nil:
+		writeError(w, http.StatusNotFound, NoFleet)
+	default:
+		writeJSON(w, http.StatusOK, list)
+	}
+}
+
 // notRecorded is the answer of a daemon without incident reports.
 const notRecorded = "incidents are not recorded by this canaryd yet"
 
-func (h *Handler) incidents(w http.ResponseWriter, _ *http.Request) {
+func (h *Handler) incidents(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("fleet") != "" {
+		h.fleetIncidents(w, r)
+		return
+	}
 	src, ok := h.ctl.(Incidents)
 	if !ok {
 		writeError(w, http.StatusNotFound, notRecorded)

@@ -161,6 +161,7 @@ func New(opts Options) (*Daemon, error) {
 		Reports: d.reports, Marks: d.hist, Journal: d.journal, Log: d.log, ConfigDir: opts.ConfigDir}
 	if d.fleet != nil {
 		deps.Fleet = d.fleet
+		deps.Reports = d.fleet.Reports(d.reports)
 	}
 	d.release = release.New(deps, latch)
 	d.apply(cfg)
@@ -462,6 +463,15 @@ func (d *Daemon) Members() []admin.FleetMember {
 		return nil
 	}
 	return d.fleet.Members()
+}
+
+// FleetIncidents are every member's incident reports, newest first; nil
+// without [fleet].
+func (d *Daemon) FleetIncidents(ctx context.Context) ([]admin.FleetIncident, error) {
+	if d.fleet == nil {
+		return nil, nil
+	}
+	return d.fleet.Incidents(ctx)
 }
 
 // aboutMe is what this member reports of itself to the fleet.

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -44,6 +45,15 @@ func TestAButtonOnOneMemberRollsBackTheFleetAndALongPressResumesIt(t *testing.T)
 	if st := a.Status(); st.State != state.RolledBack || st.Latch.Cause != state.CauseButton {
 		t.Fatalf("a after its own button: %s by %v", st.State, st.Latch)
 	}
+	// Each wrote the report of what its own canary served; either lists both.
+	testkit.Eventually(t, 5*time.Second, "b lists both members' incident reports", func() bool {
+		list, err := b.FleetIncidents(context.Background())
+		members := map[string]state.Cause{}
+		for _, in := range list {
+			members[in.Member] = in.Cause
+		}
+		return err == nil && len(list) == 2 && members["a"] == state.CauseButton && members["b"] == state.CauseFleet
+	})
 	hand.presses <- panel.Press{Long: true, Via: panel.ViaEdge}
 	for _, d := range []*Daemon{a, b} {
 		testkit.Eventually(t, 2*time.Second, "the long press resumed every member", func() bool {

@@ -16,6 +16,7 @@ import (
 	"github.com/canary-pi/canary-pi/appliance/admin"
 	"github.com/canary-pi/canary-pi/appliance/analysis"
 	"github.com/canary-pi/canary-pi/appliance/config"
+	"github.com/canary-pi/canary-pi/appliance/incident"
 	"github.com/canary-pi/canary-pi/appliance/release"
 	"github.com/canary-pi/canary-pi/appliance/state"
 	"github.com/nats-io/nats.go"
@@ -55,7 +56,9 @@ type Member struct {
 	log   *slog.Logger
 	boot  string
 
-	rolled chan Rollback // local rollbacks to publish
+	rolled    chan Rollback         // local rollbacks to publish
+	incidents chan incident.Summary // local incident reports to tell
+	reports   release.Reports       // the local reports, once Reports wrapped them
 	// published are the bucket's puts as they are published: the
 	// watch's stored changes arrive later, and after a NATS node dies the
 	// watch may wait seconds for its consumer to be made anew.
@@ -100,7 +103,7 @@ func NewMember(cfg config.Fleet, about func() admin.FleetMember, log *slog.Logge
 			return '-'
 		}, strings.SplitN(h, ".", 2)[0])
 	}
-	return &Member{cfg: cfg, name: name, about: about, log: log, rolled: make(chan Rollback, 64), published: make(chan *nats.Msg, 256), back: make(chan struct{}, 1), removed: make(chan struct{}, 1),
+	return &Member{cfg: cfg, name: name, about: about, log: log, rolled: make(chan Rollback, 64), incidents: make(chan incident.Summary, 16), published: make(chan *nats.Msg, 256), back: make(chan struct{}, 1), removed: make(chan struct{}, 1),
 		boot: strconv.FormatInt(time.Now().UnixNano(), 36), seen: map[string]*heard{}, brought: map[string]bool{}}, nil
 }
 
@@ -359,6 +362,9 @@ func (m *Member) follow(ctx context.Context, js jetstream.JetStream) error {
 	if err != nil {
 		return err
 	}
+	if m.reports != nil {
+		m.tellNewestIncidents(ctx, l, m.reports)
+	}
 	retry := time.NewTicker(time.Second)
 	defer retry.Stop()
 	var reread <-chan time.Time // when to read the bucket again
@@ -381,6 +387,10 @@ func (m *Member) follow(ctx context.Context, js jetstream.JetStream) error {
 			// The watch may have lost what was put meanwhile, for seconds:
 			// the bucket is read afresh, and what waited is told.
 			return errReconnected
+		case sum := <-m.incidents:
+			if err := m.tellIncident(ctx, l, sum); err != nil {
+				m.log.Warn("the fleet is not told of an incident report", "INCIDENT", sum.ID, "error", err.Error())
+			}
 		case <-m.removed:
 			// After the removal is in the bucket: it was seen as it was
 			// published, before the bucket took it (or refused it).

@@ -227,7 +227,7 @@ func (c *cli) exit(err error) int {
 }
 
 func commands() map[string]command {
-	var jsonOut, csvOut, long bool
+	var jsonOut, csvOut, long, fleetOut bool
 	jsonFlag := func(fs *flag.FlagSet) { fs.BoolVar(&jsonOut, "json", false, "print JSON") }
 	mutation := func(done, help string, do func(*admin.Client, context.Context) (admin.Status, error)) command {
 		return command{help: help, run: func(ctx context.Context, c *cli, _ []string) error {
@@ -285,13 +285,28 @@ func commands() map[string]command {
 				return nil
 			},
 		},
-		"incidents": {args: "[--json]", help: "the incident reports written at rollbacks", flags: jsonFlag, run: func(ctx context.Context, c *cli, _ []string) error {
-			body, err := c.incidents(ctx, "/v1/incidents")
-			if jsonOut || err != nil {
-				return c.printJSON(body, err)
-			}
-			return c.printIncidents(body)
-		}},
+		"incidents": {
+			args: "[--json] [--fleet]",
+			help: "incident reports (--fleet: every member's)",
+			flags: func(fs *flag.FlagSet) {
+				jsonFlag(fs)
+				fs.BoolVar(&fleetOut, "fleet", false, "every member's reports")
+			},
+			run: func(ctx context.Context, c *cli, _ []string) error {
+				if fleetOut {
+					body, err := c.client.Get(ctx, "/v1/incidents?fleet=1")
+					if jsonOut || err != nil {
+						return c.printJSON(body, err)
+					}
+					return c.printFleetIncidents(body)
+				}
+				body, err := c.incidents(ctx, "/v1/incidents")
+				if jsonOut || err != nil {
+					return c.printJSON(body, err)
+				}
+				return c.printIncidents(body)
+			},
+		},
 		"incident": {
 			args:  "[--json|--csv] ID",
 			help:  "one report: text, JSON, or its writes as CSV",
@@ -503,6 +518,30 @@ func (c *cli) printIncidents(body []byte) error {
 
 // printJSON prints a JSON answer from the daemon, indented; it takes the
 // getter's results as they come.
+// printFleetIncidents prints every member's incident reports, newest
+// first, one line each.
+func (c *cli) printFleetIncidents(body []byte) error {
+	var list []admin.FleetIncident
+	if err := json.Unmarshal(body, &list); err != nil {
+		return fmt.Errorf("unexpected answer from %s: %v", c.socket, err)
+	}
+	if len(list) == 0 {
+		fmt.Fprintln(c.stdout, "no incidents in the fleet: no rollbacks yet")
+		return nil
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "member\tid\tversion\tcause\tstarted\trolled back\twrites\tusers")
+	for _, in := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", in.Member, in.ID, in.Version, in.Cause,
+			in.Started.UTC().Format(time.RFC3339), in.RolledBack.UTC().Format(time.RFC3339), in.Requests, in.Users)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, "each member's report is on that member: `canaryctl incident ID` there lists its writes")
+	return nil
+}
+
 // printFleet prints the members of the release, one line each.
 func (c *cli) printFleet(body []byte) error {
 	var members []admin.FleetMember

@@ -24,7 +24,7 @@ var commandNotes = map[string]string{
 	"reload":     "Refused, with the file and line to fix, when the directory does not validate: the last good config keeps serving.",
 	"pause":      "Refused without `canary.steps`; `resume` releases it.",
 	"button":     "Through the same debounce path as the button on the Pi: a press rolls back; `--long`, a press of 3 s or more, resumes.",
-	"incidents":  "Newest first. `--json`: an array of objects with at least `id`, `cause`, `version`, `started` and `rolled_back`.",
+	"incidents":  "Newest first. `--json`: an array of objects with at least `id`, `cause`, `version`, `started` and `rolled_back`. `--fleet`: every member's reports, as the members told the fleet of them, each with its `member`.",
 	"incident":   "{ID} is one of `canaryctl incidents`. `--json`: an object with at least `requests`, the non-idempotent requests the canary served, each with `request_id`, `method`, `path`, `status` and `time`; `--csv`: those requests as CSV.",
 	"fleet":      "With a `[fleet]` section: each member of the release, as it last reported itself once a second: connected or when last seen, its state, verdict, canary and share, rollout step and requests a minute. `--json`: an array of objects with at least `name`, `connected`, `state`, `verdict` and `last_seen`. Refused (exit 1) by a canaryd in no fleet.",
 	"help":       "Prints the usage, as `-h` does, and exits 0.",

@@ -407,6 +407,21 @@ func TestFleetInNetworkNamespaces(t *testing.T) {
 		}
 	})
 
+	t.Run("canaryctl incidents --fleet lists every member's reports", func(t *testing.T) {
+		var list []admin.FleetIncident
+		out := mustCtl(t, m3.a.socket, "incidents", "--fleet", "--json")
+		if err := json.Unmarshal([]byte(out), &list); err != nil {
+			t.Fatalf("canaryctl incidents --fleet --json: %v\n%s", err, out)
+		}
+		by := map[string]int{}
+		for _, in := range list {
+			by[in.Member]++
+		}
+		if len(by) != 3 || by["m1"] == 0 || by["m2"] == 0 || by["m3"] == 0 {
+			t.Errorf("the fleet's incident reports by member: %v, want reports of m1, m2 and m3", by)
+		}
+	})
+
 	t.Run("one NATS node killed changes nothing", func(t *testing.T) {
 		l.killNATS(l.nats[0])
 		start := time.Now()
@@ -510,7 +525,9 @@ func TestFleetInNetworkNamespaces(t *testing.T) {
 		for _, m := range []*labMember{m1, m2} {
 			m.v2fail.Store(math.Float64bits(0.3))
 		}
+		start := time.Now()
 		l.eventually(60*time.Second, "rolled back by the verdict", rolledBack)
+		t.Logf("a canary failing 30%% at two small sites rolled the fleet back after %s", time.Since(start).Round(100*time.Millisecond))
 		var auto []string
 		for _, m := range l.members {
 			st, err := m.status()
