@@ -68,9 +68,8 @@ type Member struct {
 	// with it, so the bucket is read again.
 	removed chan struct{}
 
-	nc *nats.Conn // set once Run connects
-
 	mu        sync.Mutex
+	nc        *nats.Conn // set once Run connects
 	latch     *Latch
 	connected bool
 	pending   []Rollback // rollbacks made while cut off
@@ -103,7 +102,9 @@ func NewMember(cfg config.Fleet, about func() admin.FleetMember, log *slog.Logge
 			return '-'
 		}, strings.SplitN(h, ".", 2)[0])
 	}
-	return &Member{cfg: cfg, name: name, about: about, log: log, rolled: make(chan Rollback, 64), incidents: make(chan incident.Summary, 16), published: make(chan *nats.Msg, 256), back: make(chan struct{}, 1), removed: make(chan struct{}, 1),
+	return &Member{cfg: cfg, name: name, about: about, log: log,
+		rolled: make(chan Rollback, 64), incidents: make(chan incident.Summary, 16),
+		published: make(chan *nats.Msg, 256), back: make(chan struct{}, 1), removed: make(chan struct{}, 1),
 		boot: strconv.FormatInt(time.Now().UnixNano(), 36), seen: map[string]*heard{}, brought: map[string]bool{}}, nil
 }
 
@@ -443,7 +444,7 @@ func (m *Member) follow(ctx context.Context, js jetstream.JetStream) error {
 			}
 			m.mu.Lock()
 			m.watched = maps.Clone(live)
-			if e != nil {
+			if e != nil && strings.HasPrefix(e.Key(), KindRollback+".") {
 				m.brought[e.Key()] = true
 			}
 			m.mu.Unlock()
