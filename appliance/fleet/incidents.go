@@ -94,12 +94,12 @@ func (m *Member) Incidents(ctx context.Context) ([]admin.FleetIncident, error) {
 	if l == nil || !ok {
 		return nil, errors.New("the fleet is unreachable: its incident reports need it")
 	}
-	keys, err := l.kv.ListKeysFiltered(ctx, KindIncident+".>")
+	keys, err := l.Keys(ctx, KindIncident)
 	if err != nil {
-		return nil, fmt.Errorf("fleet: listing incident reports: %w", err)
+		return nil, err
 	}
 	list := []admin.FleetIncident{}
-	for k := range keys.Keys() {
+	for _, k := range keys {
 		e, err := l.kv.Get(ctx, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 			continue

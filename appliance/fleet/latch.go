@@ -57,6 +57,7 @@ func (r Rollback) key() string { return r.kind() + "." + r.Member + "." + r.ID }
 // Latch is a member's handle on the release's shared latch.
 type Latch struct {
 	kv     jetstream.KeyValue
+	stream jetstream.Stream // the bucket's, for its keys
 	member string
 }
 
@@ -75,33 +76,53 @@ func Open(ctx context.Context, js jetstream.JetStream, release, member string, r
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		kv, err = create(ctx, js, release, replicas)
 	}
+	var s jetstream.Stream
 	if err == nil {
-		kv, err = leaderReads(ctx, js, kv)
+		kv, s, err = leaderReads(ctx, js, kv)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("fleet: bucket %s: %w", Bucket(release), err)
 	}
-	return &Latch{kv: kv, member: member}, nil
+	return &Latch{kv: kv, stream: s, member: member}, nil
 }
 
 // leaderReads makes the bucket's reads go to its leader: a read served by
 // any replica (NATS's direct get, the default) may come from one that
 // lags or, back after a crash, differs, and a resume removing a rollback
 // at the revision such a read gave would leave it in place.
-func leaderReads(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue) (jetstream.KeyValue, error) {
+func leaderReads(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue) (jetstream.KeyValue, jetstream.Stream, error) {
 	s, err := js.Stream(ctx, "KV_"+kv.Bucket())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg := s.CachedInfo().Config
 	if !cfg.AllowDirect {
-		return kv, nil
+		return kv, s, nil
 	}
 	cfg.AllowDirect = false
 	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return js.KeyValue(ctx, kv.Bucket())
+	kv, err = js.KeyValue(ctx, kv.Bucket())
+	return kv, s, err
+}
+
+// Keys are the bucket's keys of a kind that have a message, live or
+// removed, as the bucket's leader knows them. A listing of keys by a
+// consumer would do as well, but a consumer may be placed on a NATS node
+// that is down, and the listing then waits for it.
+func (l *Latch) Keys(ctx context.Context, kind string) ([]string, error) {
+	prefix := "$KV." + l.kv.Bucket() + "."
+	info, err := l.stream.Info(ctx, jetstream.WithSubjectFilter(prefix+kind+".>"))
+	if err != nil {
+		return nil, fmt.Errorf("fleet: listing %ss: %w", kind, err)
+	}
+	keys := make([]string, 0, len(info.State.Subjects))
+	for subject := range info.State.Subjects {
+		keys = append(keys, strings.TrimPrefix(subject, prefix))
+	}
+	slices.Sort(keys)
+	return keys, nil
 }
 
 // create makes the release's bucket with replicas copies; with 0, three,
@@ -202,11 +223,11 @@ func (l *Latch) Live(ctx context.Context) (map[uint64]Rollback, error) {
 }
 
 func (l *Latch) live(ctx context.Context, kind string, live map[uint64]Rollback) error {
-	keys, err := l.kv.ListKeysFiltered(ctx, kind+".>")
+	keys, err := l.Keys(ctx, kind)
 	if err != nil {
-		return fmt.Errorf("fleet: listing %ss: %w", kind, err)
+		return err
 	}
-	for k := range keys.Keys() {
+	for _, k := range keys {
 		e, err := l.kv.Get(ctx, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 			continue // removed since it was listed

@@ -236,6 +236,10 @@ func (m *Member) Resume(ctx context.Context, cause state.Cause) error {
 	return local.Resume(cause)
 }
 
+// recheckEvery is how often a member the fleet holds rolled back reads the
+// bucket, in case its watch missed the resume.
+const recheckEvery = 5 * time.Second
+
 // rereadAfter is how long after a removal seen published the bucket is
 // read again: time for the bucket to take it.
 const rereadAfter = 300 * time.Millisecond
@@ -370,6 +374,7 @@ func (m *Member) follow(ctx context.Context, js jetstream.JetStream) error {
 	defer retry.Stop()
 	var reread <-chan time.Time // when to read the bucket again
 	var upTo uint64             // the revision the last read was complete to
+	lastRead := time.Now()      // when the bucket was last read whole
 	live := map[string]uint64{} // the live rollback.* and promote.* keys, at their revisions
 	synced := false
 	for {
@@ -409,14 +414,20 @@ func (m *Member) follow(ctx context.Context, js jetstream.JetStream) error {
 				reread = time.After(rereadAfter)
 				continue
 			}
-			live, upTo = snap, at
+			live, upTo, lastRead = snap, at, time.Now()
 			m.mu.Lock()
 			m.watched = maps.Clone(live)
 			m.mu.Unlock()
 			if synced {
 				m.reconcile(live)
 			}
-		case <-retry.C:
+		case now := <-retry.C:
+			// Held rolled back by the fleet, the member checks the bucket
+			// now and then: its watch may lag behind a resume for as long
+			// as a NATS node that held its consumer stays down.
+			if m.local.Latch().Cause == state.CauseFleet && now.Sub(lastRead) >= recheckEvery && reread == nil {
+				reread = time.After(0)
+			}
 			if m.hasPending() && m.Connected() {
 				rc, cancel := context.WithTimeout(ctx, time.Second)
 				err := m.republish(rc, l, false)

@@ -452,7 +452,7 @@ func TestFleetInNetworkNamespaces(t *testing.T) {
 		l.eventually(time.Second, "a press with the node down for a while rolled back all", rolledBack)
 		t.Logf("with two NATS nodes a press rolled back every member in %s", time.Since(start).Round(time.Millisecond))
 		l.resume(m2)
-		l.eventually(5*time.Second, "a resume with the node down for a while resumed all", serving)
+		l.eventually(10*time.Second, "a resume with the node down for a while resumed all", serving)
 		l.startNATS(l.nats[0])
 	})
 
