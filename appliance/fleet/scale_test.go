@@ -24,14 +24,14 @@ import (
 	"github.com/canary-pi/canary-pi/internal/testkit"
 )
 
-var scale = flag.Bool("fleet.scale", false, "measure rollback propagation and nats-server's CPU with 3, 30 and 300 members")
+var scale = flag.Bool("fleet.scale", false, "measure rollback propagation and nats-server's CPU with 3, 30 and 100 members")
 
 func TestScale(t *testing.T) {
 	if !*scale {
 		t.Skip("a measurement: -args -fleet.scale")
 	}
 	var rows []string
-	for _, n := range []int{3, 30, 300} {
+	for _, n := range []int{3, 30, 100} {
 		rows = append(rows, scaleRow(t, n))
 	}
 	t.Log("\n| members | press to all rolled back, p50 | p99 | nats-server CPU, idle fleet (reports only) |\n| --- | --- | --- | --- |\n" +
