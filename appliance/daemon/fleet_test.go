@@ -46,7 +46,7 @@ func TestAButtonOnOneMemberRollsBackTheFleetAndALongPressResumesIt(t *testing.T)
 		t.Fatalf("a after its own button: %s by %v", st.State, st.Latch)
 	}
 	// Each wrote the report of what its own canary served; either lists both.
-	testkit.Eventually(t, 5*time.Second, "b lists both members' incident reports", func() bool {
+	testkit.Eventually(t, 15*time.Second, "b lists both members' incident reports", func() bool {
 		list, err := b.FleetIncidents(context.Background())
 		members := map[string]state.Cause{}
 		for _, in := range list {
